@@ -1,0 +1,49 @@
+/**
+ * The process entry: parses the command line, installs the signal handlers and sets the exit
+ * code. Command modules register themselves on the program and get an `App` to learn about
+ * interrupts; they import their heavy dependencies lazily inside their actions.
+ */
+import { Command, CommanderError } from 'commander';
+import { EXIT, UserError } from './errors.js';
+import { mask } from './mask.js';
+import { createApp, type App } from './app.js';
+import { registerCommands } from './commands/index.js';
+
+const VERSION = '0.1.0';
+
+async function main(argv: string[]): Promise<number> {
+  const app: App = createApp();
+  const program = new Command('stigmer')
+    .description('Zero-config local Stigmer, and the task-graph runner under it.')
+    .version(VERSION, '-V, --version', 'print the version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(mask(s)), writeOut: (s) => process.stdout.write(s) });
+  registerCommands(program, app);
+  try {
+    await program.parseAsync(argv);
+    return app.exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end through here with code 0; usage errors were already printed.
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (err instanceof UserError) {
+      if (err.message) process.stderr.write(`${mask(err.message)}\n`);
+      return err.exitCode;
+    }
+    const e = err as Error;
+    process.stderr.write(`stigmer: internal error: ${mask(e?.stack ?? String(err))}\n`);
+    return 70;
+  }
+}
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    process.stderr.write(`stigmer: internal error: ${String(err)}\n`);
+    process.exitCode = 70;
+  },
+);

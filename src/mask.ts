@@ -1,0 +1,37 @@
+/**
+ * Secret values registered during a run. Everything stigmer prints, logs, emits as JSON or writes
+ * to the state file goes through `mask`, so a registered value never appears in clear.
+ */
+const secrets = new Set<string>();
+
+export const MASK = '********';
+
+export function registerSecret(value: string | undefined): void {
+  // Very short values would mask innocent text; real keys are long.
+  if (value && value.length >= 6) secrets.add(value);
+}
+
+export function mask(text: string): string {
+  if (secrets.size === 0 || !text) return text;
+  let out = text;
+  for (const s of secrets) if (out.includes(s)) out = out.split(s).join(MASK);
+  return out;
+}
+
+/** Mask every string inside a JSON-able value. */
+export function maskDeep<T>(value: T): T {
+  if (secrets.size === 0) return value;
+  if (typeof value === 'string') return mask(value) as T;
+  if (Array.isArray(value)) return value.map((v) => maskDeep(v)) as T;
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = maskDeep(v);
+    return out as T;
+  }
+  return value;
+}
+
+/** For tests. */
+export function clearSecrets(): void {
+  secrets.clear();
+}

@@ -1,0 +1,137 @@
+/**
+ * The test rig: a temp STIGMER_HOME per test, random free ports, the built CLI run as a child
+ * process, and a check that nothing a test started is still running.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import net from 'node:net';
+import { spawn } from 'node:child_process';
+
+export const repoRoot = resolve(new URL('../..', import.meta.url).pathname);
+export const cliPath = join(repoRoot, 'bin', 'stigmer.js');
+export const fixture = (name: string): string => join(repoRoot, 'test', 'fixtures', name);
+
+/** A fresh temp dir to use as STIGMER_HOME (and as a scratch dir). */
+export function tempHome(prefix = 'stigmer-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => res(port));
+    });
+  });
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  home: string;
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  /** ms before the CLI is killed (test failure) */
+  timeout?: number;
+  input?: string;
+}
+
+/** The environment a CLI under test gets: no TTY, CI set, our temp home. */
+export function cliEnv(home: string, extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, STIGMER_HOME: home, CI: 'true', NO_COLOR: '1' };
+  delete env['FORCE_COLOR'];
+  for (const [k, v] of Object.entries(extra)) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return env;
+}
+
+/** Run the built CLI to completion. */
+export function runCli(args: string[], opts: CliOptions): Promise<CliResult> {
+  return new Promise((res, rej) => {
+    const child = spawn(process.execPath, [cliPath, ...args], {
+      cwd: opts.cwd ?? opts.home,
+      env: cliEnv(opts.home, opts.env),
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeout ?? 60_000);
+    child.on('error', rej);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      res({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** Pids of live processes whose environment has STIGMER_HOME=<home> (everything a test started). */
+export function processesWithHome(home: string): { pid: number; cmd: string }[] {
+  const needle = `STIGMER_HOME=${home}\0`;
+  const out: { pid: number; cmd: string }[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === process.pid) continue;
+    try {
+      const environ = readFileSync(`/proc/${pid}/environ`, 'latin1') + '\0';
+      if (!environ.includes(needle)) continue;
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      if (state === 'Z') continue;
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').join(' ').trim();
+      out.push({ pid, cmd });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Assert that nothing started under `home` is still running; if something is, kill it by pid
+ * (so one failing test does not poison the next) and throw.
+ */
+export async function assertNothingLeft(home: string, waitMs = 2000): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  let left = processesWithHome(home);
+  while (left.length && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    left = processesWithHome(home);
+  }
+  if (left.length) {
+    for (const p of left) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    throw new Error(`processes left running:\n${left.map((p) => `  ${p.pid} ${p.cmd}`).join('\n')}`);
+  }
+}
+
+/** Remove a temp home after asserting nothing is left running in it. */
+export async function cleanupHome(home: string): Promise<void> {
+  try {
+    await assertNothingLeft(home);
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
