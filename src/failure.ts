@@ -94,6 +94,14 @@ export const fail = {
   downloadFailed(url: string, message: string, hint?: string): Failure {
     return { reason: 'download-failed', message: `download of ${url} failed: ${message}`, ...(hint ? { hint } : {}) };
   },
+  /** the checksums file has no line for the file being downloaded (reason download-failed: nothing was fetched) */
+  checksumMissing(file: string, checksumsUrl: string): Failure {
+    return {
+      reason: 'download-failed',
+      message: `no checksum for ${file} in ${checksumsUrl}`,
+      hint: 'Check the version, the OS/architecture and the download mirror: a release\'s checksums file lists each of its files.',
+    };
+  },
   checksumMismatch(url: string, expected: string, actual: string): Failure {
     return {
       reason: 'checksum-mismatch',
