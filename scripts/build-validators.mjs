@@ -8,7 +8,7 @@ import { join } from 'node:path';
 mkdirSync('dist/validators', { recursive: true });
 for (const file of readdirSync('schemas').filter((f) => f.endsWith('.schema.json'))) {
   const schema = JSON.parse(readFileSync(join('schemas', file), 'utf8'));
-  const ajv = new Ajv({ allErrors: true, strict: false, code: { source: true, esm: true } });
+  const ajv = new Ajv({ allErrors: true, verbose: true, strict: false, code: { source: true, esm: true } });
   const validate = ajv.compile(schema);
   const name = file.replace('.schema.json', '');
   writeFileSync(join('dist/validators', `${name}.js`), standaloneCode(ajv, validate));

@@ -11,6 +11,13 @@ import { registerCommands } from './commands/index.js';
 
 const VERSION = '0.1.0';
 
+// `stigmer up | head` closes our stdout early: keep running (and undoing) instead of crashing.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+}
+
 async function main(argv: string[]): Promise<number> {
   const app: App = createApp();
   const program = new Command('stigmer')

@@ -88,6 +88,12 @@ export interface TaskRecord {
   lastProbe?: string;
   /** the failure message of the last run, if it failed */
   error?: string;
+  /** the task's needs when it ran: `down` undoes dependents first without the tasks file */
+  needs?: string[];
+  /** completion order within the state: undo runs in reverse */
+  seq?: number;
+  /** how long it took, in ms (for the critical path) */
+  durationMs?: number;
 }
 
 export interface PromptOptions {

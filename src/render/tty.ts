@@ -1,0 +1,209 @@
+/**
+ * The terminal view, through listr2 (every listr2 import lives in this file). One listr2 task per
+ * graph task; each resolves when the engine says the task settled. Pending tasks show what they
+ * wait for, running ones their elapsed time and last output line, downloads a progress bar.
+ * Graphs past `SUMMARY_THRESHOLD` tasks get a one-line summary instead: listr2's default
+ * renderer slows down with the square of the task count.
+ */
+import { Listr, ListrPromptAdapter, ListrTaskEventType, type ListrTaskWrapper } from 'listr2';
+import type { EngineEvent } from '../engine.js';
+import { mask } from '../mask.js';
+import type { PromptOptions } from '../types.js';
+import { formatMs, formatProgress } from './format.js';
+import type { RenderTask, Renderer } from './types.js';
+
+const SUMMARY_THRESHOLD = 60;
+
+type Wrapper = ListrTaskWrapper<unknown, any, any>;
+
+interface Slot {
+  wrapper?: Wrapper;
+  resolve?: () => void;
+  reject?: (e: Error) => void;
+  startedAt?: number;
+  needs: string[];
+  state: 'pending' | 'running' | 'over';
+  settled?: EngineEvent;
+}
+
+export function createTtyRenderer(tasks: RenderTask[]): Renderer {
+  return tasks.length > SUMMARY_THRESHOLD ? summaryRenderer(tasks) : perTaskRenderer(tasks);
+}
+
+function perTaskRenderer(tasks: RenderTask[]): Renderer {
+  const slots = new Map<string, Slot>(tasks.map((t) => [t.name, { needs: t.needs, state: 'pending' }]));
+  const settledNeeds = new Set<string>();
+  const waitingTitle = (name: string): string => {
+    const left = slots.get(name)!.needs.filter((n) => !settledNeeds.has(n));
+    return left.length ? `${name} (waiting for ${left.join(', ')})` : name;
+  };
+  const listr = new Listr(
+    tasks.map((t) => ({
+      title: waitingTitle(t.name),
+      task: (_ctx: unknown, wrapper: Wrapper) =>
+        new Promise<void>((resolve, reject) => {
+          const slot = slots.get(t.name)!;
+          slot.wrapper = wrapper;
+          slot.resolve = resolve;
+          slot.reject = reject;
+          if (slot.settled) apply(slot.settled); // settled before listr2 got here
+        }),
+      rendererOptions: { persistentOutput: false },
+    })),
+    {
+      concurrent: true,
+      exitOnError: false,
+      registerSignalListeners: false,
+      renderer: 'default',
+      rendererOptions: { collapseErrors: false, showErrorMessage: true, formatOutput: 'truncate', removeEmptyLines: true },
+      silentRendererCondition: false,
+    },
+  );
+  const done = listr.run().catch(() => {});
+  const ticker = setInterval(() => {
+    const now = Date.now();
+    for (const [name, slot] of slots) {
+      if (slot.state === 'running' && slot.wrapper && slot.startedAt) slot.wrapper.title = `${name} (${formatMs(now - slot.startedAt)})`;
+    }
+  }, 250);
+  ticker.unref();
+
+  function apply(ev: EngineEvent): void {
+    const slot = slots.get(ev.task);
+    if (!slot) return;
+    const w = slot.wrapper;
+    if (!w) {
+      if (['ready', 'done', 'skipped', 'failed', 'cancelled'].includes(ev.type)) slot.settled = ev;
+      if (ev.type === 'started') {
+        slot.state = 'running';
+        slot.startedAt = ev.time;
+      }
+      return;
+    }
+    if (slot.state === 'over') return; // late output after the task settled is ignored
+    switch (ev.type) {
+      case 'started':
+        slot.state = 'running';
+        slot.startedAt = ev.time;
+        w.title = ev.task;
+        return;
+      case 'output':
+        w.output = mask(ev.line ?? '');
+        return;
+      case 'progress':
+        w.output = formatProgress(ev.progress!);
+        return;
+      case 'ready':
+      case 'done':
+        slot.state = 'over';
+        w.title = `${ev.task}${ev.satisfied ? ` (already ${ev.type === 'ready' ? 'running' : 'done'})` : ev.durationMs !== undefined ? ` (${formatMs(ev.durationMs)})` : ''}${ev.summary ? `: ${ev.summary}` : ''}`;
+        slot.resolve?.();
+        return;
+      case 'skipped':
+        slot.state = 'over';
+        w.skip(`${ev.task}: skipped, ${ev.reason ?? ''}`);
+        slot.resolve?.();
+        return;
+      case 'failed':
+        slot.state = 'over';
+        if (ev.optional) {
+          w.skip(`${ev.task}: warning: ${mask(ev.failure?.message ?? '')}`);
+          slot.resolve?.();
+        } else {
+          w.title = ev.task;
+          slot.reject?.(new Error(`${ev.task}: ${mask(ev.failure?.message ?? 'failed')}`));
+        }
+        return;
+      case 'cancelled':
+        slot.state = 'over';
+        slot.reject?.(new Error(`${ev.task}: cancelled (${ev.reason ?? ''})`));
+        return;
+      default:
+        return;
+    }
+  }
+
+  return {
+    event(ev) {
+      if (['ready', 'done', 'skipped', 'failed', 'cancelled'].includes(ev.type)) {
+        settledNeeds.add(ev.task);
+        for (const [name, slot] of slots) if (slot.state === 'pending' && slot.wrapper) slot.wrapper.title = waitingTitle(name);
+      }
+      apply(ev);
+    },
+    async prompt(task, options) {
+      const w = slots.get(task)?.wrapper;
+      if (!w) return askDirect(options);
+      return w.prompt(PasswordAdapter).run(options) as Promise<string>;
+    },
+    async end() {
+      clearInterval(ticker);
+      await done;
+    },
+  };
+}
+
+function summaryRenderer(tasks: RenderTask[]): Renderer {
+  const total = tasks.length;
+  const counts = { done: 0, skipped: 0, failed: 0 };
+  const running = new Set<string>();
+  let wrapper: Wrapper | undefined;
+  let finish!: () => void;
+  const over = new Promise<void>((r) => (finish = r));
+  const listr = new Listr([{ title: `${total} tasks`, task: (_c: unknown, w: Wrapper) => ((wrapper = w), over) }], {
+    registerSignalListeners: false,
+    renderer: 'default',
+    rendererOptions: { showErrorMessage: true },
+  });
+  const done = listr.run().catch(() => {});
+  const ticker = setInterval(() => {
+    if (!wrapper) return;
+    const settled = counts.done + counts.skipped + counts.failed;
+    wrapper.title = `${settled}/${total} tasks settled (${counts.done} done, ${counts.skipped} skipped, ${counts.failed} failed)`;
+    wrapper.output = running.size ? `running: ${[...running].slice(0, 5).join(', ')}${running.size > 5 ? ` and ${running.size - 5} more` : ''}` : '';
+  }, 100);
+  ticker.unref();
+  return {
+    event(ev) {
+      if (ev.type === 'started') running.add(ev.task);
+      else if (ev.type === 'ready' || ev.type === 'done') (running.delete(ev.task), counts.done++);
+      else if (ev.type === 'skipped') (running.delete(ev.task), counts.skipped++);
+      else if (ev.type === 'failed' || ev.type === 'cancelled') (running.delete(ev.task), counts.failed++);
+    },
+    async prompt(_task, options) {
+      if (!wrapper) return askDirect(options);
+      return wrapper.prompt(PasswordAdapter).run(options) as Promise<string>;
+    },
+    async end() {
+      clearInterval(ticker);
+      if (wrapper) wrapper.title = `${total} tasks: ${counts.done} done, ${counts.skipped} skipped, ${counts.failed} failed`;
+      finish();
+      await done;
+    },
+  };
+}
+
+/** A masked prompt shown inside listr2's display (it pauses the task's spinner line). */
+class PasswordAdapter extends ListrPromptAdapter {
+  async run<T = string>(options: PromptOptions): Promise<T> {
+    const { default: password } = await import('@inquirer/password');
+    this.reportStarted();
+    try {
+      const answer = await password(
+        { message: options.message, ...(options.mask === false ? {} : { mask: '*' }) },
+        { output: this.wrapper.stdout(ListrTaskEventType.PROMPT) as unknown as NodeJS.WritableStream, input: process.stdin } as never,
+      );
+      this.reportCompleted();
+      return answer as T;
+    } catch (err) {
+      this.reportFailed();
+      throw err;
+    }
+  }
+}
+
+/** A masked prompt straight on the terminal (no progress display active). */
+export async function askDirect(options: PromptOptions): Promise<string> {
+  const { default: password } = await import('@inquirer/password');
+  return password({ message: options.message, ...(options.mask === false ? {} : { mask: '*' }) }, { output: process.stderr } as never);
+}
