@@ -1,0 +1,180 @@
+/**
+ * What differs between the three chat APIs: the URL, headers and body of the request, and how the
+ * streamed answer is framed (contracts.md sections 4-6). Everything else (retries, deadline,
+ * errors) is shared in chat.ts.
+ */
+import { ANTHROPIC_MAX_TOKENS, ANTHROPIC_VERSION, type LlmProvider } from './defaults.js';
+import { LlmError, type LlmErrorInit } from './errors.js';
+import { readLines, readSse } from './frames.js';
+import { joinUrl } from './http.js';
+
+export interface ChatMessage {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+/** What a protocol needs to build a request and read its answer. */
+export interface ChatTarget {
+  provider: LlmProvider;
+  model: string;
+  baseUrl: string;
+  apiKey?: string;
+  system: string;
+  messages: ChatMessage[];
+  maxTokens?: number;
+}
+
+export interface Protocol {
+  url(t: ChatTarget): string;
+  headers(t: ChatTarget): Record<string, string>;
+  body(t: ChatTarget): unknown;
+  /** text chunks of a 200 answer; throws LlmError for errors the provider puts inside the stream */
+  parse(body: AsyncIterable<Uint8Array>, t: ChatTarget): AsyncGenerator<string>;
+  /** what to suggest for an error status, if anything useful */
+  hint(status: number, t: ChatTarget, code: string | undefined): string | undefined;
+}
+
+function err(t: ChatTarget, init: Omit<LlmErrorInit, 'provider' | 'apiKey'>): LlmError {
+  return new LlmError({ provider: t.provider, ...(t.apiKey ? { apiKey: t.apiKey } : {}), ...init });
+}
+
+function cut(t: ChatTarget, chunks: number): LlmError {
+  return err(t, {
+    kind: 'stream-cut',
+    message: `${t.provider} stream ended before the answer was complete (after ${chunks} chunk${chunks === 1 ? '' : 's'})`,
+    retryable: true,
+  });
+}
+
+function parseJson(t: ChatTarget, text: string): Record<string, any> {
+  try {
+    const v: unknown = JSON.parse(text);
+    if (v && typeof v === 'object') return v as Record<string, any>;
+  } catch {
+    // reported below
+  }
+  throw err(t, { kind: 'protocol', message: `${t.provider} sent something that is not JSON in its stream: ${text.slice(0, 120)}` });
+}
+
+function keyHint(t: ChatTarget, status: number): string | undefined {
+  const variable = t.provider === 'anthropic' ? 'ANTHROPIC_API_KEY' : 'OPENAI_API_KEY';
+  if (status === 401 || status === 403) return `Check ${variable}: the provider refused the key.`;
+  if (status === 404) return `Check the model name "${t.model}" (STIGMER_LLM_MODEL or backend.local.llm.model).`;
+  return undefined;
+}
+
+const ollama: Protocol = {
+  url: (t) => joinUrl(t.baseUrl, '/api/chat'),
+  headers: () => ({}),
+  body: (t) => ({
+    model: t.model,
+    messages: [...(t.system ? [{ role: 'system', content: t.system }] : []), ...t.messages],
+    stream: true,
+  }),
+  async *parse(body, t) {
+    let chunks = 0;
+    for await (const line of readLines(body)) {
+      if (line.trim() === '') continue;
+      const obj = parseJson(t, line);
+      if (typeof obj['error'] === 'string') throw err(t, { kind: 'stream', message: `ollama stream error: ${obj['error']}`, providerMessage: obj['error'] });
+      const text = obj['message']?.content;
+      if (typeof text === 'string' && text !== '') {
+        chunks++;
+        yield text;
+      }
+      if (obj['done'] === true) return;
+    }
+    throw cut(t, chunks);
+  },
+  hint(status, t) {
+    if (status === 404) return `Pull the model first: stigmer llm pull ${t.model}`;
+    return undefined;
+  },
+};
+
+/** Anthropic error types that mean "try again later" when they arrive inside a stream. */
+const ANTHROPIC_TRANSIENT = new Set(['overloaded_error', 'api_error', 'rate_limit_error', 'timeout_error']);
+
+const anthropic: Protocol = {
+  url: (t) => joinUrl(t.baseUrl, '/v1/messages'),
+  headers: (t) => ({ 'x-api-key': t.apiKey ?? '', 'anthropic-version': ANTHROPIC_VERSION }),
+  body: (t) => ({
+    model: t.model,
+    max_tokens: t.maxTokens ?? ANTHROPIC_MAX_TOKENS,
+    ...(t.system ? { system: t.system } : {}),
+    messages: t.messages,
+    stream: true,
+  }),
+  async *parse(body, t) {
+    let chunks = 0;
+    for await (const ev of readSse(body)) {
+      if (ev.event === 'ping') continue;
+      const data = parseJson(t, ev.data);
+      switch (ev.event) {
+        case 'content_block_delta': {
+          const delta = data['delta'];
+          if (delta?.type === 'text_delta' && typeof delta.text === 'string' && delta.text !== '') {
+            chunks++;
+            yield delta.text as string;
+          }
+          break;
+        }
+        case 'message_stop':
+          return;
+        case 'error': {
+          const type = typeof data['error']?.type === 'string' ? (data['error'].type as string) : 'error';
+          const message = typeof data['error']?.message === 'string' ? (data['error'].message as string) : ev.data;
+          throw err(t, {
+            kind: 'stream',
+            message: `anthropic stream error (${type}): ${message}`,
+            providerMessage: message,
+            providerCode: type,
+            retryable: ANTHROPIC_TRANSIENT.has(type),
+          });
+        }
+        default:
+          // message_start, content_block_start/stop, message_delta: nothing to forward
+          break;
+      }
+    }
+    throw cut(t, chunks);
+  },
+  hint: (status, t) => keyHint(t, status),
+};
+
+const openai: Protocol = {
+  url: (t) => joinUrl(t.baseUrl, '/chat/completions'),
+  headers: (t) => ({ authorization: `Bearer ${t.apiKey ?? ''}` }),
+  body: (t) => ({
+    model: t.model,
+    messages: [...(t.system ? [{ role: 'system', content: t.system }] : []), ...t.messages],
+    stream: true,
+  }),
+  async *parse(body, t) {
+    let chunks = 0;
+    for await (const ev of readSse(body)) {
+      if (ev.data === '[DONE]') return;
+      const data = parseJson(t, ev.data);
+      if (data['error']) {
+        const e = data['error'] as { message?: unknown; type?: unknown; code?: unknown };
+        const message = typeof e.message === 'string' ? e.message : JSON.stringify(e);
+        const code = typeof e.code === 'string' ? e.code : typeof e.type === 'string' ? e.type : undefined;
+        throw err(t, {
+          kind: 'stream',
+          message: `openai stream error${code ? ` (${code})` : ''}: ${message}`,
+          providerMessage: message,
+          ...(code ? { providerCode: code } : {}),
+        });
+      }
+      const text = data['choices']?.[0]?.delta?.content;
+      if (typeof text === 'string' && text !== '') {
+        chunks++;
+        yield text;
+      }
+    }
+    throw cut(t, chunks);
+  },
+  hint: (status, t) => keyHint(t, status),
+};
+
+export const PROTOCOLS: Record<LlmProvider, Protocol> = { ollama, anthropic, openai };
