@@ -134,7 +134,7 @@ function schemaDiagnostics(errors: AjvError[], data: unknown, pos: Positions, fi
       if (alt.keyword === 'oneOf' && value && typeof value === 'object' && !Array.isArray(value)) {
         out.push(pos.diag(file, path, `${where}${desc ?? 'must match exactly one of the allowed shapes'}`));
       } else {
-        out.push(pos.diag(file, path, `${where}expected ${desc ? desc.replace(/\.$/, '') : 'another kind of value'}, got ${typeOf(value)}`));
+        out.push(pos.diag(file, path, `${where}expected ${desc ? desc.charAt(0).toLowerCase() + desc.slice(1).replace(/\.$/, '') : 'another kind of value'}, got ${typeOf(value)}`));
       }
       continue;
     }
