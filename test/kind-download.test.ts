@@ -13,7 +13,7 @@ import { buildTarGz, checksumsFile, sha256hex, startMirror } from './mirror.js';
 import type { ArchiveEntry, Mirror } from './mirror.js';
 import download from '../tasks/download.js';
 import type { DownloadWith } from '../tasks/download.js';
-import { checkInstalled, installDownload } from '../src/download/install.js';
+import { checkInstalled, installDownload, parseMode } from '../src/download/install.js';
 import { findChecksum } from '../src/download/checksums.js';
 import { TaskError } from '../src/types.js';
 import type { Progress, TaskContext, TaskResult } from '../src/types.js';
@@ -33,12 +33,12 @@ interface Run {
 }
 
 /** Run the kind the way the engine does, collecting progress and output. */
-async function runKind(w: DownloadWith, opts: { baseDir: string; signal?: AbortSignal; force?: boolean }): Promise<Run> {
+async function runKind(w: DownloadWith, opts: { baseDir: string; signal?: AbortSignal; force?: boolean; env?: Record<string, string> }): Promise<Run> {
   const run: Run = { progress: [], lines: [] };
   const ctx: TaskContext<DownloadWith> = {
     task: 'download-temporal',
     with: w,
-    env: {},
+    env: opts.env ?? {},
     baseDir: opts.baseDir,
     dataDir: join(opts.baseDir, 'data'),
     logFile: join(opts.baseDir, 'data', 'download-temporal.log'),
@@ -233,8 +233,12 @@ test('a server that stops sending fails after the idle timeout', async () => {
     await assert.rejects(installDownload({ url, sha256: sha256hex(big), dest: join(home, 'slow'), idleTimeoutMs: 300 }), (err: TaskError) => {
       assert.equal(err.failure.reason, 'download-failed');
       assert.equal(err.message, `download of ${url} failed: no data for 300 ms after ${big.length / 8} bytes`);
+      assert.equal(err.failure.hint, 'Check your network connection and the download mirror.');
       return true;
     });
+    // the kind takes the idle timeout from STIGMER_DOWNLOAD_TIMEOUT
+    const run = await runKind({ url, sha256: sha256hex(big), dest: 'slow' }, { baseDir: home, env: { STIGMER_DOWNLOAD_TIMEOUT: '250ms' } });
+    assert.equal(run.error?.message, `download of ${url} failed: no data for 250 ms after ${big.length / 8} bytes`);
     assert.deepEqual(tree(home), []);
   });
 });
@@ -411,6 +415,16 @@ await installDownload({ url: ${JSON.stringify(url)}, sha256: ${JSON.stringify(sh
     assert.deepEqual(readdirSync(join(home, 'bin')), ['temporal']);
     assert.ok(lstatSync(join(dest, '.stigmer-install.json')).isFile());
   });
+});
+
+test('mode: octal strings, and YAML integers written with octal digits', () => {
+  assert.equal(parseMode('0755'), 0o755);
+  assert.equal(parseMode('755'), 0o755);
+  assert.equal(parseMode('0o700'), 0o700);
+  assert.equal(parseMode(755), 0o755);
+  assert.equal(parseMode(0o755), 0o755);
+  assert.equal(parseMode('04755'), undefined);
+  assert.equal(parseMode('0999'), undefined);
 });
 
 test('invalid parameters are reported as invalid input', async () => {
