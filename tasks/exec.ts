@@ -1,0 +1,79 @@
+/**
+ * `exec`: run a command to completion (no shell); done when it exits 0.
+ *
+ * The command runs in its own process group: an abort (Ctrl-C, a failed sibling, the task's
+ * timeout) stops the whole group, grandchildren included. Its output goes, ANSI stripped and
+ * secrets masked, to the task's log file and to the progress display.
+ */
+import { closeSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/types.js';
+import { fail, formatMs } from '../src/failure.js';
+import { mask } from '../src/mask.js';
+import { abortError, childEnv, formatCommandLine, runCommand, shortCommand } from '../src/proc.js';
+
+export interface ExecWith {
+  command: string;
+  args?: Array<string | number | boolean>;
+  /** relative to the tasks file */
+  cwd?: string;
+  env?: Record<string, string | number | boolean>;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function run(ctx: TaskContext<ExecWith>): Promise<TaskResult> {
+  const prev = ctx.previous;
+  if (!ctx.force && prev?.status === 'done' && prev.specHash === ctx.specHash) {
+    return { satisfied: true, outputs: prev.outputs ?? {}, summary: 'already done' };
+  }
+  const w = ctx.with;
+  if (typeof w.command !== 'string' || w.command === '') {
+    throw new TaskError(fail.invalidInput(`Expected with.command to be a command, got ${JSON.stringify(w.command)}`));
+  }
+  const args = (w.args ?? []).map(String);
+  const line = shortCommand(formatCommandLine(w.command, args));
+  const cwd = resolve(ctx.baseDir, w.cwd ?? '.');
+  if (!isDirectory(cwd)) throw new TaskError(fail.spawnFailed(line, `working directory ${cwd} does not exist`));
+  if (ctx.signal.aborted) throw abortError(ctx.signal);
+
+  mkdirSync(dirname(ctx.logFile), { recursive: true });
+  const log = openSync(ctx.logFile, 'a');
+  const started = performance.now();
+  let result;
+  try {
+    writeSync(log, `--- ${new Date().toISOString()} running ${mask(line)}\n`);
+    result = await runCommand({
+      command: w.command,
+      args,
+      cwd,
+      env: childEnv(ctx.env, w.env),
+      signal: ctx.signal,
+      onLine(text) {
+        const clean = mask(text);
+        writeSync(log, `${clean}\n`);
+        if (clean.trim()) ctx.output(clean);
+      },
+    });
+  } finally {
+    closeSync(log);
+  }
+  if (result.spawnError) throw new TaskError(fail.spawnFailed(line, result.spawnError));
+  if (result.aborted) throw abortError(ctx.signal);
+  if (result.exitCode !== 0) {
+    throw new TaskError(fail.exitNonZero(line, result.exitCode, result.signal, result.tail.map(mask), ctx.logFile));
+  }
+  return {
+    outputs: { exit_code: 0, stdout: result.stdout.trim() },
+    summary: `exited 0 after ${formatMs(performance.now() - started)}`,
+  };
+}
+
+const exec: TaskKind<ExecWith> = { name: 'exec', mode: 'oneshot', run };
+export default exec;

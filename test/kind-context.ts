@@ -1,0 +1,62 @@
+/**
+ * A hand-built TaskContext for driving task kinds directly, without the engine: it records the
+ * undo steps, output lines and progress a kind reports.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Progress, TaskContext, TaskRecord, UndoDescriptor } from '../src/types.js';
+import { executeUndo } from '../src/undo.js';
+
+export interface TestContext<W> {
+  ctx: TaskContext<W>;
+  /** undo steps recorded through ctx.recordUndo, in order */
+  undos: UndoDescriptor[];
+  /** lines shown through ctx.output */
+  lines: string[];
+  progress: Progress[];
+  abort: AbortController;
+}
+
+export interface ContextOptions {
+  task?: string;
+  previous?: TaskRecord;
+  specHash?: string;
+  force?: boolean;
+  baseDir?: string;
+  env?: Record<string, string>;
+}
+
+/** A context whose processes carry STIGMER_HOME=<home> (how leftovers are found). */
+export function makeContext<W>(home: string, withParams: W, opts: ContextOptions = {}): TestContext<W> {
+  const task = opts.task ?? 'task';
+  const logs = join(home, 'logs');
+  mkdirSync(logs, { recursive: true });
+  const abort = new AbortController();
+  const undos: UndoDescriptor[] = [];
+  const lines: string[] = [];
+  const progress: Progress[] = [];
+  const ctx: TaskContext<W> = {
+    task,
+    with: withParams,
+    env: { STIGMER_HOME: home, ...opts.env },
+    baseDir: opts.baseDir ?? home,
+    dataDir: home,
+    logFile: join(logs, `${task}.log`),
+    signal: abort.signal,
+    ...(opts.previous ? { previous: opts.previous } : {}),
+    specHash: opts.specHash ?? 'spec-1',
+    force: opts.force ?? false,
+    output: (line) => lines.push(line),
+    progress: (p) => progress.push(p),
+    recordUndo: (u) => undos.push(u),
+    secret: () => {},
+    prompt: () => Promise.reject(new Error('no prompts in tests')),
+    canPrompt: false,
+  };
+  return { ctx, undos, lines, progress, abort };
+}
+
+/** Undo recorded steps in reverse order, at once (SIGKILL). */
+export async function undoAll(undos: UndoDescriptor[]): Promise<void> {
+  for (const u of [...undos].reverse()) await executeUndo(u, { force: true });
+}
