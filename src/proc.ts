@@ -424,7 +424,7 @@ export interface CommandSpec {
 export interface CommandResult {
   exitCode: number | null;
   signal: NodeJS.Signals | null;
-  /** stdout as printed, the first 64 KiB */
+  /** stdout, ANSI stripped, the first 64 KiB */
   stdout: string;
   /** the last 20 lines of stdout and stderr together, ANSI stripped */
   tail: string[];
@@ -538,7 +538,8 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
     readable.setEncoding('utf8');
     const split = lineSplitter(collect(stream));
     readable.on('data', (chunk: string) => {
-      if (stream === 'stdout' && stdout.length < STDOUT_CAP) stdout += chunk.slice(0, STDOUT_CAP - stdout.length);
+      // A little over the cap, so escape codes cut at the edge can still be stripped whole.
+      if (stream === 'stdout' && stdout.length < STDOUT_CAP + 64) stdout += chunk.slice(0, STDOUT_CAP + 64 - stdout.length);
       split.push(chunk);
     });
     readable.on('end', () => split.end());
@@ -546,9 +547,10 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   try {
     const r = await sub;
     if (r.failed && r.exitCode === undefined && r.signal === undefined && !r.isCanceled) {
-      return { exitCode: null, signal: null, stdout, tail, aborted: false, spawnError: describeSpawnError(r.cause ?? r) };
+      return { exitCode: null, signal: null, stdout: '', tail, aborted: false, spawnError: describeSpawnError(r.cause ?? r) };
     }
-    return { exitCode: r.exitCode ?? null, signal: (r.signal as NodeJS.Signals | undefined) ?? null, stdout, tail, aborted: aborted || r.isCanceled };
+    const out = stripAnsi(stdout).slice(0, STDOUT_CAP);
+    return { exitCode: r.exitCode ?? null, signal: (r.signal as NodeJS.Signals | undefined) ?? null, stdout: out, tail, aborted: aborted || r.isCanceled };
   } finally {
     spec.signal?.removeEventListener('abort', onAbort);
     if (pgid !== undefined) foreground.delete(pgid);
