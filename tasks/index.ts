@@ -12,6 +12,9 @@ export const kinds: Record<string, Loader> = {
   process: () => import('./process.js'),
   'wait-port': () => import('./wait-port.js'),
   download: () => import('./download.js'),
+  'resolve-config': () => import('./resolve-config.js'),
+  'gather-secrets': () => import('./gather-secrets.js'),
+  'check-llm': () => import('./check-llm.js'),
 };
 
 export const kindNames: string[] = Object.keys(kinds);

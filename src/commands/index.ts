@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import type { App } from '../app.js';
+import { register as registerConfig } from './config.js';
+import { register as registerInit } from './init.js';
 
 /**
  * Every command module exports `register(program, app)`. Keep their top-level imports light
@@ -8,4 +10,6 @@ import type { App } from '../app.js';
 export function registerCommands(program: Command, app: App): void {
   void program;
   void app;
+  registerConfig(program, app);
+  registerInit(program, app);
 }

@@ -1,0 +1,114 @@
+/**
+ * `stigmer config get <key> | set <key> <value> | list [--show-origin] | path`
+ *
+ * get and list show effective values (the whole cascade: environment, .env, file, defaults);
+ * set changes the file only, keeping its comments, and says when something overrides it or when
+ * a running stack must be restarted.
+ */
+import type { Command } from 'commander';
+import type { App } from '../app.js';
+
+export function register(program: Command, app: App): void {
+  void app;
+  const config = program
+    .command('config')
+    .description('show or change the stigmer config (<STIGMER_HOME>/config.yaml)')
+    .addHelpText(
+      'after',
+      '\nPrecedence, highest first: flags of `stigmer local start`, environment, .env in the working directory, the file, defaults.',
+    );
+
+  config
+    .command('get')
+    .description('print the effective value of a key (or a section)')
+    .argument('<key>', 'dotted key, e.g. backend.local.llm.provider')
+    .action(async (key: string) => {
+      const { loadConfig, configValue } = await import('../config/index.js');
+      const { requireKey } = await import('../config/edit.js');
+      const { sectionKeys } = await import('../config/keys.js');
+      const { config: cfg } = loadConfig();
+      if (!sectionKeys().includes(key)) requireKey(key);
+      process.stdout.write(`${await formatValue(configValue(cfg, key))}\n`);
+    });
+
+  config
+    .command('set')
+    .description('set a key in the config file (validated, comments kept)')
+    .argument('<key>', 'dotted key, e.g. backend.local.llm.provider')
+    .argument('<value>', 'the value (true/false for booleans, [a, b] for lists)')
+    .action(async (key: string, value: string) => {
+      const { configPath, loadConfig } = await import('../config/index.js');
+      const { setConfigValue, stackRunning } = await import('../config/edit.js');
+      const { stigmerHome } = await import('../paths.js');
+      const home = stigmerHome();
+      const file = configPath(home);
+      const result = setConfigValue(file, key, value);
+      const out: string[] = [`Set ${key} to ${display(result.value)} in ${file}`];
+      out.push(...result.notes.map((n) => `Note: ${n}`));
+      const loaded = loadConfig({ home });
+      const origin = loaded.origins[key];
+      if (origin && origin !== 'file' && origin !== 'default') {
+        out.push(`Note: ${loaded.sources[key]} (${origin}) takes precedence over the file, so the effective value stays ${display(readKey(loaded.config, key))}.`);
+      }
+      if (stackRunning(home)) out.push('The local stack is running: restart the stack for this to apply: stigmer local restart');
+      process.stdout.write(`${out.join('\n')}\n`);
+    });
+
+  config
+    .command('list')
+    .description('print every effective value')
+    .option('--show-origin', 'also show where each value came from (flag, env, .env, file, default)')
+    .option('--json', 'print JSON: { key: { value, origin, source } }')
+    .action(async (opts: { showOrigin?: boolean; json?: boolean }) => {
+      const { loadConfig, CONFIG_KEYS } = await import('../config/index.js');
+      const loaded = loadConfig();
+      const rows = CONFIG_KEYS.map(({ key }) => ({
+        key,
+        value: readKey(loaded.config, key),
+        origin: loaded.origins[key] ?? 'default',
+        source: loaded.sources[key] ?? 'default',
+      }));
+      if (opts.json) {
+        const obj: Record<string, unknown> = {};
+        for (const r of rows) obj[r.key] = { value: r.value, origin: r.origin, source: r.source };
+        process.stdout.write(`${JSON.stringify(obj, null, 2)}\n`);
+        return;
+      }
+      const keyWidth = Math.max(...rows.map((r) => r.key.length));
+      const lines = rows.map((r) => {
+        const value = display(r.value);
+        if (!opts.showOrigin) return `${r.key.padEnd(keyWidth)}  ${value}`;
+        const detail = r.source === r.origin ? '' : ` (${r.source})`;
+        return `${r.key.padEnd(keyWidth)}  ${value.padEnd(24)}  ${r.origin}${detail}`;
+      });
+      process.stdout.write(`${lines.join('\n')}\n`);
+    });
+
+  config
+    .command('path')
+    .description('print the path of the config file')
+    .action(async () => {
+      const { configPath } = await import('../config/index.js');
+      process.stdout.write(`${configPath()}\n`);
+    });
+}
+
+function readKey(obj: unknown, key: string): unknown {
+  let cur = obj;
+  for (const p of key.split('.')) cur = cur && typeof cur === 'object' ? (cur as Record<string, unknown>)[p] : undefined;
+  return cur;
+}
+
+function display(value: unknown): string {
+  if (Array.isArray(value)) return JSON.stringify(value);
+  if (value === undefined || value === null) return '';
+  return String(value);
+}
+
+async function formatValue(value: unknown): Promise<string> {
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    const { stringify } = await import('yaml');
+    return stringify(value).trimEnd();
+  }
+  return display(value);
+}

@@ -1,0 +1,54 @@
+/**
+ * `check-llm`: can the agent-runner use its LLM? Meant to be `optional: true` in the stack: its
+ * failure is a warning that blocks nothing.
+ *
+ *   with: { provider, model, base_url, api_key_set }
+ *
+ * ollama: is base_url reachable and the model pulled (hint: ollama pull <model>).
+ * anthropic / openai: is the key set (no network call: nothing leaves the machine to check it).
+ */
+import { fail } from '../src/failure.js';
+import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/types.js';
+import { LLM_DEFAULTS, LLM_PROVIDERS, isLlmProvider } from '../src/llm/defaults.js';
+
+export interface CheckLlmWith {
+  provider: string;
+  model: string;
+  base_url: string;
+  /** from gather-secrets' outputs.key_set (a boolean, or "true"/"false" from an expression) */
+  api_key_set?: boolean | string;
+}
+
+const OLLAMA_TIMEOUT_MS = 3000;
+
+async function run(ctx: TaskContext<CheckLlmWith>): Promise<TaskResult> {
+  const { provider, model, base_url: baseUrl } = ctx.with;
+  if (!isLlmProvider(provider)) {
+    throw new TaskError(fail.invalidInput(`Expected with.provider to be one of ${LLM_PROVIDERS.join(', ')}, got ${JSON.stringify(provider)}`));
+  }
+  if (provider !== 'ollama') {
+    const variable = LLM_DEFAULTS[provider].key_env!;
+    const set = ctx.with.api_key_set === true || ctx.with.api_key_set === 'true';
+    if (!set) throw new TaskError(fail.missingSecret(variable, `${provider} needs it`));
+    return { outputs: { provider, model, base_url: baseUrl, reachable: true, key_set: true }, summary: `${provider} ${model} (${variable} is set)` };
+  }
+  const { checkProvider } = await import('../src/llm/check.js');
+  ctx.output(`checking ollama at ${baseUrl}`);
+  const check = await checkProvider({ provider, model, baseUrl, signal: ctx.signal, timeoutMs: OLLAMA_TIMEOUT_MS });
+  if (!check.reachable) {
+    throw new TaskError(
+      fail.taskError(
+        `Ollama is not reachable at ${baseUrl}: ${check.message}`,
+        `Start Ollama (ollama serve), or set backend.local.llm.base_url / STIGMER_LLM_BASE_URL to where it runs; then pull the model: ollama pull ${model}`,
+      ),
+    );
+  }
+  if (!check.modelPresent) {
+    throw new TaskError(fail.taskError(`Ollama at ${baseUrl} does not have the model ${model}`, `Pull it: ollama pull ${model} (or stigmer llm pull ${model})`));
+  }
+  return { outputs: { provider, model, base_url: baseUrl, reachable: true, model_present: true }, summary: `ollama at ${baseUrl} has ${model}` };
+}
+
+const checkLlm: TaskKind<CheckLlmWith> = { name: 'check-llm', mode: 'oneshot', run };
+
+export default checkLlm;
