@@ -2,6 +2,9 @@ import type { Command } from 'commander';
 import type { App } from '../app.js';
 import { register as registerConfig } from './config.js';
 import { register as registerInit } from './init.js';
+import { register as registerEngine } from './engine.js';
+import { register as registerAgent } from './agent.js';
+import { register as registerInternal } from './internal.js';
 
 /**
  * Every command module exports `register(program, app)`. Keep their top-level imports light
@@ -10,6 +13,9 @@ import { register as registerInit } from './init.js';
 export function registerCommands(program: Command, app: App): void {
   void program;
   void app;
+  registerEngine(program, app);
   registerConfig(program, app);
   registerInit(program, app);
+  registerAgent(program, app);
+  registerInternal(program, app);
 }

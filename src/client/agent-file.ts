@@ -1,0 +1,125 @@
+/**
+ * Reading `agent.yaml` for `stigmer agent apply`: YAML syntax and schema errors become
+ * `file:line:col: message` diagnostics with the offending line and a caret, all at once, exit 2.
+ * The schema (schemas/agent.schema.json) is checked by the validator that
+ * scripts/build-validators.mjs precompiled into dist/validators/agent.js.
+ */
+import { readFileSync } from 'node:fs';
+import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { UserError, EXIT } from '../errors.js';
+import { didYouMean, formatDiagnostics, type Diagnostic } from '../diagnostics.js';
+
+/** What agent.yaml says. */
+export interface AgentSpec {
+  name: string;
+  instructions: string;
+  model?: string | null;
+}
+
+interface AjvError {
+  instancePath: string;
+  keyword: string;
+  params: Record<string, unknown>;
+  message?: string;
+}
+type Validator = ((data: unknown) => boolean) & { errors?: AjvError[] | null };
+
+const PROPERTIES = ['name', 'instructions', 'model'];
+const RULES: Record<string, string> = {
+  name: 'a name of lowercase letters, digits and "-", starting with a letter or digit, at most 63 characters',
+  instructions: 'a non-empty string',
+  model: 'a non-empty string',
+};
+
+async function agentValidator(): Promise<Validator> {
+  // dist/src/client/agent-file.js -> dist/validators/agent.js
+  const mod = (await import(new URL('../../validators/agent.js', import.meta.url).href)) as { default: Validator };
+  return mod.default;
+}
+
+function describe(value: unknown): string {
+  if (value === null || value === undefined) return 'nothing';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'string') return value.trim() === '' ? 'an empty string' : JSON.stringify(value);
+  return `${typeof value} ${String(value)}`;
+}
+
+/** Read, parse and check an agent file. Throws UserError (exit 2) with every problem found. */
+export async function readAgentFile(file: string, displayPath: string = file): Promise<AgentSpec> {
+  let source: string;
+  try {
+    source = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
+    throw new UserError(`${displayPath}: cannot read the agent file: ${why}`, EXIT.usage);
+  }
+  return checkAgentSource(source, displayPath);
+}
+
+/** Parse and check agent YAML text; `file` names it in the diagnostics. */
+export async function checkAgentSource(source: string, file: string): Promise<AgentSpec> {
+  const lc = new LineCounter();
+  const doc = parseDocument(source, { lineCounter: lc, uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length) {
+    const ds: Diagnostic[] = doc.errors.map((e) => {
+      const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
+      const message = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      return { file, line: pos.line, col: pos.col, message: `invalid YAML: ${message}` };
+    });
+    throw new UserError(formatDiagnostics(ds, source), EXIT.usage);
+  }
+  const data: unknown = doc.toJS();
+  const validate = await agentValidator();
+  if (validate(data)) return data as AgentSpec;
+  const ds = (validate.errors ?? []).map((e) => diagnosticFor(e, doc, lc, data, file));
+  throw new UserError(formatDiagnostics(dedupe(ds), source), EXIT.usage);
+}
+
+function dedupe(ds: Diagnostic[]): Diagnostic[] {
+  const seen = new Set<string>();
+  return ds.filter((d) => {
+    const key = `${d.line}:${d.col}:${d.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function position(lc: LineCounter, node: Node | undefined, fallback: number): { line: number; col: number; length: number } {
+  const start = node?.range?.[0] ?? fallback;
+  const end = node?.range?.[1] ?? start + 1;
+  const p = lc.linePos(start);
+  return { line: p.line, col: p.col, length: Math.max(1, end - start) };
+}
+
+function diagnosticFor(e: AjvError, doc: Document, lc: LineCounter, data: unknown, file: string): Diagnostic {
+  const field = e.instancePath.replace(/^\//, '');
+  const root = doc.contents as Node | null;
+  const rootStart = root?.range?.[0] ?? 0;
+  if (field === '') {
+    if (e.keyword === 'type') {
+      const p = position(lc, root ?? undefined, 0);
+      return { file, ...p, message: `Expected the file to be a mapping with name, instructions and optionally model, got ${describe(data)}` };
+    }
+    if (e.keyword === 'required') {
+      const missing = String(e.params['missingProperty']);
+      const p = position(lc, root ?? undefined, rootStart);
+      return { file, line: p.line, col: p.col, length: 1, message: `missing required property "${missing}"` };
+    }
+    if (e.keyword === 'additionalProperties') {
+      const extra = String(e.params['additionalProperty']);
+      const pair = isMap(root) ? root.items.find((it) => isPair(it) && isScalar(it.key) && String(it.key.value) === extra) : undefined;
+      const p = position(lc, (pair?.key as Node | undefined) ?? root ?? undefined, rootStart);
+      return { file, ...p, message: `unknown property "${extra}"${didYouMean(extra, PROPERTIES)}` };
+    }
+  }
+  const node = doc.getIn([field], true) as Node | undefined;
+  const value = (data as Record<string, unknown> | null)?.[field];
+  const p = position(lc, node, rootStart);
+  if (e.keyword === 'type' || e.keyword === 'pattern') {
+    return { file, ...p, message: `Expected ${field} to be ${RULES[field] ?? 'valid'}, got ${describe(value)}` };
+  }
+  return { file, ...p, message: `${field}: ${e.message ?? e.keyword}` };
+}

@@ -1,0 +1,29 @@
+import type { Command } from 'commander';
+import type { App } from '../app.js';
+
+/**
+ * `stigmer internal ...`: the processes the local stack runs, through the same executable
+ * (hidden from --help; people use `stigmer local start`). Each subcommand runs in the foreground
+ * until SIGTERM and is configured by its environment only.
+ */
+export function register(program: Command, app: App): void {
+  const internal = program
+    .command('internal', { hidden: true })
+    .description('processes the local stack runs (not for direct use)');
+
+  internal
+    .command('server')
+    .description('run the reference stigmer-server (env: STIGMER_SERVER_ADDRESS, STIGMER_DATA_DIR, STIGMER_LEASE_MS)')
+    .action(async () => {
+      const { runServer } = await import('../server/main.js');
+      app.exitCode = await runServer(process.env);
+    });
+
+  internal
+    .command('agent-runner')
+    .description('run the reference agent-runner (env: MODE, STIGMER_BACKEND_ENDPOINT, TEMPORAL_SERVICE_ADDRESS, STIGMER_LLM_*, STIGMER_RUNNER_SLOTS)')
+    .action(async () => {
+      const { runAgentRunner } = await import('../agent-runner/index.js');
+      app.exitCode = await runAgentRunner(process.env);
+    });
+}
