@@ -74,8 +74,3 @@ export async function undoRecorded(state: StateStore, opts: UndoOptions): Promis
   state.save();
   return { undone, failed };
 }
-
-/** Every stop-process step recorded in the state (for the second-signal SIGKILL). */
-export function recordedProcesses(state: StateStore): import('./types.js').UndoDescriptor[] {
-  return Object.values(state.tasks).flatMap((r) => r.undo.filter((u) => u.type === 'stop-process'));
-}

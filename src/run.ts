@@ -18,7 +18,7 @@ import { loadTasksFile, type TasksFile } from './load.js';
 import { acquireLock } from './lock.js';
 import { mask } from './mask.js';
 import { dataPaths } from './paths.js';
-import { recordedProcesses, undoRecorded } from './rollback.js';
+import { undoRecorded } from './rollback.js';
 import type { Renderer, OutputMode } from './render/types.js';
 import { StateStore } from './state.js';
 import { loadKind } from '../tasks/index.js';
@@ -96,6 +96,18 @@ export function reportFailures(outcome: RunOutcome, failures: Map<string, Failur
   }
 }
 
+/**
+ * Listen for signals; on the second one, SIGKILL every process group the state file records.
+ * The hook reads the file at that moment, so it also covers what was recorded a millisecond ago.
+ */
+function listenWithForce(app: App, dataDir: string): void {
+  app.listen();
+  app.onForce(() => {
+    const data = StateStore.read(dataPaths(dataDir).state);
+    if (data) forceKillAll(Object.values(data.tasks).flatMap((r) => r.undo.filter((u) => u.type === 'stop-process')));
+  });
+}
+
 interface Execution {
   graph: Graph;
   file: TasksFile;
@@ -106,14 +118,11 @@ interface Execution {
 
 async function execute(o: UpOptions, x: Execution): Promise<number> {
   const { app } = o;
-  app.listen();
+  listenWithForce(app, o.dataDir);
   const lock = acquireLock(dataPaths(o.dataDir).lock, `stigmer ${x.foreground ? 'up --foreground' : 'up'}`);
+  app.onForce(() => lock.release());
   try {
     const state = openState(o.dataDir, x.file);
-    app.onForce(() => {
-      forceKillAll(recordedProcesses(state));
-      lock.release();
-    });
     const renderer = await pickRenderer(o.output, x.graph);
     const failures = new Map<string, Failure>();
     const emit = (ev: EngineEvent): void => {
@@ -226,19 +235,16 @@ export async function runTask(o: RunTaskOptions): Promise<number> {
 
 /** `stigmer down`: undo everything the state recorded, in reverse. Needs no tasks file. */
 export async function runDown(o: CommonOptions & { quiet?: boolean }): Promise<number> {
-  o.app.listen();
+  listenWithForce(o.app, o.dataDir);
   const paths = dataPaths(o.dataDir);
   if (!existsSync(paths.state)) {
     if (!o.quiet && o.output !== 'json') process.stderr.write(`stigmer: nothing to stop (no state in ${paths.root})\n`);
     return EXIT.ok;
   }
   const lock = acquireLock(paths.lock, 'stigmer down');
+  o.app.onForce(() => lock.release());
   try {
     const state = openState(o.dataDir);
-    o.app.onForce(() => {
-      forceKillAll(recordedProcesses(state));
-      lock.release();
-    });
     const renderer =
       o.output === 'json'
         ? (await import('./render/json.js')).createJsonRenderer()

@@ -192,7 +192,8 @@ test('a second signal skips the grace periods and kills every process group', as
     const up = await runCli(['up'], { home });
     assert.equal(up.code, 0, up.stderr);
     const down = startCli(['down'], home);
-    await sleep(500); // down is waiting out the 60 s grace
+    await until(() => /stubborn: undoing/.test(down.out())); // down is waiting out the 60 s grace
+    await sleep(100);
     assert.ok(processesWithHome(home).length >= 2, 'service and its child still running during the grace period');
     down.child.kill('SIGINT');
     await sleep(100);
