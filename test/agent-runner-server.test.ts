@@ -1,0 +1,105 @@
+// The agent-runner against the real reference stigmer-server (`stigmer internal server`) and the
+// fake Ollama: an execution end to end, and a runner killed with SIGKILL mid-execution whose work
+// is re-queued when its lease expires and finished by a second runner.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { pathToFileURL } from 'node:url';
+import { cleanupHome, fixture, sleep, tempHome } from './helpers.js';
+import { spawnCli, startServer, type Proc } from './server-rig.js';
+import type { FakeLlm } from './fixtures/fake-llm.mjs';
+
+const { startFakeLlm } = (await import(pathToFileURL(fixture('fake-llm.mjs')).href)) as typeof import('./fixtures/fake-llm.mjs');
+
+let fakeLlm: FakeLlm;
+let temporal: net.Server;
+let temporalAddress: string;
+
+before(async () => {
+  fakeLlm = await startFakeLlm();
+  temporal = net.createServer((s) => s.end());
+  await new Promise<void>((r) => temporal.listen(0, '127.0.0.1', r));
+  temporalAddress = `127.0.0.1:${(temporal.address() as net.AddressInfo).port}`;
+});
+after(async () => {
+  await fakeLlm.close();
+  await new Promise((r) => temporal.close(r));
+});
+
+function startRunner(home: string, serverAddress: string, id: string): Proc {
+  return spawnCli(['internal', 'agent-runner'], home, {
+    MODE: 'local',
+    STIGMER_BACKEND_ENDPOINT: serverAddress,
+    TEMPORAL_SERVICE_ADDRESS: temporalAddress,
+    TEMPORAL_NAMESPACE: 'default',
+    STIGMER_LLM_PROVIDER: 'ollama',
+    STIGMER_LLM_MODEL: 'qwen2.5-coder:7b',
+    STIGMER_LLM_BASE_URL: fakeLlm.url,
+    STIGMER_RUNNER_ID: id,
+    ANTHROPIC_API_KEY: undefined,
+    OPENAI_API_KEY: undefined,
+  });
+}
+
+async function waitForStatus(client: Awaited<ReturnType<typeof startServer>>['client'], id: string, status: string, ms = 20_000): Promise<Awaited<ReturnType<typeof client.getExecution>>> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const e = await client.getExecution(id);
+    if (e.status === status) return e;
+    if (Date.now() > deadline) throw new Error(`execution ${id} is ${e.status}, expected ${status}: ${JSON.stringify(e)}`);
+    await sleep(20);
+  }
+}
+
+test('the real server: an execution is claimed, streamed and completed', async () => {
+  const home = tempHome();
+  fakeLlm.reset({ chunks: ['The', ' answer', ' is', ' 42.'] });
+  const server = await startServer(home);
+  const runner = startRunner(home, server.address, 'runner-a');
+  try {
+    await runner.waitFor(/^agent-runner ready$/m);
+    await server.client.putAgent('helper', { instructions: 'Answer briefly.' });
+    const exec = await server.client.createExecution('helper', 'What is the answer?');
+    const done = await waitForStatus(server.client, exec.id, 'succeeded');
+    assert.equal(done.output, 'The answer is 42.');
+    assert.equal(done.attempts, 1);
+    assert.deepEqual(fakeLlm.chatRequests()[0]!.body.messages, [
+      { role: 'system', content: 'Answer briefly.' },
+      { role: 'user', content: 'What is the answer?' },
+    ]);
+    assert.equal((await runner.stop('SIGTERM')).code, 0);
+  } finally {
+    await runner.stop('SIGKILL');
+    await server.stop();
+    await cleanupHome(home);
+  }
+});
+
+test('the real server: kill -9 of the runner mid-execution, a new runner completes it after the lease', async () => {
+  const home = tempHome();
+  fakeLlm.reset({ chunks: Array.from({ length: 60 }, (_, i) => `${i} `), delayMs: 100 });
+  const server = await startServer(home, { env: { STIGMER_LEASE_MS: '800' } });
+  const first = startRunner(home, server.address, 'runner-1');
+  let second: Proc | undefined;
+  try {
+    await first.waitFor(/^agent-runner ready$/m);
+    await server.client.putAgent('counter', { instructions: 'Count.' });
+    const exec = await server.client.createExecution('counter', 'Count to 60.');
+    for (let e = await server.client.getExecution(exec.id); e.output.length === 0; e = await server.client.getExecution(exec.id)) await sleep(20);
+    assert.equal((await first.stop('SIGKILL')).signal, 'SIGKILL');
+
+    fakeLlm.reset({ chunks: ['all', ' done'] });
+    second = startRunner(home, server.address, 'runner-2');
+    await second.waitFor(/^agent-runner ready$/m);
+    const done = await waitForStatus(server.client, exec.id, 'succeeded');
+    assert.equal(done.output, 'all done', 'the re-run starts from a clean output');
+    assert.equal(done.attempts, 2);
+    assert.match(second.stdout(), new RegExp(`^execution ${exec.id}: claimed \\(agent counter, ollama qwen2.5-coder:7b, attempt 2\\)$`, 'm'));
+    assert.equal((await second.stop('SIGTERM')).code, 0);
+  } finally {
+    await first.stop('SIGKILL');
+    await second?.stop('SIGKILL');
+    await server.stop();
+    await cleanupHome(home);
+  }
+});
