@@ -148,5 +148,7 @@ function progressBar(label: string): { update: (p: Progress) => void; done: () =
 }
 
 function mib(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
   return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
 }

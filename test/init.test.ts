@@ -1,0 +1,137 @@
+/**
+ * `stigmer init`: directories, a commented default config (0600), the Temporal CLI from a local
+ * release mirror (verified, installed atomically), safe to rerun; failed downloads leave nothing.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cleanupHome, runCli, tempHome } from './helpers.js';
+import { startTemporalMirror } from './temporal-mirror.js';
+
+function home(t: { after: (fn: () => Promise<void>) => void }): string {
+  const h = tempHome('stigmer-init-');
+  t.after(() => cleanupHome(h));
+  return h;
+}
+
+test('init --no-download twice: directories, a valid commented config, then nothing changed', async (t) => {
+  const h = join(home(t), 'stigmer');
+  const first = await runCli(['init', '--no-download'], { home: h, cwd: '/' });
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal(
+    first.stdout,
+    [
+      `✓ Created config directory: ${h}`,
+      '- Skipped the Temporal CLI v1.8.2 download (--no-download); stigmer local start downloads it',
+      `✓ Created default config with Ollama: ${h}/config.yaml`,
+      '✓ Configured for zero-dependency local mode (Ollama, managed Temporal)',
+      '',
+      'Next: stigmer local start',
+      '',
+    ].join('\n'),
+  );
+  for (const dir of ['data', 'bin', 'logs']) assert.ok(statSync(join(h, dir)).isDirectory(), dir);
+  const file = join(h, 'config.yaml');
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  const text = readFileSync(file, 'utf8');
+  assert.match(text, /^# yaml-language-server: \$schema=.*schemas\/config\.schema\.json\n/);
+  assert.match(text, /\n      provider: ollama +# ollama \| anthropic \| openai/);
+  assert.match(text, /\n      # model: qwen2\.5-coder:7b/);
+
+  // the written file is valid and gives the defaults
+  const list = await runCli(['config', 'list', '--json'], { home: h, cwd: '/' });
+  assert.equal(list.code, 0, list.stderr);
+  const values = JSON.parse(list.stdout) as Record<string, { value: unknown; origin: string }>;
+  assert.deepEqual(values['backend.local.llm.provider'], { value: 'ollama', origin: 'file', source: file });
+  assert.equal(values['backend.local.temporal.version']!.origin, 'default');
+
+  writeFileSync(file, `${text}# my own note\n`);
+  const second = await runCli(['init', '--no-download'], { home: h, cwd: '/' });
+  assert.equal(second.code, 0, second.stderr);
+  assert.equal(second.stdout.split('\n')[0], `✓ Config directory exists: ${h}`);
+  assert.equal(second.stdout.split('\n')[2], `✓ Kept existing config: ${file}`);
+  assert.match(readFileSync(file, 'utf8'), /# my own note\n$/);
+
+  const forced = await runCli(['init', '--no-download', '--force'], { home: h, cwd: '/' });
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.equal(forced.stdout.split('\n')[2], `✓ Rewrote config with the defaults: ${file} (previous one in ${file}.bak)`);
+  assert.match(readFileSync(`${file}.bak`, 'utf8'), /# my own note\n$/);
+  assert.doesNotMatch(readFileSync(file, 'utf8'), /my own note/);
+});
+
+test('init downloads the Temporal CLI from the mirror, verified; a second init reuses it', async (t) => {
+  const h = home(t);
+  const mirror = await startTemporalMirror({ redirect: true });
+  t.after(() => mirror.close());
+  const env = { STIGMER_TEMPORAL_DOWNLOAD_URL: mirror.url };
+  const first = await runCli(['init'], { home: h, env });
+  assert.equal(first.code, 0, first.stderr);
+  const bin = join(h, 'bin', 'temporal-1.8.2', 'temporal');
+  assert.equal(first.stdout.split('\n')[1], `✓ Downloaded Temporal CLI v1.8.2: ${bin}`);
+  assert.match(first.stderr, /^Downloading Temporal CLI v1\.8\.2: 100% \(.+\)$/m);
+  assert.deepEqual(mirror.requests, ['/v1.8.2/checksums.txt', `/v1.8.2/${mirror.archiveName}`, `/assets/${mirror.archiveName}`]);
+  assert.equal(statSync(bin).mode & 0o111, 0o111);
+  assert.equal(execFileSync(bin, ['--version'], { encoding: 'utf8' }), 'temporal version 1.8.2 (Server 1.31.2, UI 2.50.1)\n');
+  assert.ok(existsSync(join(h, 'bin', 'temporal-1.8.2', 'LICENSE')));
+
+  const second = await runCli(['init'], { home: h, env });
+  assert.equal(second.code, 0, second.stderr);
+  assert.equal(second.stdout.split('\n')[1], `✓ Temporal CLI v1.8.2 already installed: ${bin}`);
+  assert.equal(mirror.requests.length, 3, 'nothing fetched again');
+
+  // another version is installed beside it
+  const other = await startTemporalMirror({ versions: ['1.7.3'] });
+  t.after(() => other.close());
+  const v173 = await runCli(['init'], { home: h, env: { STIGMER_TEMPORAL_DOWNLOAD_URL: other.url, STIGMER_TEMPORAL_VERSION: '1.7.3' } });
+  assert.equal(v173.code, 0, v173.stderr);
+  assert.equal(execFileSync(join(h, 'bin', 'temporal-1.7.3', 'temporal'), ['--version'], { encoding: 'utf8' }), 'temporal version 1.7.3 (Server 1.31.2, UI 2.50.1)\n');
+});
+
+test('init: a checksum mismatch installs nothing and exits 1 with the reason', async (t) => {
+  const h = home(t);
+  const mirror = await startTemporalMirror({ corrupt: true });
+  t.after(() => mirror.close());
+  const r = await runCli(['init'], { home: h, env: { STIGMER_TEMPORAL_DOWNLOAD_URL: mirror.url } });
+  assert.equal(r.code, 1);
+  const url = `${mirror.url}/v1.8.2/${mirror.archiveName}`;
+  assert.match(r.stderr, new RegExp(`✗ Could not install the Temporal CLI v1\\.8\\.2: checksum mismatch for ${url.replace(/[.]/g, '\\.')}: expected sha256 f{64}, got [0-9a-f]{64}\n`));
+  assert.match(r.stderr, /Set STIGMER_TEMPORAL_DOWNLOAD_URL \(or backend\.local\.temporal\.download_url\) to use a mirror/);
+  assert.deepEqual(readdirSync(join(h, 'bin')), [], 'nothing installed, no temp files');
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+});
+
+test('init: a truncated download installs nothing and exits 1', async (t) => {
+  const h = home(t);
+  const mirror = await startTemporalMirror({ truncateAt: 300 });
+  t.after(() => mirror.close());
+  const r = await runCli(['init'], { home: h, env: { STIGMER_TEMPORAL_DOWNLOAD_URL: mirror.url } });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /✗ Could not install the Temporal CLI v1\.8\.2: download of .* failed: the connection was cut after 300 of \d+ bytes/);
+  assert.deepEqual(readdirSync(join(h, 'bin')), []);
+  // a retry against a good mirror then works
+  const good = await startTemporalMirror();
+  t.after(() => good.close());
+  const retry = await runCli(['init'], { home: h, env: { STIGMER_TEMPORAL_DOWNLOAD_URL: good.url } });
+  assert.equal(retry.code, 0, retry.stderr);
+  assert.deepEqual(readdirSync(join(h, 'bin')), ['temporal-1.8.2']);
+});
+
+test('init with an external Temporal downloads nothing', async (t) => {
+  const h = home(t);
+  const r = await runCli(['init'], { home: h, env: { TEMPORAL_SERVICE_ADDRESS: '127.0.0.1:7999', STIGMER_LLM_PROVIDER: 'anthropic' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.split('\n')[1], '✓ Using external Temporal at 127.0.0.1:7999 (nothing to download)');
+  assert.equal(r.stdout.split('\n')[3], '✓ Configured for local mode (Anthropic claude-sonnet-4-5, external Temporal at 127.0.0.1:7999)');
+  assert.deepEqual(readdirSync(join(h, 'bin')), []);
+});
+
+test('init with a broken config says how to fix it (exit 2)', async (t) => {
+  const h = home(t);
+  writeFileSync(join(h, 'config.yaml'), 'backend:\n  tpye: local\n');
+  const r = await runCli(['init', '--no-download'], { home: h });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, new RegExp(`^${join(h, 'config.yaml').replace(/[.]/g, '\\.')}:2:3: unknown key "backend\\.tpye" \\(did you mean "type"\\?\\)`));
+  assert.match(r.stderr, /or run `stigmer init --force` to rewrite it with the defaults/);
+});
