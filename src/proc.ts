@@ -453,21 +453,25 @@ export function killForegroundGroups(): void {
   foreground.clear();
 }
 
-/** Stop a group: SIGTERM now, SIGKILL after `graceMs` if anything is left. */
+/**
+ * Stop a group: SIGTERM now, SIGKILL after `graceMs` if one of the members seen at SIGTERM time is
+ * still alive (then the group id is still this group's: it cannot have been handed out again).
+ */
 function terminateGroup(pgid: number, graceMs: number): void {
   if (groupGone(pgid)) return;
+  const members = HAS_PROC ? groupMembers(pgid).flatMap((pid) => processIdentity(pid) ?? []) : [];
   try {
     process.kill(-pgid, 'SIGTERM');
   } catch {
     return;
   }
   setTimeout(() => {
-    if (!groupGone(pgid)) {
-      try {
-        process.kill(-pgid, 'SIGKILL');
-      } catch {
-        // gone meanwhile
-      }
+    const stillOurs = HAS_PROC ? members.some((m) => isAlive(m) && readProcStat(m.pid)?.pgid === pgid) : !groupGone(pgid);
+    if (!stillOurs) return;
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
     }
   }, graceMs).unref();
 }

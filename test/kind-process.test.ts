@@ -187,10 +187,11 @@ test('without a ready block: ready once running; dying at once still fails', asy
     assert.equal(u.graceMs, 2000);
     assert.deepEqual(result.outputs, { pid: u.pid, pgid: u.pid, log: ok.ctx.logFile });
 
-    const dies = makeContext<ProcessWith>(home, { command: node, args: ['-e', 'process.exit(2)'] });
+    const dies = makeContext<ProcessWith>(home, { command: '/bin/sh', args: ['-c', 'echo "unknown flag --x"; exit 2'] });
     const err = await failureOf(processKind.run(dies.ctx));
     undos.push(...dies.undos);
     assert.equal(err.message, 'exited with code 2 before it was ready');
+    assert.deepEqual(err.failure.logTail, ['unknown flag --x']);
   } finally {
     await undoAll(undos);
     await cleanupHome(home);
