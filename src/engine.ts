@@ -313,6 +313,7 @@ export async function runGraph(o: RunOptions): Promise<RunOutcome> {
           startedAt: satisfied ? (prev?.startedAt ?? new Date().toISOString()) : (state.record(name)?.startedAt ?? new Date(Date.now() - (performance.now() - t0)).toISOString()),
           finishedAt: new Date().toISOString(),
           durationMs: Math.round(performance.now() - t0),
+          error: undefined,
         },
         undo.length > 0 && !satisfied,
       );

@@ -50,7 +50,7 @@ export class StateStore {
   /** Replace or patch a task's record. `flush` writes the file before returning. */
   update(task: string, patch: Partial<TaskRecord> & { kind?: string }, flush = false): TaskRecord {
     const prev = this.data.tasks[task];
-    const next: TaskRecord = { kind: prev?.kind ?? patch.kind ?? 'unknown', status: prev?.status ?? 'pending', undo: prev?.undo ?? [], ...patch };
+    const next: TaskRecord = { kind: 'unknown', status: 'pending', undo: [], ...prev, ...patch };
     this.data.tasks[task] = next;
     this.touch(flush);
     return next;
