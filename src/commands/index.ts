@@ -5,6 +5,7 @@ import { register as registerInit } from './init.js';
 import { register as registerEngine } from './engine.js';
 import { register as registerAgent } from './agent.js';
 import { register as registerInternal } from './internal.js';
+import { register as registerLlm } from './llm.js';
 
 /**
  * Every command module exports `register(program, app)`. Keep their top-level imports light
@@ -18,4 +19,5 @@ export function registerCommands(program: Command, app: App): void {
   registerInit(program, app);
   registerAgent(program, app);
   registerInternal(program, app);
+  registerLlm(program, app);
 }

@@ -1,0 +1,88 @@
+/**
+ * How `stigmer llm pull` shows Ollama's progress: a redrawn bar per layer on a terminal, plain
+ * lines (`pulling 6a0746a1ec1a: 45%`, one per 10 % step) anywhere else.
+ */
+import type { PullProgress } from './ollama.js';
+
+export interface PullView {
+  update(p: PullProgress): void;
+  /** end the current line (before printing anything else) */
+  finish(): void;
+}
+
+/** 4683087332 -> "4.7 GB" (decimal units, as Ollama prints them) */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+function percent(p: PullProgress): number | undefined {
+  if (!p.total) return undefined;
+  return Math.min(100, Math.floor(((p.completed ?? 0) / p.total) * 100));
+}
+
+/** Plain lines for logs and CI: each status once, each layer at every 10 % step. */
+export function plainPullView(writeLine: (line: string) => void): PullView {
+  const lastStep = new Map<string, number>();
+  let lastStatus = '';
+  return {
+    update(p) {
+      if (p.status === 'success') return;
+      const pct = percent(p);
+      if (pct === undefined) {
+        if (p.status !== lastStatus) writeLine(p.status);
+        lastStatus = p.status;
+        return;
+      }
+      lastStatus = p.status;
+      const step = Math.floor(pct / 10);
+      if ((lastStep.get(p.status) ?? -1) >= step) return;
+      lastStep.set(p.status, step);
+      writeLine(`${p.status}: ${pct}%`);
+    },
+    finish() {
+      // every line is already complete
+    },
+  };
+}
+
+/** One redrawn line per layer with a bar; a new status starts a new line. */
+export function ttyPullView(stream: { write(s: string): unknown; columns?: number }): PullView {
+  let current = '';
+  let open = false;
+  let drawnAt = 0;
+  const close = (): void => {
+    if (open) stream.write('\n');
+    open = false;
+  };
+  return {
+    update(p) {
+      if (p.status === 'success') return;
+      const pct = percent(p);
+      // Ollama reports every ~60 ms per layer; redraw at most ~12 times a second.
+      const now = Date.now();
+      if (p.status === current && pct !== undefined && pct < 100 && now - drawnAt < 80) return;
+      drawnAt = now;
+      if (p.status !== current) close();
+      current = p.status;
+      let line = p.status;
+      if (pct !== undefined) {
+        // Guard a terminal that reports width 0 (some CI terminals do).
+        const columns = stream.columns && stream.columns > 20 ? stream.columns : 80;
+        const sizes = `${formatBytes(p.completed ?? 0)}/${formatBytes(p.total!)}`;
+        const barWidth = Math.max(10, Math.min(40, columns - p.status.length - sizes.length - 12));
+        const filled = Math.round((pct / 100) * barWidth);
+        line = `${p.status} ${'█'.repeat(filled)}${'░'.repeat(barWidth - filled)} ${String(pct).padStart(3)}% ${sizes}`;
+      }
+      stream.write(`\r\u001b[2K${line}`);
+      open = true;
+    },
+    finish: close,
+  };
+}
