@@ -103,3 +103,26 @@ test('the real server: kill -9 of the runner mid-execution, a new runner complet
     await cleanupHome(home);
   }
 });
+
+test('the real server: heartbeats keep the lease while the provider is slow to answer', async () => {
+  const home = tempHome();
+  // The provider takes 4 leases to send its first token: without heartbeats the execution would
+  // be re-queued and claimed again.
+  fakeLlm.reset({ chunks: ['late', ' but', ' whole'], headerDelayMs: 2000 });
+  const server = await startServer(home, { env: { STIGMER_LEASE_MS: '500' } });
+  const runner = startRunner(home, server.address, 'runner-slow');
+  try {
+    await runner.waitFor(/^agent-runner ready$/m);
+    await server.client.putAgent('slow', { instructions: 'Take your time.' });
+    const exec = await server.client.createExecution('slow', 'Go.');
+    const done = await waitForStatus(server.client, exec.id, 'succeeded');
+    assert.equal(done.output, 'late but whole');
+    assert.equal(done.attempts, 1, 'never re-queued');
+    assert.equal(fakeLlm.chatRequests().length, 1);
+    assert.equal((await runner.stop('SIGTERM')).code, 0);
+  } finally {
+    await runner.stop('SIGKILL');
+    await server.stop();
+    await cleanupHome(home);
+  }
+});
