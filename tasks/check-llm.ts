@@ -36,9 +36,11 @@ async function run(ctx: TaskContext<CheckLlmWith>): Promise<TaskResult> {
   ctx.output(`checking ollama at ${baseUrl}`);
   const check = await checkProvider({ provider, model, baseUrl, signal: ctx.signal, timeoutMs: OLLAMA_TIMEOUT_MS });
   if (!check.reachable) {
+    // checkProvider says "could not reach ollama at <url>: <why>"; keep the why.
+    const why = check.message.replace(/^could not reach ollama at \S+: /, '');
     throw new TaskError(
       fail.taskError(
-        `Ollama is not reachable at ${baseUrl}: ${check.message}`,
+        `Ollama is not reachable at ${baseUrl} (${why})`,
         `Start Ollama (ollama serve), or set backend.local.llm.base_url / STIGMER_LLM_BASE_URL to where it runs; then pull the model: ollama pull ${model}`,
       ),
     );

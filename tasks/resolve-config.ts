@@ -16,6 +16,8 @@ import { temporalRelease, type TemporalRelease } from '../src/config/temporal.js
 import { TEMPORAL_NAMESPACE } from '../src/config/defaults.js';
 import type { StigmerConfig } from '../src/config/types.js';
 
+const DEFAULT_WAIT_TIMEOUT = '30s';
+
 export interface ResolveConfigWith {
   config: StigmerConfig;
 }
@@ -41,7 +43,7 @@ function checkConfig(value: unknown): StigmerConfig {
 }
 
 /** The stack's values, computed from the config (exported for `stigmer local status`). */
-export function resolveStack(config: StigmerConfig): Record<string, unknown> {
+export function resolveStack(config: StigmerConfig, env: Record<string, string | undefined> = process.env): Record<string, unknown> {
   const local = config.backend.local;
   const t = local.temporal;
   const { host, port } = t.managed ? { host: '127.0.0.1', port: t.port } : splitAddress(t.address);
@@ -92,6 +94,8 @@ export function resolveStack(config: StigmerConfig): Record<string, unknown> {
     install_dir: release?.installDir ?? null,
     bin: release?.bin ?? null,
     db_file: join(local.data_dir, 'temporal.db'),
+    /** how long wait-port waits for the Temporal frontend (STIGMER_TEMPORAL_WAIT_TIMEOUT) */
+    wait_timeout: env['STIGMER_TEMPORAL_WAIT_TIMEOUT'] || DEFAULT_WAIT_TIMEOUT,
   };
   return { temporal, llm, server, agent_runner: agentRunner, data_dir: local.data_dir, home: config.home };
 }
@@ -102,7 +106,7 @@ const resolveConfig: TaskKind<ResolveConfigWith> = {
   pure: true,
   async run(ctx: TaskContext<ResolveConfigWith>): Promise<TaskResult> {
     const config = checkConfig(ctx.with.config);
-    const outputs = resolveStack(config);
+    const outputs = resolveStack(config, { ...process.env, ...ctx.env });
     try {
       mkdirSync(config.backend.local.data_dir, { recursive: true });
     } catch (err) {

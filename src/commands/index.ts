@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { App } from '../app.js';
 import { register as registerConfig } from './config.js';
 import { register as registerInit } from './init.js';
+import { register as registerLocal } from './local.js';
 import { register as registerEngine } from './engine.js';
 import { register as registerAgent } from './agent.js';
 import { register as registerInternal } from './internal.js';
@@ -17,6 +18,7 @@ export function registerCommands(program: Command, app: App): void {
   registerEngine(program, app);
   registerConfig(program, app);
   registerInit(program, app);
+  registerLocal(program, app);
   registerAgent(program, app);
   registerInternal(program, app);
   registerLlm(program, app);

@@ -1,0 +1,92 @@
+/**
+ * `stigmer local start|stop|restart|status|logs`: the zero-config local Stigmer stack (managed
+ * Temporal, stigmer-server, agent-runner), run from the packaged stigmer.tasks.yaml with
+ * STIGMER_HOME as the data dir. stop, status and logs work from the state file alone, so they
+ * work with a broken config.yaml.
+ */
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { App } from '../app.js';
+
+interface ConfigFlagOpts {
+  llmProvider?: string;
+  llmModel?: string;
+  llmBaseUrl?: string;
+  temporalAddress?: string;
+}
+
+interface StartOpts extends ConfigFlagOpts {
+  foreground?: boolean;
+  input: boolean;
+  output: 'auto' | 'plain' | 'json';
+}
+
+function startOptions(cmd: Command): Command {
+  return cmd
+    .option('--no-input', 'never prompt (for an API key); fail at once when one is missing')
+    .addOption(new Option('--output <format>', 'progress output: auto, plain, or json (one event per line)').choices(['auto', 'plain', 'json']).default('auto'))
+    .option('--llm-provider <provider>', 'ollama, anthropic or openai (over STIGMER_LLM_PROVIDER and the config)')
+    .option('--llm-model <model>', 'the model id (over STIGMER_LLM_MODEL and the config)')
+    .option('--llm-base-url <url>', "the provider's API base URL (over STIGMER_LLM_BASE_URL and the config)")
+    .option('--temporal-address <host:port>', 'use this external Temporal instead of the managed one');
+}
+
+function flagsOf(o: ConfigFlagOpts): ConfigFlagOpts {
+  return { llmProvider: o.llmProvider, llmModel: o.llmModel, llmBaseUrl: o.llmBaseUrl, temporalAddress: o.temporalAddress };
+}
+
+function lineCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a whole number >= 0, got "${value}"`);
+  return n;
+}
+
+export function register(program: Command, app: App): void {
+  const local = program
+    .command('local')
+    .description('the local Stigmer stack: managed Temporal, stigmer-server and the agent-runner')
+    .addHelpText('after', '\nFirst time: stigmer init. Then: stigmer local start. Settings: stigmer config list --show-origin.');
+
+  startOptions(local.command('start'))
+    .description('start the stack (detached: returns once everything is ready, then prints the addresses)')
+    .option('--foreground', 'stay attached and stream the logs; Ctrl-C stops everything')
+    .action(async (o: StartOpts) => {
+      const { startStack } = await import('../config/stack.js');
+      app.exitCode = await startStack({ app, flags: flagsOf(o), noInput: !o.input, output: o.output, ...(o.foreground ? { foreground: true } : {}) });
+    });
+
+  local
+    .command('stop')
+    .description('stop what stigmer started, in reverse order (never an external Temporal or your own Ollama)')
+    .addOption(new Option('--output <format>', 'output: auto, plain, or json').choices(['auto', 'plain', 'json']).default('auto'))
+    .action(async (o: { output: 'auto' | 'plain' | 'json' }) => {
+      const { stopStack } = await import('../config/stack.js');
+      app.exitCode = await stopStack(app, o.output);
+    });
+
+  startOptions(local.command('restart'))
+    .description('stop the stack, then start it again (picks up config changes)')
+    .action(async (o: StartOpts) => {
+      const { restartStack } = await import('../config/stack.js');
+      app.exitCode = await restartStack({ app, flags: flagsOf(o), noInput: !o.input, output: o.output });
+    });
+
+  local
+    .command('status')
+    .description('each component, Temporal health, the LLM, and which secrets are set (names only)')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const { printStackStatus } = await import('../config/status.js');
+      app.exitCode = await printStackStatus(!!o.json);
+    });
+
+  local
+    .command('logs')
+    .argument('[component]', 'temporal, server or agent-runner (or a task name); default: all')
+    .description('the logs of the stack')
+    .option('-f, --follow', 'keep printing new lines until Ctrl-C')
+    .option('-n, --lines <n>', 'lines of each log to show', lineCount, 100)
+    .action(async (component: string | undefined, o: { follow?: boolean; lines: number }) => {
+      const { stackLogs } = await import('../config/stack.js');
+      app.exitCode = await stackLogs(app, component, { follow: !!o.follow, lines: o.lines });
+    });
+}
