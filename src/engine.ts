@@ -130,13 +130,26 @@ export async function runGraph(o: RunOptions): Promise<RunOutcome> {
   const changed: string[] = [];
   const unsettled = new Map<string, number>();
   const sem = new Semaphore(Math.max(1, o.concurrency ?? Infinity));
-  const stop = new AbortController();
+  // The abort controllers of the tasks in flight, aborted by `halt` (an abort listener per task
+  // on one shared signal made starting tasks quadratic on large graphs).
+  const inflight = new Set<AbortController>();
+  // Log directories already created this run (one mkdir per task showed up at scale).
+  const logDirs = new Set<string>();
   let stopReason: string | undefined;
   let remaining = graph.nodes.size;
   let finish!: () => void;
   const finished = new Promise<void>((r) => (finish = r));
   const running = new Set<Promise<void>>();
   const useRecorded = o.useRecorded ?? new Set<string>();
+
+  // `${{ tasks.X.outputs.Y }}` reads the outputs so far through this view: copying them into a
+  // scope for every task made large graphs quadratic.
+  const taskOutputs = new Proxy({} as Scope['tasks'], {
+    get: (_target, task) => {
+      const out = typeof task === 'string' ? outputs.get(task) : undefined;
+      return out && { outputs: out };
+    },
+  });
 
   const emit = (ev: Omit<EngineEvent, 'time'>): void => o.emit({ ...ev, time: Date.now() });
   const onAbort = (): void => halt(`interrupted by ${String(o.signal.reason ?? 'signal')}`);
@@ -145,7 +158,7 @@ export async function runGraph(o: RunOptions): Promise<RunOutcome> {
   function halt(why: string): void {
     if (stopReason) return;
     stopReason = why;
-    stop.abort(why);
+    for (const c of inflight) c.abort(why);
     // Everything not yet running will never run.
     for (const name of graph.order) if (status.get(name) === 'pending' || status.get(name) === 'waiting') settle(name, 'skipped', `not started: ${why}`);
   }
@@ -193,7 +206,7 @@ export async function runGraph(o: RunOptions): Promise<RunOutcome> {
     const node = graph.nodes.get(name)!;
     const spec = node.spec;
     const t0 = performance.now();
-    const scope: Scope = { config: o.config, env: o.env, tasks: Object.fromEntries([...outputs].map(([k, v]) => [k, { outputs: v }])) };
+    const scope: Scope = { config: o.config, env: o.env, tasks: taskOutputs };
     const previous: TaskRecord | undefined = state.record(name);
 
     let kind: TaskKind<any>;
@@ -245,14 +258,16 @@ export async function runGraph(o: RunOptions): Promise<RunOutcome> {
     }
 
     const taskAbort = new AbortController();
-    const onStop = (): void => taskAbort.abort(stop.signal.reason);
-    stop.signal.addEventListener('abort', onStop, { once: true });
+    inflight.add(taskAbort);
     let timer: NodeJS.Timeout | undefined;
     if (resolved.timeoutMs) timer = setTimeout(() => taskAbort.abort('timeout'), resolved.timeoutMs);
 
     const recorded: UndoDescriptor[] = [];
     const logFile = logFileFor(o.dataDir, name);
-    mkdirSync(dirname(logFile), { recursive: true });
+    if (!logDirs.has(dirname(logFile))) {
+      mkdirSync(dirname(logFile), { recursive: true });
+      logDirs.add(dirname(logFile));
+    }
     let last = 0;
     const ctx: TaskContext<any> = {
       task: name,
@@ -335,7 +350,7 @@ export async function runGraph(o: RunOptions): Promise<RunOutcome> {
       onFailure(name, failure, t0, kind.mode);
     } finally {
       if (timer) clearTimeout(timer);
-      stop.signal.removeEventListener('abort', onStop);
+      inflight.delete(taskAbort);
     }
   }
 
