@@ -4,9 +4,12 @@
  * `temporal` (test/fixtures/temporal.mjs, mode 0755) and a LICENSE at its root. Point stigmer at it
  * with STIGMER_TEMPORAL_DOWNLOAD_URL=<mirror.url>.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { buildTarGz, checksumsFile, startMirror, type Mirror, type Route } from './mirror.js';
-import { fixture } from './helpers.js';
+import { cleanupHome, fixture, freePort, runCli, tempHome } from './helpers.js';
 
 export interface TemporalMirrorOptions {
   /** releases to serve (default ['1.8.2']) */
@@ -66,4 +69,107 @@ export async function startTemporalMirror(opts: TemporalMirrorOptions = {}): Pro
   const mirror = await startMirror(routes);
   const archiveName = hostArchiveName(versions[0]!);
   return Object.assign(mirror, { archiveName, archivePath: `/v${versions[0]}/${archiveName}` });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rig of the end-to-end `stigmer local` tests: a temp STIGMER_HOME, random ports for Temporal
+// (gRPC and UI) and the server, the release mirror above, a fake Ollama that has the default
+// model, and the fixture server and agent-runner, which record the environment they receive in
+// a file outside STIGMER_HOME.
+
+export interface StackRecord {
+  role: 'server' | 'agent-runner';
+  pid: number;
+  argv: string[];
+  env: Record<string, string>;
+}
+
+export interface StackRig {
+  home: string;
+  ports: { temporal: number; ui: number; server: number };
+  mirror: TemporalMirror;
+  ollamaUrl: string;
+  /** the environment for runCli: every knob pointed at this rig, the caller's LLM settings removed */
+  env: Record<string, string | undefined>;
+  /** what the fixtures recorded, in start order */
+  records(role?: StackRecord['role']): StackRecord[];
+  /** every start-dev invocation of the stand-in Temporal */
+  temporalStarts(): { argv: string[]; pid: number }[];
+  /** stop whatever is still up (best effort), assert nothing is left, remove everything */
+  cleanup(): Promise<void>;
+}
+
+export async function stackRig(opts: TemporalMirrorOptions & { models?: string[] } = {}): Promise<StackRig> {
+  const home = tempHome('stigmer-local-');
+  const recordDir = tempHome('stigmer-record-');
+  const recordFile = join(recordDir, 'stack.jsonl');
+  const temporalFile = join(recordDir, 'temporal.jsonl');
+  const [temporal, ui, server] = [await freePort(), await freePort(), await freePort()];
+  const mirror = await startTemporalMirror(opts);
+  const models = opts.models ?? ['qwen2.5-coder:7b'];
+  const ollama = http.createServer((req, res) => {
+    if (req.url === '/api/tags') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ models: models.map((name) => ({ name, model: name })) }));
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => ollama.listen(0, '127.0.0.1', r));
+  const ollamaUrl = `http://127.0.0.1:${(ollama.address() as AddressInfo).port}`;
+  const env: Record<string, string | undefined> = {
+    STIGMER_TEMPORAL_DOWNLOAD_URL: mirror.url,
+    STIGMER_TEMPORAL_PORT: String(temporal),
+    STIGMER_TEMPORAL_UI_PORT: String(ui),
+    STIGMER_SERVER_ADDRESS: `127.0.0.1:${server}`,
+    STIGMER_SERVER_BIN: fixture('stack-server.mjs'),
+    STIGMER_AGENT_RUNNER_BIN: fixture('stack-runner.mjs'),
+    STIGMER_LLM_BASE_URL: ollamaUrl,
+    FIXTURE_RECORD_FILE: recordFile,
+    FAKE_TEMPORAL_RECORD_FILE: temporalFile,
+    FAKE_TEMPORAL_SERVING_AFTER_MS: '200',
+    STIGMER_LLM_PROVIDER: undefined,
+    STIGMER_LLM_MODEL: undefined,
+    TEMPORAL_SERVICE_ADDRESS: undefined,
+    ANTHROPIC_API_KEY: undefined,
+    OPENAI_API_KEY: undefined,
+    STIGMER_TEMPORAL_VERSION: undefined,
+    STIGMER_DATA_DIR: undefined,
+  };
+  const readLines = <T>(file: string): T[] => {
+    try {
+      return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
+    } catch {
+      return [];
+    }
+  };
+  return {
+    home,
+    ports: { temporal, ui, server },
+    mirror,
+    ollamaUrl,
+    env,
+    records: (role) => readLines<StackRecord>(recordFile).filter((r) => !role || r.role === role),
+    temporalStarts: () => readLines<{ argv: string[]; pid: number }>(temporalFile),
+    async cleanup() {
+      try {
+        await runCli(['local', 'stop'], { home, env, timeout: 30_000 });
+        await cleanupHome(home);
+      } finally {
+        await mirror.close();
+        await new Promise<void>((r) => ollama.close(() => r()));
+        rmSync(recordDir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+/** Every file under `dir` that contains `needle` (to prove a secret was never written). */
+export function filesContaining(dir: string, needle: string): string[] {
+  const hits: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile() && readFileSync(p).includes(needle)) hits.push(p);
+    }
+  };
+  walk(dir);
+  return hits;
 }

@@ -1,0 +1,180 @@
+/**
+ * `stigmer local ...` end to end, offline: the packaged stigmer.tasks.yaml on the stand-in
+ * Temporal (downloaded from a local release mirror), the fixture server and agent-runner, random
+ * ports, a temp STIGMER_HOME. Zero-config start, status, logs, `stigmer run start-agent-runner`,
+ * a second start as a no-op, stop; port conflicts; Temporal dying during startup; a broken config.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { processesWithHome, runCli } from './helpers.js';
+import { stackRig, type StackRig } from './temporal-mirror.js';
+
+async function rig(t: { after: (fn: () => Promise<void>) => void }, opts?: Parameters<typeof stackRig>[0]): Promise<StackRig> {
+  const r = await stackRig(opts);
+  t.after(() => r.cleanup());
+  return r;
+}
+
+async function componentPids(r: StackRig): Promise<Record<string, number | null>> {
+  const s = await runCli(['local', 'status', '--json'], { home: r.home, env: r.env });
+  assert.equal(s.code, 0, s.stderr);
+  const status = JSON.parse(s.stdout) as { components: { name: string; pid: number | null }[] };
+  return Object.fromEntries(status.components.map((c) => [c.name, c.pid]));
+}
+
+test('zero-config: local start, status, logs, run start-agent-runner, a second start, stop', async (t) => {
+  const r = await rig(t);
+  const start = await runCli(['local', 'start'], { home: r.home, env: r.env });
+  assert.equal(start.code, 0, start.stderr);
+  const { temporal, ui, server } = r.ports;
+  assert.ok(
+    start.stdout.endsWith(
+      [
+        '',
+        '✓ Stigmer is running',
+        `  Temporal gRPC:  127.0.0.1:${temporal} (managed, Temporal CLI 1.8.2)`,
+        `  Temporal UI:    http://localhost:${ui}`,
+        `  Server:         127.0.0.1:${server}`,
+        `  LLM:            ollama qwen2.5-coder:7b at ${r.ollamaUrl}`,
+        'Stop it with: stigmer local stop',
+        '',
+      ].join('\n'),
+    ),
+    start.stdout,
+  );
+  assert.match(start.stdout, /gather-secrets: \| Using Ollama \(no API key required\)/);
+  assert.equal(start.stderr, '', 'no warnings: the fake Ollama has the model');
+
+  // Temporal: the real start-dev flags, bound to 127.0.0.1, SQLite in the data dir
+  const db = join(r.home, 'data', 'temporal.db');
+  assert.deepEqual(r.temporalStarts().map((s) => s.argv), [
+    ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(temporal), '--ui-port', String(ui), '--db-filename', db, '--namespace', 'default'],
+  ]);
+  assert.ok(existsSync(db));
+
+  // the exact environment contract of the agent-runner
+  const [runner] = r.records('agent-runner');
+  assert.ok(runner);
+  const contract = Object.fromEntries(
+    ['MODE', 'STIGMER_BACKEND_ENDPOINT', 'TEMPORAL_SERVICE_ADDRESS', 'TEMPORAL_NAMESPACE', 'STIGMER_LLM_PROVIDER', 'STIGMER_LLM_MODEL', 'STIGMER_LLM_BASE_URL', 'ANTHROPIC_API_KEY', 'OPENAI_API_KEY'].map((k) => [k, runner.env[k]]),
+  );
+  assert.deepEqual(contract, {
+    MODE: 'local',
+    STIGMER_BACKEND_ENDPOINT: `127.0.0.1:${server}`,
+    TEMPORAL_SERVICE_ADDRESS: `127.0.0.1:${temporal}`,
+    TEMPORAL_NAMESPACE: 'default',
+    STIGMER_LLM_PROVIDER: 'ollama',
+    STIGMER_LLM_MODEL: 'qwen2.5-coder:7b',
+    STIGMER_LLM_BASE_URL: r.ollamaUrl,
+    ANTHROPIC_API_KEY: undefined,
+    OPENAI_API_KEY: undefined,
+  });
+  assert.equal(runner.env['STIGMER_HOME'], r.home, 'children inherit stigmer\'s own environment');
+  const [srv] = r.records('server');
+  assert.equal(srv!.env['STIGMER_SERVER_ADDRESS'], `127.0.0.1:${server}`);
+  assert.equal(srv!.env['STIGMER_DATA_DIR'], join(r.home, 'data'));
+
+  // status: every component ready, Temporal healthy, the LLM reachable with its model
+  const status = await runCli(['local', 'status'], { home: r.home, env: r.env });
+  assert.equal(status.code, 0, status.stderr);
+  const lines = status.stdout.split('\n');
+  assert.equal(lines[0], `Stigmer local stack: running (${r.home})`);
+  assert.match(lines[3]!, new RegExp(`^temporal +ready +\\d+ +\\S+ (ms|s) +127\\.0\\.0\\.1:${temporal}$`));
+  assert.match(lines[4]!, new RegExp(`^server +ready +\\d+ +\\S+ (ms|s) +127\\.0\\.0\\.1:${server}$`));
+  assert.match(lines[5]!, /^agent-runner +ready +\d+ +\S+ (ms|s) +-$/);
+  assert.ok(lines.includes(`Temporal:  127.0.0.1:${temporal} (managed, Temporal CLI 1.8.2), UI http://localhost:${ui}; health: SERVING`), status.stdout);
+  assert.ok(lines.includes(`LLM:       ollama qwen2.5-coder:7b at ${r.ollamaUrl}; reachable, model pulled`), status.stdout);
+  assert.ok(lines.includes('Secrets:   none needed (ollama); ANTHROPIC_API_KEY not set, OPENAI_API_KEY not set'), status.stdout);
+  const before = await componentPids(r);
+  assert.ok(before['temporal'] && before['server'] && before['agent-runner']);
+
+  const logs = await runCli(['local', 'logs', 'agent-runner', '-n', '1'], { home: r.home, env: r.env });
+  assert.equal(logs.stdout, 'agent-runner ready\n');
+
+  // a second start restarts nothing
+  const again = await runCli(['local', 'start'], { home: r.home, env: r.env });
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(await componentPids(r), before);
+  assert.equal(r.temporalStarts().length, 1);
+  assert.equal(r.records('agent-runner').length, 1);
+
+  // rerun one step: only the agent-runner restarts
+  const rerun = await runCli(['run', 'start-agent-runner', '-f', join(process.cwd(), 'stigmer.tasks.yaml')], { home: r.home, env: r.env });
+  assert.equal(rerun.code, 0, rerun.stderr);
+  const after = await componentPids(r);
+  assert.equal(after['temporal'], before['temporal']);
+  assert.equal(after['server'], before['server']);
+  assert.notEqual(after['agent-runner'], before['agent-runner']);
+  assert.equal(r.records('agent-runner').length, 2);
+  assert.deepEqual(r.records('agent-runner')[1]!.env['TEMPORAL_SERVICE_ADDRESS'], `127.0.0.1:${temporal}`);
+
+  const stop = await runCli(['local', 'stop'], { home: r.home, env: r.env });
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.deepEqual(processesWithHome(r.home), []);
+  const stopAgain = await runCli(['local', 'stop'], { home: r.home, env: r.env });
+  assert.equal(stopAgain.code, 0, stopAgain.stderr);
+  const stopped = await runCli(['local', 'status'], { home: r.home, env: r.env });
+  assert.equal(stopped.stdout.split('\n')[0], `Stigmer local stack: stopped (${r.home})`);
+  assert.ok(stopped.stdout.includes('health: not running'), stopped.stdout);
+});
+
+test('port 7233 held by another process: fails naming it, with the external-Temporal hint', async (t) => {
+  const r = await rig(t);
+  const holder = net.createServer();
+  await new Promise<void>((res) => holder.listen(r.ports.temporal, '127.0.0.1', res));
+  t.after(() => new Promise<void>((res) => holder.close(() => res())));
+  const start = await runCli(['local', 'start'], { home: r.home, env: r.env });
+  assert.equal(start.code, 1);
+  const p = r.ports.temporal;
+  assert.match(start.stderr, new RegExp(`^stigmer: start-temporal failed: port ${p} is held by pid ${process.pid} \\(.*node.*\\)\n`));
+  assert.ok(
+    start.stderr.includes(
+      `  hint: Stop it, or use it as an external Temporal: stigmer config set backend.local.temporal.managed false; stigmer config set backend.local.temporal.address 127.0.0.1:${p} (or set TEMPORAL_SERVICE_ADDRESS=127.0.0.1:${p}).\n`,
+    ),
+    start.stderr,
+  );
+  assert.deepEqual(processesWithHome(r.home), []);
+});
+
+test('Temporal exiting during startup: the start fails and undoes everything', async (t) => {
+  const r = await rig(t);
+  const start = await runCli(['local', 'start'], { home: r.home, env: { ...r.env, FAKE_TEMPORAL_EXIT_DURING_STARTUP: '3' } });
+  assert.equal(start.code, 1);
+  assert.match(start.stderr, /stigmer: start-temporal failed: exited with code 3 before it was ready\n/);
+  assert.match(start.stderr, /membership failed to initialise/);
+  assert.deepEqual(processesWithHome(r.home), []);
+  const status = await runCli(['local', 'status', '--json'], { home: r.home, env: r.env });
+  const s = JSON.parse(status.stdout) as { stack: string; components: { state: string }[] };
+  assert.equal(s.stack, 'stopped');
+});
+
+test('stop, status and logs work with a broken config.yaml', async (t) => {
+  const r = await rig(t);
+  const start = await runCli(['local', 'start', '--output', 'json'], { home: r.home, env: r.env });
+  assert.equal(start.code, 0, start.stderr);
+  const events = start.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(events.at(-1), {
+    event: 'summary',
+    temporal: { address: `127.0.0.1:${r.ports.temporal}`, managed: true, version: '1.8.2', ui_url: `http://localhost:${r.ports.ui}` },
+    server: { endpoint: `127.0.0.1:${r.ports.server}` },
+    llm: { provider: 'ollama', model: 'qwen2.5-coder:7b', base_url: r.ollamaUrl },
+  });
+  const file = join(r.home, 'config.yaml');
+  writeFileSync(file, 'backend:\n  local: [oops\n');
+  const status = await runCli(['local', 'status'], { home: r.home, env: r.env });
+  assert.equal(status.code, 0, status.stderr);
+  assert.equal(status.stdout.split('\n')[0], `Stigmer local stack: running (${r.home})`);
+  assert.match(status.stdout, new RegExp(`Config:    ${file.replace(/[.]/g, '\\.')} is invalid: ${file.replace(/[.]/g, '\\.')}:\\d+:\\d+: invalid YAML: `));
+  const logs = await runCli(['local', 'logs', 'server'], { home: r.home, env: r.env });
+  assert.equal(logs.code, 0, logs.stderr);
+  assert.match(logs.stdout, /fixture server listening on 127\.0\.0\.1:\d+/);
+  const bad = await runCli(['local', 'start'], { home: r.home, env: r.env });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, new RegExp(`^${file.replace(/[.]/g, '\\.')}:\\d+:\\d+: invalid YAML: `));
+  const stop = await runCli(['local', 'stop'], { home: r.home, env: r.env });
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.deepEqual(processesWithHome(r.home), []);
+});
