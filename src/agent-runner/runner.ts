@@ -5,7 +5,7 @@
  */
 import { formatMs } from '../failure.js';
 import { ExecutionRun, type ExecutionDeps, type Outcome } from './execution.js';
-import { ServerApiError } from './server-api.js';
+import { ServerApiError, type Claim } from './server-api.js';
 
 /** How long one claim waits on the server (its maximum is 30 s). */
 const CLAIM_WAIT_MS = 25_000;
@@ -60,14 +60,20 @@ export class Runner {
     }
   }
 
-  private start(claim: ConstructorParameters<typeof ExecutionRun>[0]): void {
+  private start(claim: Claim): void {
     const run = new ExecutionRun(claim, this.deps);
     this.active.set(run.id, run);
-    void run.done.then((outcome) => {
-      this.outcomes[outcome]++;
-      this.active.delete(run.id);
-      this.wakeAll();
-    });
+    void run.done
+      .catch((e: unknown): Outcome => {
+        // A bug, not a provider or server failure: say so, and let the lease re-queue it.
+        this.deps.log(`execution ${run.id}: internal error in the agent-runner: ${(e as Error)?.stack ?? String(e)}`);
+        return 'server-unreachable';
+      })
+      .then((outcome) => {
+        this.outcomes[outcome]++;
+        this.active.delete(run.id);
+        this.wakeAll();
+      });
   }
 
   /** Stop claiming; the pending long poll is abandoned. */
