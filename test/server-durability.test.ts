@@ -4,7 +4,7 @@ import net from 'node:net';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupHome, freePort, runCli, sleep, tempHome } from './helpers.js';
-import { runOnce, startServer, spawnCli } from './server-rig.js';
+import { runOnce, startServer, spawnCli, type Proc } from './server-rig.js';
 import type { ExecutionEvent } from '../src/client/index.js';
 
 const NO_ENV = { STIGMER_SERVER_ADDRESS: undefined, STIGMER_DATA_DIR: undefined, STIGMER_LEASE_MS: undefined };
@@ -195,11 +195,21 @@ test('SIGTERM ends open event streams and waiting claims, then exits 0', async (
 
 test('the server binds localhost to 127.0.0.1 and prints the address it was given', async () => {
   const home = tempHome('stigmer-server-localhost-');
-  const port = await freePort();
   mkdirSync(join(home, 'data'));
-  const proc = spawnCli(['internal', 'server'], home, { STIGMER_SERVER_ADDRESS: `localhost:${port}`, STIGMER_DATA_DIR: join(home, 'data') });
+  let port = 0;
+  let proc: Proc | undefined;
+  for (let attempt = 1; !proc; attempt++) {
+    port = await freePort();
+    const p = spawnCli(['internal', 'server'], home, { STIGMER_SERVER_ADDRESS: `localhost:${port}`, STIGMER_DATA_DIR: join(home, 'data') });
+    try {
+      await p.waitFor(`stigmer-server listening on localhost:${port}\n`);
+      proc = p;
+    } catch (err) {
+      // another test took the port meanwhile
+      if (attempt >= 3 || !p.stderr().includes('the port is already in use')) throw err;
+    }
+  }
   try {
-    await proc.waitFor(`stigmer-server listening on localhost:${port}\n`);
     const sock = net.connect(port, '127.0.0.1');
     await new Promise<void>((ok, fail) => {
       sock.once('connect', ok);

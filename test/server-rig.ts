@@ -87,13 +87,21 @@ export interface Server extends Proc {
 
 /** Start `stigmer internal server`; `dataDir` defaults to <home>/data. */
 export async function startServer(home: string, opts: { dataDir?: string; port?: number; env?: Record<string, string | undefined> } = {}): Promise<Server> {
-  const port = opts.port ?? (await freePort());
   const dataDir = opts.dataDir ?? join(home, 'data');
   mkdirSync(dataDir, { recursive: true });
-  const address = `127.0.0.1:${port}`;
-  const proc = spawnCli(['internal', 'server'], home, { STIGMER_SERVER_ADDRESS: address, STIGMER_DATA_DIR: dataDir, ...opts.env });
-  await proc.waitFor(`stigmer-server listening on ${address}`);
-  return { ...proc, address, dataDir, client: new StigmerClient(address, { keepAlive: true }) };
+  for (let attempt = 1; ; attempt++) {
+    const port = opts.port ?? (await freePort());
+    const address = `127.0.0.1:${port}`;
+    const proc = spawnCli(['internal', 'server'], home, { STIGMER_SERVER_ADDRESS: address, STIGMER_DATA_DIR: dataDir, ...opts.env });
+    try {
+      await proc.waitFor(`stigmer-server listening on ${address}`);
+    } catch (err) {
+      // Another test took the free port between freePort() and listen: pick another.
+      if (attempt < 3 && opts.port === undefined && proc.stderr().includes('the port is already in use')) continue;
+      throw err;
+    }
+    return { ...proc, address, dataDir, client: new StigmerClient(address, { keepAlive: true }) };
+  }
 }
 
 /**

@@ -148,6 +148,8 @@ export function register(program: Command, app: App): void {
         );
       }
       const client = await connect(opts);
+      // A reader that went away (`| head`) must not crash the run; the execution still finishes.
+      process.stdout.on('error', () => {});
       app.listen();
       try {
         const { runExecution } = await import('../client/run.js');

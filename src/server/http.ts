@@ -77,9 +77,15 @@ function readBody(req: IncomingMessage): Promise<unknown> {
       }
       chunks.push(c);
     });
-    req.on('error', (err) => {
-      if (!failed) reject(err);
+    // The client hung up before the body was complete: nobody is left to answer.
+    const cut = (): void => {
+      if (failed) return;
       failed = true;
+      reject(new ServiceError(400, 'incomplete-body', 'the request body was cut short'));
+    };
+    req.on('error', cut);
+    req.on('close', () => {
+      if (!req.complete) cut();
     });
     req.on('end', () => {
       if (failed) return;

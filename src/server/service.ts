@@ -139,8 +139,10 @@ export class Service {
     };
     const durable = this.store.saveExecution(exec, true);
     this.queue.add(exec.id);
-    await durable;
+    // A waiting runner may take it now: its claim is logged after this record, so the claim's
+    // own commit covers both.
     this.dispatch();
+    await durable;
     return publicExecution(exec);
   }
 
