@@ -48,6 +48,8 @@ export interface ApiServerOptions {
   version: string;
   startedAt: number;
   maxStreams?: number;
+  /** ms between `: ping` comments on open event streams (default 15 s) */
+  heartbeatMs?: number;
   log?: (line: string) => void;
 }
 
@@ -342,7 +344,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   // Comment lines keep idle streams from being cut by proxies and show the client we are alive.
   const heartbeat = setInterval(() => {
     for (const s of streams) s.ping();
-  }, HEARTBEAT_MS);
+  }, opts.heartbeatMs ?? HEARTBEAT_MS);
   heartbeat.unref();
 
   return {
