@@ -67,7 +67,8 @@ test('agents: create, replace, get, list sorted by name, delete', async () => {
   assert.equal(replaced.agent.created_at, created.agent.created_at);
   assert.ok(replaced.agent.updated_at > created.agent.updated_at);
   assert.equal(replaced.agent.model, 'llama3');
-  await client.putAgent('alpha', { instructions: 'x' });
+  const echoed = await raw(server.address, 'PUT', '/v1/agents/alpha', JSON.stringify({ name: 'alpha', instructions: 'x' }));
+  assert.equal(echoed.status, 201, 'a body may repeat the name of the path');
   assert.deepEqual(await client.getAgent('zeta'), replaced.agent);
   const names = (await client.listAgents()).map((a) => a.name);
   assert.deepEqual(names, [...names].sort());
@@ -93,6 +94,7 @@ test('bad input on every route: 400 naming the field, 404, 405, malformed JSON; 
     ['PUT', '/v1/agents/valid', '{"instructions":"   "}', 400, 'invalid-field', 'instructions'],
     ['PUT', '/v1/agents/valid', '{"instructions":"x","model":""}', 400, 'invalid-field', 'model'],
     ['PUT', '/v1/agents/valid', '{"instructions":"x","modle":"m"}', 400, 'unknown-field', 'modle'],
+    ['PUT', '/v1/agents/valid', '{"instructions":"x","name":"other"}', 400, 'invalid-field', 'name'],
     ['PUT', '/v1/agents/valid', '[1,2]', 400, 'invalid-body', undefined],
     ['PUT', '/v1/agents/valid', '{"instructions": "x"', 400, 'invalid-json', undefined],
     ['PUT', '/v1/agents/valid', '', 400, 'invalid-body', undefined],
@@ -149,6 +151,10 @@ test('bad input on every route: 400 naming the field, 404, 405, malformed JSON; 
     named.body.error.message,
     'name: expected a name of lowercase letters, digits and "-", starting with a letter or digit, at most 63 characters, got "Bad_Name"',
   );
+  const unknown = await raw(server.address, 'PUT', '/v1/agents/valid', '{"instructions":"x","modle":"m"}');
+  assert.equal(unknown.body.error.message, 'unknown field "modle" (expected "instructions", "model", "name")');
+  const renamed = await raw(server.address, 'PUT', '/v1/agents/valid', '{"instructions":"x","name":"other"}');
+  assert.equal(renamed.body.error.message, 'name: expected "valid" (the name in the path), got "other"');
   const allow = await raw(server.address, 'PATCH', '/v1/agents/valid', '{}');
   assert.equal(allow.headers['allow'], 'GET, PUT, DELETE');
   assert.equal(allow.body.error.message, 'PATCH is not allowed on /v1/agents/valid (allowed: GET, PUT, DELETE)');

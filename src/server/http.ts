@@ -197,7 +197,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
         GET: ({ params }) => ({ status: 200, body: service.getAgent(checkAgentName(params[0]!)) }),
         PUT: async ({ params, body }) => {
           const name = checkAgentName(params[0]!);
-          const input = parseAgentBody(await body());
+          const input = parseAgentBody(await body(), name);
           const { agent, created } = await service.putAgent(name, input.instructions, input.model);
           return { status: created ? 201 : 200, body: agent };
         },

@@ -20,7 +20,6 @@
 import {
   closeSync,
   existsSync,
-  fstatSync,
   fsyncSync,
   ftruncateSync,
   mkdirSync,
@@ -352,11 +351,6 @@ export class Store {
       this.onFatal(new Error(`cannot write a snapshot in ${this.dir}: ${(err as Error).message}`));
       throw err;
     }
-  }
-
-  /** Bytes in the log right now (for tests and the log line at shutdown). */
-  logSize(): number {
-    return this.fd === -1 ? 0 : fstatSync(this.fd).size;
   }
 
   /** Flush: wait for a running fsync, write a snapshot, close the log, release the lock. */

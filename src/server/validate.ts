@@ -66,8 +66,10 @@ export function checkAgentName(name: string, field = 'name'): string {
   return name;
 }
 
-export function parseAgentBody(raw: unknown): { instructions: string; model: string | null } {
-  const body = object(raw, ['instructions', 'model']);
+export function parseAgentBody(raw: unknown, pathName: string): { instructions: string; model: string | null } {
+  const body = object(raw, ['instructions', 'model', 'name']);
+  // The name is the path's; a body may repeat it (a whole agent sent back), but not contradict it.
+  if (body['name'] !== undefined && body['name'] !== pathName) throw invalid('name', `"${pathName}" (the name in the path)`, body['name']);
   const instructions = nonEmptyString(required(body, 'instructions'), 'instructions');
   const model = body['model'] === undefined || body['model'] === null ? null : nonEmptyString(body['model'], 'model', 200);
   return { instructions, model };
