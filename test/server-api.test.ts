@@ -101,6 +101,7 @@ test('bad input on every route: 400 naming the field, 404, 405, malformed JSON; 
     ['GET', '/v1/agents/NOPE!', undefined, 400, 'invalid-field', 'name'],
     ['DELETE', '/v1/agents/-x', undefined, 400, 'invalid-field', 'name'],
     ['GET', '/v1/agents/%E0%A4%A', undefined, 400, 'invalid-path', undefined],
+    ['GET', 'http://elsewhere:99999/v1/agents', undefined, 400, 'invalid-path', undefined],
     ['POST', '/v1/executions', '{"message":"hi"}', 400, 'missing-field', 'agent'],
     ['POST', '/v1/executions', '{"agent":"valid"}', 400, 'missing-field', 'message'],
     ['POST', '/v1/executions', '{"agent":"valid","message":""}', 400, 'invalid-field', 'message'],

@@ -282,7 +282,14 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
-    const url = new URL(req.url ?? '/', 'http://stigmer-server');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://stigmer-server');
+    } catch {
+      req.resume();
+      sendJson(res, 400, errorBody('invalid-path', `the request target ${JSON.stringify(req.url)} is not a valid path`));
+      return;
+    }
     if (stopping) res.setHeader('connection', 'close');
     let bodyRead = false;
     try {
@@ -336,7 +343,11 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   }
 
   const server = http.createServer({ noDelay: true, keepAliveTimeout: 10_000 }, (req, res) => {
-    void handle(req, res);
+    handle(req, res).catch((err: unknown) => {
+      log(`internal error: ${(err as Error)?.stack ?? String(err)}`);
+      if (!res.headersSent) sendJson(res, 500, errorBody('internal', 'internal server error (see the stigmer-server log)'));
+      else res.destroy();
+    });
   });
   // Long polls and event streams stay open; nothing else takes long.
   server.requestTimeout = 60_000;
