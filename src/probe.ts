@@ -13,7 +13,8 @@ import { TaskError } from './types.js';
 import { fail } from './failure.js';
 import { durationOr } from './duration.js';
 import { stripAnsi } from './logfile.js';
-import { formatCommandLine, runCommand, type ExitInfo } from './proc.js';
+import { runCommand } from './command.js';
+import { formatCommandLine, type ExitInfo } from './proc.js';
 
 export const DEFAULT_INTERVAL_MS = 50;
 /** TCP probes are cheap: poll faster so an open port is noticed well within 50 ms. */

@@ -5,8 +5,7 @@
  * a pid that the kernel handed to another program is never signalled. Services start detached in
  * their own session and process group, writing straight to a log file descriptor (no pipe: they
  * must outlive the CLI and keep logging). Stopping a service signals its whole group: the signal,
- * a grace period, then SIGKILL. Foreground commands (the exec kind, exec probes) run through execa,
- * also in their own group, so an abort leaves no grandchild behind.
+ * a grace period, then SIGKILL. Foreground commands are in `command.ts`.
  *
  * Darwin has no /proc: identity degrades to the pid alone (start time 0) and port holders are not
  * found. Linux is what is tested.
@@ -20,7 +19,8 @@ import { TaskError, type UndoDescriptor } from './types.js';
 import { fail } from './failure.js';
 import { stripAnsi } from './logfile.js';
 
-const HAS_PROC = existsSync('/proc/self/stat');
+/** Linux: /proc is there. Elsewhere identity degrades to the pid alone. */
+export const HAS_PROC = existsSync('/proc/self/stat');
 const POLL_MS = 20;
 /** How long to wait for a group to vanish after SIGKILL before calling it a failure. */
 const KILL_WAIT_MS = 5000;
@@ -37,6 +37,8 @@ export interface ProcStat {
   pgid: number;
   /** clock ticks since boot when the process started */
   startTime: number;
+  /** threads not yet released, the leader included */
+  threads: number;
 }
 
 export interface ProcessIdentity {
@@ -59,8 +61,9 @@ export function parseProcStat(text: string): ProcStat | undefined {
     ppid: Number(rest[1]),
     pgid: Number(rest[2]),
     startTime: Number(rest[19]),
+    threads: Number(rest[17]),
   };
-  if (!stat.state || ![stat.pid, stat.ppid, stat.pgid, stat.startTime].every(Number.isInteger)) return undefined;
+  if (!stat.state || ![stat.pid, stat.ppid, stat.pgid, stat.startTime, stat.threads].every(Number.isInteger)) return undefined;
   return stat;
 }
 
@@ -84,12 +87,17 @@ export function readCmdline(pid: number): string | undefined {
   }
 }
 
-const isDeadState = (state: string): boolean => state === 'Z' || state === 'X' || state === 'x';
+/**
+ * A zombie is dead, except a thread-group leader whose other threads are still exiting: it shows
+ * Z while they run, and the process's files (its listening sockets) close only when the last
+ * thread is gone.
+ */
+export const hasExited = (stat: ProcStat): boolean => (stat.state === 'Z' || stat.state === 'X' || stat.state === 'x') && stat.threads <= 1;
 
 export function processIdentity(pid: number): ProcessIdentity | undefined {
   if (!HAS_PROC) return pidExists(pid) ? { pid, pgid: pid, startTime: 0 } : undefined;
   const stat = readProcStat(pid);
-  return stat && !isDeadState(stat.state) ? { pid, pgid: stat.pgid, startTime: stat.startTime } : undefined;
+  return stat && !hasExited(stat) ? { pid, pgid: stat.pgid, startTime: stat.startTime } : undefined;
 }
 
 function pidExists(pid: number): boolean {
@@ -105,7 +113,7 @@ function pidExists(pid: number): boolean {
 export function isAlive(id: { pid: number; startTime: number }): boolean {
   if (!HAS_PROC) return pidExists(id.pid);
   const stat = readProcStat(id.pid);
-  return !!stat && !isDeadState(stat.state) && stat.startTime === id.startTime;
+  return !!stat && !hasExited(stat) && stat.startTime === id.startTime;
 }
 
 function listPids(): number[] {
@@ -119,7 +127,7 @@ export function groupMembers(pgid: number): number[] {
   if (!HAS_PROC) return [];
   return listPids().filter((pid) => {
     const stat = readProcStat(pid);
-    return !!stat && stat.pgid === pgid && !isDeadState(stat.state);
+    return !!stat && stat.pgid === pgid && !hasExited(stat);
   });
 }
 
@@ -175,7 +183,8 @@ export function childEnv(...layers: Array<Record<string, unknown> | undefined>):
   return env;
 }
 
-function describeSpawnError(err: unknown): string {
+/** "not found (ENOENT)", "permission denied (EACCES)", or the error's message. */
+export function describeSpawnError(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
   if (e.code === 'ENOENT') return 'not found (ENOENT)';
   if (e.code === 'EACCES') return 'permission denied (EACCES)';
@@ -279,7 +288,7 @@ export function groupOwnership(desc: Pick<StopProcess, 'pid' | 'pgid' | 'startTi
   if (!HAS_PROC) return pidExists(desc.pid) ? 'alive' : 'gone';
   const leader = readProcStat(desc.pid);
   if (leader && leader.startTime !== desc.startTime) return 'pid-reused';
-  if (leader && !isDeadState(leader.state)) return leader.pgid === desc.pgid ? 'alive' : 'pid-reused';
+  if (leader && !hasExited(leader)) return leader.pgid === desc.pgid ? 'alive' : 'pid-reused';
   if (desc.pgid !== desc.pid) return 'gone';
   return groupGone(desc.pgid) ? 'gone' : 'orphans';
 }
@@ -402,163 +411,6 @@ export function inspectPort(port: number): { listening: boolean; holder?: PortHo
 /** The process listening on `port`, or undefined when the port is free (or its holder is invisible). */
 export function findPortHolder(port: number): PortHolder | undefined {
   return inspectPort(port).holder;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Foreground commands (execa)
-
-export interface CommandSpec {
-  command: string;
-  args: readonly string[];
-  cwd: string;
-  /** the complete environment of the command */
-  env: NodeJS.ProcessEnv;
-  /** aborting kills the command's whole process group */
-  signal?: AbortSignal;
-  /** each line of stdout and stderr, ANSI stripped, as it arrives */
-  onLine?(line: string, stream: 'stdout' | 'stderr'): void;
-  /** SIGTERM to SIGKILL, on abort and for leftovers (default 2 s) */
-  graceMs?: number;
-}
-
-export interface CommandResult {
-  exitCode: number | null;
-  signal: NodeJS.Signals | null;
-  /** stdout, ANSI stripped, the first 64 KiB */
-  stdout: string;
-  /** the last 20 lines of stdout and stderr together, ANSI stripped */
-  tail: string[];
-  /** the signal aborted it */
-  aborted: boolean;
-  /** set when the command could not be started at all */
-  spawnError?: string;
-}
-
-const STDOUT_CAP = 64 * 1024;
-const TAIL_LINES = 20;
-
-/** Process groups of foreground commands still running: the second Ctrl-C kills them. */
-const foreground = new Set<number>();
-let exitHookInstalled = false;
-
-/** SIGKILL every foreground command's group now (synchronous). Also runs when the CLI exits. */
-export function killForegroundGroups(): void {
-  for (const pgid of foreground) {
-    try {
-      process.kill(-pgid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  foreground.clear();
-}
-
-/**
- * Stop a group: SIGTERM now, SIGKILL after `graceMs` if one of the members seen at SIGTERM time is
- * still alive (then the group id is still this group's: it cannot have been handed out again).
- */
-function terminateGroup(pgid: number, graceMs: number): void {
-  if (groupGone(pgid)) return;
-  const members = HAS_PROC ? groupMembers(pgid).flatMap((pid) => processIdentity(pid) ?? []) : [];
-  try {
-    process.kill(-pgid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  setTimeout(() => {
-    const stillOurs = HAS_PROC ? members.some((m) => isAlive(m) && readProcStat(m.pid)?.pgid === pgid) : !groupGone(pgid);
-    if (!stillOurs) return;
-    try {
-      process.kill(-pgid, 'SIGKILL');
-    } catch {
-      // gone meanwhile
-    }
-  }, graceMs).unref();
-}
-
-function lineSplitter(emit: (line: string) => void): { push(chunk: string): void; end(): void } {
-  let carry = '';
-  return {
-    push(chunk) {
-      const parts = (carry + chunk).split(/\r\n|\n|\r/);
-      carry = parts.pop() ?? '';
-      for (const p of parts) emit(p);
-    },
-    end() {
-      if (carry) emit(carry);
-      carry = '';
-    },
-  };
-}
-
-/**
- * Run a command to completion (no shell) in its own process group. On abort the whole group gets
- * SIGTERM, then SIGKILL after the grace period; members still running when the command itself
- * exits are stopped the same way (an exec task owns its group: nothing it leaves is tracked).
- * Never throws for the command's own failures: they are in the result.
- */
-export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
-  const { execa } = await import('execa');
-  const graceMs = spec.graceMs ?? 2000;
-  const tail: string[] = [];
-  let stdout = '';
-  let aborted = false;
-  const sub = execa(spec.command, [...spec.args], {
-    cwd: spec.cwd,
-    env: spec.env,
-    extendEnv: false,
-    detached: true,
-    stdin: 'ignore',
-    buffer: false,
-    reject: false,
-    stripFinalNewline: false,
-    windowsHide: true,
-    ...(spec.signal ? { cancelSignal: spec.signal } : {}),
-  });
-  const pgid = sub.pid;
-  const onAbort = (): void => {
-    aborted = true;
-    if (pgid !== undefined) terminateGroup(pgid, graceMs);
-  };
-  if (pgid !== undefined) {
-    if (!exitHookInstalled) {
-      process.once('exit', killForegroundGroups);
-      exitHookInstalled = true;
-    }
-    foreground.add(pgid);
-    sub.once('exit', () => terminateGroup(pgid, graceMs));
-    if (spec.signal?.aborted) onAbort();
-    else spec.signal?.addEventListener('abort', onAbort, { once: true });
-  }
-  const collect = (stream: 'stdout' | 'stderr') => (line: string): void => {
-    const clean = stripAnsi(line);
-    tail.push(clean);
-    if (tail.length > TAIL_LINES) tail.shift();
-    spec.onLine?.(clean, stream);
-  };
-  for (const stream of ['stdout', 'stderr'] as const) {
-    const readable = sub[stream];
-    if (!readable) continue;
-    readable.setEncoding('utf8');
-    const split = lineSplitter(collect(stream));
-    readable.on('data', (chunk: string) => {
-      // A little over the cap, so escape codes cut at the edge can still be stripped whole.
-      if (stream === 'stdout' && stdout.length < STDOUT_CAP + 64) stdout += chunk.slice(0, STDOUT_CAP + 64 - stdout.length);
-      split.push(chunk);
-    });
-    readable.on('end', () => split.end());
-  }
-  try {
-    const r = await sub;
-    if (r.failed && r.exitCode === undefined && r.signal === undefined && !r.isCanceled) {
-      return { exitCode: null, signal: null, stdout: '', tail, aborted: false, spawnError: describeSpawnError(r.cause ?? r) };
-    }
-    const out = stripAnsi(stdout).slice(0, STDOUT_CAP);
-    return { exitCode: r.exitCode ?? null, signal: (r.signal as NodeJS.Signals | undefined) ?? null, stdout: out, tail, aborted: aborted || r.isCanceled };
-  } finally {
-    spec.signal?.removeEventListener('abort', onAbort);
-    if (pgid !== undefined) foreground.delete(pgid);
-  }
 }
 
 /** The error a kind throws when its signal aborted it: the signal's own TaskError if it has one. */

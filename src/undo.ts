@@ -7,7 +7,8 @@ import { lstat, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { UndoDescriptor } from './types.js';
 import { formatMs } from './failure.js';
-import { killForegroundGroups, killGroupNow, shortCommand, stopGroup } from './proc.js';
+import { killForegroundGroups } from './command.js';
+import { killGroupNow, shortCommand, stopGroup } from './proc.js';
 
 /** What an undo step will do, for progress titles: "stop pid 123 (node server.js)". */
 export function describeUndo(desc: UndoDescriptor): string {

@@ -10,7 +10,8 @@ import { dirname, resolve } from 'node:path';
 import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/types.js';
 import { fail, formatMs } from '../src/failure.js';
 import { mask } from '../src/mask.js';
-import { abortError, childEnv, formatCommandLine, runCommand, shortCommand } from '../src/proc.js';
+import { runCommand } from '../src/command.js';
+import { abortError, childEnv, formatCommandLine, shortCommand } from '../src/proc.js';
 
 export interface ExecWith {
   command: string;

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { TaskError, type TaskRecord, type TaskResult, type UndoDescriptor } from '../src/types.js';
 import { inspectPort, isAlive, logTailSince, spawnService, stopGroup, type StartedService, type StopProcess } from '../src/proc.js';
@@ -85,11 +88,15 @@ test('http probe: ready on the expected status; a wrong status is reported at th
     assert.equal(result.outputs['address'], `localhost:${port}`);
     await undoAll(undos.splice(0));
 
-    const bad = makeContext<ProcessWith>(home, { command: node, args, ready: { http: { url: `http://127.0.0.1:${port}/nope` }, timeout: '400ms' } });
-    const err = await failureOf(processKind.run(bad.ctx));
+    // Probed: a server of the test's own that already answers, so only the status is wrong.
+    const server = http.createServer((_req, res) => res.writeHead(503).end()).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/healthz`;
+    const bad = makeContext<ProcessWith>(home, { command: node, args: [service], ready: { http: { url }, timeout: '1s' } });
+    const err = await failureOf(processKind.run(bad.ctx)).finally(() => server.close());
     undos.push(...bad.undos);
     assert.equal(err.failure.reason, 'ready-timeout');
-    assert.equal(err.message, `not ready after 400 ms: GET http://127.0.0.1:${port}/nope answering 200 (last probe: HTTP 404)`);
+    assert.equal(err.message, `not ready after 1.0 s: GET ${url} answering 200 (last probe: HTTP 503)`);
   } finally {
     await undoAll(undos);
     await cleanupHome(home);
@@ -138,11 +145,11 @@ test('exec probe: ready when the command exits 0 printing the expected text', as
     const slow = makeContext<ProcessWith>(home, {
       command: node,
       args: [service],
-      ready: { exec: { command: node, args: ['-e', healthScript(other)], contains: 'SERVING' }, timeout: '1s' },
+      ready: { exec: { command: node, args: ['-e', healthScript(other)], contains: 'SERVING' }, interval: '400ms', timeout: '3s' },
     });
     const err = await failureOf(processKind.run(slow.ctx));
     undos.push(...slow.undos);
-    assert.match(err.message, /^not ready after 1\.0 s: exec \S+ -e '.+' printing "SERVING" \(last probe: exit 1: Error: health check returned unhealthy status: NOT_SERVING\)$/);
+    assert.match(err.message, /^not ready after 3\.0 s: exec \S+ -e '.+' printing "SERVING" \(last probe: exit 1: Error: health check returned unhealthy status: NOT_SERVING\)$/);
   } finally {
     await undoAll(undos);
     await cleanupHome(home);

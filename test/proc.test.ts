@@ -7,6 +7,7 @@ import { TaskError } from '../src/types.js';
 import {
   groupMembers,
   groupOwnership,
+  hasExited,
   findPortHolder,
   inspectPort,
   isAlive,
@@ -62,8 +63,16 @@ const logOf = (home: string, task = 'svc'): string => readFileSync(join(home, 'l
 
 test('parseProcStat splits at the last ")" so comm may hold spaces and parentheses', () => {
   const text = '4242 (a) b (c) S 1 4242 4242 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 98765 1000 200\n';
-  assert.deepEqual(parseProcStat(text), { pid: 4242, comm: 'a) b (c', state: 'S', ppid: 1, pgid: 4242, startTime: 98765 });
+  assert.deepEqual(parseProcStat(text), { pid: 4242, comm: 'a) b (c', state: 'S', ppid: 1, pgid: 4242, startTime: 98765, threads: 1 });
   assert.equal(parseProcStat('garbage'), undefined);
+});
+
+test('a zombie leader whose threads are still exiting has not exited yet (its sockets are still open)', () => {
+  const stat = (state: string, threads: number): string => `7 (node) ${state} 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 ${threads} 0 555`;
+  assert.equal(hasExited(parseProcStat(stat('Z', 7))!), false);
+  assert.equal(hasExited(parseProcStat(stat('Z', 1))!), true);
+  assert.equal(hasExited(parseProcStat(stat('X', 1))!), true);
+  assert.equal(hasExited(parseProcStat(stat('S', 7))!), false);
 });
 
 test('readProcStat reads a live process whose executable name has spaces and ")"', async () => {
