@@ -178,3 +178,40 @@ test('stop, status and logs work with a broken config.yaml', async (t) => {
   assert.equal(stop.code, 0, stop.stderr);
   assert.deepEqual(processesWithHome(r.home), []);
 });
+
+test('config set on a running stack, local restart applies it; check-llm only warns; run works on every task', async (t) => {
+  const r = await rig(t);
+  const start = await runCli(['local', 'start'], { home: r.home, env: r.env });
+  assert.equal(start.code, 0, start.stderr);
+  const set = await runCli(['config', 'set', 'backend.local.llm.model', 'llama3.2'], { home: r.home, env: r.env });
+  assert.equal(set.code, 0, set.stderr);
+  assert.match(set.stdout, /restart the stack for this to apply: stigmer local restart\n$/);
+
+  const restart = await runCli(['local', 'restart'], { home: r.home, env: r.env });
+  assert.equal(restart.code, 0, restart.stderr);
+  // the fake Ollama has only qwen2.5-coder:7b: a warning, and the stack is up anyway
+  assert.equal(
+    restart.stderr,
+    `stigmer: warning: check-llm: Ollama at ${r.ollamaUrl} does not have the model llama3.2\n  hint: Pull it: ollama pull llama3.2 (or stigmer llm pull llama3.2)\n`,
+  );
+  const runners = r.records('agent-runner');
+  assert.equal(runners.length, 2);
+  assert.equal(runners[1]!.env['STIGMER_LLM_MODEL'], 'llama3.2');
+  assert.equal(r.temporalStarts().length, 2, 'restart stops and starts Temporal too');
+
+  const file = join(process.cwd(), 'stigmer.tasks.yaml');
+  const graph = await runCli(['graph', '-f', file], { home: r.home, env: r.env });
+  assert.match(graph.stdout, /critical path \(\*\): resolve-config -> download-temporal -> start-temporal -> wait-port -> start-agent-runner/);
+  for (const task of ['resolve-config', 'download-temporal', 'gather-secrets', 'start-server', 'check-llm', 'start-temporal', 'wait-port', 'start-agent-runner']) {
+    const run = await runCli(['run', task, '-f', file], { home: r.home, env: r.env });
+    if (task === 'check-llm') assert.equal(run.code, 0, `optional: ${run.stderr}`);
+    else assert.equal(run.code, 0, `${task}: ${run.stderr}`);
+  }
+  const status = await runCli(['local', 'status', '--json'], { home: r.home, env: r.env });
+  const s = JSON.parse(status.stdout) as { stack: string; temporal: { health: string } };
+  assert.equal(s.stack, 'running');
+  assert.equal(s.temporal.health, 'SERVING');
+  const stop = await runCli(['local', 'stop'], { home: r.home, env: r.env });
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.deepEqual(processesWithHome(r.home), []);
+});

@@ -98,10 +98,12 @@ async function checkTemporalPorts(config: StigmerConfig, home: string): Promise<
   if (!t.managed) return;
   const [{ inspectPort, readProcStat, isAlive }, { StateStore }] = await Promise.all([import('../proc.js'), import('../state.js')]);
   const recorded = StateStore.read(dataPaths(home).state)?.tasks['start-temporal']?.undo.find((u) => u.type === 'stop-process');
+  // Ours and alive: the task itself decides whether to reuse it (no /proc scan needed here).
+  if (recorded && recorded.type === 'stop-process' && isAlive(recorded)) return;
   for (const port of [t.port, t.ui_port]) {
     const held = inspectPort(port);
     if (!held.listening) continue;
-    if (held.holder && recorded && recorded.type === 'stop-process' && isAlive(recorded) && readProcStat(held.holder.pid)?.pgid === recorded.pgid) continue;
+    if (held.holder && recorded && recorded.type === 'stop-process' && readProcStat(held.holder.pid)?.pgid === recorded.pgid) continue;
     const address = `127.0.0.1:${t.port}`;
     const hint =
       port === t.port
