@@ -7,9 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { existsSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { processesWithHome, runCli } from './helpers.js';
+import { cliEnv, cliPath, processesWithHome, runCli, sleep } from './helpers.js';
 import { stackRig, type StackRig } from './temporal-mirror.js';
 
 async function rig(t: { after: (fn: () => Promise<void>) => void }, opts?: Parameters<typeof stackRig>[0]): Promise<StackRig> {
@@ -211,6 +212,34 @@ test('config set on a running stack, local restart applies it; check-llm only wa
   const s = JSON.parse(status.stdout) as { stack: string; temporal: { health: string } };
   assert.equal(s.stack, 'running');
   assert.equal(s.temporal.health, 'SERVING');
+  const stop = await runCli(['local', 'stop'], { home: r.home, env: r.env });
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.deepEqual(processesWithHome(r.home), []);
+});
+
+test('kill -9 of a start in progress: local stop finds and stops what it left', async (t) => {
+  const r = await rig(t);
+  const child = spawn(process.execPath, [cliPath, 'local', 'start'], {
+    cwd: r.home,
+    env: cliEnv(r.home, { ...r.env, FIXTURE_SERVER_DELAY_MS: '20000' }),
+    stdio: 'ignore',
+  });
+  const exited = new Promise((res) => child.on('exit', res));
+  const state = join(r.home, 'state.json');
+  const recorded = (): string[] => {
+    try {
+      const tasks = (JSON.parse(readFileSync(state, 'utf8')) as { tasks: Record<string, { undo: unknown[] }> }).tasks;
+      return Object.entries(tasks).filter(([, v]) => v.undo.length > 0).map(([k]) => k).sort();
+    } catch {
+      return [];
+    }
+  };
+  const deadline = Date.now() + 30_000;
+  while (recorded().join() !== 'start-server,start-temporal' && Date.now() < deadline) await sleep(50);
+  assert.deepEqual(recorded(), ['start-server', 'start-temporal']);
+  child.kill('SIGKILL');
+  await exited;
+  assert.equal(processesWithHome(r.home).length, 2, 'Temporal and the server were orphaned');
   const stop = await runCli(['local', 'stop'], { home: r.home, env: r.env });
   assert.equal(stop.code, 0, stop.stderr);
   assert.deepEqual(processesWithHome(r.home), []);
