@@ -16,8 +16,11 @@ export interface App {
   interruptedBy(): InterruptSignal | undefined;
   /** run on the second signal, before exiting */
   onForce(hook: () => void): void;
-  /** start listening for signals (commands that run tasks call this) */
-  listen(): void;
+  /**
+   * Start listening for signals (commands that run tasks call this). `doing` says what the first
+   * signal starts, e.g. "cancelling the execution" (default: undoing what was started).
+   */
+  listen(doing?: string): void;
   /** simulate a signal (used by the prompt's Ctrl-C) */
   interrupt(sig: InterruptSignal): void;
   exitCode: number;
@@ -34,6 +37,7 @@ export function createApp(): App {
   const hooks: (() => void)[] = [];
   let first: InterruptSignal | undefined;
   let listening = false;
+  let doingText = 'undoing what was started';
   const app: App = {
     signal: controller.signal,
     exitCode: EXIT.ok,
@@ -42,7 +46,8 @@ export function createApp(): App {
       hooks.push(hook);
     },
     interrupt: (sig) => handle(sig),
-    listen: () => {
+    listen: (doing) => {
+      if (doing) doingText = doing;
       if (listening) return;
       listening = true;
       for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => handle(sig));
@@ -51,11 +56,11 @@ export function createApp(): App {
   function handle(sig: InterruptSignal): void {
     if (!first) {
       first = sig;
-      process.stderr.write(`\nstigmer: ${sig} received, undoing what was started (send it again to force)\n`);
+      process.stderr.write(`\nstigmer: ${sig} received, ${doingText} (send it again to force)\n`);
       controller.abort(sig);
       return;
     }
-    process.stderr.write(`stigmer: ${sig} again, killing every process group without grace\n`);
+    process.stderr.write(`stigmer: ${sig} again, ${hooks.length ? 'killing every process group without grace' : 'exiting now'}\n`);
     for (const hook of hooks) {
       try {
         hook();

@@ -329,6 +329,7 @@ export async function runGraph(o: RunOptions): Promise<RunOutcome> {
           finishedAt: new Date().toISOString(),
           durationMs: Math.round(performance.now() - t0),
           error: undefined,
+          lastProbe: result.lastProbe,
         },
         undo.length > 0 && !satisfied,
       );
@@ -356,6 +357,14 @@ export async function runGraph(o: RunOptions): Promise<RunOutcome> {
 
   function onFailure(name: string, failure: Failure, t0: number, mode: 'oneshot' | 'service'): void {
     const node = graph.nodes.get(name)!;
+    const hint = node.spec.hints?.[failure.reason];
+    if (hint !== undefined) {
+      try {
+        failure = { ...failure, hint: String(evaluate(hint, { config: o.config, env: o.env, tasks: taskOutputs })) };
+      } catch {
+        failure = { ...failure, hint };
+      }
+    }
     const masked = maskDeep(failure);
     state.update(name, { kind: node.spec.uses, status: 'failed', error: masked.message, needs: node.needs }, true);
     emit({ type: 'failed', task: name, failure: masked, durationMs: performance.now() - t0, optional: node.spec.optional, mode });

@@ -22,6 +22,8 @@ export interface TaskSpec {
   timeout?: unknown;
   env: Record<string, unknown>;
   description?: string;
+  /** hints by failure reason, shown instead of the kind's own */
+  hints?: Record<string, string>;
 }
 
 export interface TasksFile {
@@ -301,6 +303,7 @@ export async function parseTasks(source: string, path: string, displayPath: stri
         ...(t['timeout'] !== undefined ? { timeout: t['timeout'] } : {}),
         env: (t['env'] && typeof t['env'] === 'object' ? t['env'] : {}) as Record<string, unknown>,
         ...(typeof t['description'] === 'string' ? { description: t['description'] } : {}),
+        hints: (t['hints'] && typeof t['hints'] === 'object' ? t['hints'] : {}) as Record<string, string>,
       });
     }
   }
@@ -360,7 +363,7 @@ export async function parseTasks(source: string, path: string, displayPath: stri
       else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) visit(v, [...path, k]);
     };
     const spec = raw?.[t.name] ?? {};
-    for (const key of ['with', 'env', 'if', 'timeout'] as const) if (spec[key] !== undefined) visit(spec[key], ['tasks', t.name, key]);
+    for (const key of ['with', 'env', 'if', 'timeout', 'hints'] as const) if (spec[key] !== undefined) visit(spec[key], ['tasks', t.name, key]);
   }
 
   if (diags.length) fail();

@@ -64,6 +64,8 @@ export interface TaskResult {
   satisfied?: boolean;
   /** one line for the renderers, e.g. "ready on 127.0.0.1:7233 after 1.2 s" */
   summary?: string;
+  /** the readiness probe's latest result, kept for `stigmer status` */
+  lastProbe?: string;
 }
 
 /** Progress of a long step, e.g. a download. */

@@ -85,7 +85,7 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
         ? await probeOnce(parsed.probe, AbortSignal.any([ctx.signal, AbortSignal.timeout(REUSE_PROBE_MS)]))
         : { ok: true, detail: 'running' };
       if (ctx.signal.aborted) throw abortError(ctx.signal);
-      if (check.ok) return { satisfied: true, outputs: prev.outputs!, summary: `already running (pid ${recorded.pid})` };
+      if (check.ok) return { satisfied: true, outputs: prev.outputs!, summary: `already running (pid ${recorded.pid})`, lastProbe: check.detail };
       ctx.output(`pid ${recorded.pid} is running but not healthy (${check.detail}); restarting it`);
     }
     // Also stops what a dead instance left in its group; never signals a reused pid.
@@ -134,7 +134,7 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
     case 'ready': {
       const outputs: Record<string, unknown> = { pid: svc.pid, pgid: svc.pgid, log: ctx.logFile, ...(address ? { address } : {}) };
       const how = parsed ? ` (${outcome.detail})` : '';
-      return { outputs, summary: `ready after ${formatMs(performance.now() - started)}, pid ${svc.pid}${how}` };
+      return { outputs, summary: `ready after ${formatMs(performance.now() - started)}, pid ${svc.pid}${how}`, ...(parsed ? { lastProbe: outcome.detail } : {}) };
     }
     case 'exited':
       throw new TaskError(fail.exitedBeforeReady(outcome.exit.code, outcome.exit.signal, tail(), ctx.logFile));

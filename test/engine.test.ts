@@ -367,10 +367,11 @@ test('port-in-use names the holder; exit codes for usage errors', async () => {
   const holder = spawn(process.execPath, [fixture('service.mjs'), '--listen', String(port)], { stdio: 'ignore', env: cliEnv(home) });
   try {
     await sleep(300);
-    write(home, ['version: 1', 'tasks:', svc('web', { port }), ''].join('\n'));
-    const r = await runCli(['up'], { home });
+    write(home, ['version: 1', 'tasks:', svc('web', { port }), `    hints: { port-in-use: "Or point web elsewhere than \${{ env.WEB_HINT_HOST }}:${port}." }`, ''].join('\n'));
+    const r = await runCli(['up'], { home, env: { WEB_HINT_HOST: 'example.test' } });
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`web failed: port ${port} is held by pid ${holder.pid} \\(.*service\\.mjs --listen ${port}\\)`));
+    assert.match(r.stderr, new RegExp(`\\n  hint: Or point web elsewhere than example\\.test:${port}\\.\\n`));
     assert.equal((await runCli(['up', '--bogus'], { home })).code, 2);
     assert.equal((await runCli(['run', 'nope'], { home })).code, 2);
   } finally {

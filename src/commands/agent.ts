@@ -150,7 +150,7 @@ export function register(program: Command, app: App): void {
       const client = await connect(opts);
       // A reader that went away (`| head`) must not crash the run; the execution still finishes.
       process.stdout.on('error', () => {});
-      app.listen();
+      app.listen('cancelling the execution');
       try {
         const { runExecution } = await import('../client/run.js');
         const outcome = await runExecution(client, name, message, {
