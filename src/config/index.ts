@@ -107,27 +107,18 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
 
   const origins: Record<string, Origin> = {};
   const sources: Record<string, string> = {};
-  const values: Record<string, unknown> = {};
   const layers: Record<string, Layer[]> = {};
   for (const spec of CONFIG_KEYS) layers[spec.key] = layersOf(spec);
   const pick = (key: string, fallback: unknown, fallbackSource = 'default', accept: (l: Layer) => boolean = () => true): unknown => {
     const layer = layers[key]!.find(accept);
-    if (layer) {
-      origins[key] = layer.origin;
-      sources[key] = layer.source;
-      values[key] = layer.value;
-    } else {
-      origins[key] = 'default';
-      sources[key] = fallbackSource;
-      values[key] = fallback;
-    }
-    return values[key];
+    origins[key] = layer ? layer.origin : 'default';
+    sources[key] = layer ? layer.source : fallbackSource;
+    return layer ? layer.value : fallback;
   };
 
   const type = pick('backend.type', 'local') as BackendType;
   const endpoint = pick('backend.local.endpoint', DEFAULT_ENDPOINT) as string;
   const dataDir = expandPath(pick('backend.local.data_dir', join(home, 'data')) as string, home);
-  values['backend.local.data_dir'] = dataDir;
 
   // LLM: the model and base URL follow the provider.
   const providerLayers = layers['backend.local.llm.provider']!;
@@ -153,7 +144,6 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   } else {
     managed = pick('backend.local.temporal.managed', true) as boolean;
   }
-  values['backend.local.temporal.managed'] = managed;
   let address: string;
   if (managed) {
     address = `${MANAGED_TEMPORAL_HOST}:${port}`;
@@ -162,7 +152,6 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   } else {
     address = pick('backend.local.temporal.address', `${MANAGED_TEMPORAL_HOST}:${port}`) as string;
   }
-  values['backend.local.temporal.address'] = address;
 
   const server = commandFor('server', pick, layers);
   const agentRunner = commandFor('agent-runner', pick, layers);
