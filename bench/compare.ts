@@ -1,0 +1,128 @@
+/**
+ * 5. Side by side: the seven-task stack of real processes brought up by stigmer, by
+ * `concurrently` + `wait-on`, and by `wireit`; wall time from spawning the tool until the whole
+ * graph is up. Each tool's runs take turns with the others'.
+ *
+ *   stigmer:              spawn -> `stigmer up` exits (it returns once every task is ready)
+ *   concurrently/wireit:  spawn -> the last service (agent-runner) opens its port, from its own
+ *                         stamp: neither tool says "all ready", so this is their best case
+ *
+ * After each run everything the tool started is stopped (stigmer down; the others by process
+ * group) and the temp home is checked for leftovers.
+ */
+import { writeFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { finishHome, note, readStamps, repoRoot, start, stats, stopGroup, tempHome, until } from './lib.js';
+import { runStigmerUp, stackPorts } from './overhead.js';
+import type { Row, Suite, SuiteResult } from './report.js';
+import { SERVICE, WORK, seconds, serviceArgs, type StackPorts } from './stack.js';
+
+const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+const nodeBin = join(repoRoot, 'node_modules', '.bin');
+
+function serviceCommand(port: number, afterMs: number): string {
+  return [process.execPath, ...serviceArgs(port, afterMs)].map(q).join(' ');
+}
+
+/**
+ * The way a package.json script usually does it: one-shots chained with `&&`, services started
+ * by concurrently, the service that needs others behind `wait-on tcp:...`.
+ */
+export function concurrentlyCommand(p: StackPorts): string {
+  const temporal = `sleep ${seconds(WORK.download)} && exec ${serviceCommand(p.temporal, WORK.temporalAfter)}`;
+  const server = `sleep ${seconds(WORK.secrets)} && exec ${serviceCommand(p.server, WORK.serverAfter)}`;
+  const runner = `wait-on tcp:127.0.0.1:${p.temporal} tcp:127.0.0.1:${p.server} && exec ${serviceCommand(p.runner, WORK.runnerAfter)}`;
+  return `sleep ${seconds(WORK.config)} && concurrently --names temporal,server,runner ${[temporal, server, runner].map(q).join(' ')}`;
+}
+
+/** The stack as wireit scripts: one-shots are plain scripts, services wait for their listen line. */
+export function wireitPackage(p: StackPorts): Record<string, unknown> {
+  const service = (port: number, after: number, dependencies: string[]): Record<string, unknown> => ({
+    command: serviceCommand(port, after),
+    service: { readyWhen: { lineMatches: 'listening on' } },
+    dependencies,
+  });
+  return {
+    name: 'bench-stack',
+    private: true,
+    scripts: { 'start-agent-runner': 'wireit' },
+    wireit: {
+      'resolve-config': { command: `sleep ${seconds(WORK.config)}` },
+      'download-temporal': { command: `sleep ${seconds(WORK.download)}`, dependencies: ['resolve-config'] },
+      // wireit waits for a service's ready line itself: the wait-port step folds into it.
+      'start-temporal': service(p.temporal, WORK.temporalAfter, ['download-temporal']),
+      'gather-secrets': { command: `sleep ${seconds(WORK.secrets)}`, dependencies: ['resolve-config'] },
+      'start-server': service(p.server, WORK.serverAfter, ['resolve-config', 'gather-secrets']),
+      'start-agent-runner': service(p.runner, WORK.runnerAfter, ['start-temporal', 'start-server', 'gather-secrets']),
+    },
+  };
+}
+
+/** Start a tool that stays in the foreground; time spawn -> the agent-runner's listen stamp. */
+async function untilRunnerListens(command: string, args: string[], dir: string, ports: StackPorts, env: Record<string, string>): Promise<number> {
+  const p = start(command, args, { cwd: dir, home: dir, env });
+  try {
+    await Promise.race([
+      until('the agent-runner to listen', () => readStamps(p.stdout(), 'listening', ports.runner).length > 0, 60_000),
+      p.exited.then((e) => {
+        throw new Error(`${command} exited early with ${e.code ?? e.signal}:\n${p.stdout()}${p.stderr()}`);
+      }),
+    ]);
+    return readStamps(p.stdout(), 'listening', ports.runner)[0]! - p.startedAt;
+  } finally {
+    await stopGroup(p, 5000);
+  }
+}
+
+async function runConcurrently(): Promise<number> {
+  const dir = tempHome('stigmer-bench-');
+  try {
+    const ports = await stackPorts();
+    return await untilRunnerListens('sh', ['-c', concurrentlyCommand(ports)], dir, ports, { PATH: `${nodeBin}${delimiter}${process.env['PATH'] ?? ''}` });
+  } finally {
+    await finishHome(dir);
+  }
+}
+
+async function runWireit(): Promise<number> {
+  const dir = tempHome('stigmer-bench-');
+  try {
+    const ports = await stackPorts();
+    const pkg = join(dir, 'package.json');
+    writeFileSync(pkg, JSON.stringify(wireitPackage(ports), null, 2));
+    // What `node --run start-agent-runner` sets: the quickest way to launch wireit (npm run adds ~0.3 s).
+    const env = { NODE_RUN_SCRIPT_NAME: 'start-agent-runner', NODE_RUN_PACKAGE_JSON_PATH: pkg, WIREIT_CACHE: 'none', PATH: `${nodeBin}${delimiter}${process.env['PATH'] ?? ''}` };
+    return await untilRunnerListens(process.execPath, [join(repoRoot, 'node_modules', 'wireit', 'bin', 'wireit.js')], dir, ports, env);
+  } finally {
+    await finishHome(dir);
+  }
+}
+
+export const compare: Suite = {
+  name: 'compare',
+  title: 'the stack of real processes: stigmer vs concurrently + wait-on vs wireit (spawn -> all up)',
+  async run({ quick }): Promise<SuiteResult> {
+    const runs = quick ? 2 : 5;
+    note(`compare: ${runs} rounds of stigmer, concurrently + wait-on, wireit`);
+    const s: number[] = [];
+    const sListen: number[] = [];
+    const c: number[] = [];
+    const w: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const up = await runStigmerUp();
+      s.push(up.wallMs);
+      sListen.push(up.runnerListenMs);
+      c.push(await runConcurrently());
+      w.push(await runWireit());
+    }
+    const stigmer = stats(s);
+    const others = [stats(c).median, stats(w).median];
+    const rows: Row[] = [
+      { bench: '5 compare', metric: 'stigmer up: spawn -> exit, all ready', unit: 'ms', stats: stigmer, goal: { lowest: true }, pass: others.every((o) => stigmer.median < o) },
+      { bench: '5 compare', metric: '  (stigmer: spawn -> agent-runner listening)', unit: 'ms', stats: stats(sListen) },
+      { bench: '5 compare', metric: 'concurrently + wait-on: spawn -> agent-runner listening', unit: 'ms', stats: stats(c) },
+      { bench: '5 compare', metric: 'wireit: spawn -> agent-runner listening', unit: 'ms', stats: stats(w) },
+    ];
+    return { name: 'compare', rows, details: { concurrentlyCommand: concurrentlyCommand({ temporal: 7233, server: 7234, runner: 7235 }).replaceAll(SERVICE, 'test/fixtures/service.mjs').replaceAll(process.execPath, 'node') } };
+  },
+};

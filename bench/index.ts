@@ -1,0 +1,102 @@
+/**
+ * `npm run bench`: runs the benchmarks one after another (never in parallel: they measure time),
+ * prints a table of medians, and writes bench/results.json.
+ *
+ *   node dist/bench/index.js [suite...] [--quick] [--no-save]
+ *
+ * Suites: overhead, readiness, scale, cold-start, compare (default: all, in that order).
+ * `--quick` takes fewer runs (for a smoke check); `--no-save` leaves bench/results.json alone.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { note, repoRoot } from './lib.js';
+import { formatTable, passes, type Suite, type SuiteResult } from './report.js';
+import { overhead } from './overhead.js';
+import { readiness } from './readiness.js';
+import { scale } from './scale.js';
+import { coldStart } from './cold-start.js';
+import { compare } from './compare.js';
+
+const SUITES: Suite[] = [overhead, readiness, scale, coldStart, compare];
+
+interface SavedSuite extends SuiteResult {
+  date: string;
+  machine: { node: string; platform: string; cpus: number; cpu: string; loadavg: number[] };
+}
+
+/** Replace the suites just run in bench/results.json, keeping the others' last results. */
+function saveResults(file: string, results: SuiteResult[]): void {
+  let saved: SavedSuite[] = [];
+  try {
+    saved = (JSON.parse(readFileSync(file, 'utf8')) as { suites: SavedSuite[] }).suites ?? [];
+  } catch {
+    // none yet
+  }
+  const machine = { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', loadavg: loadavg().map((l) => Math.round(l * 100) / 100) };
+  const date = new Date().toISOString();
+  for (const r of results) {
+    const entry: SavedSuite = { ...r, date, machine };
+    const i = saved.findIndex((x) => x.name === r.name);
+    if (i >= 0) saved[i] = entry;
+    else saved.push(entry);
+  }
+  saved.sort((a, b) => SUITES.findIndex((x) => x.name === a.name) - SUITES.findIndex((x) => x.name === b.name));
+  writeFileSync(file, JSON.stringify({ table: formatTable(saved).split('\n'), suites: saved }, null, 2) + '\n');
+}
+
+function usage(): string {
+  return `usage: node dist/bench/index.js [${SUITES.map((s) => s.name).join('|')}...] [--quick] [--no-save]\n${SUITES.map((s) => `  ${s.name.padEnd(11)} ${s.title}`).join('\n')}\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const flags = new Set(argv.filter((a) => a.startsWith('-')));
+  const names = argv.filter((a) => !a.startsWith('-'));
+  for (const f of flags) {
+    if (f === '--help' || f === '-h') {
+      process.stdout.write(usage());
+      return 0;
+    }
+    if (f !== '--quick' && f !== '--no-save') {
+      process.stderr.write(`bench: unknown option ${f}\n${usage()}`);
+      return 2;
+    }
+  }
+  const unknown = names.filter((n) => !SUITES.some((s) => s.name === n));
+  if (unknown.length) {
+    process.stderr.write(`bench: unknown benchmark ${unknown.join(', ')}\n${usage()}`);
+    return 2;
+  }
+  const selected = names.length ? SUITES.filter((s) => names.includes(s.name)) : SUITES;
+  const quick = flags.has('--quick');
+  const results: SuiteResult[] = [];
+  const began = performance.now();
+  for (const suite of selected) {
+    const t0 = performance.now();
+    note(`== ${suite.name}: ${suite.title}`);
+    results.push(await suite.run({ quick }));
+    note(`== ${suite.name} took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  const table = formatTable(results);
+  process.stdout.write(`\n${table}\n`);
+  const missed = results.flatMap((r) => r.rows).filter((row) => passes(row) === false);
+  process.stdout.write(missed.length ? `\n${missed.length} goal(s) missed.\n` : '\nAll goals met.\n');
+  note(`benchmarks took ${((performance.now() - began) / 1000).toFixed(1)} s`);
+
+  if (!flags.has('--no-save') && !quick) {
+    const file = join(repoRoot, 'bench', 'results.json');
+    note(`results written to ${file}`);
+    saveResults(file, results);
+  }
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

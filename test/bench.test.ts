@@ -1,0 +1,150 @@
+/**
+ * The benchmark helpers (statistics, critical path, table), and the engine on a large in-process
+ * graph the way the scale benchmark drives it: every task runs, `${{ tasks.X.outputs.Y }}` reads
+ * its needs' outputs, and a failure cancels the tasks in flight. No timing is asserted.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { formatTable } from '../bench/report.js';
+import { stats } from '../bench/lib.js';
+import { NEEDS, criticalPath, stigmerYaml, taskWeights } from '../bench/stack.js';
+import { concurrentlyCommand, wireitPackage } from '../bench/compare.js';
+import { runGraph, type EngineEvent } from '../src/engine.js';
+import { fail } from '../src/failure.js';
+import { buildGraph } from '../src/graph.js';
+import { parseTasks, type TaskSpec } from '../src/load.js';
+import { createPlainRenderer } from '../src/render/plain.js';
+import { StateStore } from '../src/state.js';
+import { TaskError, type TaskKind } from '../src/types.js';
+import { kinds } from '../tasks/index.js';
+
+test('stats: median of odd and even samples, min, max', () => {
+  assert.deepEqual(stats([5, 1, 3]), { median: 3, min: 1, max: 5, runs: [5, 1, 3] });
+  assert.equal(stats([4, 1, 3, 2]).median, 2.5);
+  assert.throws(() => stats([]), /no samples/);
+});
+
+test('critical path of the bench stack follows the heaviest chain of needs', () => {
+  const w = taskWeights({ config: 50, download: 200, secrets: 50, serviceStarted: 60, temporalListen: 360, serverListen: 260, runnerListen: 160 });
+  const cp = criticalPath(w);
+  assert.deepEqual(cp.path, ['resolve-config', 'download-temporal', 'start-temporal', 'wait-temporal', 'start-agent-runner']);
+  assert.equal(cp.ms, 50 + 200 + 60 + 300 + 160);
+  // A slow server moves the path through it.
+  const slow = criticalPath({ ...w, 'start-server': 900 });
+  assert.deepEqual(slow.path, ['resolve-config', 'gather-secrets', 'start-server', 'start-agent-runner']);
+});
+
+test('the bench stack is a valid tasks file with the same needs as the other tools get', async () => {
+  const yaml = stigmerYaml({ temporal: 17233, server: 17234, runner: 17235 });
+  const file = await parseTasks(yaml, '/bench/stigmer.tasks.yaml', 'stigmer.tasks.yaml');
+  assert.equal(file.tasks.size, 7);
+  for (const [name, needs] of Object.entries(NEEDS)) assert.deepEqual(file.tasks.get(name)?.needs, needs, name);
+  const w = wireitPackage({ temporal: 17233, server: 17234, runner: 17235 }) as { wireit: Record<string, { dependencies?: string[] }> };
+  assert.deepEqual(w.wireit['start-agent-runner']?.dependencies, ['start-temporal', 'start-server', 'gather-secrets']);
+  assert.match(concurrentlyCommand({ temporal: 17233, server: 17234, runner: 17235 }), /wait-on tcp:127\.0\.0\.1:17233 tcp:127\.0\.0\.1:17234 && exec /);
+});
+
+test('the table marks goals met and missed', () => {
+  const table = formatTable([
+    {
+      name: 'x',
+      details: {},
+      rows: [
+        { bench: '9 demo', metric: 'fast', unit: 'ms', stats: stats([10, 12, 11]), goal: { max: 30 } },
+        { bench: '9 demo', metric: 'slow', unit: 'ms', stats: stats([50]), goal: { max: 30 } },
+        { bench: '9 demo', metric: 'info', unit: 'MB', stats: stats([1.5]) },
+      ],
+    },
+  ]).split('\n');
+  assert.equal(table.length, 5);
+  assert.match(table[2]!, /^9 demo\s+fast\s+11\.0 ms\s+10\.0 ms \.\. 12\.0 ms\s+3\s+<= 30\.0 ms\s+ok$/);
+  assert.match(table[3]!, /slow .* MISSED$/);
+  assert.match(table[4]!, /info\s+1\.5 MB\s+1\.5 MB \.\. 1\.5 MB\s+1$/);
+});
+
+/** A kind that adds one to its `n` parameter (in-process, instant). */
+const increment: TaskKind<{ n: number }> = { name: 'test-increment', mode: 'oneshot', pure: true, run: async (ctx) => ({ outputs: { n: Number(ctx.with.n) + 1 } }) };
+/** Waits until aborted. */
+const hang: TaskKind = {
+  name: 'test-hang',
+  mode: 'oneshot',
+  run: (ctx) => new Promise((_, rej) => ctx.signal.addEventListener('abort', () => rej(new Error('aborted')), { once: true })),
+};
+const boom: TaskKind = {
+  name: 'test-boom',
+  mode: 'oneshot',
+  run: async () => {
+    await new Promise((r) => setTimeout(r, 20));
+    throw new TaskError(fail.taskError('boom'));
+  },
+};
+
+function graphOf(specs: Array<Pick<TaskSpec, 'name' | 'uses' | 'needs' | 'with'>>): ReturnType<typeof buildGraph> {
+  const tasks = new Map<string, TaskSpec>(specs.map((s) => [s.name, { ...s, optional: false, env: {} }]));
+  return buildGraph({ path: '/t/x.yaml', displayPath: 'x.yaml', dir: tmpdir(), tasks });
+}
+
+async function run(graph: ReturnType<typeof buildGraph>, events: EngineEvent[] = []): Promise<Awaited<ReturnType<typeof runGraph>>> {
+  const dir = mkdtempSync(join(tmpdir(), 'stigmer-test-bench-'));
+  try {
+    const renderer = createPlainRenderer(new Writable({ write: (_c, _e, cb) => cb() }));
+    return await runGraph({
+      graph,
+      baseDir: dir,
+      dataDir: dir,
+      state: new StateStore(join(dir, 'state.json')),
+      config: {},
+      env: {},
+      signal: new AbortController().signal,
+      canPrompt: false,
+      emit: (ev) => {
+        events.push(ev);
+        renderer.event(ev);
+      },
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('a 3,000-task chain: every task runs and reads its need\'s outputs', async () => {
+  kinds['test-increment'] = async () => ({ default: increment as TaskKind<any> });
+  const specs = Array.from({ length: 3000 }, (_, i) => ({
+    name: `t${i}`,
+    uses: 'test-increment',
+    needs: i ? [`t${i - 1}`] : [],
+    with: { n: i ? `\${{ tasks.t${i - 1}.outputs.n }}` : 0 },
+  }));
+  const outcome = await run(graphOf(specs));
+  assert.equal(outcome.ok, true);
+  assert.equal([...outcome.status.values()].filter((s) => s === 'done').length, 3000);
+  assert.deepEqual(outcome.outputs.get('t2999'), { n: 3000 });
+});
+
+test('a reference to a task with no outputs still fails with its message', async () => {
+  kinds['test-increment'] = async () => ({ default: increment as TaskKind<any> });
+  // "constructor" is a valid task name: the lookup must not find Object's own properties.
+  const events: EngineEvent[] = [];
+  const outcome = await run(graphOf([{ name: 'a', uses: 'test-increment', needs: [], with: { n: '${{ tasks.constructor.outputs.n }}' } }]), events);
+  assert.equal(outcome.ok, false);
+  assert.deepEqual(outcome.failed, ['a']);
+  assert.equal(events.find((e) => e.type === 'failed')?.failure?.message, 'tasks.constructor.outputs.n: task constructor has no outputs (it did not run)');
+});
+
+test('a failure cancels every task in flight and skips the rest', async () => {
+  kinds['test-hang'] = async () => ({ default: hang });
+  kinds['test-boom'] = async () => ({ default: boom });
+  kinds['test-increment'] = async () => ({ default: increment as TaskKind<any> });
+  const hanging = Array.from({ length: 30 }, (_, i) => ({ name: `h${i}`, uses: 'test-hang', needs: [], with: {} }));
+  const events: EngineEvent[] = [];
+  const outcome = await run(graphOf([...hanging, { name: 'boom', uses: 'test-boom', needs: [], with: {} }, { name: 'after', uses: 'test-increment', needs: ['h0'], with: { n: 1 } }]), events);
+  assert.equal(outcome.ok, false);
+  assert.deepEqual(outcome.failed, ['boom']);
+  for (const h of hanging) assert.equal(outcome.status.get(h.name), 'cancelled', h.name);
+  assert.equal(outcome.status.get('after'), 'skipped');
+  assert.equal(events.find((e) => e.task === 'h7' && e.type === 'cancelled')?.reason, 'boom failed');
+});
