@@ -130,10 +130,11 @@ test('port 7233 held by another process: fails naming it, with the external-Temp
   const start = await runCli(['local', 'start'], { home: r.home, env: r.env });
   assert.equal(start.code, 1);
   const p = r.ports.temporal;
-  assert.match(start.stderr, new RegExp(`^stigmer: start-temporal failed: port ${p} is held by pid ${process.pid} \\(.*node.*\\)\n`));
+  assert.match(start.stderr, new RegExp(`^stigmer: start-temporal failed: port ${p} is held by pid ${process.pid} \\(.*node.*\\)\n`, 'm'));
+  assert.match(start.stderr, /^start-server: undone/m, 'what had started meanwhile was undone');
   assert.ok(
     start.stderr.includes(
-      `  hint: Stop it, or use it as an external Temporal: stigmer config set backend.local.temporal.managed false; stigmer config set backend.local.temporal.address 127.0.0.1:${p} (or set TEMPORAL_SERVICE_ADDRESS=127.0.0.1:${p}).\n`,
+      `  hint: Stop it, or use it as an external Temporal: stigmer config set backend.local.temporal.managed false; stigmer config set backend.local.temporal.address 127.0.0.1:${p} (or set TEMPORAL_SERVICE_ADDRESS=127.0.0.1:${p}). If it is the UI port (${r.ports.ui}), give the UI another one: stigmer config set backend.local.temporal.ui_port <port>.\n`,
     ),
     start.stderr,
   );

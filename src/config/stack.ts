@@ -1,8 +1,8 @@
 /**
  * `stigmer local start|stop|restart|logs`: the packaged stigmer.tasks.yaml run by the engine
  * (src/run.ts) with the stigmer home as its data dir. This file adds only what is specific to
- * the Stigmer stack: the config flags, a clear message when the managed Temporal's port is taken
- * by something else, and the addresses printed once the stack is up.
+ * the Stigmer stack: the config flags and the addresses printed once the stack is up (hints for
+ * its failures live in the stack file).
  */
 import { join } from 'node:path';
 import type { App } from '../app.js';
@@ -36,7 +36,6 @@ export async function startStack(o: StartOptions): Promise<number> {
   if (config.backend.type === 'cloud' && o.output !== 'json') {
     process.stderr.write('stigmer: note: backend.type is cloud; `stigmer local start` runs the local stack anyway\n');
   }
-  await checkTemporalPorts(config, home);
   const json = o.output === 'json';
   return runUp({
     file: STACK_FILE,
@@ -87,32 +86,6 @@ export async function stackLogs(app: App, component: string | undefined, o: { fo
   if (o.follow) app.listen();
   const code = await printLogs(home, { ...(task ? { task } : {}), lines: o.lines, follow: o.follow, signal: app.signal });
   return app.interruptedBy() ? EXIT.ok : code;
-}
-
-/**
- * The managed Temporal's ports held by something stigmer did not start: fail before running
- * anything, naming the holder, with the hint to use it as an external Temporal.
- */
-async function checkTemporalPorts(config: StigmerConfig, home: string): Promise<void> {
-  const t = config.backend.local.temporal;
-  if (!t.managed) return;
-  const [{ inspectPort, readProcStat, isAlive }, { StateStore }] = await Promise.all([import('../proc.js'), import('../state.js')]);
-  const recorded = StateStore.read(dataPaths(home).state)?.tasks['start-temporal']?.undo.find((u) => u.type === 'stop-process');
-  // Ours and alive: the task itself decides whether to reuse it (no /proc scan needed here).
-  if (recorded && recorded.type === 'stop-process' && isAlive(recorded)) return;
-  for (const port of [t.port, t.ui_port]) {
-    const held = inspectPort(port);
-    if (!held.listening) continue;
-    if (held.holder && recorded && recorded.type === 'stop-process' && readProcStat(held.holder.pid)?.pgid === recorded.pgid) continue;
-    const address = `127.0.0.1:${t.port}`;
-    const hint =
-      port === t.port
-        ? `Stop it, or use it as an external Temporal: stigmer config set backend.local.temporal.managed false; ` +
-          `stigmer config set backend.local.temporal.address ${address} (or set TEMPORAL_SERVICE_ADDRESS=${address}).`
-        : `Stop it, or give the Temporal UI another port: stigmer config set backend.local.temporal.ui_port <port>.`;
-    const f = fail.portInUse(port, held.holder, hint);
-    throw new UserError(`stigmer: start-temporal failed: ${f.message}\n  hint: ${f.hint}`, EXIT.taskFailed);
-  }
 }
 
 interface Resolved {
