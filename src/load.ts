@@ -5,8 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { didYouMean, formatDiagnostics, type Diagnostic } from './diagnostics.js';
+import { diagnosticAt, findNode, pointerPath, syntaxDiagnostics, valueAt, type AjvError, type Validator } from './yaml-source.js';
 import { UserError, EXIT } from './errors.js';
 import { findRefs, parseRef } from './expr.js';
 import { kindNames } from '../tasks/index.js';
@@ -42,57 +43,26 @@ export interface LoadOptions {
   config?: unknown;
 }
 
-type Validator = ((data: unknown) => boolean) & { errors?: AjvError[] | null };
-interface AjvError {
-  instancePath: string;
-  keyword: string;
-  params: Record<string, unknown>;
-  message?: string;
-  schemaPath: string;
-  parentSchema?: { description?: string };
-}
-
 let validatorPromise: Promise<Validator> | undefined;
 async function tasksValidator(): Promise<Validator> {
   validatorPromise ??= import(new URL('../validators/tasks.js', import.meta.url).href).then((m: { default: Validator }) => m.default);
   return validatorPromise;
 }
 
+/** Diagnostics at paths of one parsed tasks file. */
 class Positions {
   constructor(
     readonly doc: Document,
     readonly lc: LineCounter,
   ) {}
-  at(offset: number): { line: number; col: number } {
-    return this.lc.linePos(offset);
-  }
   /** the value node at a path, and the key node holding it */
   find(path: (string | number)[]): { node?: YamlNode; key?: YamlNode } {
-    let node: unknown = this.doc.contents;
-    let key: YamlNode | undefined;
-    for (const seg of path) {
-      if (isMap(node)) {
-        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
-        if (!pair) return { node: node as YamlNode, key };
-        key = pair.key as YamlNode;
-        node = pair.value;
-      } else if (isSeq(node)) {
-        const item = node.items[Number(seg)];
-        if (item === undefined) return { node: node as YamlNode, key };
-        node = item;
-        key = undefined;
-      } else return { node: node as YamlNode, key };
-    }
-    return { node: (node ?? undefined) as YamlNode | undefined, key };
+    return findNode(this.doc, path);
   }
   diag(file: string, path: (string | number)[], message: string, opts: { onKey?: boolean; offset?: number; length?: number } = {}): Diagnostic {
     const { node, key } = this.find(path);
     const target = opts.onKey && key ? key : (node ?? key);
-    const range = target?.range ?? [0, 0, 0];
-    const start = range[0] + (opts.offset ?? 0);
-    const { line, col } = this.at(start);
-    const length = opts.length ?? Math.max(1, Math.min(range[1] - range[0], 80));
-    return { file, line, col, message, length };
+    return diagnosticAt(file, this.lc, target, message, { offset: opts.offset, length: opts.length, maxLength: 80 });
   }
 }
 
@@ -109,12 +79,6 @@ function typeOf(v: unknown): string {
   return `${typeof v} ${JSON.stringify(v)}`;
 }
 
-function dig(v: unknown, path: string[]): unknown {
-  let cur = v;
-  for (const p of path) cur = cur && typeof cur === 'object' ? (cur as Record<string, unknown>)[p] : undefined;
-  return cur;
-}
-
 /** Turn ajv errors into one readable message per location. */
 function schemaDiagnostics(errors: AjvError[], data: unknown, pos: Positions, file: string): Diagnostic[] {
   const out: Diagnostic[] = [];
@@ -126,8 +90,8 @@ function schemaDiagnostics(errors: AjvError[], data: unknown, pos: Positions, fi
     byPath.set(e.instancePath, list);
   }
   for (const [instancePath, errs] of byPath) {
-    const path = instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-    const value = dig(data, path);
+    const path = pointerPath(instancePath);
+    const value = valueAt(data, path);
     const where = path.length ? `${dotted(path)}: ` : '';
     // anyOf/oneOf alternatives produce one error each; say what was expected once.
     const alt = errs.find((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
@@ -145,9 +109,7 @@ function schemaDiagnostics(errors: AjvError[], data: unknown, pos: Positions, fi
       switch (e.keyword) {
         case 'additionalProperties': {
           const extra = String(e.params['additionalProperty']);
-          const allowed = Object.keys(
-            (dig(schemaProps(e), []) as Record<string, unknown> | undefined) ?? {},
-          );
+          const allowed = Object.keys(schemaProps(e) ?? {});
           out.push(pos.diag(file, [...path, extra], `${where}unknown key "${extra}"${didYouMean(extra, allowed)}`, { onKey: true }));
           break;
         }
@@ -263,10 +225,7 @@ export async function parseTasks(source: string, path: string, displayPath: stri
     throw new UserError(formatDiagnostics(diags, source), EXIT.usage);
   };
 
-  for (const e of doc.errors) {
-    const { line, col } = lc.linePos(e.pos[0]);
-    diags.push({ file: displayPath, line, col, message: e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''), length: Math.max(1, e.pos[1] - e.pos[0]) });
-  }
+  diags.push(...syntaxDiagnostics(doc, lc, displayPath, { underline: true }));
   if (diags.length) fail();
 
   // Duplicate task names (yaml would keep only the last one silently).

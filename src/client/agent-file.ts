@@ -5,9 +5,10 @@
  * scripts/build-validators.mjs precompiled into dist/validators/agent.js.
  */
 import { readFileSync } from 'node:fs';
-import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { UserError, EXIT } from '../errors.js';
 import { didYouMean, formatDiagnostics, type Diagnostic } from '../diagnostics.js';
+import { diagnosticAt, findNode, pairOf, syntaxDiagnostics, valueAt, type AjvError, type Validator } from '../yaml-source.js';
 
 /** What agent.yaml says. */
 export interface AgentSpec {
@@ -15,14 +16,6 @@ export interface AgentSpec {
   instructions: string;
   model?: string | null;
 }
-
-interface AjvError {
-  instancePath: string;
-  keyword: string;
-  params: Record<string, unknown>;
-  message?: string;
-}
-type Validator = ((data: unknown) => boolean) & { errors?: AjvError[] | null };
 
 const PROPERTIES = ['name', 'instructions', 'model'];
 const RULES: Record<string, string> = {
@@ -62,14 +55,7 @@ export async function readAgentFile(file: string, displayPath: string = file): P
 export async function checkAgentSource(source: string, file: string): Promise<AgentSpec> {
   const lc = new LineCounter();
   const doc = parseDocument(source, { lineCounter: lc, uniqueKeys: true, prettyErrors: true });
-  if (doc.errors.length) {
-    const ds: Diagnostic[] = doc.errors.map((e) => {
-      const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
-      const message = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-      return { file, line: pos.line, col: pos.col, message: `invalid YAML: ${message}` };
-    });
-    throw new UserError(formatDiagnostics(ds, source), EXIT.usage);
-  }
+  if (doc.errors.length) throw new UserError(formatDiagnostics(syntaxDiagnostics(doc, lc, file, { prefix: 'invalid YAML: ' }), source), EXIT.usage);
   const data: unknown = doc.toJS();
   const validate = await agentValidator();
   if (validate(data)) return data as AgentSpec;
@@ -87,39 +73,29 @@ function dedupe(ds: Diagnostic[]): Diagnostic[] {
   });
 }
 
-function position(lc: LineCounter, node: Node | undefined, fallback: number): { line: number; col: number; length: number } {
-  const start = node?.range?.[0] ?? fallback;
-  const end = node?.range?.[1] ?? start + 1;
-  const p = lc.linePos(start);
-  return { line: p.line, col: p.col, length: Math.max(1, end - start) };
-}
-
 function diagnosticFor(e: AjvError, doc: Document, lc: LineCounter, data: unknown, file: string): Diagnostic {
   const field = e.instancePath.replace(/^\//, '');
-  const root = doc.contents as Node | null;
-  const rootStart = root?.range?.[0] ?? 0;
+  const root = (doc.contents as Node | null) ?? undefined;
   if (field === '') {
     if (e.keyword === 'type') {
-      const p = position(lc, root ?? undefined, 0);
-      return { file, ...p, message: `Expected the file to be a mapping with name, instructions and optionally model, got ${describe(data)}` };
+      return diagnosticAt(file, lc, root, `Expected the file to be a mapping with name, instructions and optionally model, got ${describe(data)}`);
     }
     if (e.keyword === 'required') {
       const missing = String(e.params['missingProperty']);
-      const p = position(lc, root ?? undefined, rootStart);
-      return { file, line: p.line, col: p.col, length: 1, message: `missing required property "${missing}"` };
+      return diagnosticAt(file, lc, root, `missing required property "${missing}"`, { length: 1 });
     }
     if (e.keyword === 'additionalProperties') {
       const extra = String(e.params['additionalProperty']);
-      const pair = isMap(root) ? root.items.find((it) => isPair(it) && isScalar(it.key) && String(it.key.value) === extra) : undefined;
-      const p = position(lc, (pair?.key as Node | undefined) ?? root ?? undefined, rootStart);
-      return { file, ...p, message: `unknown property "${extra}"${didYouMean(extra, PROPERTIES)}` };
+      return diagnosticAt(file, lc, pairOf(root, extra)?.key ?? root, `unknown property "${extra}"${didYouMean(extra, PROPERTIES)}`);
     }
   }
-  const node = doc.getIn([field], true) as Node | undefined;
-  const value = (data as Record<string, unknown> | null)?.[field];
-  const p = position(lc, node, rootStart);
+  const at = findNode(doc, [field]);
+  const node = at.found ? at.node : undefined;
+  const value = valueAt(data, [field]);
+  // a field that is not in the file is marked at the start of the mapping
+  const opts = { fallback: root?.range?.[0] ?? 0 };
   if (e.keyword === 'type' || e.keyword === 'pattern') {
-    return { file, ...p, message: `Expected ${field} to be ${RULES[field] ?? 'valid'}, got ${describe(value)}` };
+    return diagnosticAt(file, lc, node, `Expected ${field} to be ${RULES[field] ?? 'valid'}, got ${describe(value)}`, opts);
   }
-  return { file, ...p, message: `${field}: ${e.message ?? e.keyword}` };
+  return diagnosticAt(file, lc, node, `${field}: ${e.message ?? e.keyword}`, opts);
 }

@@ -7,19 +7,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { UserError } from '../errors.js';
 import { formatDiagnostics, didYouMean, type Diagnostic } from '../diagnostics.js';
+import { diagnosticAt, findNode, pairOf, pointerPath, syntaxDiagnostics, valueAt, type AjvError, type Validator } from '../yaml-source.js';
 import { CONFIG_KEYS, keySpec } from './keys.js';
 import type { ConfigFile } from './types.js';
-
-interface AjvError {
-  instancePath: string;
-  keyword: string;
-  params: Record<string, unknown>;
-  message?: string;
-}
-type Validator = ((data: unknown) => boolean) & { errors?: AjvError[] | null };
 
 let validator: Validator | undefined;
 
@@ -69,15 +62,7 @@ export function checkConfigSource(file: string, source: string): ConfigFile {
 export function parseConfigSource(file: string, source: string): { doc: Document; lineCounter: LineCounter } {
   const lineCounter = new LineCounter();
   const doc = parseDocument(source, { lineCounter, prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length) {
-    const ds: Diagnostic[] = doc.errors.map((e) => {
-      const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
-      // yaml appends " at line L, column C:" and a code frame; we print our own.
-      const message = e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-      return { file, line: pos.line, col: pos.col, message: `invalid YAML: ${message}` };
-    });
-    throw new UserError(formatDiagnostics(ds, source));
-  }
+  if (doc.errors.length) throw new UserError(formatDiagnostics(syntaxDiagnostics(doc, lineCounter, file, { prefix: 'invalid YAML: ' }), source));
   return { doc, lineCounter };
 }
 
@@ -97,7 +82,7 @@ export function validateConfig(data: unknown): AjvError[] {
 
 /** "Expected backend.local.temporal.port to be an integer from 1 to 65535, got "abc"" */
 export function describeError(e: AjvError, data: unknown): string {
-  const path = e.instancePath.split('/').slice(1).map(decodePointer);
+  const path = pointerPath(e.instancePath);
   const key = path.join('.');
   if (e.keyword === 'additionalProperties') {
     const extra = String(e.params['additionalProperty']);
@@ -106,7 +91,7 @@ export function describeError(e: AjvError, data: unknown): string {
     const guess = didYouMean(extra, allowed);
     return `unknown key "${where}"${guess || (allowed.length ? ` (expected one of: ${allowed.join(', ')})` : '')}`;
   }
-  const value = path.reduce<unknown>((cur, p) => (cur && typeof cur === 'object' ? (cur as Record<string, unknown>)[p] : undefined), data);
+  const value = valueAt(data, path);
   const spec = keySpec(key);
   const expected = spec ? spec.expect : e.keyword === 'type' && e.params['type'] === 'object' ? 'a mapping of keys' : (e.message ?? 'valid');
   const name = key || 'the config file';
@@ -131,24 +116,12 @@ function show(value: unknown): string {
   return JSON.stringify(value);
 }
 
-function decodePointer(s: string): string {
-  return s.replace(/~1/g, '/').replace(/~0/g, '~');
-}
-
 function diagnosticFor(file: string, doc: Document, lc: LineCounter, data: unknown, e: AjvError): Diagnostic {
-  const path = e.instancePath.split('/').slice(1).map(decodePointer);
-  let node: unknown = path.length ? doc.getIn(path, true) : doc.contents;
-  if (e.keyword === 'additionalProperties') {
-    const extra = String(e.params['additionalProperty']);
-    if (isMap(node)) {
-      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === extra);
-      if (pair && isPair(pair)) node = pair.key;
-    }
-  }
-  const range = (node as Node | null | undefined)?.range;
-  const start = range ? lc.linePos(range[0]) : { line: 1, col: 1 };
-  const length = range && isScalar(node) ? Math.max(1, range[1] - range[0]) : 1;
-  return { file, line: start.line, col: start.col, length, message: describeError(e, data) };
+  const at = findNode(doc, pointerPath(e.instancePath));
+  let node = at.found ? at.node : undefined;
+  if (e.keyword === 'additionalProperties') node = pairOf(node, String(e.params['additionalProperty']))?.key ?? node;
+  // a mapping or list is marked by its first character only
+  return diagnosticAt(file, lc, node, describeError(e, data), isScalar(node) ? {} : { length: 1 });
 }
 
 /** Drop keys whose value is null, recursively (YAML's empty value means "not set"). */
