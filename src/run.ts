@@ -40,7 +40,7 @@ export interface UpOptions extends CommonOptions {
   only?: string[];
   noInput?: boolean;
   concurrency?: number;
-  /** called after a successful detached start, with every task's outputs (e.g. to print addresses) */
+  /** called once everything is ready (detached, or foreground before streaming), with every task's outputs */
   onReady?: (outcome: RunOutcome) => void;
 }
 
@@ -160,8 +160,8 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
     }
     reportFailures(outcome, failures);
 
-    if (x.foreground) return await stayInForeground(o, x.graph, state);
     o.onReady?.(outcome);
+    if (x.foreground) return await stayInForeground(o, x.graph, state);
     return EXIT.ok;
   } finally {
     lock.release();
