@@ -89,7 +89,7 @@ export function loggedTasks(dataDir: string): string[] {
 
 /** When each task's latest run began (from the `--- <ISO> starting` header, else the file's birth). */
 function startedAt(file: string): number {
-  const head = tailLines(file, 100000, 1 << 20).reverse().find((l) => l.startsWith('--- '));
+  const head = tailLines(file, 100000, { maxBytes: 1 << 20 }).reverse().find((l) => l.startsWith('--- '));
   const t = head ? Date.parse(head.split(' ')[1] ?? '') : NaN;
   return Number.isNaN(t) ? statSync(file).mtimeMs : t;
 }
@@ -116,7 +116,7 @@ export async function printLogs(dataDir: string, o: LogOptions): Promise<number>
   // orders each task's block by when that task started.
   const ordered = [...tasks].sort((a, b) => startedAt(logFileFor(dataDir, a)) - startedAt(logFileFor(dataDir, b)));
   for (const t of ordered) {
-    for (const line of tailLines(logFileFor(dataDir, t), o.lines, 4 << 20)) process.stdout.write(mask(prefix ? `${t.padEnd(width)} | ${line}\n` : `${line}\n`));
+    for (const line of tailLines(logFileFor(dataDir, t), o.lines, { maxBytes: 4 << 20 })) process.stdout.write(mask(prefix ? `${t.padEnd(width)} | ${line}\n` : `${line}\n`));
   }
   if (o.follow) await followLogs(dataDir, tasks, { lines: 0, ...(o.signal ? { signal: o.signal } : {}), prefix });
   return EXIT.ok;

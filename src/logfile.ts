@@ -7,8 +7,19 @@ export function stripAnsi(s: string): string {
   return s.replace(ANSI, '');
 }
 
-/** The last `n` lines of a file (reads only its end), ANSI stripped; [] when it does not exist. */
-export function tailLines(file: string, n = 20, maxBytes = 64 * 1024): string[] {
+export interface TailOptions {
+  /** only what was written after this byte offset (a service's log of this run) */
+  since?: number;
+  /** read at most this many bytes from the end (default 64 KiB) */
+  maxBytes?: number;
+}
+
+/**
+ * The last `n` lines of a file (reads only its end), ANSI stripped; [] when it does not exist.
+ * With `since`, a line cut by `maxBytes` is left out; without it, it is kept as cut.
+ */
+export function tailLines(file: string, n = 20, opts: TailOptions = {}): string[] {
+  const { since, maxBytes = 64 * 1024 } = opts;
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -17,10 +28,12 @@ export function tailLines(file: string, n = 20, maxBytes = 64 * 1024): string[] 
   }
   try {
     const size = fstatSync(fd).size;
-    const len = Math.min(size, maxBytes);
-    const buf = Buffer.alloc(len);
-    readSync(fd, buf, 0, len, size - len);
+    const start = Math.max(since ?? 0, size - maxBytes);
+    if (size <= start) return [];
+    const buf = Buffer.alloc(size - start);
+    readSync(fd, buf, 0, buf.length, start);
     const lines = stripAnsi(buf.toString('utf8')).split(/\r?\n/);
+    if (since !== undefined && start > since) lines.shift(); // a partial first line
     if (lines.at(-1) === '') lines.pop();
     return lines.slice(-n);
   } finally {

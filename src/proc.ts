@@ -10,14 +10,14 @@
  * Darwin has no /proc: identity degrades to the pid alone (start time 0) and port holders are not
  * found. Linux is what is tested.
  */
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, statSync, writeSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskError, type UndoDescriptor } from './types.js';
 import { fail } from './failure.js';
-import { stripAnsi } from './logfile.js';
+import { tailLines } from './logfile.js';
 
 /** Linux: /proc is there. Elsewhere identity degrades to the pid alone. */
 export const HAS_PROC = existsSync('/proc/self/stat');
@@ -326,27 +326,9 @@ export function killGroupNow(desc: Pick<StopProcess, 'pid' | 'pgid' | 'startTime
   }
 }
 
-/** The last `n` lines a service wrote after `offset` in its log (ANSI stripped). */
+/** The last `n` lines a service wrote after `offset` in its log (ANSI stripped): `tailLines` with `since`. */
 export function logTailSince(file: string, offset: number, n = 20, maxBytes = 64 * 1024): string[] {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch {
-    return [];
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const start = Math.max(offset, size - maxBytes);
-    if (size <= start) return [];
-    const buf = Buffer.alloc(size - start);
-    readSync(fd, buf, 0, buf.length, start);
-    const lines = stripAnsi(buf.toString('utf8')).split(/\r?\n/);
-    if (start > offset) lines.shift(); // a partial first line
-    if (lines.at(-1) === '') lines.pop();
-    return lines.slice(-n);
-  } finally {
-    closeSync(fd);
-  }
+  return tailLines(file, n, { since: offset, maxBytes });
 }
 
 // ---------------------------------------------------------------------------------------------

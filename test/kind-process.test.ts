@@ -6,7 +6,8 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { TaskError, type TaskRecord, type TaskResult, type UndoDescriptor } from '../src/types.js';
-import { inspectPort, isAlive, logTailSince, spawnService, stopGroup, type StartedService, type StopProcess } from '../src/proc.js';
+import { inspectPort, isAlive, spawnService, stopGroup, type StartedService, type StopProcess } from '../src/proc.js';
+import { tailLines } from '../src/logfile.js';
 import processKind, { type ProcessWith } from '../tasks/process.js';
 import { makeContext, undoAll } from './kind-context.js';
 import { cleanupHome, fixture, freePort, sleep, tempHome } from './helpers.js';
@@ -112,7 +113,7 @@ test('log probe: matches what the process printed, not the command line in the h
     undos.push(...t.undos);
     const u = stopOf(undos);
     assert.ok(readFileSync(t.ctx.logFile, 'utf8').includes(`starting ${node} ${service} --after 300 --ready-line 'ready now'`));
-    assert.deepEqual(logTailSince(t.ctx.logFile, 0, 2), [`service pid=${u.pid} starting`, 'ready now']);
+    assert.deepEqual(tailLines(t.ctx.logFile, 2), [`service pid=${u.pid} starting`, 'ready now']);
     assert.match(result.summary!, /\(log matched \/\^ready now\$\/\)$/);
     assert.equal(result.outputs['address'], undefined);
   } finally {
@@ -382,7 +383,7 @@ test('environment: process env + task env + with.env reach the service; bad inpu
     );
     await processKind.run(t.ctx);
     undos.push(...t.undos);
-    assert.deepEqual(logTailSince(t.ctx.logFile, 0, 4).slice(0, 3), ['A=1', 'B=from-with', `STIGMER_HOME=${home}`]);
+    assert.deepEqual(tailLines(t.ctx.logFile, 4).slice(0, 3), ['A=1', 'B=from-with', `STIGMER_HOME=${home}`]);
 
     const missing = makeContext<ProcessWith>(home, { command: 'stigmer-test-no-such-command' });
     const spawnErr = await failureOf(processKind.run(missing.ctx));

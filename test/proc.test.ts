@@ -12,7 +12,6 @@ import {
   inspectPort,
   isAlive,
   killGroupNow,
-  logTailSince,
   parseProcStat,
   processIdentity,
   readCmdline,
@@ -23,6 +22,7 @@ import {
   type StopProcess,
 } from '../src/proc.js';
 import { executeUndo, forceKillAll } from '../src/undo.js';
+import { tailLines } from '../src/logfile.js';
 import { cleanupHome, fixture, freePort, sleep, tempHome } from './helpers.js';
 
 const service = fixture('service.mjs');
@@ -252,8 +252,8 @@ test('the exit of a service is observable, and its log tail skips the header', a
       logFile: join(home, 'svc.log'),
     });
     assert.deepEqual(await svc.waitExit(), { code: 4, signal: null });
-    assert.deepEqual(logTailSince(join(home, 'svc.log'), svc.logOffset), [`service pid=${svc.pid} starting`, 'line 1', 'line 2', 'exiting with code 4']);
-    assert.deepEqual(logTailSince(join(home, 'svc.log'), svc.logOffset, 2), ['line 2', 'exiting with code 4']);
+    assert.deepEqual(tailLines(join(home, 'svc.log'), 20, { since: svc.logOffset }), [`service pid=${svc.pid} starting`, 'line 1', 'line 2', 'exiting with code 4']);
+    assert.deepEqual(tailLines(join(home, 'svc.log'), 2, { since: svc.logOffset }), ['line 2', 'exiting with code 4']);
   } finally {
     await cleanupHome(home);
   }

@@ -1,0 +1,34 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tailLines } from '../src/logfile.js';
+import { cleanupHome, tempHome } from './helpers.js';
+
+test('tailLines: the last n lines, ANSI stripped; [] for a missing or empty file', async (t) => {
+  const home = tempHome();
+  t.after(() => cleanupHome(home));
+  const file = join(home, 'a.log');
+  assert.deepEqual(tailLines(file), []);
+  writeFileSync(file, '');
+  assert.deepEqual(tailLines(file), []);
+  writeFileSync(file, 'one\r\n\u001b[32mtwo\u001b[0m\nthree\n');
+  assert.deepEqual(tailLines(file), ['one', 'two', 'three']);
+  assert.deepEqual(tailLines(file, 2), ['two', 'three']);
+});
+
+test('tailLines: since an offset, only what came after it; a line cut by maxBytes is dropped', async (t) => {
+  const home = tempHome();
+  t.after(() => cleanupHome(home));
+  const file = join(home, 'svc.log');
+  writeFileSync(file, 'earlier run\n');
+  const since = statSync(file).size;
+  assert.deepEqual(tailLines(file, 20, { since }), []);
+  appendFileSync(file, 'abcdef\nline 2\nline 3\n');
+  assert.deepEqual(tailLines(file, 20, { since }), ['abcdef', 'line 2', 'line 3']);
+  assert.deepEqual(tailLines(file, 1, { since }), ['line 3']);
+  // 17 bytes from the end start inside "abcdef": with `since` the cut line is left out ...
+  assert.deepEqual(tailLines(file, 20, { since, maxBytes: 17 }), ['line 2', 'line 3']);
+  // ... without it, it is kept as cut.
+  assert.deepEqual(tailLines(file, 20, { maxBytes: 17 }), ['ef', 'line 2', 'line 3']);
+});
