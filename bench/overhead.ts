@@ -9,7 +9,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cliPath, finishHome, freePort, note, readStamps, runToEnd, start, stats, stopGroup, tempHome, until, type Stats } from './lib.js';
+import { pathToFileURL } from 'node:url';
+import { cliPath, finishHome, freePort, note, readStamps, repoRoot, runToEnd, start, stats, stopGroup, tempHome, until, type Stats } from './lib.js';
 import type { Row, Suite, SuiteResult } from './report.js';
 import { NEEDS, WORK, criticalPath, seconds, serviceArgs, taskWeights, writeStigmerStack, type Baselines, type StackPorts, type StackTask } from './stack.js';
 
@@ -130,6 +131,35 @@ function taskExtra(u: UpRun, task: StackTask, weight: number): number {
   return finish(task) - from - weight;
 }
 
+/** How long `await import("execa")` takes in a fresh node process (what the first exec task waits for). */
+async function execaImportMs(runs: number): Promise<number[]> {
+  const home = tempHome('stigmer-bench-');
+  try {
+    const script = (what: string): string[] => ['--input-type=module', '-e', `const t = performance.now(); ${what}; process.stdout.write(String(performance.now() - t));`];
+    const out: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const r = await runToEnd(process.execPath, script(`await import(${JSON.stringify(pathToFileURL(join(repoRoot, 'node_modules', 'execa', 'index.js')).href)})`), { cwd: home, home });
+      out.push(Number(r.stdout));
+    }
+    return out;
+  } finally {
+    await finishHome(home);
+  }
+}
+
+/** The port-holder check the process kind makes before each start (in this process, a free port). */
+async function portCheckMs(runs: number): Promise<number[]> {
+  const { inspectPort } = await import('../src/proc.js');
+  const out: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const port = await freePort();
+    const t = performance.now();
+    inspectPort(port);
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
 export const overhead: Suite = {
   name: 'overhead',
   title: 'engine overhead on the seven-task stack (stigmer up vs its critical path)',
@@ -145,6 +175,9 @@ export const overhead: Suite = {
     // Where the overhead goes: each task on the critical path, from the moment its last need
     // finished (or the run began) to its own finish, minus its bare work.
     const extra = cp.path.map((task) => ({ task, stats: stats(ups.map((u) => taskExtra(u, task, weights[task]))) }));
+    // Two costs the kinds pay on the path, measured alone.
+    const execa = stats(await execaImportMs(runs));
+    const portCheck = stats(await portCheckMs(runs * 3));
     const rows: Row[] = [
       { bench: '1 overhead', metric: 'engine: first event -> all ready, minus critical path', unit: 'ms', stats: stats(ups.map((u) => u.engineMs - cp.ms)), goal: { max: 60 } },
       { bench: '1 overhead', metric: 'end to end: spawn -> exit, minus critical path', unit: 'ms', stats: stats(ups.map((u) => u.wallMs - cp.ms)) },
@@ -152,6 +185,8 @@ export const overhead: Suite = {
       { bench: '1 overhead', metric: '  of which exit: last event -> exit', unit: 'ms', stats: stats(ups.map((u) => u.exitMs)) },
       { bench: '1 overhead', metric: 'critical path (bare work)', unit: 'ms', stats: stats([cp.ms]) },
       ...extra.map((e): Row => ({ bench: '1 overhead', metric: `  on the path: ${e.task}, beyond its bare work`, unit: 'ms', stats: e.stats })),
+      { bench: '1 overhead', metric: '  alone: import of execa (the first exec task)', unit: 'ms', stats: execa },
+      { bench: '1 overhead', metric: '  alone: port-holder check before a service starts', unit: 'ms', stats: portCheck },
     ];
     return {
       name: 'overhead',
