@@ -372,3 +372,18 @@ test('parseRetryAfter: ms, seconds, HTTP date', () => {
   assert.equal(parseRetryAfter({ 'retry-after': 'soon' }), undefined);
   assert.equal(parseRetryAfter({}), undefined);
 });
+
+test('SSE lines may end in a lone CR, also split across chunks; NDJSON keeps a lone CR inside a line', async () => {
+  async function* chunks(...parts: string[]): AsyncGenerator<string> {
+    yield* parts;
+  }
+  const events = [];
+  for await (const e of readSse(chunks('event: a\rdata: 1\r', '\r', 'data: 2\r', '\ndata: 3\r\n\r\n: bye\r'))) events.push(e);
+  assert.deepEqual(events, [
+    { event: 'a', data: '1' },
+    { event: 'message', data: '2\n3' },
+  ]);
+  const lines = [];
+  for await (const l of readLines(chunks('a\rb\r', '\nc'))) lines.push(l);
+  assert.deepEqual(lines, ['a\rb', 'c']);
+});

@@ -8,7 +8,7 @@
  */
 import http from 'node:http';
 import { formatAddress, parseAddress, type Address } from './address.js';
-import { parseSse } from './sse.js';
+import { readSse } from '../llm/frames.js';
 import type { Agent, ApiErrorBody, Claim, Execution, ExecutionEvent, ExecutionStatus, Health } from '../server/model.js';
 
 export type { Agent, Claim, Execution, ExecutionEvent, ExecutionStatus, Health } from '../server/model.js';
@@ -209,7 +209,7 @@ export class StigmerClient {
     }
     res.setEncoding('utf8');
     try {
-      for await (const event of parseSse(res as AsyncIterable<string>)) {
+      for await (const event of readSse(res as AsyncIterable<string>)) {
         const parsed = toEvent(event.event, event.data);
         if (!parsed) continue;
         yield parsed;

@@ -4,19 +4,25 @@
  * a token is handed on the moment its line arrives.
  */
 
-/** Lines of a byte stream, without their `\n` / `\r\n`; a last line without newline is yielded too. */
-export async function* readLines(body: AsyncIterable<Uint8Array | string>): AsyncGenerator<string> {
+/**
+ * Lines of a byte stream, without their `\n` / `\r\n`; a last line without newline is yielded too.
+ * With `bareCr` a lone `\r` ends a line as well (server-sent events allow all three).
+ */
+export async function* readLines(body: AsyncIterable<Uint8Array | string>, opts: { bareCr?: boolean } = {}): AsyncGenerator<string> {
   const decoder = new TextDecoder();
+  const eol = opts.bareCr ? /\r\n|\r|\n/g : /\r?\n/g;
   let buffer = '';
   for await (const chunk of body) {
     buffer += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
-    let nl = buffer.indexOf('\n');
-    while (nl >= 0) {
-      const line = buffer.endsWith('\r', nl) ? buffer.slice(0, nl - 1) : buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      yield line;
-      nl = buffer.indexOf('\n');
+    let start = 0;
+    eol.lastIndex = 0;
+    for (let m = eol.exec(buffer); m; m = eol.exec(buffer)) {
+      // A lone "\r" at the very end may be the first half of "\r\n": wait for more.
+      if (m[0] === '\r' && eol.lastIndex === buffer.length) break;
+      yield buffer.slice(start, m.index);
+      start = eol.lastIndex;
     }
+    buffer = buffer.slice(start);
   }
   buffer += decoder.decode();
   if (buffer.length > 0) yield buffer.endsWith('\r') ? buffer.slice(0, -1) : buffer;
@@ -30,14 +36,16 @@ export interface SseEvent {
 }
 
 /**
- * Server-sent events as the WHATWG spec frames them: fields until a blank line, `:` comments
- * ignored, several `data:` lines joined. An event not closed by a blank line before the stream
- * ends is dropped, as the spec says, which is how a cut stream shows up.
+ * Server-sent events as the WHATWG spec frames them: lines end in `\r\n`, `\n` or `\r`; fields
+ * until a blank line, `:` comments ignored, several `data:` lines joined; `id:` and `retry:` are
+ * not used and ignored. An event not closed by a blank line before the stream ends is dropped, as
+ * the spec says, which is how a cut stream shows up. Serves the LLM providers and stigmer-server's
+ * event stream alike.
  */
 export async function* readSse(body: AsyncIterable<Uint8Array | string>): AsyncGenerator<SseEvent> {
   let event = '';
   let data: string[] = [];
-  for await (const line of readLines(body)) {
+  for await (const line of readLines(body, { bareCr: true })) {
     if (line === '') {
       if (data.length > 0) yield { event: event || 'message', data: data.join('\n') };
       event = '';
