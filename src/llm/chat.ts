@@ -11,29 +11,18 @@
 import type { Dispatcher } from 'undici';
 import { registerSecret } from '../mask.js';
 import { formatMs } from '../failure.js';
-import type { LlmProvider } from './defaults.js';
 import { LlmError, isLlmError } from './errors.js';
 import { CallScope, backoffMs, describeSocketError, firstHeader, isRetryableStatus, parseErrorBody, parseRetryAfter, readText, send } from './http.js';
-import { PROTOCOLS, type ChatMessage } from './protocols.js';
+import { PROTOCOLS, type ChatTarget } from './protocols.js';
 
 export type { ChatMessage } from './protocols.js';
 
-export interface ChatRequest {
-  provider: LlmProvider;
-  model: string;
-  baseUrl: string;
-  /** required for anthropic and openai; never printed */
-  apiKey?: string;
-  /** the system prompt (an agent's instructions) */
-  system: string;
-  messages: ChatMessage[];
+export interface ChatRequest extends ChatTarget {
   signal?: AbortSignal;
   /** deadline for the whole call, retries and streaming included */
   timeoutMs?: number;
   /** attempts in all, first one included (default 3) */
   maxAttempts?: number;
-  /** Anthropic's required `max_tokens` (default ANTHROPIC_MAX_TOKENS) */
-  maxTokens?: number;
   /** longest `retry-after` worth waiting for (default 60 s); longer ones fail at once */
   maxRetryAfterMs?: number;
   /** undici dispatcher (connection pool) to use instead of the global one */

@@ -47,6 +47,22 @@ function unreachable(baseUrl: string, e: unknown): LlmError {
   });
 }
 
+/**
+ * One call to Ollama within its scope: a stop (abort or deadline) is reported as such, an LlmError
+ * as it is, anything else as Ollama not being reachable.
+ */
+async function inScope<T>(scope: CallScope, baseUrl: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (e) {
+    if (scope.stopped) throw scope.error();
+    if (isLlmError(e)) throw e;
+    throw unreachable(baseUrl, e);
+  } finally {
+    scope.dispose();
+  }
+}
+
 async function httpFailure(status: number, body: Dispatcher.ResponseData['body'], what: string): Promise<LlmError> {
   const parsed = parseErrorBody(await readText(body));
   return new LlmError({
@@ -62,7 +78,7 @@ async function httpFailure(status: number, body: Dispatcher.ResponseData['body']
 /** The models Ollama has pulled, as `/api/tags` lists them. */
 export async function listModels(opts: OllamaCallOptions): Promise<OllamaModel[]> {
   const scope = new CallScope('ollama', `ollama /api/tags at ${opts.baseUrl}`, opts.timeoutMs ?? 10_000, opts.signal);
-  try {
+  return inScope(scope, opts.baseUrl, async () => {
     const res = await send({ method: 'GET', url: joinUrl(opts.baseUrl, '/api/tags'), scope, ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}) });
     if (res.statusCode !== 200) throw await httpFailure(res.statusCode, res.body, '/api/tags');
     const text = await readText(res.body, 16 * 1024 * 1024);
@@ -86,13 +102,7 @@ export async function listModels(opts: OllamaCallOptions): Promise<OllamaModel[]
           ...(typeof details['quantization_level'] === 'string' ? { quantization_level: details['quantization_level'] } : {}),
         };
       });
-  } catch (e) {
-    if (scope.stopped) throw scope.error();
-    if (isLlmError(e)) throw e;
-    throw unreachable(opts.baseUrl, e);
-  } finally {
-    scope.dispose();
-  }
+  });
 }
 
 /** One line of Ollama's pull stream. */
@@ -115,7 +125,7 @@ export interface PullOptions extends OllamaCallOptions {
 export async function pullModel(opts: PullOptions, onProgress: (p: PullProgress) => void): Promise<void> {
   // A pull can take many minutes: no deadline unless the caller sets one.
   const scope = new CallScope('ollama', `pull of ${opts.model}`, opts.timeoutMs, opts.signal);
-  try {
+  return inScope(scope, opts.baseUrl, async () => {
     const res = await send({
       method: 'POST',
       url: joinUrl(opts.baseUrl, '/api/pull'),
@@ -152,11 +162,5 @@ export async function pullModel(opts: PullOptions, onProgress: (p: PullProgress)
       res.body.destroy();
     }
     throw new LlmError({ provider: 'ollama', kind: 'stream-cut', message: `pull of ${opts.model} ended before ollama reported success` });
-  } catch (e) {
-    if (scope.stopped) throw scope.error();
-    if (isLlmError(e)) throw e;
-    throw unreachable(opts.baseUrl, e);
-  } finally {
-    scope.dispose();
-  }
+  });
 }

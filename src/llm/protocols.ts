@@ -18,9 +18,12 @@ export interface ChatTarget {
   provider: LlmProvider;
   model: string;
   baseUrl: string;
+  /** required for anthropic and openai; never printed */
   apiKey?: string;
+  /** the system prompt (an agent's instructions) */
   system: string;
   messages: ChatMessage[];
+  /** Anthropic's required `max_tokens` (default ANTHROPIC_MAX_TOKENS) */
   maxTokens?: number;
 }
 
@@ -63,14 +66,19 @@ function keyHint(t: ChatTarget, status: number): string | undefined {
   return undefined;
 }
 
-const ollama: Protocol = {
-  url: (t) => joinUrl(t.baseUrl, '/api/chat'),
-  headers: () => ({}),
-  body: (t) => ({
+/** The request body of Ollama and OpenAI, which take the system prompt as the first message. */
+function systemFirstBody(t: ChatTarget): unknown {
+  return {
     model: t.model,
     messages: [...(t.system ? [{ role: 'system', content: t.system }] : []), ...t.messages],
     stream: true,
-  }),
+  };
+}
+
+const ollama: Protocol = {
+  url: (t) => joinUrl(t.baseUrl, '/api/chat'),
+  headers: () => ({}),
+  body: systemFirstBody,
   async *parse(body, t) {
     let chunks = 0;
     for await (const line of readLines(body)) {
@@ -145,11 +153,7 @@ const anthropic: Protocol = {
 const openai: Protocol = {
   url: (t) => joinUrl(t.baseUrl, '/chat/completions'),
   headers: (t) => ({ authorization: `Bearer ${t.apiKey ?? ''}` }),
-  body: (t) => ({
-    model: t.model,
-    messages: [...(t.system ? [{ role: 'system', content: t.system }] : []), ...t.messages],
-    stream: true,
-  }),
+  body: systemFirstBody,
   async *parse(body, t) {
     let chunks = 0;
     for await (const ev of readSse(body)) {
