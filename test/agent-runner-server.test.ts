@@ -1,40 +1,23 @@
 // The agent-runner against the real reference stigmer-server (`stigmer internal server`) and the
 // fake Ollama: an execution end to end, and a runner killed with SIGKILL mid-execution whose work
 // is re-queued when its lease expires and finished by a second runner.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { pathToFileURL } from 'node:url';
-import { cleanupHome, fixture, sleep, tempHome } from './helpers.js';
+import { cleanupHome, sleep, tempHome } from './helpers.js';
+import { runnerDeps } from './runner-deps.js';
 import { spawnCli, startServer, type Proc } from './server-rig.js';
-import type { FakeLlm } from './fixtures/fake-llm.mjs';
 
-const { startFakeLlm } = (await import(pathToFileURL(fixture('fake-llm.mjs')).href)) as typeof import('./fixtures/fake-llm.mjs');
-
-let fakeLlm: FakeLlm;
-let temporal: net.Server;
-let temporalAddress: string;
-
-before(async () => {
-  fakeLlm = await startFakeLlm();
-  temporal = net.createServer((s) => s.end());
-  await new Promise<void>((r) => temporal.listen(0, '127.0.0.1', r));
-  temporalAddress = `127.0.0.1:${(temporal.address() as net.AddressInfo).port}`;
-});
-after(async () => {
-  await fakeLlm.close();
-  await new Promise((r) => temporal.close(r));
-});
+const deps = runnerDeps();
 
 function startRunner(home: string, serverAddress: string, id: string): Proc {
   return spawnCli(['internal', 'agent-runner'], home, {
     MODE: 'local',
     STIGMER_BACKEND_ENDPOINT: serverAddress,
-    TEMPORAL_SERVICE_ADDRESS: temporalAddress,
+    TEMPORAL_SERVICE_ADDRESS: deps.temporalAddress,
     TEMPORAL_NAMESPACE: 'default',
     STIGMER_LLM_PROVIDER: 'ollama',
     STIGMER_LLM_MODEL: 'qwen2.5-coder:7b',
-    STIGMER_LLM_BASE_URL: fakeLlm.url,
+    STIGMER_LLM_BASE_URL: deps.fakeLlm.url,
     STIGMER_RUNNER_ID: id,
     ANTHROPIC_API_KEY: undefined,
     OPENAI_API_KEY: undefined,
@@ -53,7 +36,7 @@ async function waitForStatus(client: Awaited<ReturnType<typeof startServer>>['cl
 
 test('the real server: an execution is claimed, streamed and completed', async () => {
   const home = tempHome();
-  fakeLlm.reset({ chunks: ['The', ' answer', ' is', ' 42.'] });
+  deps.fakeLlm.reset({ chunks: ['The', ' answer', ' is', ' 42.'] });
   const server = await startServer(home);
   const runner = startRunner(home, server.address, 'runner-a');
   try {
@@ -63,7 +46,7 @@ test('the real server: an execution is claimed, streamed and completed', async (
     const done = await waitForStatus(server.client, exec.id, 'succeeded');
     assert.equal(done.output, 'The answer is 42.');
     assert.equal(done.attempts, 1);
-    assert.deepEqual(fakeLlm.chatRequests()[0]!.body.messages, [
+    assert.deepEqual(deps.fakeLlm.chatRequests()[0]!.body.messages, [
       { role: 'system', content: 'Answer briefly.' },
       { role: 'user', content: 'What is the answer?' },
     ]);
@@ -77,7 +60,7 @@ test('the real server: an execution is claimed, streamed and completed', async (
 
 test('the real server: kill -9 of the runner mid-execution, a new runner completes it after the lease', async () => {
   const home = tempHome();
-  fakeLlm.reset({ chunks: Array.from({ length: 60 }, (_, i) => `${i} `), delayMs: 100 });
+  deps.fakeLlm.reset({ chunks: Array.from({ length: 60 }, (_, i) => `${i} `), delayMs: 100 });
   const server = await startServer(home, { env: { STIGMER_LEASE_MS: '800' } });
   const first = startRunner(home, server.address, 'runner-1');
   let second: Proc | undefined;
@@ -88,7 +71,7 @@ test('the real server: kill -9 of the runner mid-execution, a new runner complet
     for (let e = await server.client.getExecution(exec.id); e.output.length === 0; e = await server.client.getExecution(exec.id)) await sleep(20);
     assert.equal((await first.stop('SIGKILL')).signal, 'SIGKILL');
 
-    fakeLlm.reset({ chunks: ['all', ' done'] });
+    deps.fakeLlm.reset({ chunks: ['all', ' done'] });
     second = startRunner(home, server.address, 'runner-2');
     await second.waitFor(/^agent-runner ready$/m);
     const done = await waitForStatus(server.client, exec.id, 'succeeded');
@@ -108,7 +91,7 @@ test('the real server: heartbeats keep the lease while the provider is slow to a
   const home = tempHome();
   // The provider takes 4 leases to send its first token: without heartbeats the execution would
   // be re-queued and claimed again.
-  fakeLlm.reset({ chunks: ['late', ' but', ' whole'], headerDelayMs: 2000 });
+  deps.fakeLlm.reset({ chunks: ['late', ' but', ' whole'], headerDelayMs: 2000 });
   const server = await startServer(home, { env: { STIGMER_LEASE_MS: '500' } });
   const runner = startRunner(home, server.address, 'runner-slow');
   try {
@@ -118,7 +101,7 @@ test('the real server: heartbeats keep the lease while the provider is slow to a
     const done = await waitForStatus(server.client, exec.id, 'succeeded');
     assert.equal(done.output, 'late but whole');
     assert.equal(done.attempts, 1, 'never re-queued');
-    assert.equal(fakeLlm.chatRequests().length, 1);
+    assert.equal(deps.fakeLlm.chatRequests().length, 1);
     assert.equal((await runner.stop('SIGTERM')).code, 0);
   } finally {
     await runner.stop('SIGKILL');

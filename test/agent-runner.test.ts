@@ -1,17 +1,14 @@
 // The agent-runner process (`stigmer internal agent-runner`) end to end: a small in-test server
 // implementing the runner side of the stigmer-server API, the fake LLM providers, and a TCP
 // listener standing in for Temporal.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { pathToFileURL } from 'node:url';
-import { cleanupHome, cliEnv, cliPath, fixture, freePort, runCli, tempHome } from './helpers.js';
-import type { FakeLlm } from './fixtures/fake-llm.mjs';
+import { cleanupHome, cliEnv, cliPath, freePort, runCli, tempHome } from './helpers.js';
+import { runnerDeps } from './runner-deps.js';
 import { readRunnerEnv } from '../src/agent-runner/env.js';
-
-const { startFakeLlm } = (await import(pathToFileURL(fixture('fake-llm.mjs')).href)) as typeof import('./fixtures/fake-llm.mjs');
 
 // ---------------------------------------------------------------- the fake runner API
 
@@ -209,20 +206,7 @@ function spawnRunner(home: string, env: Record<string, string | undefined>): Run
   };
 }
 
-let fakeLlm: FakeLlm;
-let temporal: net.Server;
-let temporalAddress: string;
-
-before(async () => {
-  fakeLlm = await startFakeLlm();
-  temporal = net.createServer((s) => s.end());
-  await new Promise<void>((r) => temporal.listen(0, '127.0.0.1', r));
-  temporalAddress = `127.0.0.1:${(temporal.address() as net.AddressInfo).port}`;
-});
-after(async () => {
-  await fakeLlm.close();
-  await new Promise((r) => temporal.close(r));
-});
+const deps = runnerDeps();
 
 const KEY = 'sk-test-runner-secret-42';
 
@@ -230,11 +214,11 @@ function runnerEnv(server: FakeServer, provider: 'ollama' | 'anthropic' | 'opena
   return {
     MODE: 'local',
     STIGMER_BACKEND_ENDPOINT: server.address,
-    TEMPORAL_SERVICE_ADDRESS: temporalAddress,
+    TEMPORAL_SERVICE_ADDRESS: deps.temporalAddress,
     TEMPORAL_NAMESPACE: 'default',
     STIGMER_LLM_PROVIDER: provider,
     STIGMER_LLM_MODEL: undefined,
-    STIGMER_LLM_BASE_URL: fakeLlm.baseUrl(provider),
+    STIGMER_LLM_BASE_URL: deps.fakeLlm.baseUrl(provider),
     ANTHROPIC_API_KEY: provider === 'anthropic' ? KEY : undefined,
     OPENAI_API_KEY: provider === 'openai' ? KEY : undefined,
     STIGMER_RUNNER_SLOTS: undefined,
@@ -272,14 +256,14 @@ async function withRunner(
 
 for (const provider of ['ollama', 'anthropic', 'openai'] as const) {
   test(`claims, streams from ${provider} and completes`, async () => {
-    fakeLlm.reset({ chunks: ['Hi', ' there', '!'], requireKey: KEY });
+    deps.fakeLlm.reset({ chunks: ['Hi', ' there', '!'], requireKey: KEY });
     const runner = await withRunner(provider, {}, async (server) => {
       server.agent('helper', 'You are a helpful agent.', provider === 'ollama' ? 'llama3.2' : null);
       const id = server.submit('helper', 'Say hi');
       const e = await server.waitFor(id, (x) => x.status !== 'running' && x.status !== 'queued');
       assert.equal(e.status, 'succeeded', e.error ?? '');
       assert.equal(e.output, 'Hi there!');
-      const [req] = fakeLlm.chatRequests();
+      const [req] = deps.fakeLlm.chatRequests();
       assert.equal(req!.auth, provider === 'ollama' ? undefined : 'ok');
       if (provider === 'ollama') {
         assert.equal(req!.body.model, 'llama3.2', "the agent's model overrides the configured one");
@@ -296,7 +280,7 @@ for (const provider of ['ollama', 'anthropic', 'openai'] as const) {
       }
     });
     const out = runner.stdout();
-    assert.match(out, new RegExp(`^temporal reachable at ${temporalAddress.replace(/\./g, '\\.')}$`, 'm'));
+    assert.match(out, new RegExp(`^temporal reachable at ${deps.temporalAddress.replace(/\./g, '\\.')}$`, 'm'));
     assert.match(out, /^execution exec-1: succeeded \(3 chunks in .+\)$/m);
     assert.match(out, /^SIGTERM received: claiming no more; 0 executions in flight get up to 5\.0 s to finish$/m);
     assert.ok(!out.includes(KEY) && !runner.stderr().includes(KEY), 'the key is never printed');
@@ -304,7 +288,7 @@ for (const provider of ['ollama', 'anthropic', 'openai'] as const) {
 }
 
 test('a failing provider fails the execution with its message, never the key', async () => {
-  fakeLlm.reset({ requireKey: 'sk-test-the-right-key', echoKey: true, models: ['qwen2.5-coder:7b'] });
+  deps.fakeLlm.reset({ requireKey: 'sk-test-the-right-key', echoKey: true, models: ['qwen2.5-coder:7b'] });
   const runner = await withRunner('openai', {}, async (server) => {
     server.agent('a', 'instructions');
     const id = server.submit('a', 'hello');
@@ -313,21 +297,21 @@ test('a failing provider fails the execution with its message, never the key', a
       e.error,
       'openai returned 401 (invalid_request_error): Incorrect API key provided: ********. You can find your API key at https://platform.openai.com/account/api-keys. — Check OPENAI_API_KEY: the provider refused the key.',
     );
-    assert.equal(fakeLlm.chatRequests().length, 1, '401 is not retried');
+    assert.equal(deps.fakeLlm.chatRequests().length, 1, '401 is not retried');
   });
   assert.ok(!runner.stdout().includes(KEY));
   assert.match(runner.stdout(), /^execution exec-1: failed after .+: openai returned 401/m);
 });
 
 test('an unknown Ollama model fails with the pull hint; a mid-stream error keeps the partial output', async () => {
-  fakeLlm.reset({ models: ['qwen2.5-coder:7b'] });
+  deps.fakeLlm.reset({ models: ['qwen2.5-coder:7b'] });
   await withRunner('ollama', { STIGMER_LLM_MODEL: 'nope:1b' }, async (server) => {
     server.agent('a', 'instructions');
     const id = server.submit('a', 'hello');
     const e = await server.waitFor(id, (x) => x.status === 'failed');
     assert.equal(e.error, "ollama returned 404: model 'nope:1b' not found — Pull the model first: stigmer llm pull nope:1b");
 
-    fakeLlm.reset({ chunks: ['partial', ' answer', 'never'], errorAt: 2, errorMessage: 'llama runner process has terminated' });
+    deps.fakeLlm.reset({ chunks: ['partial', ' answer', 'never'], errorAt: 2, errorMessage: 'llama runner process has terminated' });
     const id2 = server.submit('a', 'hello', 'qwen2.5-coder:7b');
     const e2 = await server.waitFor(id2, (x) => x.status === 'failed');
     assert.equal(e2.error, 'ollama stream error: llama runner process has terminated');
@@ -336,7 +320,7 @@ test('an unknown Ollama model fails with the pull hint; a mid-stream error keeps
 });
 
 test('429 with retry-after is retried before the first chunk', async () => {
-  fakeLlm.reset({ status429Times: 1, retryAfterMs: 100, requireKey: KEY });
+  deps.fakeLlm.reset({ status429Times: 1, retryAfterMs: 100, requireKey: KEY });
   const runner = await withRunner('anthropic', {}, async (server) => {
     server.agent('a', 'instructions');
     const id = server.submit('a', 'hello');
@@ -351,7 +335,7 @@ test('429 with retry-after is retried before the first chunk', async () => {
 
 test('many fast chunks arrive whole and in order, batched', async () => {
   const chunks = Array.from({ length: 300 }, (_, i) => `${i},`);
-  fakeLlm.reset({ chunks });
+  deps.fakeLlm.reset({ chunks });
   await withRunner('ollama', {}, async (server) => {
     server.agent('a', 'instructions');
     const id = server.submit('a', 'count');
@@ -362,7 +346,7 @@ test('many fast chunks arrive whole and in order, batched', async () => {
 });
 
 test('at most STIGMER_RUNNER_SLOTS executions run at once', async () => {
-  fakeLlm.reset({ chunks: ['a', 'b', 'c'], delayMs: 100 });
+  deps.fakeLlm.reset({ chunks: ['a', 'b', 'c'], delayMs: 100 });
   await withRunner('ollama', { STIGMER_RUNNER_SLOTS: '2' }, async (server) => {
     server.agent('a', 'instructions');
     const ids = [1, 2, 3, 4, 5].map((i) => server.submit('a', `m${i}`));
@@ -372,7 +356,7 @@ test('at most STIGMER_RUNNER_SLOTS executions run at once', async () => {
 });
 
 test('a cancelled execution stops the LLM call', async () => {
-  fakeLlm.reset({ chunks: Array.from({ length: 50 }, () => 'x'), delayMs: 100 });
+  deps.fakeLlm.reset({ chunks: Array.from({ length: 50 }, () => 'x'), delayMs: 100 });
   await withRunner('ollama', {}, async (server, runner) => {
     server.agent('a', 'instructions');
     const id = server.submit('a', 'long');
@@ -385,7 +369,7 @@ test('a cancelled execution stops the LLM call', async () => {
 });
 
 test('SIGTERM: an execution that finishes within the grace completes', async () => {
-  fakeLlm.reset({ chunks: ['a', 'b', 'c', 'd'], delayMs: 150 });
+  deps.fakeLlm.reset({ chunks: ['a', 'b', 'c', 'd'], delayMs: 150 });
   await withRunner('ollama', {}, async (server, runner) => {
     server.agent('a', 'instructions');
     const id = server.submit('a', 'go');
@@ -400,7 +384,7 @@ test('SIGTERM: an execution that finishes within the grace completes', async () 
 });
 
 test('SIGTERM: past the grace, in-flight executions are released', async () => {
-  fakeLlm.reset({ chunks: Array.from({ length: 100 }, () => 'y'), delayMs: 100 });
+  deps.fakeLlm.reset({ chunks: Array.from({ length: 100 }, () => 'y'), delayMs: 100 });
   await withRunner('ollama', { STIGMER_RUNNER_GRACE: '300ms' }, async (server, runner) => {
     server.agent('a', 'instructions');
     const id = server.submit('a', 'go');
