@@ -2,9 +2,10 @@
  * A hand-built TaskContext for driving task kinds directly, without the engine: it records the
  * undo steps, output lines and progress a kind reports.
  */
+import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Progress, TaskContext, TaskRecord, UndoDescriptor } from '../src/types.js';
+import { TaskError, type Progress, type TaskContext, type TaskRecord, type UndoDescriptor } from '../src/types.js';
 import { executeUndo } from '../src/undo.js';
 
 export interface TestContext<W> {
@@ -59,4 +60,11 @@ export function makeContext<W>(home: string, withParams: W, opts: ContextOptions
 /** Undo recorded steps in reverse order, at once (SIGKILL). */
 export async function undoAll(undos: UndoDescriptor[]): Promise<void> {
   for (const u of [...undos].reverse()) await executeUndo(u, { force: true });
+}
+
+/** The TaskError a kind's run rejected with (fails the test if it resolved or threw anything else). */
+export async function failureOf(p: Promise<unknown>): Promise<TaskError> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof TaskError, `expected a TaskError, got ${String(err)}`);
+  return err;
 }

@@ -2,20 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TaskError, type TaskRecord } from '../src/types.js';
+import type { TaskRecord } from '../src/types.js';
 import { clearSecrets, registerSecret } from '../src/mask.js';
 import execKind, { type ExecWith } from '../tasks/exec.js';
-import { makeContext } from './kind-context.js';
+import { failureOf, makeContext } from './kind-context.js';
 import { cleanupHome, fixture, processesWithHome, sleep, tempHome } from './helpers.js';
 
 const node = process.execPath;
 const service = fixture('service.mjs');
-
-async function failureOf(p: Promise<unknown>): Promise<TaskError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
-  assert.ok(err instanceof TaskError, `expected a TaskError, got ${String(err)}`);
-  return err;
-}
 
 async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;

@@ -5,21 +5,15 @@ import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { TaskError, type TaskRecord, type TaskResult, type UndoDescriptor } from '../src/types.js';
+import type { TaskRecord, TaskResult, UndoDescriptor } from '../src/types.js';
 import { inspectPort, isAlive, spawnService, stopGroup, type StartedService, type StopProcess } from '../src/proc.js';
 import { tailLines } from '../src/logfile.js';
 import processKind, { type ProcessWith } from '../tasks/process.js';
-import { makeContext, undoAll } from './kind-context.js';
+import { failureOf, makeContext, undoAll } from './kind-context.js';
 import { cleanupHome, fixture, freePort, sleep, tempHome } from './helpers.js';
 
 const node = process.execPath;
 const service = fixture('service.mjs');
-
-async function failureOf(p: Promise<unknown>): Promise<TaskError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
-  assert.ok(err instanceof TaskError, `expected a TaskError, got ${String(err)}`);
-  return err;
-}
 
 function stopOf(undos: UndoDescriptor[]): StopProcess {
   assert.equal(undos.length, 1);

@@ -1,9 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { TaskError } from '../src/types.js';
 import waitPortKind, { type WaitPortWith } from '../tasks/wait-port.js';
-import { makeContext } from './kind-context.js';
+import { failureOf, makeContext } from './kind-context.js';
 import { cleanupHome, freePort, tempHome } from './helpers.js';
 
 function listen(server: net.Server, port: number, host: string): Promise<void> {
@@ -11,12 +10,6 @@ function listen(server: net.Server, port: number, host: string): Promise<void> {
     server.once('error', rej);
     server.listen(port, host, () => res());
   });
-}
-
-async function failureOf(p: Promise<unknown>): Promise<TaskError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
-  assert.ok(err instanceof TaskError, `expected a TaskError, got ${String(err)}`);
-  return err;
 }
 
 test('wait-port is done once the port opens, and coerces a port given as a string', async (t) => {
