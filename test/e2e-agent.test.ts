@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { cleanupHome, fixture, freePort, processesWithHome, repoRoot, runCli, sleep, tempHome, type CliResult } from './helpers.js';
 import { raw, spawnCli } from './server-rig.js';
-import { filesContaining, startTemporalMirror, type TemporalMirror } from './temporal-mirror.js';
+import { filesContaining, localStackEnv, startTemporalMirror, type TemporalMirror } from './temporal-mirror.js';
 import { StigmerClient, type Execution } from '../src/client/index.js';
 import type { FakeLlm, FakeLlmOptions } from './fixtures/fake-llm.mjs';
 
@@ -54,22 +54,13 @@ async function stackEnv(fake: FakeLlm, provider: Provider, extra: Record<string,
   return {
     server: `127.0.0.1:${server}`,
     env: {
-      STIGMER_TEMPORAL_DOWNLOAD_URL: mirror.url,
-      STIGMER_TEMPORAL_PORT: String(temporal),
-      STIGMER_TEMPORAL_UI_PORT: String(ui),
-      STIGMER_SERVER_ADDRESS: `127.0.0.1:${server}`,
+      ...localStackEnv(mirror, { temporal, ui, server }),
       STIGMER_LLM_PROVIDER: provider === 'ollama' ? undefined : provider,
       STIGMER_LLM_BASE_URL: fake.baseUrl(provider),
       FAKE_TEMPORAL_SERVING_AFTER_MS: '0',
       // the real reference server and runner, whatever the caller's environment says
       STIGMER_SERVER_BIN: undefined,
       STIGMER_AGENT_RUNNER_BIN: undefined,
-      STIGMER_LLM_MODEL: undefined,
-      TEMPORAL_SERVICE_ADDRESS: undefined,
-      ANTHROPIC_API_KEY: undefined,
-      OPENAI_API_KEY: undefined,
-      STIGMER_TEMPORAL_VERSION: undefined,
-      STIGMER_DATA_DIR: undefined,
       STIGMER_LEASE_MS: undefined,
       STIGMER_RUNNER_SLOTS: undefined,
       ...extra,

@@ -99,6 +99,26 @@ export interface StackRig {
   cleanup(): Promise<void>;
 }
 
+/**
+ * The environment that points `stigmer local` at a test's mirror and ports, with what the
+ * caller's environment could add (LLM and Temporal settings, API keys, data dir) taken out.
+ */
+export function localStackEnv(mirror: { url: string }, ports: { temporal: number; ui: number; server: number }): Record<string, string | undefined> {
+  return {
+    STIGMER_TEMPORAL_DOWNLOAD_URL: mirror.url,
+    STIGMER_TEMPORAL_PORT: String(ports.temporal),
+    STIGMER_TEMPORAL_UI_PORT: String(ports.ui),
+    STIGMER_SERVER_ADDRESS: `127.0.0.1:${ports.server}`,
+    STIGMER_LLM_PROVIDER: undefined,
+    STIGMER_LLM_MODEL: undefined,
+    TEMPORAL_SERVICE_ADDRESS: undefined,
+    ANTHROPIC_API_KEY: undefined,
+    OPENAI_API_KEY: undefined,
+    STIGMER_TEMPORAL_VERSION: undefined,
+    STIGMER_DATA_DIR: undefined,
+  };
+}
+
 export async function stackRig(opts: TemporalMirrorOptions & { models?: string[] } = {}): Promise<StackRig> {
   const home = tempHome('stigmer-local-');
   const recordDir = tempHome('stigmer-record-');
@@ -114,23 +134,13 @@ export async function stackRig(opts: TemporalMirrorOptions & { models?: string[]
   await new Promise<void>((r) => ollama.listen(0, '127.0.0.1', r));
   const ollamaUrl = `http://127.0.0.1:${(ollama.address() as AddressInfo).port}`;
   const env: Record<string, string | undefined> = {
-    STIGMER_TEMPORAL_DOWNLOAD_URL: mirror.url,
-    STIGMER_TEMPORAL_PORT: String(temporal),
-    STIGMER_TEMPORAL_UI_PORT: String(ui),
-    STIGMER_SERVER_ADDRESS: `127.0.0.1:${server}`,
+    ...localStackEnv(mirror, { temporal, ui, server }),
     STIGMER_SERVER_BIN: fixture('stack-server.mjs'),
     STIGMER_AGENT_RUNNER_BIN: fixture('stack-runner.mjs'),
     STIGMER_LLM_BASE_URL: ollamaUrl,
     FIXTURE_RECORD_FILE: recordFile,
     FAKE_TEMPORAL_RECORD_FILE: temporalFile,
     FAKE_TEMPORAL_SERVING_AFTER_MS: '200',
-    STIGMER_LLM_PROVIDER: undefined,
-    STIGMER_LLM_MODEL: undefined,
-    TEMPORAL_SERVICE_ADDRESS: undefined,
-    ANTHROPIC_API_KEY: undefined,
-    OPENAI_API_KEY: undefined,
-    STIGMER_TEMPORAL_VERSION: undefined,
-    STIGMER_DATA_DIR: undefined,
   };
   const readLines = <T>(file: string): T[] => {
     try {
