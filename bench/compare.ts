@@ -12,10 +12,12 @@
  */
 import { writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { finishHome, note, readStamps, repoRoot, start, stats, stopGroup, tempHome, until } from './lib.js';
+import { finishHome, note, readStamps, repoRoot, sleep, start, stats, stopGroup, tempHome, until } from './lib.js';
 import { runStigmerUp, stackPorts } from './overhead.js';
 import type { Row, Suite, SuiteResult } from './report.js';
 import { SERVICE, WORK, seconds, serviceArgs, type StackPorts } from './stack.js';
+
+const SETTLE_MS = 300;
 
 const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 const nodeBin = join(repoRoot, 'node_modules', '.bin');
@@ -108,12 +110,22 @@ export const compare: Suite = {
     const sListen: number[] = [];
     const c: number[] = [];
     const w: number[] = [];
+    const tools: (() => Promise<void>)[] = [
+      async () => {
+        const up = await runStigmerUp();
+        s.push(up.wallMs);
+        sListen.push(up.runnerListenMs);
+      },
+      async () => void c.push(await runConcurrently()),
+      async () => void w.push(await runWireit()),
+    ];
     for (let i = 0; i < runs; i++) {
-      const up = await runStigmerUp();
-      s.push(up.wallMs);
-      sListen.push(up.runnerListenMs);
-      c.push(await runConcurrently());
-      w.push(await runWireit());
+      // Each round starts with another tool, and every run waits for the previous one's teardown
+      // to settle, so no tool always follows the same neighbour.
+      for (let j = 0; j < tools.length; j++) {
+        await sleep(SETTLE_MS);
+        await tools[(i + j) % tools.length]!();
+      }
     }
     const stigmer = stats(s);
     const others = [stats(c).median, stats(w).median];
