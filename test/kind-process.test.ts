@@ -255,7 +255,7 @@ test('a recorded, healthy instance is reused; forced or changed, it is restarted
 
     const again = makeContext<ProcessWith>(home, w, { previous });
     const r2 = await processKind.run(again.ctx);
-    assert.deepEqual(r2, { satisfied: true, outputs: r1.outputs, summary: `already running (pid ${u1.pid})` });
+    assert.deepEqual(r2, { satisfied: true, outputs: r1.outputs, summary: `already running (pid ${u1.pid})`, lastProbe: `connected to 127.0.0.1:${port}` });
     assert.deepEqual(again.undos, []);
 
     const forced = makeContext<ProcessWith>(home, w, { previous, force: true });
