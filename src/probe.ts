@@ -226,16 +226,28 @@ async function probeTcp(host: string, port: number, signal: AbortSignal): Promis
   return results.find((r) => r.ok) ?? { ok: false, detail: results.map((r) => r.detail).join('; ') };
 }
 
+/**
+ * One GET through node's own http client: a probe needs no pool, redirects or retries, and
+ * undici's import (~30-60 ms) would sit on the path of every `local start` that reuses a server.
+ * No agent: no keep-alive socket is left behind to hold the CLI open.
+ */
 async function probeHttp(url: string, status: number, signal: AbortSignal): Promise<ProbeResult> {
-  const { request } = await import('undici');
-  try {
-    // reset: no keep-alive socket is left behind to hold the CLI open.
-    const res = await request(url, { method: 'GET', signal, reset: true, headersTimeout: ATTEMPT_TIMEOUT_MS, bodyTimeout: ATTEMPT_TIMEOUT_MS });
-    await res.body.dump();
-    return { ok: res.statusCode === status, detail: `HTTP ${res.statusCode}` };
-  } catch (err) {
-    return { ok: false, detail: errorText(err) };
-  }
+  const { request } = url.startsWith('https:') ? await import('node:https') : await import('node:http');
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (r: ProbeResult): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolve(r);
+    };
+    // The status line is the answer: the connection is closed without reading the body.
+    const req = request(url, { method: 'GET', agent: false, signal }, (res) => done({ ok: res.statusCode === status, detail: `HTTP ${res.statusCode}` }));
+    const timer = setTimeout(() => done({ ok: false, detail: `GET ${url} timed out after ${ATTEMPT_TIMEOUT_MS} ms` }), ATTEMPT_TIMEOUT_MS);
+    req.once('error', (err) => done({ ok: false, detail: signal.aborted ? `GET ${url} aborted` : errorText(err) }));
+    req.end();
+  });
 }
 
 async function probeExec(probe: Extract<Probe, { kind: 'exec' }>, signal: AbortSignal): Promise<ProbeResult> {

@@ -1,7 +1,7 @@
 /**
  * `process`: a long-running service, detached in its own process group; done when ready.
  *
- *   recorded instance alive, spec unchanged, not forced, one quick probe passes
+ *   recorded instance alive, spec unchanged, not forced, one quick check passes
  *     -> satisfied: reuse it (no new undo; the recorded one stays)
  *   otherwise: stop the recorded instance (if any) -> check declared ports -> spawn
  *     -> record undo (before waiting, so a kill -9 of the CLI never orphans it)
@@ -12,13 +12,24 @@
  *
  * Without a `ready` block the service counts as ready once it has survived a short settle time
  * (SETTLE_MS): a command that dies at once (bad flag, missing file) still fails its task.
+ *
+ * The quick check of a recorded instance is one attempt of its probe (a `log` probe cannot be
+ * asked again: alive is enough), except for an `exec` probe, which spawns a program each time
+ * (Temporal's `operator cluster health`: 60-100 ms). For that one, when the task declares ports,
+ * the instance is reused when every declared port has a LISTEN socket owned by a process of its
+ * recorded group and the first port accepts a TCP connection: it passed the real probe when it
+ * started, and still holds what it opened. Anything less runs the real probe, as a fresh start
+ * always does.
  */
+import { readdirSync, readlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { TaskError, type TaskContext, type TaskKind, type TaskResult, type UndoDescriptor } from '../src/types.js';
 import { fail, formatMs } from '../src/failure.js';
-import { abortError, childEnv, inspectPort, isAlive, logTailSince, readProcStat, spawnService, type StopProcess } from '../src/proc.js';
-import { describeProbe, formatAddress, parseProbe, probeOnce, toDuration, toPort, waitReady, type ProbeSpec, type WaitOutcome } from '../src/probe.js';
+import { abortError, childEnv, groupMembers, HAS_PROC, inspectPort, isAlive, logTailSince, readProcStat, spawnService, type StopProcess } from '../src/proc.js';
+import { describeProbe, formatAddress, parseProbe, probeOnce, toDuration, toPort, waitReady, type Probe, type ProbeResult, type ProbeSpec, type WaitOutcome } from '../src/probe.js';
 import { executeUndo } from '../src/undo.js';
 
 export interface ProcessWith {
@@ -51,6 +62,95 @@ function recordedInstance(ctx: TaskContext<ProcessWith>): StopProcess | undefine
   return ctx.previous?.undo.find((u): u is StopProcess => u.type === 'stop-process');
 }
 
+/**
+ * Inodes of the LISTEN sockets (any address, IPv4 and IPv6) on each of `ports`: both tables read
+ * once for all the ports, off the main thread. The kernel writes a line per socket of the machine
+ * (~10 ms for 500 sockets here), and tasks starting beside this one should not wait for it.
+ */
+async function listeningInodes(ports: readonly number[]): Promise<Map<number, Set<string>>> {
+  const found = new Map<number, Set<string>>(ports.map((p) => [p, new Set<string>()]));
+  const tables = await Promise.all(['/proc/net/tcp', '/proc/net/tcp6'].map((t) => readFile(t, 'latin1').catch(() => '')));
+  for (const text of tables) {
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st ... inode; st 0A = LISTEN
+      const f = line.trim().split(/\s+/);
+      if (f[3] !== '0A' || !f[1] || !f[9]) continue;
+      found.get(parseInt(f[1].slice(f[1].lastIndexOf(':') + 1), 16))?.add(`socket:[${f[9]}]`);
+    }
+  }
+  return found;
+}
+
+/**
+ * True when nothing can be listening on `port`: a wildcard bind (IPv6 dual-stack, else IPv4)
+ * succeeded and was released at once. Linux refuses such a bind while any socket LISTENs on the
+ * port, on any address. False means "look closer" (a listener, a client socket using the port,
+ * a privileged port, no network stack): the socket tables say which.
+ */
+function provenFree(port: number): Promise<boolean> {
+  const attempt = (host: string): Promise<boolean | 'no-family'> =>
+    new Promise((resolve) => {
+      const server = net.createServer();
+      server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL' ? 'no-family' : false));
+      server.listen({ port, host, ipv6Only: false, exclusive: true }, () => server.close(() => resolve(true)));
+    });
+  return attempt('::').then((r) => (r === 'no-family' ? attempt('0.0.0.0').then((v) => v === true) : r));
+}
+
+/** The socket inodes among a process's open files (empty when they cannot be read). */
+function socketsOf(pid: number): Set<string> {
+  const out = new Set<string>();
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const fd of fds) {
+    try {
+      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (target.startsWith('socket:')) out.add(target);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Every declared port held by the recorded group: the leader's sockets are read first, the other
+ * members' (a /proc scan) only when the leader does not hold them all. Undefined when this cannot
+ * be told (no /proc, no ports).
+ */
+async function groupHoldsPorts(recorded: StopProcess, ports: readonly number[]): Promise<boolean | undefined> {
+  if (!HAS_PROC || ports.length === 0) return undefined;
+  const wanted = await listeningInodes(ports);
+  let missing = [...wanted.values()];
+  if (missing.some((inodes) => inodes.size === 0)) return false;
+  const held = (pid: number): void => {
+    const sockets = socketsOf(pid);
+    missing = missing.filter((inodes) => ![...inodes].some((i) => sockets.has(i)));
+  };
+  held(recorded.pid);
+  for (const pid of missing.length ? groupMembers(recorded.pgid) : []) {
+    if (pid !== recorded.pid) held(pid);
+    if (!missing.length) break;
+  }
+  return missing.length === 0;
+}
+
+/** The quick check of a recorded, living instance (see the header). */
+async function checkRecorded(recorded: StopProcess, probe: Probe | undefined, ports: readonly number[], signal: AbortSignal): Promise<ProbeResult> {
+  if (!probe || probe.kind === 'log') return { ok: true, detail: 'running' };
+  const attempt = AbortSignal.any([signal, AbortSignal.timeout(REUSE_PROBE_MS)]);
+  if (probe.kind === 'exec' && (await groupHoldsPorts(recorded, ports))) {
+    const port = ports[0]!;
+    const connect = await probeOnce({ kind: 'tcp', host: 'localhost', port }, attempt);
+    if (connect.ok) return { ok: true, detail: `holds port${ports.length > 1 ? 's' : ''} ${ports.join(', ')}; ${connect.detail}` };
+  }
+  return probeOnce(probe, attempt);
+}
+
 async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
   const w = ctx.with;
   if (typeof w.command !== 'string' || w.command === '') {
@@ -80,10 +180,7 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
     const prev = ctx.previous!;
     const reusable = !ctx.force && prev.specHash === ctx.specHash && !NOT_REUSABLE.has(prev.status) && prev.outputs !== undefined;
     if (reusable && isAlive(recorded) && readProcStat(recorded.pid)?.pgid === recorded.pgid) {
-      // A log probe cannot be asked again: the line was printed when it became ready.
-      const check = parsed && parsed.probe.kind !== 'log'
-        ? await probeOnce(parsed.probe, AbortSignal.any([ctx.signal, AbortSignal.timeout(REUSE_PROBE_MS)]))
-        : { ok: true, detail: 'running' };
+      const check = await checkRecorded(recorded, parsed?.probe, ports, ctx.signal);
       if (ctx.signal.aborted) throw abortError(ctx.signal);
       if (check.ok) return { satisfied: true, outputs: prev.outputs!, summary: `already running (pid ${recorded.pid})`, lastProbe: check.detail };
       ctx.output(`pid ${recorded.pid} is running but not healthy (${check.detail}); restarting it`);
@@ -96,7 +193,14 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
     }
   }
 
-  for (const port of ports) {
+  // A declared port in use fails the task naming its holder. Free ones are told cheaply (a bind);
+  // the others by one read of the socket tables, and only for a held one is every process's fd
+  // list searched for its holder.
+  const unproven: number[] = [];
+  for (const [i, free] of (await Promise.all(ports.map(provenFree))).entries()) if (!free) unproven.push(ports[i]!);
+  const listening = HAS_PROC && unproven.length ? await listeningInodes(unproven) : undefined;
+  for (const port of unproven) {
+    if (listening && listening.get(port)?.size === 0) continue;
     const held = inspectPort(port);
     if (held.listening) throw new TaskError(fail.portInUse(port, held.holder));
   }

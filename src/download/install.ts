@@ -17,12 +17,10 @@ import { basename, dirname, join } from 'node:path';
 import { fail } from '../failure.js';
 import type { Progress } from '../types.js';
 import { TaskError } from '../types.js';
-import { extractArchive, scanArchive } from './archive.js';
 import { findChecksum } from './checksums.js';
-import { abortFailure, fetchText, fetchToFile } from './fetch.js';
 import { resolveParams } from './params.js';
 import type { DownloadParams, Resolved } from './params.js';
-import { finishTree, findMain, INSTALL_MARKER, outputsOf, readInstall } from './tree.js';
+import { finishTree, findMain, INSTALL_MARKER, outputsOf, readInstall, stampFiles } from './tree.js';
 import type { DownloadOutputs, InstallMarker } from './tree.js';
 
 export type { DownloadParams } from './params.js';
@@ -128,7 +126,16 @@ async function checkReplaceable(dest: string): Promise<void> {
   );
 }
 
-function checkAbort(signal: AbortSignal | undefined): void {
+/**
+ * The fetching and extracting modules, loaded only when something must be installed: a start that
+ * finds a verified install (every `local start` after the first) does not pay for them.
+ */
+async function loadFetching(): Promise<typeof import('./fetch.js') & typeof import('./archive.js')> {
+  const [fetching, archive] = await Promise.all([import('./fetch.js'), import('./archive.js')]);
+  return { ...fetching, ...archive };
+}
+
+function checkAbort(signal: AbortSignal | undefined, abortFailure: (signal: AbortSignal) => TaskError): void {
   if (signal?.aborted) throw abortFailure(signal);
 }
 
@@ -148,7 +155,7 @@ export async function installDownload(params: DownloadParams, opts: InstallOptio
     return { outputs: await installFresh(r, opts), satisfied: false };
   } catch (err) {
     if (err instanceof TaskError) throw err;
-    if (opts.signal?.aborted) throw abortFailure(opts.signal);
+    if (opts.signal?.aborted) throw (await import('./fetch.js')).abortFailure(opts.signal);
     const e = err as NodeJS.ErrnoException;
     const what = e.code ? `${e.code}${e.path ? ` ${e.path}` : ''}` : e.message;
     throw new TaskError(fail.taskError(`could not install into ${r.dest}: ${what}`, 'Check the permissions and free space of the destination directory.'));
@@ -158,7 +165,8 @@ export async function installDownload(params: DownloadParams, opts: InstallOptio
 async function installFresh(r: Resolved, opts: InstallOptions): Promise<DownloadOutputs> {
   const say = (line: string): void => opts.onOutput?.(line);
   const fetchOpts = { signal: opts.signal, idleTimeoutMs: r.idleTimeoutMs };
-  checkAbort(opts.signal);
+  const { abortFailure, extractArchive, fetchText, fetchToFile, scanArchive } = await loadFetching();
+  checkAbort(opts.signal, abortFailure);
   await checkReplaceable(r.dest);
   await mkdir(dirname(r.dest), { recursive: true });
   await removeStaleTemps(r.dest);
@@ -180,7 +188,7 @@ async function installFresh(r: Resolved, opts: InstallOptions): Promise<Download
     const target = r.extract ? part : join(stage, r.filename);
     const got = await fetchToFile(r.url, target, { ...fetchOpts, onProgress: opts.onProgress });
     if (got.sha256 !== expected) throw new TaskError(fail.checksumMismatch(r.url, expected, got.sha256));
-    checkAbort(opts.signal);
+    checkAbort(opts.signal, abortFailure);
 
     let archiveModes = new Map<string, number>();
     if (r.extract) {
@@ -198,9 +206,9 @@ async function installFresh(r: Resolved, opts: InstallOptions): Promise<Download
       throw new TaskError(fail.taskError(`the archive ${r.filename} holds no files`, 'Check the URL and the `extract` setting.'));
     }
     const main = r.extract ? await findMain(stage, files) : r.filename;
-    const marker: InstallMarker = { url: r.url, sha256: got.sha256, installedAt: new Date().toISOString(), bytes: got.bytes, main, files };
+    const marker: InstallMarker = { url: r.url, sha256: got.sha256, installedAt: new Date().toISOString(), bytes: got.bytes, main, files, stamps: stampFiles(stage, files) };
     await writeFile(join(stage, INSTALL_MARKER), `${JSON.stringify(marker, null, 2)}\n`, { mode: 0o644 });
-    checkAbort(opts.signal);
+    checkAbort(opts.signal, abortFailure);
     await swapInto(stage, r.dest);
     say(`installed ${Object.keys(files).length} file(s) in ${r.dest}`);
     return outputsOf(r.dest, marker);

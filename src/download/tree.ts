@@ -2,10 +2,16 @@
  * The installed tree and its marker, `<dest>/.stigmer-install.json`: which URL and sha256 were
  * installed and the sha256 of every file. An install counts only while every listed file still
  * hashes to its recorded value, so a half-finished or tampered install never does.
+ *
+ * Hashing a real Temporal CLI (a binary of ~100 MB) on every `local start` would cost a few hundred
+ * ms, so the marker also keeps each file's stamp (size, inode, mtime and ctime in ns) taken when it
+ * was installed. A file whose stamp still matches is not hashed again: any write, truncation,
+ * replacement or chmod changes its ctime, which only the kernel sets. A file whose stamp differs
+ * (or a marker without stamps) is hashed as before.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { chmod, lstat, readdir, readFile, stat } from 'node:fs/promises';
+import { createReadStream, lstatSync, readFileSync } from 'node:fs';
+import { chmod, lstat, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 
@@ -32,6 +38,28 @@ export interface InstallMarker {
   /** the main executable relative to dest, or null when dest itself is the output path */
   main: string | null;
   files: Record<string, string>;
+  /** relative path -> `fileStamp` at install time (absent in markers of older installs) */
+  stamps?: Record<string, string>;
+}
+
+/** "size:inode:mtimeNs:ctimeNs" of a regular file (not following links), or undefined. */
+export function fileStamp(file: string): string | undefined {
+  try {
+    const st = lstatSync(file, { bigint: true });
+    return st.isFile() ? `${st.size}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The stamps of installed files, taken once their permissions are final. */
+export function stampFiles(dir: string, files: Record<string, string>): Record<string, string> {
+  const stamps: Record<string, string> = {};
+  for (const rel of Object.keys(files)) {
+    const stamp = fileStamp(join(dir, rel));
+    if (stamp) stamps[rel] = stamp;
+  }
+  return stamps;
 }
 
 export async function hashFile(file: string): Promise<string> {
@@ -95,7 +123,9 @@ function safeRel(rel: string): boolean {
 export async function readInstall(r: { dest: string; url: string; sha256?: string | undefined }): Promise<DownloadOutputs | undefined> {
   let m: InstallMarker;
   try {
-    m = JSON.parse(await readFile(join(r.dest, INSTALL_MARKER), 'utf8')) as InstallMarker;
+    // Synchronous on purpose: the usual case (stamps match) then settles in one turn of the event
+    // loop, not behind the imports of the tasks that start beside it.
+    m = JSON.parse(readFileSync(join(r.dest, INSTALL_MARKER), 'utf8')) as InstallMarker;
   } catch {
     return undefined;
   }
@@ -103,12 +133,14 @@ export async function readInstall(r: { dest: string; url: string; sha256?: strin
   if (r.sha256 !== undefined && m.sha256 !== r.sha256) return undefined;
   if (!m.files || typeof m.files !== 'object' || Object.keys(m.files).length === 0) return undefined;
   if (m.main !== null && (typeof m.main !== 'string' || !(m.main in m.files))) return undefined;
+  const stamps = m.stamps && typeof m.stamps === 'object' ? m.stamps : {};
   for (const [rel, sum] of Object.entries(m.files)) {
     if (!safeRel(rel)) return undefined;
     const file = join(r.dest, rel);
+    const stamp = fileStamp(file);
+    if (stamp === undefined) return undefined;
+    if (stamps[rel] === stamp) continue;
     try {
-      const st = await lstat(file);
-      if (!st.isFile()) return undefined;
       if ((await hashFile(file)) !== sum) return undefined;
     } catch {
       return undefined;
