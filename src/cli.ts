@@ -3,11 +3,9 @@
  * code. Command modules register themselves on the program and get an `App` to learn about
  * interrupts; they import their heavy dependencies lazily inside their actions.
  */
-import { Command, CommanderError } from 'commander';
 import { EXIT, UserError } from './errors.js';
 import { mask } from './mask.js';
 import { createApp, type App } from './app.js';
-import { registerCommands } from './commands/index.js';
 
 const VERSION = '0.1.0';
 
@@ -19,6 +17,12 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // Scripts call `stigmer --version` often: answer it without loading the command tree.
+  if (argv.length === 3 && (argv[2] === '--version' || argv[2] === '-V')) {
+    process.stdout.write(`${VERSION}\n`);
+    return EXIT.ok;
+  }
+  const [{ Command, CommanderError }, { registerCommands }] = await Promise.all([import('commander'), import('./commands/index.js')]);
   const app: App = createApp();
   const program = new Command('stigmer')
     .description('Zero-config local Stigmer, and the task-graph runner under it.')
