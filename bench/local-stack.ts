@@ -1,0 +1,273 @@
+/**
+ * Benchmarks of `stigmer local start|stop|status` on the stand-ins (issue 3): the packaged
+ * stigmer.tasks.yaml, the stand-in Temporal CLI installed from a local release mirror, the fixture
+ * server and agent-runner, a temp STIGMER_HOME and random ports (test/temporal-mirror.ts's rig).
+ *
+ *   node dist/bench/local-stack.js [--quick] [--no-save]      (npm run bench:stack)
+ *
+ * One unmeasured round first (`stigmer init` downloads Temporal; one start/stop warms the page
+ * cache), then every round measures, in this order, each with its own checks:
+ *
+ *   stand-ins alone   each stand-in spawned the way the process kind spawns it (src/proc.ts) and
+ *                     timed until the stack file's own probe passes (src/probe.ts): Temporal by
+ *                     its `operator cluster health` exec probe every 100 ms, the server by GET
+ *                     /healthz every 50 ms, the agent-runner by its "agent-runner ready" log line
+ *                     (Temporal left running for it); then all three stopped
+ *   1 warm start      `local start --output json`; overhead = its wall time minus the slowest
+ *                     chain of the stand-ins: max(temporal, server) + agent-runner, of this round
+ *   2 second start    `local start` on the running stack (checked: nothing was restarted)
+ *   4 status          `local status` (checked: running, health SERVING); beside it, the
+ *                     stand-in's health call alone, which status runs and cannot be faster than
+ *   3 stop            `local stop` of the healthy stack (checked: no process of the home is left)
+ *
+ * Every wall time is spawn -> exit of the CLI (node's start included). The rounds interleave the
+ * commands so a busy moment of the machine hits all of them alike; `node -e 0` is the floor.
+ * Temporal's time by its exec probe is quantised (2 or 3 attempts, ~330 or ~460 ms), so one round's
+ * overhead swings by ~100 ms either way: the medians are what counts. bench/README-stack.md has the
+ * figures and where the time goes.
+ */
+import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { cliEnv, cliPath, note, processesWithHome, repoRoot, runToEnd, stats, type Stats } from './lib.js';
+import { assertNothingLeft } from '../test/helpers.js';
+import { parseEvents } from './overhead.js';
+import { formatTable, passes, type Row, type Suite, type SuiteOptions, type SuiteResult } from './report.js';
+import { stackRig, type StackRig } from '../test/temporal-mirror.js';
+import { spawnService, stopGroup, type StopProcess } from '../src/proc.js';
+import { parseProbe, waitReady, type ProbeSpec } from '../src/probe.js';
+import { StateStore } from '../src/state.js';
+import { dataPaths } from '../src/paths.js';
+
+export const GOALS = { overhead: 100, secondStart: 300, stop: 500, status: 150 } as const;
+
+/** What resolve-config recorded for the running stack: the stand-ins are started from it. */
+interface Resolved {
+  temporal: { bin: string; address: string; port: number; ui_port: number; db_file: string };
+  server: { command: string; args: string[]; address: string; health_url: string; data_dir: string };
+  agent_runner: { command: string; args: string[]; env: Record<string, string> };
+}
+
+interface Round {
+  node: number;
+  temporal: number;
+  server: number;
+  runner: number;
+  chain: number;
+  start: number;
+  overhead: number;
+  /** spawn -> the first task started (node, the CLI, config, the stack file, the lock) */
+  boot: number;
+  /** first task started -> last ready */
+  engine: number;
+  /** last event -> exit */
+  exit: number;
+  second: number[];
+  status: number[];
+  health: number[];
+  stop: number;
+}
+
+function recorded(home: string): Resolved {
+  const state = StateStore.read(dataPaths(home).state);
+  const r = state?.tasks['resolve-config']?.outputs as Resolved | undefined;
+  if (!r?.temporal?.bin) throw new Error(`no resolve-config outputs recorded in ${dataPaths(home).state}`);
+  return r;
+}
+
+/** Spawn like the process kind does and time until `ready` passes; returns the stop descriptor. */
+async function standIn(
+  home: string,
+  name: string,
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  ready: ProbeSpec,
+): Promise<{ ms: number; stop: StopProcess }> {
+  const logFile = join(home, 'bench-logs', `${name}.log`);
+  const t0 = performance.now();
+  const svc = await spawnService({ command, args, cwd: home, env, logFile });
+  const stop: StopProcess = { type: 'stop-process', pid: svc.pid, pgid: svc.pgid, startTime: svc.startTime, command: svc.commandLine, signal: 'SIGTERM', graceMs: 5000, startedAt: new Date().toISOString() };
+  const parsed = parseProbe(ready, { logFile, logOffset: svc.logOffset, cwd: home, env });
+  const out = await waitReady(parsed.probe, { signal: AbortSignal.timeout(30_000), intervalMs: parsed.intervalMs, timeoutMs: parsed.timeoutMs, exited: svc.exited });
+  const ms = performance.now() - t0;
+  if (out.status !== 'ready') {
+    await stopGroup(stop, { force: true });
+    throw new Error(`stand-in ${name} was not ready: ${out.status} ${'lastProbe' in out ? (out.lastProbe ?? '') : ''}\n${readFileSync(logFile, 'utf8')}`);
+  }
+  return { ms, stop };
+}
+
+/** The three stand-ins alone, with the stack file's probes (keep in step with stigmer.tasks.yaml). */
+async function standIns(rig: StackRig, r: Resolved): Promise<{ temporal: number; server: number; runner: number }> {
+  const env = cliEnv(rig.home, rig.env);
+  const stops: StopProcess[] = [];
+  try {
+    const t = r.temporal;
+    const temporal = await standIn(
+      rig.home,
+      'temporal',
+      t.bin,
+      ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(t.port), '--ui-port', String(t.ui_port), '--db-filename', t.db_file, '--namespace', 'default'],
+      env,
+      { exec: { command: t.bin, args: ['operator', 'cluster', 'health', '--address', t.address, '--color', 'never', '--client-connect-timeout', '2s'], contains: 'SERVING' }, interval: '100ms', timeout: '60s' },
+    );
+    stops.push(temporal.stop);
+    const s = r.server;
+    const server = await standIn(rig.home, 'server', s.command, s.args, { ...env, STIGMER_SERVER_ADDRESS: s.address, STIGMER_DATA_DIR: s.data_dir }, { http: { url: s.health_url, status: 200 }, interval: '50ms', timeout: '30s' });
+    stops.push(server.stop);
+    const a = r.agent_runner;
+    const runner = await standIn(rig.home, 'agent-runner', a.command, a.args, { ...env, ...a.env }, { log: 'agent-runner ready', timeout: '60s' });
+    stops.push(runner.stop);
+    return { temporal: temporal.ms, server: server.ms, runner: runner.ms };
+  } finally {
+    for (const s of stops.reverse()) await stopGroup(s);
+    await assertNothingLeft(rig.home, 5000);
+  }
+}
+
+async function cli(rig: StackRig, args: string[]): Promise<{ ms: number; stdout: string; startedAt: number; endedAt: number }> {
+  return runToEnd(process.execPath, [cliPath, ...args], { cwd: rig.home, home: rig.home, env: rig.env, timeoutMs: 60_000 });
+}
+
+function check(ok: boolean, what: string, output: string): void {
+  if (!ok) throw new Error(`${what}\n${output}`);
+}
+
+async function round(rig: StackRig, r: Resolved, statusRuns: number, secondRuns: number): Promise<Round> {
+  const node = (await runToEnd(process.execPath, ['-e', '0'], { cwd: rig.home, home: rig.home })).ms;
+  const alone = await standIns(rig, r);
+  const chain = Math.max(alone.temporal, alone.server) + alone.runner;
+
+  const temporalStarts = rig.temporalStarts().length;
+  const start = await cli(rig, ['local', 'start', '--output', 'json']);
+  const events = parseEvents(start.stdout).filter((e) => e.event !== 'summary' && e.event !== 'queued');
+  check(events.some((e) => e.task === 'start-agent-runner' && e.event === 'ready'), 'local start: no ready event of start-agent-runner', start.stdout);
+  check(rig.temporalStarts().length === temporalStarts + 1, 'local start: Temporal was not started once', start.stdout);
+  const first = Math.min(...events.map((e) => e.time));
+  const last = Math.max(...events.map((e) => e.time));
+
+  const second: number[] = [];
+  const status: number[] = [];
+  const health: number[] = [];
+  const starts = (): string => `${rig.temporalStarts().length}/${rig.records().length}`;
+  const before = starts();
+  for (let i = 0; i < secondRuns; i++) {
+    const again = await cli(rig, ['local', 'start']);
+    check(starts() === before, 'second local start restarted something', again.stdout);
+    second.push(again.ms);
+  }
+  const t = r.temporal;
+  for (let i = 0; i < statusRuns; i++) {
+    const s = await cli(rig, ['local', 'status']);
+    check(/^Stigmer local stack: running /.test(s.stdout) && s.stdout.includes('health: SERVING'), 'local status: not running and SERVING', s.stdout);
+    status.push(s.ms);
+    const h = await runToEnd(t.bin, ['operator', 'cluster', 'health', '--address', t.address, '--color', 'never', '--client-connect-timeout', '1s'], { cwd: rig.home, home: rig.home, env: rig.env });
+    health.push(h.ms);
+  }
+
+  const stop = await cli(rig, ['local', 'stop']);
+  check(processesWithHome(rig.home).length === 0, 'local stop left processes running', stop.stdout);
+  await assertNothingLeft(rig.home, 5000);
+  return {
+    node,
+    ...alone,
+    chain,
+    start: start.ms,
+    overhead: start.ms - chain,
+    boot: first - start.startedAt,
+    engine: last - first,
+    exit: start.endedAt - last,
+    second,
+    status,
+    health,
+    stop: stop.ms,
+  };
+}
+
+/** Run the benchmarks; the rows are what `npm run bench` prints. */
+export async function runLocalStackBench(opts: SuiteOptions): Promise<SuiteResult> {
+  const rounds = opts.quick ? 3 : 11;
+  const rig = await stackRig();
+  try {
+    note(`local stack: ${rounds} rounds in ${rig.home}`);
+    const init = await cli(rig, ['init']);
+    check(init.stdout.includes('Temporal CLI'), 'stigmer init did not install Temporal', init.stdout);
+    // Warm-up: the page cache, and the record of resolve-config the stand-ins are started from.
+    await cli(rig, ['local', 'start']);
+    const r = recorded(rig.home);
+    await cli(rig, ['local', 'stop']);
+    await assertNothingLeft(rig.home, 5000);
+
+    const all: Round[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const x = await round(rig, r, 3, 2);
+      note(`  round ${i + 1}: start ${x.start.toFixed(0)} ms (chain ${x.chain.toFixed(0)}, overhead ${x.overhead.toFixed(0)}), second ${x.second.map((v) => v.toFixed(0)).join('/')} ms, status ${x.status.map((v) => v.toFixed(0)).join('/')} ms, stop ${x.stop.toFixed(0)} ms`);
+      all.push(x);
+    }
+    const of = (f: (x: Round) => number | number[]): Stats => stats(all.flatMap((x) => f(x)));
+    const B1 = '1 warm local start';
+    const rows: Row[] = [
+      { bench: B1, metric: 'overhead: wall minus the stand-ins\' slowest chain', unit: 'ms', stats: of((x) => x.overhead), goal: { max: GOALS.overhead } },
+      { bench: B1, metric: 'wall: spawn -> exit of local start', unit: 'ms', stats: of((x) => x.start) },
+      { bench: B1, metric: 'stand-ins alone: max(temporal, server) + agent-runner', unit: 'ms', stats: of((x) => x.chain) },
+      { bench: B1, metric: '  temporal: spawn -> SERVING (exec probe, 100 ms)', unit: 'ms', stats: of((x) => x.temporal) },
+      { bench: B1, metric: '  server: spawn -> /healthz 200 (50 ms)', unit: 'ms', stats: of((x) => x.server) },
+      { bench: B1, metric: '  agent-runner: spawn -> ready line', unit: 'ms', stats: of((x) => x.runner) },
+      { bench: B1, metric: 'first task -> all ready, minus the chain (probe phase: +-100 ms)', unit: 'ms', stats: of((x) => x.engine - x.chain) },
+      { bench: B1, metric: 'of the wall: spawn -> first task started', unit: 'ms', stats: of((x) => x.boot) },
+      { bench: B1, metric: 'of the wall: first task started -> all ready', unit: 'ms', stats: of((x) => x.engine) },
+      { bench: B1, metric: 'of the wall: all ready -> exit', unit: 'ms', stats: of((x) => x.exit) },
+      { bench: '2 second local start', metric: 'local start on a running stack', unit: 'ms', stats: of((x) => x.second), goal: { max: GOALS.secondStart } },
+      { bench: '3 local stop', metric: 'local stop of a healthy stack', unit: 'ms', stats: of((x) => x.stop), goal: { max: GOALS.stop } },
+      { bench: '4 local status', metric: 'local status of a running stack', unit: 'ms', stats: of((x) => x.status), goal: { max: GOALS.status } },
+      { bench: '4 local status', metric: 'the stand-in\'s health call alone (status waits for it)', unit: 'ms', stats: of((x) => x.health) },
+      { bench: '4 local status', metric: 'local status minus that health call', unit: 'ms', stats: of((x) => x.status.map((v, i) => v - x.health[i]!)) },
+      { bench: 'floor', metric: 'node -e 0', unit: 'ms', stats: of((x) => x.node) },
+    ];
+    return { name: 'local-stack', rows, details: { rounds, rawRounds: all } };
+  } finally {
+    await rig.cleanup();
+  }
+}
+
+export const localStack: Suite = {
+  name: 'local-stack',
+  title: 'stigmer local start / second start / stop / status on the stand-ins',
+  run: runLocalStackBench,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const unknown = argv.filter((a) => a !== '--quick' && a !== '--no-save');
+  if (unknown.length) {
+    process.stderr.write(`usage: node dist/bench/local-stack.js [--quick] [--no-save]\n`);
+    return 2;
+  }
+  const quick = argv.includes('--quick');
+  const result = await runLocalStackBench({ quick });
+  const table = formatTable([result]);
+  process.stdout.write(`\n${table}\n`);
+  const missed = result.rows.filter((row) => passes(row) === false);
+  process.stdout.write(missed.length ? `\n${missed.length} goal(s) missed.\n` : '\nAll goals met.\n');
+  if (!quick && !argv.includes('--no-save')) {
+    const file = join(repoRoot, 'bench', 'stack-results.json');
+    const machine = { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', loadavg: loadavg().map((l) => Math.round(l * 100) / 100) };
+    mkdirSync(join(repoRoot, 'bench'), { recursive: true });
+    writeFileSync(file, JSON.stringify({ table: table.split('\n'), suites: [{ ...result, date: new Date().toISOString(), machine }] }, null, 2) + '\n');
+    note(`results written to ${file}`);
+  }
+  return 0;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
