@@ -208,6 +208,8 @@ describe('ollama: one stack through local start, the real server and agent-runne
 
       // nobody holds it: once the lease runs out the server puts it back in the queue
       await until('the execution back in the queue', async () => ((await stack.client.getExecution(exec.id)).status === 'queued' ? true : undefined));
+      const serverLog = await stack.cli(['local', 'logs', 'server', '-n', '20']);
+      assert.match(serverLog.stdout, new RegExp(`stigmer-server: execution ${exec.id}: lease of runner "[^"]+-${runner}" expired; re-queued\n`));
       fake.options.chunks = ['all', ' done'];
       fake.options.delayMs = 0;
       const rerun = await stack.cli(['run', 'start-agent-runner', '-f', STACK_FILE]);
