@@ -385,7 +385,10 @@ export async function runGraph(o: RunOptions): Promise<RunOutcome> {
   }
   if (o.signal.aborted) onAbort();
   if (graph.nodes.size === 0) finish();
-  for (const name of graph.order) if (status.get(name) === 'pending' && unsettled.get(name) === 0) schedule(name);
+  // Load every kind the graph uses now, while the first tasks run, not when each is first needed.
+  for (const uses of new Set([...graph.nodes.values()].map((n) => n.spec.uses))) loadKind(uses).catch(() => {});
+  const roots = graph.order.filter((name) => status.get(name) === 'pending' && unsettled.get(name) === 0);
+  for (const name of roots.sort((a, b) => graph.nodes.get(b)!.height - graph.nodes.get(a)!.height)) schedule(name);
   await finished;
   await Promise.allSettled([...running]);
   o.signal.removeEventListener('abort', onAbort);

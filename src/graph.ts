@@ -11,6 +11,8 @@ export interface GraphNode {
   dependents: string[];
   /** longest chain of needs below it (0 for a task with no needs) */
   depth: number;
+  /** longest chain of dependents above it (0 for a task nothing needs): start the tallest first */
+  height: number;
 }
 
 export interface Graph {
@@ -35,7 +37,7 @@ export function buildGraph(file: TasksFile, only?: string[]): Graph {
   const nodes = new Map<string, GraphNode>();
   for (const n of names) {
     const spec = file.tasks.get(n)!;
-    nodes.set(n, { spec, name: n, needs: [...spec.needs], dependents: [], depth: 0 });
+    nodes.set(n, { spec, name: n, needs: [...spec.needs], dependents: [], depth: 0, height: 0 });
   }
   for (const node of nodes.values()) for (const need of node.needs) nodes.get(need)?.dependents.push(node.name);
   // Kahn's algorithm; the loader already rejected cycles.
@@ -55,6 +57,12 @@ export function buildGraph(file: TasksFile, only?: string[]): Graph {
     const node = nodes.get(n)!;
     node.depth = node.needs.reduce((m, need) => Math.max(m, nodes.get(need)!.depth + 1), 0);
   }
+  for (let i = order.length - 1; i >= 0; i--) {
+    const node = nodes.get(order[i]!)!;
+    node.height = node.dependents.reduce((m, d) => Math.max(m, nodes.get(d)!.height + 1), 0);
+  }
+  // Among tasks that become ready together, the one with the longest chain ahead goes first.
+  for (const node of nodes.values()) node.dependents.sort((a, b) => nodes.get(b)!.height - nodes.get(a)!.height);
   return { nodes, order };
 }
 
