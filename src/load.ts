@@ -5,12 +5,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import { didYouMean, formatDiagnostics, type Diagnostic } from './diagnostics.js';
 import { diagnosticAt, findNode, pointerPath, syntaxDiagnostics, valueAt, type AjvError, type Validator } from './yaml-source.js';
 import { UserError, EXIT } from './errors.js';
 import { findRefs, parseRef } from './expr.js';
 import { kindNames } from '../tasks/index.js';
+import { validatorFile } from './paths.js';
 
 /** A task as the YAML says it. */
 export interface TaskSpec {
@@ -45,7 +47,7 @@ export interface LoadOptions {
 
 let validatorPromise: Promise<Validator> | undefined;
 async function tasksValidator(): Promise<Validator> {
-  validatorPromise ??= import(new URL('../validators/tasks.js', import.meta.url).href).then((m: { default: Validator }) => m.default);
+  validatorPromise ??= import(pathToFileURL(validatorFile('tasks')).href).then((m: { default: Validator }) => m.default);
   return validatorPromise;
 }
 

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** The root of everything stigmer keeps: `STIGMER_HOME`, else `~/.stigmer`. */
 export function stigmerHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -24,5 +26,28 @@ export function logFileFor(dataDir: string, task: string): string {
   return join(dataPaths(dataDir).logs, `${task}.log`);
 }
 
-/** The package root (where stigmer.tasks.yaml and schemas/ ship). dist/src/paths.js -> ../.. */
-export const packageRoot: string = resolve(new URL('../..', import.meta.url).pathname);
+/**
+ * The nearest folder at or above `from` whose package.json is named "stigmer". This module runs
+ * at different depths (dist/src/paths.js from tsc, dist/bundle/<chunk>.js from the bundle), so
+ * the root is found by walking up, not by a fixed `../..`.
+ */
+export function findPackageRoot(from: string): string {
+  for (let dir = resolve(from); ; dir = dirname(dir)) {
+    let name: unknown;
+    try {
+      name = (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown }).name;
+    } catch {
+      // no (readable) package.json here: keep walking up
+    }
+    if (name === 'stigmer') return dir;
+    if (dirname(dir) === dir) throw new Error(`Internal error: no package.json named "stigmer" at or above ${from}`);
+  }
+}
+
+/** The package root (where package.json, stigmer.tasks.yaml, schemas/ and dist/ ship). */
+export const packageRoot: string = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
+
+/** The precompiled ajv validator of `schemas/<name>.schema.json` (written by scripts/build-validators.mjs). */
+export function validatorFile(name: 'tasks' | 'config' | 'agent'): string {
+  return join(packageRoot, 'dist', 'validators', `${name}.js`);
+}

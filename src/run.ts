@@ -170,9 +170,10 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
 
 /** Foreground: stream every service's log, prefixed, until a signal; then undo everything. */
 async function stayInForeground(o: UpOptions, graph: Graph, state: StateStore): Promise<number> {
-  const { followLogs } = await import('./inspect.js');
   const services = graph.order.filter((n) => state.record(n)?.undo.some((u) => u.type === 'stop-process'));
+  // Said at once, with the addresses onReady printed, not after a module load.
   process.stderr.write(`stigmer: ${services.length} service(s) running in the foreground; press Ctrl-C to stop them all\n`);
+  const { followLogs } = await import('./inspect.js');
   const stopFollowing = new AbortController();
   const following = followLogs(o.dataDir, services, { lines: 0, signal: stopFollowing.signal });
   // A service dying in the foreground ends the session too.

@@ -240,7 +240,10 @@ test('kill -9 of a start in progress: local stop finds and stops what it left', 
   assert.deepEqual(recorded(), ['start-server', 'start-temporal']);
   child.kill('SIGKILL');
   await exited;
-  assert.equal(processesWithHome(r.home).length, 2, 'Temporal and the server were orphaned');
+  // A readiness probe of Temporal (`temporal operator cluster health`) may be caught mid-run by the
+  // kill: it is not a service and ends by itself within its connect timeout.
+  const orphans = processesWithHome(r.home).filter((p) => !p.cmd.includes(' operator cluster health '));
+  assert.equal(orphans.length, 2, 'Temporal and the server were orphaned');
   const stop = await runCli(['local', 'stop'], { home: r.home, env: r.env });
   assert.equal(stop.code, 0, stop.stderr);
   assert.deepEqual(processesWithHome(r.home), []);

@@ -5,10 +5,12 @@
  * scripts/build-validators.mjs precompiled into dist/validators/agent.js.
  */
 import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { UserError, EXIT } from '../errors.js';
 import { didYouMean, formatDiagnostics, type Diagnostic } from '../diagnostics.js';
 import { diagnosticAt, findNode, pairOf, syntaxDiagnostics, valueAt, type AjvError, type Validator } from '../yaml-source.js';
+import { validatorFile } from '../paths.js';
 
 /** What agent.yaml says. */
 export interface AgentSpec {
@@ -25,8 +27,7 @@ const RULES: Record<string, string> = {
 };
 
 async function agentValidator(): Promise<Validator> {
-  // dist/src/client/agent-file.js -> dist/validators/agent.js
-  const mod = (await import(new URL('../../validators/agent.js', import.meta.url).href)) as { default: Validator };
+  const mod = (await import(pathToFileURL(validatorFile('agent')).href)) as { default: Validator };
   return mod.default;
 }
 

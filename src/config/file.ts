@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { UserError } from '../errors.js';
+import { validatorFile } from '../paths.js';
 import { formatDiagnostics, didYouMean, type Diagnostic } from '../diagnostics.js';
 import { diagnosticAt, findNode, pairOf, pointerPath, syntaxDiagnostics, valueAt, type AjvError, type Validator } from '../yaml-source.js';
 import { CONFIG_KEYS, keySpec } from './keys.js';
@@ -19,8 +20,8 @@ let validator: Validator | undefined;
 /** The precompiled validator of schemas/config.schema.json. */
 export function configValidator(): Validator {
   if (!validator) {
-    // dist/src/config/file.js -> dist/validators/config.js (an ESM module; Node >= 20.19 requires it)
-    const mod = createRequire(import.meta.url)('../../validators/config.js') as { default: Validator };
+    // an ESM module; Node >= 20.19 requires it
+    const mod = createRequire(import.meta.url)(validatorFile('config')) as { default: Validator };
     validator = mod.default;
   }
   return validator;

@@ -24,6 +24,8 @@ interface Slot {
   needs: string[];
   state: 'pending' | 'running' | 'over';
   settled?: EngineEvent;
+  /** the last output or progress line that came before listr2 started the task */
+  early?: string;
 }
 
 export function createTtyRenderer(tasks: RenderTask[]): Renderer {
@@ -47,6 +49,7 @@ function perTaskRenderer(tasks: RenderTask[]): Renderer {
           slot.resolve = resolve;
           slot.reject = reject;
           if (slot.settled) apply(slot.settled); // settled before listr2 got here
+          else if (slot.early !== undefined) wrapper.output = slot.early;
         }),
       rendererOptions: { persistentOutput: false },
     })),
@@ -78,6 +81,8 @@ function perTaskRenderer(tasks: RenderTask[]): Renderer {
         slot.state = 'running';
         slot.startedAt = ev.time;
       }
+      if (ev.type === 'output') slot.early = mask(ev.line ?? '');
+      if (ev.type === 'progress') slot.early = formatProgress(ev.progress!);
       return;
     }
     if (slot.state === 'over') return; // late output after the task settled is ignored

@@ -1,0 +1,88 @@
+// Bundles the CLI (tsc's dist/src/cli.js) into dist/bundle/: ESM with code splitting, so every
+// dynamic import() stays a lazy chunk that loads only in the commands that need it.
+//
+// Why: node 20's ESM loader costs ~0.5 ms a file, and `stigmer validate` loaded ~110 of them
+// (ours, yaml's ~60 CommonJS files, commander); bundled it loads ~20. Measured here (medians):
+//   import('execa')  85 ms from node_modules, 21 ms bundled (local start's exec probes use it)
+//   import('undici') 74 ms from node_modules, 43 ms bundled, but on no path that must start fast
+//     (downloads, LLM calls in the agent-runner): 1 MB kept external
+//   tar and listr2 gain nothing worth it (13 -> 13 ms, 17 -> 14 ms) and stay external, as does
+//   @inquirer/password (only loaded to prompt); ajv and wait-on are not imported at run time.
+//   dotenv stays external too: src/config/dotenv.ts requires it only when a .env exists (it pulls
+//   in node:crypto, ~3 ms), which a bundle cannot keep lazy for a synchronous reader.
+// Tests import tsc's output under dist/src, dist/tasks and dist/test; bin/stigmer.js runs the
+// bundle, so every CLI test runs it. Paths are found from the package root (src/paths.ts), never
+// relative to a module's own file, so they hold in any chunk.
+import { build } from 'esbuild';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BUNDLED = new Set(['yaml', 'commander', 'execa']);
+const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
+const external = Object.keys(pkg.dependencies).filter((name) => !BUNDLED.has(name));
+
+// Bundled CommonJS code (yaml, commander, execa's cross-spawn) requires node's builtins
+// through esbuild's `__require` shim, which needs a `require` in its chunk; an ESM chunk has none.
+// Only chunks that name `require` get one (createRequire costs ~50 us a chunk).
+const REQUIRE_BANNER = "import { createRequire as __stigmerCreateRequire } from 'node:module'; const require = __stigmerCreateRequire(import.meta.url);\n";
+const namesRequire = /(?<![\w$.])require(?![\w$])/;
+
+/** Whether node would load `pkg` (imported from ESM) as CommonJS. */
+function isCommonJs(pkg) {
+  const file = fileURLToPath(import.meta.resolve(pkg));
+  if (file.endsWith('.cjs')) return true;
+  if (file.endsWith('.mjs')) return false;
+  for (let dir = dirname(file); dir !== dirname(dir); dir = dirname(dir)) {
+    try {
+      return JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).type !== 'module';
+    } catch {
+      // no package.json here
+    }
+  }
+  return true;
+}
+
+// A dynamic import() of a bundled CommonJS package becomes a chunk that exports only `default`
+// (esbuild cannot know CommonJS export names), where node gives named exports too: so
+// `const { stringify } = await import('yaml')` got undefined. Such an import gets a small ESM
+// facade that names the package's exports, read from the package at build time.
+const commonJsFacade = {
+  name: 'commonjs-dynamic-import-facade',
+  setup(b) {
+    b.onResolve({ filter: /^[^./]/ }, (args) =>
+      args.kind === 'dynamic-import' && BUNDLED.has(args.path) && isCommonJs(args.path) ? { path: args.path, namespace: 'cjs-facade' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'cjs-facade' }, (args) => {
+      const names = Object.keys(createRequire(import.meta.url)(args.path)).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n) && n !== 'default');
+      const contents = `const m = require(${JSON.stringify(args.path)});\nexport default m;\nexport const { ${names.join(', ')} } = m;\n`;
+      return { contents, resolveDir: process.cwd(), loader: 'js' };
+    });
+  },
+};
+
+const result = await build({
+  entryPoints: { cli: 'dist/src/cli.js' },
+  outdir: 'dist/bundle',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  external,
+  plugins: [commonJsFacade],
+  write: false,
+  metafile: process.argv.includes('--analyze'),
+  logLevel: 'warning',
+});
+
+rmSync('dist/bundle', { recursive: true, force: true });
+for (const file of result.outputFiles) {
+  mkdirSync(dirname(file.path), { recursive: true });
+  writeFileSync(file.path, namesRequire.test(file.text) ? REQUIRE_BANNER + file.text : file.text);
+}
+if (result.metafile) {
+  const { analyzeMetafile } = await import('esbuild');
+  process.stdout.write(await analyzeMetafile(result.metafile));
+}

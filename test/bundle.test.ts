@@ -1,0 +1,60 @@
+/**
+ * The shipped CLI is the esbuild bundle under dist/bundle (scripts/bundle.mjs), whose chunks sit at
+ * another depth than tsc's output: paths are found from the package root, not from a module's own
+ * file. The other CLI tests run the bundle through bin/stigmer.js; these pin what the bundling
+ * itself could break.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cleanupHome, cliPath, repoRoot, runCli, tempHome } from './helpers.js';
+import { findPackageRoot, packageRoot, validatorFile } from '../src/paths.js';
+
+const bundleDir = join(repoRoot, 'dist', 'bundle');
+
+test('findPackageRoot: the nearest package.json named "stigmer", from any depth', async (t) => {
+  assert.equal(packageRoot, repoRoot);
+  assert.equal(findPackageRoot(bundleDir), repoRoot);
+  assert.equal(findPackageRoot(join(repoRoot, 'dist', 'src', 'config')), repoRoot);
+  assert.equal(validatorFile('tasks'), join(repoRoot, 'dist', 'validators', 'tasks.js'));
+
+  const home = tempHome();
+  t.after(() => cleanupHome(home));
+  // a package of another name on the way up is walked past; none named stigmer is an internal error
+  mkdirSync(join(home, 'pkg', 'node_modules', 'other', 'lib'), { recursive: true });
+  writeFileSync(join(home, 'pkg', 'package.json'), JSON.stringify({ name: 'stigmer' }));
+  writeFileSync(join(home, 'pkg', 'node_modules', 'other', 'package.json'), JSON.stringify({ name: 'other' }));
+  assert.equal(findPackageRoot(join(home, 'pkg', 'node_modules', 'other', 'lib')), join(home, 'pkg'));
+  assert.throws(() => findPackageRoot(home), /^Error: Internal error: no package\.json named "stigmer" at or above /);
+});
+
+test('bin/stigmer.js runs the bundle, whose chunks compute no path from their own location', () => {
+  assert.match(readFileSync(cliPath, 'utf8'), /^#!\/usr\/bin\/env node\nimport '\.\.\/dist\/bundle\/cli\.js';\n$/);
+  const chunks = readdirSync(bundleDir).filter((f) => f.endsWith('.js'));
+  assert.ok(chunks.includes('cli.js') && chunks.length > 10, `expected a split bundle, got ${chunks.join(', ')}`);
+  for (const chunk of chunks) {
+    const text = readFileSync(join(bundleDir, chunk), 'utf8');
+    assert.doesNotMatch(text, /new URL\(\s*["']\.\.?\//, `${chunk}: a path relative to the chunk's own file`);
+  }
+});
+
+test('the bundled CLI: the packaged stack file and validators, and named exports of a lazily imported CommonJS package', async (t) => {
+  const home = tempHome();
+  t.after(() => cleanupHome(home));
+  const validate = await runCli(['validate', '-f', join(repoRoot, 'stigmer.tasks.yaml')], { home });
+  assert.equal(validate.code, 0, validate.stderr);
+  assert.match(validate.stdout, /stigmer\.tasks\.yaml: ok \(\d+ tasks\)\n$/);
+
+  writeFileSync(join(home, 'config.yaml'), 'backend:\n  local:\n    temporal: {port: "x"}\n');
+  const bad = await runCli(['config', 'get', 'backend.local.temporal.port'], { home });
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /config\.yaml:3:/);
+
+  // `config get` of a section stringifies it with `await import('yaml')`: a CommonJS package that
+  // an unadorned code-split chunk would expose as `default` only
+  writeFileSync(join(home, 'config.yaml'), '');
+  const section = await runCli(['config', 'get', 'backend.local.llm'], { home, env: { STIGMER_LLM_PROVIDER: 'openai' } });
+  assert.equal(section.code, 0, section.stderr);
+  assert.equal(section.stdout, 'provider: openai\nmodel: gpt-4.1-mini\nbase_url: https://api.openai.com/v1\n');
+});
