@@ -4,7 +4,8 @@
  *
  *   node dist/bench/index.js [suite...] [--quick] [--no-save]
  *
- * Suites: overhead, readiness, scale, cold-start, compare (default: all, in that order).
+ * Suites: overhead, readiness, scale, cold-start, compare (the engine, issue 2), local-stack (the
+ * stack, issue 3), agent (server and agent-runner, issue 4); default: all, in that order.
  * `--quick` takes fewer runs (for a smoke check); `--no-save` leaves bench/results.json alone.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -17,8 +18,10 @@ import { readiness } from './readiness.js';
 import { scale } from './scale.js';
 import { coldStart } from './cold-start.js';
 import { compare } from './compare.js';
+import { localStack } from './local-stack.js';
+import { agentSuite } from './agent.js';
 
-const SUITES: Suite[] = [overhead, readiness, scale, coldStart, compare];
+const SUITES: Suite[] = [overhead, readiness, scale, coldStart, compare, localStack, agentSuite];
 
 interface SavedSuite extends SuiteResult {
   date: string;
