@@ -5,11 +5,11 @@ import type { StigmerClient } from '../client/index.js';
 
 /**
  * `stigmer agent apply|list|delete|run`: agents and executions on stigmer-server. The server's
- * address is `--endpoint`, else STIGMER_SERVER_ADDRESS, else `backend.local.endpoint` from the
- * config (default localhost:50051). The HTTP client and YAML are loaded inside the actions.
+ * address is `--endpoint`, else STIGMER_SERVER_ADDRESS, else the one the running stack recorded
+ * (`stigmer local start`), else `backend.local.endpoint` from the config (default localhost:50051). The HTTP client and YAML are loaded inside the actions.
  */
 
-const ENDPOINT_HELP = 'stigmer-server address host:port (default: env STIGMER_SERVER_ADDRESS, else backend.local.endpoint, else localhost:50051)';
+const ENDPOINT_HELP = 'stigmer-server address host:port (default: env STIGMER_SERVER_ADDRESS, else the running local stack\'s, else backend.local.endpoint, else localhost:50051)';
 
 interface EndpointOpts {
   endpoint?: string;
@@ -21,6 +21,17 @@ async function connect(opts: EndpointOpts): Promise<StigmerClient> {
   if (!address && process.env['STIGMER_SERVER_ADDRESS']) {
     address = process.env['STIGMER_SERVER_ADDRESS'];
     origin = 'STIGMER_SERVER_ADDRESS';
+  }
+  if (!address) {
+    // A running stack recorded where its server listens: plain JSON, cheaper than the config (YAML).
+    const { StateStore } = await import('../state.js');
+    const { dataPaths, stigmerHome } = await import('../paths.js');
+    const tasks = StateStore.read(dataPaths(stigmerHome()).state)?.tasks;
+    const recorded = (tasks?.['resolve-config']?.outputs as { server?: { address?: unknown } } | undefined)?.server?.address;
+    if (tasks?.['start-server']?.status === 'ready' && typeof recorded === 'string') {
+      address = recorded;
+      origin = 'the running stack (state.json)';
+    }
   }
   if (!address) {
     const { loadConfig } = await import('../config/index.js');
