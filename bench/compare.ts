@@ -61,7 +61,7 @@ export function wireitPackage(p: StackPorts): Record<string, unknown> {
 }
 
 /** Start a tool that stays in the foreground; time spawn -> the agent-runner's listen stamp. */
-async function untilRunnerListens(command: string, args: string[], dir: string, ports: StackPorts, env: Record<string, string>): Promise<number> {
+async function untilRunnerListens(command: string, args: string[], dir: string, ports: StackPorts, env: Record<string, string | undefined>): Promise<number> {
   const p = start(command, args, { cwd: dir, home: dir, env });
   try {
     await Promise.race([
@@ -93,7 +93,10 @@ async function runWireit(): Promise<number> {
     const pkg = join(dir, 'package.json');
     writeFileSync(pkg, JSON.stringify(wireitPackage(ports), null, 2));
     // What `node --run start-agent-runner` sets: the quickest way to launch wireit (npm run adds ~0.3 s).
-    const env = { NODE_RUN_SCRIPT_NAME: 'start-agent-runner', NODE_RUN_PACKAGE_JSON_PATH: pkg, WIREIT_CACHE: 'none', PATH: `${nodeBin}${delimiter}${process.env['PATH'] ?? ''}` };
+    // Under `npm run bench` npm's own variables (npm_lifecycle_event, ...) would tell wireit to run
+    // the `bench` script of this package.json instead: hide them.
+    const npmVars = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('npm_')).map((k) => [k, undefined]));
+    const env = { ...npmVars, NODE_RUN_SCRIPT_NAME: 'start-agent-runner', NODE_RUN_PACKAGE_JSON_PATH: pkg, WIREIT_CACHE: 'none', PATH: `${nodeBin}${delimiter}${process.env['PATH'] ?? ''}` };
     return await untilRunnerListens(process.execPath, [join(repoRoot, 'node_modules', 'wireit', 'bin', 'wireit.js')], dir, ports, env);
   } finally {
     await finishHome(dir);
