@@ -11,7 +11,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { note, repoRoot } from './lib.js';
+import { note, repoRoot, runIfMain } from './lib.js';
 import { formatTable, passes, type Suite, type SuiteResult } from './report.js';
 import { overhead } from './overhead.js';
 import { readiness } from './readiness.js';
@@ -94,12 +94,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+runIfMain(import.meta.url, main);

@@ -3,6 +3,7 @@
  * group, then checked for leftovers through STIGMER_HOME in their environment), and the test rig's
  * temp homes and free ports.
  */
+import { pathToFileURL } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { assertNothingLeft, cliEnv, cliPath, fixture, freePort, processesWithHome, repoRoot, sleep, tempHome } from '../test/helpers.js';
@@ -133,4 +134,21 @@ export function readStamps(text: string, what: 'started' | 'listening', port?: n
 /** A progress line on stderr, so stdout stays the table. */
 export function note(text: string): void {
   process.stderr.write(`${text}\n`);
+}
+
+/**
+ * Run a benchmark entry point when its file is the one node was started with (so a suite module
+ * can also be imported by bench/index.ts): the exit code, or 1 with the error on stderr.
+ */
+export function runIfMain(moduleUrl: string, main: (argv: string[]) => Promise<number>, label = 'bench'): void {
+  if (!process.argv[1] || moduleUrl !== pathToFileURL(process.argv[1]).href) return;
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`${label}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

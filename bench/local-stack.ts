@@ -29,8 +29,7 @@
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { cliEnv, cliPath, note, processesWithHome, repoRoot, runToEnd, stats, type Stats } from './lib.js';
+import { cliEnv, cliPath, note, processesWithHome, repoRoot, runIfMain, runToEnd, stats, type Stats } from './lib.js';
 import { assertNothingLeft } from '../test/helpers.js';
 import { parseEvents } from './overhead.js';
 import { formatTable, passes, type Row, type Suite, type SuiteOptions, type SuiteResult } from './report.js';
@@ -260,14 +259,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+runIfMain(import.meta.url, main);
