@@ -17,7 +17,6 @@ import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskError, type UndoDescriptor } from './types.js';
 import { fail } from './failure.js';
-import { tailLines } from './logfile.js';
 
 /** Linux: /proc is there. Elsewhere identity degrades to the pid alone. */
 export const HAS_PROC = existsSync('/proc/self/stat');
@@ -326,10 +325,6 @@ export function killGroupNow(desc: Pick<StopProcess, 'pid' | 'pgid' | 'startTime
   }
 }
 
-/** The last `n` lines a service wrote after `offset` in its log (ANSI stripped): `tailLines` with `since`. */
-export function logTailSince(file: string, offset: number, n = 20, maxBytes = 64 * 1024): string[] {
-  return tailLines(file, n, { since: offset, maxBytes });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Ports

@@ -28,7 +28,8 @@ import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { TaskError, type TaskContext, type TaskKind, type TaskResult, type UndoDescriptor } from '../src/types.js';
 import { fail, formatMs } from '../src/failure.js';
-import { abortError, childEnv, groupMembers, HAS_PROC, inspectPort, isAlive, logTailSince, readProcStat, spawnService, type StopProcess } from '../src/proc.js';
+import { abortError, childEnv, groupMembers, HAS_PROC, inspectPort, isAlive, readProcStat, spawnService, type StopProcess } from '../src/proc.js';
+import { tailLines } from '../src/logfile.js';
 import { describeProbe, formatAddress, parseProbe, probeOnce, toDuration, toPort, waitReady, type Probe, type ProbeResult, type ProbeSpec, type WaitOutcome } from '../src/probe.js';
 import { executeUndo } from '../src/undo.js';
 
@@ -226,14 +227,14 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
 
   let shown = '';
   const showLatest = (): void => {
-    const line = logTailSince(ctx.logFile, svc.logOffset, 1, 4096)[0]?.trim();
+    const line = tailLines(ctx.logFile, 1, { since: svc.logOffset, maxBytes: 4096 })[0]?.trim();
     if (line && line !== shown) ctx.output((shown = line));
   };
   const outcome: WaitOutcome = parsed
     ? await waitReady(parsed.probe, { signal: ctx.signal, intervalMs: parsed.intervalMs, timeoutMs: parsed.timeoutMs, exited: svc.exited, onAttempt: showLatest })
     : await settle(svc.exited, ctx.signal);
 
-  const tail = (): string[] => logTailSince(ctx.logFile, svc.logOffset, 20);
+  const tail = (): string[] => tailLines(ctx.logFile, 20, { since: svc.logOffset });
   switch (outcome.status) {
     case 'ready': {
       const outputs: Record<string, unknown> = { pid: svc.pid, pgid: svc.pgid, log: ctx.logFile, ...(address ? { address } : {}) };

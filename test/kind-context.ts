@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TaskError, type Progress, type TaskContext, type TaskRecord, type UndoDescriptor } from '../src/types.js';
 import { executeUndo } from '../src/undo.js';
+import { cleanupHome, tempHome } from './helpers.js';
 
 export interface TestContext<W> {
   ctx: TaskContext<W>;
@@ -67,4 +68,19 @@ export async function failureOf(p: Promise<unknown>): Promise<TaskError> {
   const err = await p.then(() => undefined, (e: unknown) => e);
   assert.ok(err instanceof TaskError, `expected a TaskError, got ${String(err)}`);
   return err;
+}
+
+/**
+ * Run a test body with a temp STIGMER_HOME and a list for the undo steps it collects; afterwards
+ * undo them all and assert that nothing started under the home is still running.
+ */
+export async function inHome(body: (home: string, undos: UndoDescriptor[]) => Promise<void>): Promise<void> {
+  const home = tempHome();
+  const undos: UndoDescriptor[] = [];
+  try {
+    await body(home, undos);
+  } finally {
+    await undoAll(undos);
+    await cleanupHome(home);
+  }
 }

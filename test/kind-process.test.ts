@@ -9,7 +9,7 @@ import type { TaskRecord, TaskResult, UndoDescriptor } from '../src/types.js';
 import { inspectPort, isAlive, spawnService, stopGroup, type StartedService, type StopProcess } from '../src/proc.js';
 import { tailLines } from '../src/logfile.js';
 import processKind, { type ProcessWith } from '../tasks/process.js';
-import { failureOf, makeContext, undoAll } from './kind-context.js';
+import { failureOf, inHome, makeContext, undoAll } from './kind-context.js';
 import { cleanupHome, fixture, freePort, sleep, tempHome } from './helpers.js';
 
 const node = process.execPath;
@@ -36,9 +36,7 @@ function recordOf(result: TaskResult, undos: UndoDescriptor[], specHash = 'spec-
 }
 
 test('a service with a tcp probe: undo recorded before it is ready, outputs, progress', async () => {
-  const home = tempHome();
-  const undos: UndoDescriptor[] = [];
-  try {
+  await inHome(async (home, undos) => {
     const port = await freePort();
     const w: ProcessWith = {
       command: node,
@@ -64,16 +62,11 @@ test('a service with a tcp probe: undo recorded before it is ready, outputs, pro
     assert.match(result.summary!, new RegExp(`^ready after .+, pid ${u.pid} \\(connected to (127\\.0\\.0\\.1|\\[::1\\]):${port}\\)$`));
     assert.equal(t.lines[0], `started pid ${u.pid}; waiting for tcp localhost:${port}`);
     assert.ok(t.lines.includes('line 2'), t.lines.join('\n'));
-  } finally {
-    await undoAll(undos);
-    await cleanupHome(home);
-  }
+  });
 });
 
 test('http probe: ready on the expected status; a wrong status is reported at the deadline', async () => {
-  const home = tempHome();
-  const undos: UndoDescriptor[] = [];
-  try {
+  await inHome(async (home, undos) => {
     const port = await freePort();
     const args = [service, '--http', '--listen', port, '--after', 100];
     const ok = makeContext<ProcessWith>(home, { command: node, args, ready: { http: { url: `http://localhost:${port}/healthz`, status: '200' } } });
@@ -92,16 +85,11 @@ test('http probe: ready on the expected status; a wrong status is reported at th
     undos.push(...bad.undos);
     assert.equal(err.failure.reason, 'ready-timeout');
     assert.equal(err.message, `not ready after 1.0 s: GET ${url} answering 200 (last probe: HTTP 503)`);
-  } finally {
-    await undoAll(undos);
-    await cleanupHome(home);
-  }
+  });
 });
 
 test('log probe: matches what the process printed, not the command line in the header', async () => {
-  const home = tempHome();
-  const undos: UndoDescriptor[] = [];
-  try {
+  await inHome(async (home, undos) => {
     const t = makeContext<ProcessWith>(home, { command: node, args: [service, '--after', 300, '--ready-line', 'ready now'], ready: { log: '^ready now$' } });
     const result = await processKind.run(t.ctx);
     undos.push(...t.undos);
@@ -110,10 +98,7 @@ test('log probe: matches what the process printed, not the command line in the h
     assert.deepEqual(tailLines(t.ctx.logFile, 2), [`service pid=${u.pid} starting`, 'ready now']);
     assert.match(result.summary!, /\(log matched \/\^ready now\$\/\)$/);
     assert.equal(result.outputs['address'], undefined);
-  } finally {
-    await undoAll(undos);
-    await cleanupHome(home);
-  }
+  });
 });
 
 const healthScript = (port: number): string =>
@@ -122,9 +107,7 @@ const healthScript = (port: number): string =>
   `s.on('error', () => { console.error('Error: health check returned unhealthy status: NOT_SERVING'); process.exit(1); });`;
 
 test('exec probe: ready when the command exits 0 printing the expected text', async () => {
-  const home = tempHome();
-  const undos: UndoDescriptor[] = [];
-  try {
+  await inHome(async (home, undos) => {
     const port = await freePort();
     const t = makeContext<ProcessWith>(home, {
       command: node,
@@ -145,16 +128,11 @@ test('exec probe: ready when the command exits 0 printing the expected text', as
     const err = await failureOf(processKind.run(slow.ctx));
     undos.push(...slow.undos);
     assert.match(err.message, /^not ready after 3\.0 s: exec \S+ -e '.+' printing "SERVING" \(last probe: exit 1: Error: health check returned unhealthy status: NOT_SERVING\)$/);
-  } finally {
-    await undoAll(undos);
-    await cleanupHome(home);
-  }
+  });
 });
 
 test('a process that exits before it is ready fails at once with its code and log tail', async () => {
-  const home = tempHome();
-  const undos: UndoDescriptor[] = [];
-  try {
+  await inHome(async (home, undos) => {
     const port = await freePort();
     const t = makeContext<ProcessWith>(home, {
       command: node,
@@ -171,16 +149,11 @@ test('a process that exits before it is ready fails at once with its code and lo
     assert.equal(err.failure.exitCode, 3);
     assert.equal(err.failure.logFile, t.ctx.logFile);
     assert.deepEqual(err.failure.logTail, [`service pid=${u.pid} starting`, 'line 1', 'line 2', 'line 3', 'exiting with code 3']);
-  } finally {
-    await undoAll(undos);
-    await cleanupHome(home);
-  }
+  });
 });
 
 test('without a ready block: ready once running; dying at once still fails', async () => {
-  const home = tempHome();
-  const undos: UndoDescriptor[] = [];
-  try {
+  await inHome(async (home, undos) => {
     const ok = makeContext<ProcessWith>(home, { command: node, args: [service], stop: { signal: 'SIGINT', grace: '2s' } });
     const result = await processKind.run(ok.ctx);
     undos.push(...ok.undos);
@@ -194,16 +167,11 @@ test('without a ready block: ready once running; dying at once still fails', asy
     undos.push(...dies.undos);
     assert.equal(err.message, 'exited with code 2 before it was ready');
     assert.deepEqual(err.failure.logTail, ['unknown flag --x']);
-  } finally {
-    await undoAll(undos);
-    await cleanupHome(home);
-  }
+  });
 });
 
 test('a readiness deadline names the probe and its last result; the process is left to the undo', async () => {
-  const home = tempHome();
-  const undos: UndoDescriptor[] = [];
-  try {
+  await inHome(async (home, undos) => {
     const port = await freePort();
     const t = makeContext<ProcessWith>(home, { command: node, args: [service], ready: { tcp: { host: 'localhost', port }, timeout: 300 } });
     const err = await failureOf(processKind.run(t.ctx));
@@ -215,10 +183,7 @@ test('a readiness deadline names the probe and its last result; the process is l
     );
     assert.equal(err.failure.hint, 'The process is still running but its readiness probe never passed; check its log, or raise ready.timeout.');
     assert.ok(isAlive(stopOf(undos)));
-  } finally {
-    await undoAll(undos);
-    await cleanupHome(home);
-  }
+  });
 });
 
 test('a declared port held by another process fails naming its pid and command', async () => {
@@ -242,9 +207,7 @@ test('a declared port held by another process fails naming its pid and command',
 });
 
 test('a recorded, healthy instance is reused; forced or changed, it is restarted', async () => {
-  const home = tempHome();
-  const undos: UndoDescriptor[] = [];
-  try {
+  await inHome(async (home, undos) => {
     const port = await freePort();
     const w: ProcessWith = { command: node, args: [service, '--listen', port], ports: [port], ready: { tcp: { port } } };
     const first = makeContext<ProcessWith>(home, w);
@@ -272,16 +235,11 @@ test('a recorded, healthy instance is reused; forced or changed, it is restarted
     undos.push(...changed.undos);
     assert.equal(isAlive(u3), false);
     assert.ok(isAlive(stopOf(changed.undos)));
-  } finally {
-    await undoAll(undos);
-    await cleanupHome(home);
-  }
+  });
 });
 
 test('a recorded instance that died is started again', async () => {
-  const home = tempHome();
-  const undos: UndoDescriptor[] = [];
-  try {
+  await inHome(async (home, undos) => {
     const w: ProcessWith = { command: node, args: [service, '--ready-line', 'up'], ready: { log: '^up$' } };
     const first = makeContext<ProcessWith>(home, w);
     const r1 = await processKind.run(first.ctx);
@@ -295,10 +253,7 @@ test('a recorded instance that died is started again', async () => {
     assert.notEqual(r2.satisfied, true);
     assert.equal(again.lines[0], `pid ${u1.pid} was no longer running`);
     assert.notEqual(stopOf(again.undos).pid, u1.pid);
-  } finally {
-    await undoAll(undos);
-    await cleanupHome(home);
-  }
+  });
 });
 
 test('a recorded instance that is alive but unhealthy is restarted', async () => {
@@ -346,9 +301,7 @@ test('a recorded pid now used by another program is not signalled', async () => 
 });
 
 test('an abort while waiting for readiness leaves the recorded undo to stop it', async () => {
-  const home = tempHome();
-  const undos: UndoDescriptor[] = [];
-  try {
+  await inHome(async (home, undos) => {
     const port = await freePort();
     const t = makeContext<ProcessWith>(home, { command: node, args: [service, '--child'], ready: { tcp: { port }, timeout: '60s' } });
     const running = processKind.run(t.ctx);
@@ -360,16 +313,11 @@ test('an abort while waiting for readiness leaves the recorded undo to stop it',
     assert.ok(isAlive(u));
     await undoAll(undos.splice(0));
     assert.equal(isAlive(u), false);
-  } finally {
-    await undoAll(undos);
-    await cleanupHome(home);
-  }
+  });
 });
 
 test('environment: process env + task env + with.env reach the service; bad input starts nothing', async () => {
-  const home = tempHome();
-  const undos: UndoDescriptor[] = [];
-  try {
+  await inHome(async (home, undos) => {
     const t = makeContext<ProcessWith>(
       home,
       { command: node, args: [service, '--print-env', 'A,B,STIGMER_HOME', '--ready-line', 'go'], env: { A: 1, B: 'from-with' }, ready: { log: '^go$' } },
@@ -391,8 +339,5 @@ test('environment: process env + task env + with.env reach the service; bad inpu
     const badSignal = makeContext<ProcessWith>(home, { command: node, stop: { signal: 'SIGNOPE' } });
     assert.equal((await failureOf(processKind.run(badSignal.ctx))).message, 'Expected with.stop.signal to be a signal name like SIGTERM, got "SIGNOPE"');
     assert.deepEqual([...badRegex.undos, ...badSignal.undos], []);
-  } finally {
-    await undoAll(undos);
-    await cleanupHome(home);
-  }
+  });
 });
