@@ -23,7 +23,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { assertNothingLeft, cliEnv, cliPath, fixture, freePort, repoRoot, sleep, tempHome } from '../test/helpers.js';
-import { StigmerClient } from '../src/client/index.js';
+import { StigmerClient } from '../src/stack/client/index.js';
 import type { FakeLlm } from '../test/fixtures/fake-llm.mjs';
 
 // ---- results ---------------------------------------------------------------------------------

@@ -8,8 +8,8 @@
  * One unmeasured round first (`stigmer init` downloads Temporal; one start/stop warms the page
  * cache), then every round measures, in this order, each with its own checks:
  *
- *   stand-ins alone   each stand-in spawned the way the process kind spawns it (src/proc.ts) and
- *                     timed until the stack file's own probe passes (src/probe.ts): Temporal by
+ *   stand-ins alone   each stand-in spawned the way the process kind spawns it (src/process/proc.ts) and
+ *                     timed until the stack file's own probe passes (src/process/probes.ts): Temporal by
  *                     its `operator cluster health` exec probe every 100 ms, the server by GET
  *                     /healthz every 50 ms, the agent-runner by its "agent-runner ready" log line
  *                     (Temporal left running for it); then all three stopped
@@ -34,10 +34,10 @@ import { assertNothingLeft } from '../test/helpers.js';
 import { parseEvents } from './overhead.js';
 import { formatTable, passes, type Row, type Suite, type SuiteOptions, type SuiteResult } from './report.js';
 import { stackRig, type StackRig } from '../test/temporal-mirror.js';
-import { spawnService, stopGroup, type StopProcess } from '../src/proc.js';
-import { parseProbe, waitReady, type ProbeSpec } from '../src/probe.js';
-import { StateStore } from '../src/state.js';
-import { dataPaths } from '../src/paths.js';
+import { spawnService, stopGroup, type StopProcess } from '../src/process/proc.js';
+import { parseProbe, waitReady, type ProbeSpec } from '../src/process/probes.js';
+import { StateStore } from '../src/engine/state.js';
+import { dataPaths } from '../src/util/paths.js';
 
 export const GOALS = { overhead: 100, secondStart: 300, stop: 500, status: 150 } as const;
 

@@ -149,7 +149,7 @@ async function execaImportMs(runs: number): Promise<number[]> {
 
 /** The port-holder check the process kind makes before each start (in this process, a free port). */
 async function portCheckMs(runs: number): Promise<number[]> {
-  const { inspectPort } = await import('../src/proc.js');
+  const { inspectPort } = await import('../src/process/proc.js');
   const out: number[] = [];
   for (let i = 0; i < runs; i++) {
     const port = await freePort();

@@ -11,12 +11,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { runGraph } from '../src/engine.js';
-import { buildGraph } from '../src/graph.js';
-import type { TaskSpec, TasksFile } from '../src/load.js';
+import { runGraph } from '../src/engine/run.js';
+import { buildGraph } from '../src/engine/graph.js';
+import type { TaskSpec, TasksFile } from '../src/engine/load.js';
 import { createPlainRenderer } from '../src/render/plain.js';
-import { StateStore } from '../src/state.js';
-import type { TaskKind } from '../src/types.js';
+import { StateStore } from '../src/engine/state.js';
+import type { TaskKind } from '../src/model/kind.js';
 import { kinds } from '../tasks/index.js';
 
 const KIND = 'bench-noop';

@@ -8,10 +8,10 @@
 //     (downloads, LLM calls in the agent-runner): 1 MB kept external
 //   tar and listr2 gain nothing worth it (13 -> 13 ms, 17 -> 14 ms) and stay external, as does
 //   @inquirer/password (only loaded to prompt); ajv and wait-on are not imported at run time.
-//   dotenv stays external too: src/config/dotenv.ts requires it only when a .env exists (it pulls
+//   dotenv stays external too: src/stack/config/dotenv.ts requires it only when a .env exists (it pulls
 //   in node:crypto, ~3 ms), which a bundle cannot keep lazy for a synchronous reader.
 // Tests import tsc's output under dist/src, dist/tasks and dist/test; bin/stigmer.js runs the
-// bundle, so every CLI test runs it. Paths are found from the package root (src/paths.ts), never
+// bundle, so every CLI test runs it. Paths are found from the package root (src/util/paths.ts), never
 // relative to a module's own file, so they hold in any chunk.
 import { build } from 'esbuild';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -5,7 +5,7 @@
  *   first signal  -> abort `signal` (reason: the signal name); the command undoes what it did
  *   second signal -> run the force hooks (SIGKILL every process group) and exit at once
  */
-import { EXIT } from './errors.js';
+import { EXIT } from './util/errors.js';
 
 export type InterruptSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
 

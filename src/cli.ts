@@ -3,8 +3,8 @@
  * code. Command modules register themselves on the program and get an `App` to learn about
  * interrupts; they import their heavy dependencies lazily inside their actions.
  */
-import { EXIT, UserError } from './errors.js';
-import { mask } from './mask.js';
+import { EXIT, UserError } from './util/errors.js';
+import { mask } from './util/mask.js';
 import { createApp, type App } from './app.js';
 
 const VERSION = '0.1.0';

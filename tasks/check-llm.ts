@@ -9,14 +9,14 @@
  *
  * The Ollama check (`checkOllama`, also used by `stigmer local status`) is one GET of /api/tags
  * through node's own http client, with the findings and wording of `checkProvider`
- * (src/llm/check.ts). It runs on every `local start`, so it stays light: undici would add its
+ * (src/stack/llm/check.ts). It runs on every `local start`, so it stays light: undici would add its
  * import (30-60 ms) and, before the CLI can exit, the background compile of its wasm HTTP parser
  * (~80 ms) to a start that otherwise takes ~200 ms on a running stack.
  */
-import { fail, formatMs } from '../src/failure.js';
-import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/types.js';
-import { LLM_DEFAULTS, LLM_PROVIDERS, isLlmProvider } from '../src/llm/defaults.js';
-import type { ProviderCheck } from '../src/llm/check.js';
+import { fail, formatMs } from '../src/model/failure.js';
+import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/model/kind.js';
+import { LLM_DEFAULTS, LLM_PROVIDERS, isLlmProvider } from '../src/stack/llm/defaults.js';
+import type { ProviderCheck } from '../src/stack/llm/check.js';
 
 export interface CheckLlmWith {
   provider: string;
@@ -32,7 +32,7 @@ const TAGS_LIMIT = 16 * 1024 * 1024;
 
 /** Is Ollama at `baseUrl` reachable, and is `model` pulled? Never throws. */
 export async function checkOllama(baseUrl: string, model: string, o: { timeoutMs: number; signal?: AbortSignal }): Promise<ProviderCheck> {
-  const [{ describeSocketError, joinUrl, parseErrorBody }, { sameModel }] = await Promise.all([import('../src/llm/http.js'), import('../src/llm/ollama.js')]);
+  const [{ describeSocketError, joinUrl, parseErrorBody }, { sameModel }] = await Promise.all([import('../src/stack/llm/http.js'), import('../src/stack/llm/ollama.js')]);
   const what = `ollama /api/tags at ${baseUrl}`;
   const unreachable = (message: string): ProviderCheck => ({
     reachable: false,

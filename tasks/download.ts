@@ -13,12 +13,12 @@
  * binaries, so the next `up` does not fetch them again.
  */
 import { isAbsolute, join } from 'node:path';
-import { parseDuration } from '../src/duration.js';
-import { fail } from '../src/failure.js';
-import { installDownload } from '../src/download/install.js';
-import type { DownloadParams } from '../src/download/install.js';
-import { TaskError } from '../src/types.js';
-import type { TaskContext, TaskKind, TaskResult } from '../src/types.js';
+import { parseDuration } from '../src/util/duration.js';
+import { fail } from '../src/model/failure.js';
+import { installDownload } from '../src/process/download/install.js';
+import type { DownloadParams } from '../src/process/download/install.js';
+import { TaskError } from '../src/model/kind.js';
+import type { TaskContext, TaskKind, TaskResult } from '../src/model/kind.js';
 
 export interface DownloadWith {
   url: string;

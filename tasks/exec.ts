@@ -7,11 +7,11 @@
  */
 import { closeSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/types.js';
-import { fail, formatMs } from '../src/failure.js';
-import { mask } from '../src/mask.js';
-import { runCommand } from '../src/command.js';
-import { abortError, childEnv, formatCommandLine, shortCommand } from '../src/proc.js';
+import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/model/kind.js';
+import { fail, formatMs } from '../src/model/failure.js';
+import { mask } from '../src/util/mask.js';
+import { runCommand } from '../src/process/command.js';
+import { abortError, childEnv, formatCommandLine, shortCommand } from '../src/process/proc.js';
 
 export interface ExecWith {
   command: string;

@@ -12,10 +12,10 @@
  *
  * Pure: it runs again on every start (the state file never keeps secrets).
  */
-import { fail } from '../src/failure.js';
-import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/types.js';
-import { LLM_DEFAULTS, LLM_PROVIDERS, isLlmProvider } from '../src/llm/defaults.js';
-import { readDotenv } from '../src/config/dotenv.js';
+import { fail } from '../src/model/failure.js';
+import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/model/kind.js';
+import { LLM_DEFAULTS, LLM_PROVIDERS, isLlmProvider } from '../src/stack/llm/defaults.js';
+import { readDotenv } from '../src/stack/config/dotenv.js';
 
 export interface GatherSecretsWith {
   provider: string;

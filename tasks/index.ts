@@ -3,7 +3,7 @@
  * `stigmer validate` and `stigmer status` never import undici, tar or execa.
  * A new kind is one file in this folder, one line here, and one entry in schemas/tasks.schema.json.
  */
-import type { TaskKind } from '../src/types.js';
+import type { TaskKind } from '../src/model/kind.js';
 
 type Loader = () => Promise<{ default: TaskKind<any> }>;
 

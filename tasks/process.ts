@@ -26,12 +26,12 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
-import { TaskError, type TaskContext, type TaskKind, type TaskResult, type UndoDescriptor } from '../src/types.js';
-import { fail, formatMs } from '../src/failure.js';
-import { abortError, childEnv, groupMembers, HAS_PROC, inspectPort, isAlive, readProcStat, spawnService, type StopProcess } from '../src/proc.js';
-import { tailLines } from '../src/logfile.js';
-import { describeProbe, formatAddress, parseProbe, probeOnce, toDuration, toPort, waitReady, type Probe, type ProbeResult, type ProbeSpec, type WaitOutcome } from '../src/probe.js';
-import { executeUndo } from '../src/undo.js';
+import { TaskError, type TaskContext, type TaskKind, type TaskResult, type UndoDescriptor } from '../src/model/kind.js';
+import { fail, formatMs } from '../src/model/failure.js';
+import { abortError, childEnv, groupMembers, HAS_PROC, inspectPort, isAlive, readProcStat, spawnService, type StopProcess } from '../src/process/proc.js';
+import { tailLines } from '../src/process/log-file.js';
+import { describeProbe, formatAddress, parseProbe, probeOnce, toDuration, toPort, waitReady, type Probe, type ProbeResult, type ProbeSpec, type WaitOutcome } from '../src/process/probes.js';
+import { executeUndo } from '../src/engine/undo.js';
 
 export interface ProcessWith {
   command: string;

@@ -8,13 +8,13 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fail } from '../src/failure.js';
-import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/types.js';
-import { UserError } from '../src/errors.js';
-import { LLM_DEFAULTS } from '../src/llm/defaults.js';
-import { temporalRelease, type TemporalRelease } from '../src/config/temporal.js';
-import { TEMPORAL_NAMESPACE } from '../src/config/defaults.js';
-import type { StigmerConfig } from '../src/config/types.js';
+import { fail } from '../src/model/failure.js';
+import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/model/kind.js';
+import { UserError } from '../src/util/errors.js';
+import { LLM_DEFAULTS } from '../src/stack/llm/defaults.js';
+import { temporalRelease, type TemporalRelease } from '../src/stack/config/temporal.js';
+import { TEMPORAL_NAMESPACE } from '../src/stack/config/defaults.js';
+import type { StigmerConfig } from '../src/stack/config/types.js';
 
 const DEFAULT_WAIT_TIMEOUT = '30s';
 

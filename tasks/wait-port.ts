@@ -2,10 +2,10 @@
  * `wait-port`: done when host:port accepts a TCP connection (`localhost` tries 127.0.0.1 and ::1).
  * Polls every 25 ms, so an opening port is noticed well within 50 ms.
  */
-import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/types.js';
-import { fail, formatMs } from '../src/failure.js';
-import { abortError } from '../src/proc.js';
-import { formatAddress, toDuration, toPort, waitPort } from '../src/probe.js';
+import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/model/kind.js';
+import { fail, formatMs } from '../src/model/failure.js';
+import { abortError } from '../src/process/proc.js';
+import { formatAddress, toDuration, toPort, waitPort } from '../src/process/probes.js';
 
 export interface WaitPortWith {
   /** default localhost */

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupHome, freePort, runCli, sleep, tempHome } from './helpers.js';
 import { runOnce, spawnCli, startServer, type Server } from './server-rig.js';
-import { ApiError, type StigmerClient } from '../src/client/index.js';
+import { ApiError, type StigmerClient } from '../src/stack/client/index.js';
 
 let home: string;
 let server: Server;

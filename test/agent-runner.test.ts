@@ -8,7 +8,7 @@ import type net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cleanupHome, cliEnv, cliPath, freePort, runCli, tempHome } from './helpers.js';
 import { runnerDeps } from './runner-deps.js';
-import { readRunnerEnv } from '../src/agent-runner/env.js';
+import { readRunnerEnv } from '../src/stack/agent-runner/env.js';
 
 // ---------------------------------------------------------------- the fake runner API
 

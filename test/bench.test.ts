@@ -13,13 +13,13 @@ import { formatTable } from '../bench/report.js';
 import { stats } from '../bench/lib.js';
 import { NEEDS, criticalPath, stigmerYaml, taskWeights } from '../bench/stack.js';
 import { concurrentlyCommand, wireitPackage } from '../bench/compare.js';
-import { runGraph, type EngineEvent } from '../src/engine.js';
-import { fail } from '../src/failure.js';
-import { buildGraph } from '../src/graph.js';
-import { parseTasks, type TaskSpec } from '../src/load.js';
+import { runGraph, type EngineEvent } from '../src/engine/run.js';
+import { fail } from '../src/model/failure.js';
+import { buildGraph } from '../src/engine/graph.js';
+import { parseTasks, type TaskSpec } from '../src/engine/load.js';
 import { createPlainRenderer } from '../src/render/plain.js';
-import { StateStore } from '../src/state.js';
-import { TaskError, type TaskKind } from '../src/types.js';
+import { StateStore } from '../src/engine/state.js';
+import { TaskError, type TaskKind } from '../src/model/kind.js';
 import { kinds } from '../tasks/index.js';
 
 test('stats: median of odd and even samples, min, max', () => {

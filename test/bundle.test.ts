@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupHome, cliPath, repoRoot, runCli, tempHome } from './helpers.js';
-import { findPackageRoot, packageRoot, validatorFile } from '../src/paths.js';
+import { findPackageRoot, packageRoot, validatorFile } from '../src/util/paths.js';
 
 const bundleDir = join(repoRoot, 'dist', 'bundle');
 

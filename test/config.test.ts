@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig, temporalRelease } from '../src/config/index.js';
-import { UserError } from '../src/errors.js';
-import { packageRoot } from '../src/paths.js';
+import { loadConfig, temporalRelease } from '../src/stack/config/index.js';
+import { UserError } from '../src/util/errors.js';
+import { packageRoot } from '../src/util/paths.js';
 import { cleanupHome, runCli, tempHome } from './helpers.js';
 
 function home(t: { after: (fn: () => Promise<void>) => void }): string {

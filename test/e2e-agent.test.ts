@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url';
 import { cleanupHome, fixture, freePort, processesWithHome, repoRoot, runCli, sleep, tempHome, type CliResult } from './helpers.js';
 import { raw, spawnCli } from './server-rig.js';
 import { filesContaining, localStackEnv, startTemporalMirror, type TemporalMirror } from './temporal-mirror.js';
-import { StigmerClient, type Execution } from '../src/client/index.js';
+import { StigmerClient, type Execution } from '../src/stack/client/index.js';
 import type { FakeLlm, FakeLlmOptions } from './fixtures/fake-llm.mjs';
 
 const { startFakeLlm } = (await import(pathToFileURL(fixture('fake-llm.mjs')).href)) as typeof import('./fixtures/fake-llm.mjs');

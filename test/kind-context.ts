@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { TaskError, type Progress, type TaskContext, type TaskRecord, type UndoDescriptor } from '../src/types.js';
-import { executeUndo } from '../src/undo.js';
+import { TaskError, type Progress, type TaskContext, type TaskRecord, type UndoDescriptor } from '../src/model/kind.js';
+import { executeUndo } from '../src/engine/undo.js';
 import { cleanupHome, tempHome } from './helpers.js';
 
 export interface TestContext<W> {

@@ -13,10 +13,10 @@ import { buildTarGz, checksumsFile, sha256hex, startMirror } from './mirror.js';
 import type { ArchiveEntry, Mirror } from './mirror.js';
 import download from '../tasks/download.js';
 import type { DownloadWith } from '../tasks/download.js';
-import { checkInstalled, installDownload, parseMode } from '../src/download/install.js';
-import { findChecksum } from '../src/download/checksums.js';
-import { TaskError } from '../src/types.js';
-import type { Progress, TaskContext, TaskResult } from '../src/types.js';
+import { checkInstalled, installDownload, parseMode } from '../src/process/download/install.js';
+import { findChecksum } from '../src/process/download/checksums.js';
+import { TaskError } from '../src/model/kind.js';
+import type { Progress, TaskContext, TaskResult } from '../src/model/kind.js';
 
 const ARCHIVE = 'temporal_cli_1.8.2_linux_amd64.tar.gz';
 const TEMPORAL = '#!/bin/sh\necho "temporal version 1.8.2 (Server 1.31.2, UI 2.50.1)"\n';
@@ -390,7 +390,7 @@ test('a download killed with SIGKILL leaves no install; the next run cleans up a
   await withMirror({ [`/${ARCHIVE}`]: { body: archive, stall: true } }, async (m, home) => {
     const dest = join(home, 'bin', 'temporal');
     const url = `${m.url}/${ARCHIVE}`;
-    const installer = join(repoRoot, 'dist', 'src', 'download', 'install.js');
+    const installer = join(repoRoot, 'dist', 'src', 'process', 'download', 'install.js');
     const script = `import { installDownload } from ${JSON.stringify(installer)};
 await installDownload({ url: ${JSON.stringify(url)}, sha256: ${JSON.stringify(sha256hex(archive))}, dest: ${JSON.stringify(dest)} });`;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, STIGMER_HOME: home }, stdio: 'ignore' });

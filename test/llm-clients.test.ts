@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { pathToFileURL } from 'node:url';
 import { fixture, freePort } from './helpers.js';
 import type { FakeLlm, FakeLlmOptions } from './fixtures/fake-llm.mjs';
-import { streamChat, listModels, pullModel, checkProvider, LlmError, LLM_DEFAULTS, type ChatRequest, type LlmProvider, type PullProgress } from '../src/llm/index.js';
-import { readSse, readLines } from '../src/llm/frames.js';
-import { parseRetryAfter } from '../src/llm/http.js';
+import { streamChat, listModels, pullModel, checkProvider, LlmError, LLM_DEFAULTS, type ChatRequest, type LlmProvider, type PullProgress } from '../src/stack/llm/index.js';
+import { readSse, readLines } from '../src/stack/llm/frames.js';
+import { parseRetryAfter } from '../src/stack/llm/http.js';
 
 const { startFakeLlm } = (await import(pathToFileURL(fixture('fake-llm.mjs')).href)) as typeof import('./fixtures/fake-llm.mjs');
 

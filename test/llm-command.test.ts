@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { cleanupHome, fixture, freePort, runCli, tempHome } from './helpers.js';
 import type { FakeLlm } from './fixtures/fake-llm.mjs';
-import { plainPullView, ttyPullView, formatBytes } from '../src/llm/pull-view.js';
+import { plainPullView, ttyPullView, formatBytes } from '../src/stack/llm/pull-view.js';
 
 const { startFakeLlm } = (await import(pathToFileURL(fixture('fake-llm.mjs')).href)) as typeof import('./fixtures/fake-llm.mjs');
 

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseTasks } from '../src/load.js';
-import { UserError } from '../src/errors.js';
-import { evaluate, parseRef, truthy } from '../src/expr.js';
+import { parseTasks } from '../src/engine/load.js';
+import { UserError } from '../src/util/errors.js';
+import { evaluate, parseRef, truthy } from '../src/engine/expressions.js';
 
 async function errorsOf(source: string, config?: unknown): Promise<string> {
   try {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { statSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tailLines } from '../src/logfile.js';
+import { tailLines } from '../src/process/log-file.js';
 import { cleanupHome, tempHome } from './helpers.js';
 
 test('tailLines: the last n lines, ANSI stripped; [] for a missing or empty file', async (t) => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { chmodSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TaskError } from '../src/types.js';
+import { TaskError } from '../src/model/kind.js';
 import {
   groupMembers,
   groupOwnership,
@@ -20,9 +20,9 @@ import {
   stopGroup,
   type StartedService,
   type StopProcess,
-} from '../src/proc.js';
-import { executeUndo, forceKillAll } from '../src/undo.js';
-import { tailLines } from '../src/logfile.js';
+} from '../src/process/proc.js';
+import { executeUndo, forceKillAll } from '../src/engine/undo.js';
+import { tailLines } from '../src/process/log-file.js';
 import { cleanupHome, fixture, freePort, sleep, tempHome } from './helpers.js';
 
 const service = fixture('service.mjs');

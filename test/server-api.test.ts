@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupHome, repoRoot, sleep, tempHome } from './helpers.js';
 import { raw, runOnce, startServer, type Server } from './server-rig.js';
-import { ApiError, type ExecutionEvent, type StigmerClient } from '../src/client/index.js';
+import { ApiError, type ExecutionEvent, type StigmerClient } from '../src/stack/client/index.js';
 
 let home: string;
 let server: Server;

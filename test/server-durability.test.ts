@@ -5,7 +5,7 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupHome, freePort, runCli, sleep, tempHome } from './helpers.js';
 import { runOnce, startServer, spawnCli, type Proc } from './server-rig.js';
-import type { ExecutionEvent } from '../src/client/index.js';
+import type { ExecutionEvent } from '../src/stack/client/index.js';
 
 const NO_ENV = { STIGMER_SERVER_ADDRESS: undefined, STIGMER_DATA_DIR: undefined, STIGMER_LEASE_MS: undefined };
 

@@ -8,10 +8,10 @@ import http from 'node:http';
 import { rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { sleep, tempHome } from './helpers.js';
-import { Store } from '../src/server/store.js';
-import { Service } from '../src/server/service.js';
-import { createApiServer } from '../src/server/http.js';
-import { StigmerClient } from '../src/client/index.js';
+import { Store } from '../src/stack/server/store.js';
+import { Service } from '../src/stack/server/service.js';
+import { createApiServer } from '../src/stack/server/http.js';
+import { StigmerClient } from '../src/stack/client/index.js';
 
 async function withServer(
   opts: { heartbeatMs?: number; maxStreams?: number },

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cliEnv, cliPath, freePort, sleep } from './helpers.js';
-import { StigmerClient } from '../src/client/index.js';
+import { StigmerClient } from '../src/stack/client/index.js';
 
 export interface Proc {
   child: ChildProcess;

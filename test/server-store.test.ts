@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sleep, tempHome } from './helpers.js';
-import { Store, StoreCorruptError } from '../src/server/store.js';
-import type { Agent, StoredExecution } from '../src/server/model.js';
+import { Store, StoreCorruptError } from '../src/stack/server/store.js';
+import type { Agent, StoredExecution } from '../src/stack/server/model.js';
 
 const agent = (name: string, instructions = `be ${name}`): Agent => ({
   name,

@@ -14,11 +14,11 @@ import { chmodSync, existsSync, readFileSync, statSync, utimesSync, writeFileSyn
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import type { TaskRecord, TaskResult, UndoDescriptor } from '../src/types.js';
-import { isAlive, type StopProcess } from '../src/proc.js';
+import type { TaskRecord, TaskResult, UndoDescriptor } from '../src/model/kind.js';
+import { isAlive, type StopProcess } from '../src/process/proc.js';
 import processKind, { type ProcessWith } from '../tasks/process.js';
 import { checkOllama } from '../tasks/check-llm.js';
-import { checkInstalled, installDownload } from '../src/download/install.js';
+import { checkInstalled, installDownload } from '../src/process/download/install.js';
 import { makeContext, undoAll } from './kind-context.js';
 import { assertNothingLeft, cleanupHome, cliEnv, cliPath, fixture, freePort, sleep, tempHome } from './helpers.js';
 import { buildTarGz, sha256hex, startMirror } from './mirror.js';

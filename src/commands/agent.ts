@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { signalExitCode, type App } from '../app.js';
-import { EXIT, UserError } from '../errors.js';
-import type { StigmerClient } from '../client/index.js';
+import { EXIT, UserError } from '../util/errors.js';
+import type { StigmerClient } from '../stack/client/index.js';
 
 /**
  * `stigmer agent apply|list|delete|run`: agents and executions on stigmer-server. The server's
@@ -24,8 +24,8 @@ async function connect(opts: EndpointOpts): Promise<StigmerClient> {
   }
   if (!address) {
     // A running stack recorded where its server listens: plain JSON, cheaper than the config (YAML).
-    const { StateStore } = await import('../state.js');
-    const { dataPaths, stigmerHome } = await import('../paths.js');
+    const { StateStore } = await import('../engine/state.js');
+    const { dataPaths, stigmerHome } = await import('../util/paths.js');
     const tasks = StateStore.read(dataPaths(stigmerHome()).state)?.tasks;
     const recorded = (tasks?.['resolve-config']?.outputs as { server?: { address?: unknown } } | undefined)?.server?.address;
     if (tasks?.['start-server']?.status === 'ready' && typeof recorded === 'string') {
@@ -34,11 +34,11 @@ async function connect(opts: EndpointOpts): Promise<StigmerClient> {
     }
   }
   if (!address) {
-    const { loadConfig } = await import('../config/index.js');
+    const { loadConfig } = await import('../stack/config/index.js');
     address = loadConfig().config.backend.local.endpoint;
     origin = 'backend.local.endpoint';
   }
-  const { StigmerClient } = await import('../client/index.js');
+  const { StigmerClient } = await import('../stack/client/index.js');
   try {
     return new StigmerClient(address);
   } catch {
@@ -48,7 +48,7 @@ async function connect(opts: EndpointOpts): Promise<StigmerClient> {
 
 /** Turn client errors into what a person reads; anything unexpected is rethrown. */
 async function explain(err: unknown, client: StigmerClient): Promise<never> {
-  const { ApiError, UnreachableError } = await import('../client/index.js');
+  const { ApiError, UnreachableError } = await import('../stack/client/index.js');
   if (err instanceof UnreachableError) {
     throw new UserError(`stigmer: cannot reach stigmer-server at ${client.address} (is it running? try: stigmer local start)`, EXIT.taskFailed);
   }
@@ -86,7 +86,7 @@ export function register(program: Command, app: App): void {
     .requiredOption('-f, --file <path>', 'the agent file, e.g. agent.yaml')
     .option('--endpoint <host:port>', ENDPOINT_HELP)
     .action(async (opts: EndpointOpts & { file: string }) => {
-      const { readAgentFile } = await import('../client/agent-file.js');
+      const { readAgentFile } = await import('../stack/client/agent-file.js');
       const spec = await readAgentFile(opts.file);
       const client = await connect(opts);
       try {
@@ -163,7 +163,7 @@ export function register(program: Command, app: App): void {
       process.stdout.on('error', () => {});
       app.listen('cancelling the execution');
       try {
-        const { runExecution } = await import('../client/run.js');
+        const { runExecution } = await import('../stack/client/run.js');
         const outcome = await runExecution(client, name, message, {
           signal: app.signal,
           stdout: (s) => process.stdout.write(s),

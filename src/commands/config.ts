@@ -23,9 +23,9 @@ export function register(program: Command, app: App): void {
     .description('print the effective value of a key (or a section)')
     .argument('<key>', 'dotted key, e.g. backend.local.llm.provider')
     .action(async (key: string) => {
-      const { loadConfig, configValue } = await import('../config/index.js');
-      const { requireKey } = await import('../config/edit.js');
-      const { sectionKeys } = await import('../config/keys.js');
+      const { loadConfig, configValue } = await import('../stack/config/index.js');
+      const { requireKey } = await import('../stack/config/edit.js');
+      const { sectionKeys } = await import('../stack/config/keys.js');
       const { config: cfg } = loadConfig();
       if (!sectionKeys().includes(key)) requireKey(key);
       process.stdout.write(`${await formatValue(configValue(cfg, key))}\n`);
@@ -37,9 +37,9 @@ export function register(program: Command, app: App): void {
     .argument('<key>', 'dotted key, e.g. backend.local.llm.provider')
     .argument('<value>', 'the value (true/false for booleans, [a, b] for lists)')
     .action(async (key: string, value: string) => {
-      const { configPath, loadConfig } = await import('../config/index.js');
-      const { setConfigValue, stackRunning } = await import('../config/edit.js');
-      const { stigmerHome } = await import('../paths.js');
+      const { configPath, loadConfig } = await import('../stack/config/index.js');
+      const { setConfigValue, stackRunning } = await import('../stack/config/edit.js');
+      const { stigmerHome } = await import('../util/paths.js');
       const home = stigmerHome();
       const file = configPath(home);
       const result = setConfigValue(file, key, value);
@@ -60,7 +60,7 @@ export function register(program: Command, app: App): void {
     .option('--show-origin', 'also show where each value came from (flag, env, .env, file, default)')
     .option('--json', 'print JSON: { key: { value, origin, source } }')
     .action(async (opts: { showOrigin?: boolean; json?: boolean }) => {
-      const { loadConfig, CONFIG_KEYS } = await import('../config/index.js');
+      const { loadConfig, CONFIG_KEYS } = await import('../stack/config/index.js');
       const loaded = loadConfig();
       const rows = CONFIG_KEYS.map(({ key }) => ({
         key,
@@ -88,7 +88,7 @@ export function register(program: Command, app: App): void {
     .command('path')
     .description('print the path of the config file')
     .action(async () => {
-      const { configPath } = await import('../config/index.js');
+      const { configPath } = await import('../stack/config/index.js');
       process.stdout.write(`${configPath()}\n`);
     });
 }

@@ -3,7 +3,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { App } from '../app.js';
-import { stigmerHome } from '../paths.js';
+import { stigmerHome } from '../util/paths.js';
 
 const DEFAULT_FILE = './stigmer.tasks.yaml';
 
@@ -38,7 +38,7 @@ const outputOption = (): Option => new Option('--output <format>', 'progress out
 
 /** The config and environment `${{ config.* }}` and `${{ env.* }}` read. */
 async function scope(): Promise<{ config: unknown; env: Record<string, string | undefined> }> {
-  const { loadConfig, loadDotenv } = await import('../config/index.js');
+  const { loadConfig, loadDotenv } = await import('../stack/config/index.js');
   return { config: loadConfig({}).config, env: loadDotenv(process.cwd(), process.env) };
 }
 
@@ -54,8 +54,8 @@ export function register(program: Command, app: App): void {
     .option('--no-input', 'never prompt; fail when input is needed')
     .addOption(outputOption())
     .action(async (o: FileOpts & { foreground?: boolean; detach?: boolean; only?: string[]; concurrency?: number; input: boolean; output: 'auto' | 'plain' | 'json' }) => {
-      if (o.foreground && o.detach) throw new (await import('../errors.js')).UserError('stigmer up: --detach and --foreground exclude each other', 2);
-      const { runUp } = await import('../run.js');
+      if (o.foreground && o.detach) throw new (await import('../util/errors.js')).UserError('stigmer up: --detach and --foreground exclude each other', 2);
+      const { runUp } = await import('../engine/drivers.js');
       app.exitCode = await runUp({
         file: o.file,
         dataDir: dataDir(o),
@@ -73,7 +73,7 @@ export function register(program: Command, app: App): void {
     .description('undo everything the state recorded, in reverse order (safe to run twice; needs no valid tasks file)')
     .addOption(outputOption())
     .action(async (o: { dataDir?: string; output: 'auto' | 'plain' | 'json' }) => {
-      const { runDown } = await import('../run.js');
+      const { runDown } = await import('../engine/drivers.js');
       app.exitCode = await runDown({ dataDir: dataDir(o), app, output: o.output });
     });
 
@@ -84,7 +84,7 @@ export function register(program: Command, app: App): void {
     .option('--no-input', 'never prompt; fail when input is needed')
     .addOption(outputOption())
     .action(async (task: string, o: FileOpts & { deps: boolean; input: boolean; output: 'auto' | 'plain' | 'json' }) => {
-      const { runTask } = await import('../run.js');
+      const { runTask } = await import('../engine/drivers.js');
       app.exitCode = await runTask({ file: o.file, dataDir: dataDir(o), ...(await scope()), app, output: o.output, task, noDeps: !o.deps, noInput: !o.input });
     });
 
@@ -92,7 +92,7 @@ export function register(program: Command, app: App): void {
     .description("each task's state, pid, uptime, address and last probe result")
     .option('--json', 'print JSON')
     .action(async (o: { dataDir?: string; json?: boolean }) => {
-      const { printStatus } = await import('../inspect.js');
+      const { printStatus } = await import('../engine/inspect.js');
       app.exitCode = printStatus(dataDir(o), !!o.json);
     });
 
@@ -102,7 +102,7 @@ export function register(program: Command, app: App): void {
     .option('-f, --follow', 'keep printing new lines until Ctrl-C')
     .option('-n, --lines <n>', 'lines of each log to show', nonNegativeInt, 100)
     .action(async (task: string | undefined, o: { dataDir?: string; follow?: boolean; lines: number }) => {
-      const { printLogs } = await import('../inspect.js');
+      const { printLogs } = await import('../engine/inspect.js');
       if (o.follow) app.listen();
       app.exitCode = await printLogs(dataDir(o), { ...(task ? { task } : {}), lines: o.lines, follow: !!o.follow, signal: app.signal });
       if (app.interruptedBy()) app.exitCode = 0;
@@ -112,7 +112,7 @@ export function register(program: Command, app: App): void {
     .description('the plan: tasks, their needs, and the critical path')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'mermaid', 'json']).default('text'))
     .action(async (o: FileOpts & { format: 'text' | 'mermaid' | 'json' }) => {
-      const [{ loadTasksFile }, { buildGraph }, { describeGraph }] = await Promise.all([import('../load.js'), import('../graph.js'), import('../inspect.js')]);
+      const [{ loadTasksFile }, { buildGraph }, { describeGraph }] = await Promise.all([import('../engine/load.js'), import('../engine/graph.js'), import('../engine/inspect.js')]);
       const s = await scope();
       const file = await loadTasksFile(o.file, { config: s.config });
       process.stdout.write(describeGraph(buildGraph(file), o.format, dataDir(o)) + '\n');
@@ -121,7 +121,7 @@ export function register(program: Command, app: App): void {
   fileOptions(program.command('validate'))
     .description('check the tasks file (syntax, schema, kinds, needs, cycles, references) without running anything')
     .action(async (o: FileOpts) => {
-      const { loadTasksFile } = await import('../load.js');
+      const { loadTasksFile } = await import('../engine/load.js');
       const s = await scope();
       const file = await loadTasksFile(o.file, { config: s.config });
       process.stdout.write(`${file.displayPath}: ok (${file.tasks.size} task${file.tasks.size === 1 ? '' : 's'})\n`);

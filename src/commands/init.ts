@@ -18,7 +18,7 @@ export function register(program: Command, app: App): void {
     .option('--force', 'rewrite config.yaml with the defaults (the old one is kept as config.yaml.bak)')
     .option('--no-download', 'do not download the Temporal CLI now (stigmer local start will)')
     .action(async (opts: InitOptions) => {
-      const { runInit } = await import('../config/init.js');
+      const { runInit } = await import('../stack/init.js');
       app.exitCode = await runInit({ force: !!opts.force, download: opts.download !== false, app });
     });
 }

@@ -15,7 +15,7 @@ export function register(program: Command, app: App): void {
     .command('server')
     .description('run the reference stigmer-server (env: STIGMER_SERVER_ADDRESS, STIGMER_DATA_DIR, STIGMER_LEASE_MS)')
     .action(async () => {
-      const { runServer } = await import('../server/main.js');
+      const { runServer } = await import('../stack/server/main.js');
       app.exitCode = await runServer(process.env);
     });
 
@@ -23,7 +23,7 @@ export function register(program: Command, app: App): void {
     .command('agent-runner')
     .description('run the reference agent-runner (env: MODE, STIGMER_BACKEND_ENDPOINT, TEMPORAL_SERVICE_ADDRESS, STIGMER_LLM_*, STIGMER_RUNNER_SLOTS)')
     .action(async () => {
-      const { runAgentRunner } = await import('../agent-runner/index.js');
+      const { runAgentRunner } = await import('../stack/agent-runner/index.js');
       app.exitCode = await runAgentRunner(process.env);
     });
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { App } from '../app.js';
-import { EXIT, UserError } from '../errors.js';
+import { EXIT, UserError } from '../util/errors.js';
 
 /**
  * `stigmer llm pull [model]` and `stigmer llm list`: Ollama's models. The Ollama base URL is
@@ -25,7 +25,7 @@ async function ollamaTarget(opts: Opts): Promise<{ baseUrl: string; model: strin
       throw new UserError(`stigmer: Expected --base-url to be an http:// or https:// URL, got "${opts.baseUrl}"`, EXIT.usage);
     }
   }
-  const { loadConfig } = await import('../config/index.js');
+  const { loadConfig } = await import('../stack/config/index.js');
   // These commands talk to Ollama whatever provider the stack uses: ask the cascade for Ollama's
   // settings (a model or URL configured for another provider does not apply).
   const { config } = loadConfig({ flags: { llmProvider: 'ollama', ...(opts.baseUrl ? { llmBaseUrl: opts.baseUrl } : {}) } });
@@ -34,7 +34,7 @@ async function ollamaTarget(opts: Opts): Promise<{ baseUrl: string; model: strin
 
 /** An LLM client error as a UserError: the message, then the hint on its own line. */
 async function explain(err: unknown): Promise<never> {
-  const { isLlmError } = await import('../llm/errors.js');
+  const { isLlmError } = await import('../stack/llm/errors.js');
   if (isLlmError(err)) throw new UserError(`stigmer: ${err.message}${err.hint ? `\n${err.hint}` : ''}`, EXIT.taskFailed);
   throw err;
 }
@@ -51,8 +51,8 @@ export function register(program: Command, app: App): void {
     .action(async (modelArg: string | undefined, opts: Opts) => {
       const target = await ollamaTarget(opts);
       const model = modelArg ?? target.model;
-      const { pullModel } = await import('../llm/ollama.js');
-      const { plainPullView, ttyPullView } = await import('../llm/pull-view.js');
+      const { pullModel } = await import('../stack/llm/ollama.js');
+      const { plainPullView, ttyPullView } = await import('../stack/llm/pull-view.js');
       const tty = process.stdout.isTTY === true && !process.env['CI'];
       const view = tty ? ttyPullView(process.stdout) : plainPullView((line) => process.stdout.write(`${line}\n`));
       process.stdout.write(`pulling ${model} into ollama at ${target.baseUrl}\n`);
@@ -73,8 +73,8 @@ export function register(program: Command, app: App): void {
     .option('--json', 'print the models as JSON')
     .action(async (opts: Opts & { json?: boolean }) => {
       const target = await ollamaTarget(opts);
-      const { listModels } = await import('../llm/ollama.js');
-      const { formatBytes } = await import('../llm/pull-view.js');
+      const { listModels } = await import('../stack/llm/ollama.js');
+      const { formatBytes } = await import('../stack/llm/pull-view.js');
       let models;
       try {
         models = await listModels({ baseUrl: target.baseUrl });

@@ -50,7 +50,7 @@ export function register(program: Command, app: App): void {
     .description('start the stack (detached: returns once everything is ready, then prints the addresses)')
     .option('--foreground', 'stay attached and stream the logs; Ctrl-C stops everything')
     .action(async (o: StartOpts) => {
-      const { startStack } = await import('../config/stack.js');
+      const { startStack } = await import('../stack/local.js');
       app.exitCode = await startStack({ app, flags: flagsOf(o), noInput: !o.input, output: o.output, ...(o.foreground ? { foreground: true } : {}) });
     });
 
@@ -59,14 +59,14 @@ export function register(program: Command, app: App): void {
     .description('stop what stigmer started, in reverse order (never an external Temporal or your own Ollama)')
     .addOption(new Option('--output <format>', 'output: auto, plain, or json').choices(['auto', 'plain', 'json']).default('auto'))
     .action(async (o: { output: 'auto' | 'plain' | 'json' }) => {
-      const { stopStack } = await import('../config/stack.js');
+      const { stopStack } = await import('../stack/local.js');
       app.exitCode = await stopStack(app, o.output);
     });
 
   startOptions(local.command('restart'))
     .description('stop the stack, then start it again (picks up config changes)')
     .action(async (o: StartOpts) => {
-      const { restartStack } = await import('../config/stack.js');
+      const { restartStack } = await import('../stack/local.js');
       app.exitCode = await restartStack({ app, flags: flagsOf(o), noInput: !o.input, output: o.output });
     });
 
@@ -75,7 +75,7 @@ export function register(program: Command, app: App): void {
     .description('each component, Temporal health, the LLM, and which secrets are set (names only)')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) => {
-      const { printStackStatus } = await import('../config/status.js');
+      const { printStackStatus } = await import('../stack/status.js');
       app.exitCode = await printStackStatus(!!o.json);
     });
 
@@ -86,7 +86,7 @@ export function register(program: Command, app: App): void {
     .option('-f, --follow', 'keep printing new lines until Ctrl-C')
     .option('-n, --lines <n>', 'lines of each log to show', lineCount, 100)
     .action(async (component: string | undefined, o: { follow?: boolean; lines: number }) => {
-      const { stackLogs } = await import('../config/stack.js');
+      const { stackLogs } = await import('../stack/local.js');
       app.exitCode = await stackLogs(app, component, { follow: !!o.follow, lines: o.lines });
     });
 }

@@ -1,5 +1,5 @@
-import { formatMs } from '../failure.js';
-import type { Progress } from '../types.js';
+import { formatMs } from '../model/failure.js';
+import type { Progress } from '../model/kind.js';
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;

@@ -2,8 +2,8 @@
  * `--output json`: one JSON object per line on stdout, for scripts:
  * {"event":"started","task":"start-server","timestamp":"...","duration_ms":12.3,...}
  */
-import type { EngineEvent } from '../engine.js';
-import { maskDeep } from '../mask.js';
+import type { EngineEvent } from '../engine/run.js';
+import { maskDeep } from '../util/mask.js';
 import type { Renderer } from './types.js';
 
 const NAMES: Record<string, string> = { 'undo-started': 'undoing', 'undo-failed': 'undo-failed' };

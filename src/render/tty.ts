@@ -6,9 +6,9 @@
  * renderer slows down with the square of the task count.
  */
 import { Listr, ListrPromptAdapter, ListrTaskEventType, type ListrTaskWrapper } from 'listr2';
-import type { EngineEvent } from '../engine.js';
-import { mask } from '../mask.js';
-import type { PromptOptions } from '../types.js';
+import type { EngineEvent } from '../engine/run.js';
+import { mask } from '../util/mask.js';
+import type { PromptOptions } from '../model/kind.js';
 import { formatMs, formatProgress } from './format.js';
 import type { RenderTask, Renderer } from './types.js';
 

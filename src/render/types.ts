@@ -1,5 +1,5 @@
-import type { EngineEvent } from '../engine.js';
-import type { PromptOptions } from '../types.js';
+import type { EngineEvent } from '../engine/run.js';
+import type { PromptOptions } from '../model/kind.js';
 
 export interface RenderTask {
   name: string;

@@ -1,0 +1,268 @@
+/**
+ * What the commands do, on any tasks file: up, down, run one task. Each returns the exit code.
+ * (status, logs and graph live in src/engine/inspect.ts: they never take the lock.)
+ *
+ *   load + check the file (exit 2) -> lock the data dir -> run the graph with a renderer
+ *     -> ok: detach (services keep running) or stay in the foreground streaming their logs
+ *     -> failed / interrupted: undo what this run started, in reverse, report, exit 1 / 129-143
+ */
+import { existsSync } from 'node:fs';
+import type { App } from '../app.js';
+import { signalExitCode, type InterruptSignal } from '../app.js';
+import { didYouMean } from '../util/diagnostics.js';
+import { runGraph, type EngineEvent, type RunOutcome } from './run.js';
+import { EXIT, UserError } from '../util/errors.js';
+import type { Failure } from '../model/failure.js';
+import { buildGraph, type Graph } from './graph.js';
+import { loadTasksFile, type TasksFile } from './load.js';
+import { acquireLock } from './lock.js';
+import { mask } from '../util/mask.js';
+import { dataPaths } from '../util/paths.js';
+import { undoRecorded } from './rollback.js';
+import type { Renderer, OutputMode } from '../render/types.js';
+import { StateStore } from './state.js';
+import { loadKind } from '../../tasks/index.js';
+import { forceKillAll } from './undo.js';
+
+export interface CommonOptions {
+  dataDir: string;
+  app: App;
+  output?: OutputMode;
+}
+
+export interface UpOptions extends CommonOptions {
+  file: string;
+  /** the resolved stigmer config, for `${{ config.* }}` */
+  config: unknown;
+  /** the environment for `${{ env.* }}` (real environment over .env) */
+  env: Record<string, string | undefined>;
+  foreground?: boolean;
+  only?: string[];
+  noInput?: boolean;
+  concurrency?: number;
+  /** called once everything is ready (detached, or foreground before streaming), with every task's outputs */
+  onReady?: (outcome: RunOutcome) => void;
+}
+
+export interface RunTaskOptions extends Omit<UpOptions, 'only' | 'foreground'> {
+  task: string;
+  noDeps?: boolean;
+}
+
+/** The renderer for this run: json when asked, listr2 on a terminal, plain lines otherwise. */
+export async function pickRenderer(mode: OutputMode | undefined, graph: Graph): Promise<Renderer> {
+  if (mode === 'json') return (await import('../render/json.js')).createJsonRenderer();
+  const tty = mode === 'tty' || (mode !== 'plain' && process.stdout.isTTY && !process.env['CI'] && (process.stdout.columns ?? 0) > 0);
+  if (tty) {
+    const tasks = graph.order.map((n) => ({ name: n, needs: graph.nodes.get(n)!.needs }));
+    return (await import('../render/tty.js')).createTtyRenderer(tasks);
+  }
+  return (await import('../render/plain.js')).createPlainRenderer();
+}
+
+export function canPrompt(noInput?: boolean): boolean {
+  return !noInput && !process.env['CI'] && !!process.stdin.isTTY && !!(process.stdout.isTTY || process.stderr.isTTY);
+}
+
+function openState(dataDir: string, file?: TasksFile): StateStore {
+  const state = new StateStore(dataPaths(dataDir).state);
+  if (file) {
+    const other = state.data.file;
+    if (other && other !== file.path && Object.values(state.tasks).some((r) => r.undo.length > 0)) {
+      throw new UserError(
+        `${dataDir} holds a running stack started from ${other}.\n` + `Run \`stigmer down --data-dir ${dataDir}\` first, or use another --data-dir.`,
+        EXIT.usage,
+      );
+    }
+    state.data.file = file.path;
+  }
+  return state;
+}
+
+/** Print what failed, with its log tail and hint, on stderr. */
+export function reportFailures(outcome: RunOutcome, failures: Map<string, Failure>): void {
+  for (const name of outcome.failed) {
+    const f = failures.get(name);
+    if (!f) continue;
+    const lines = [`stigmer: ${name} failed: ${f.message}`];
+    if (f.logTail?.length) lines.push('  last lines of its log:', ...f.logTail.map((l) => `    ${l}`));
+    if (f.logFile) lines.push(`  full log: ${f.logFile}`);
+    if (f.hint) lines.push(`  hint: ${f.hint}`);
+    process.stderr.write(mask(lines.join('\n')) + '\n');
+  }
+  for (const name of outcome.warnings) {
+    const f = failures.get(name);
+    if (f) process.stderr.write(mask(`stigmer: warning: ${name}: ${f.message}${f.hint ? `\n  hint: ${f.hint}` : ''}`) + '\n');
+  }
+}
+
+/**
+ * Listen for signals; on the second one, SIGKILL every process group the state file records.
+ * The hook reads the file at that moment, so it also covers what was recorded a millisecond ago.
+ */
+function listenWithForce(app: App, dataDir: string): void {
+  app.listen();
+  app.onForce(() => {
+    const data = StateStore.read(dataPaths(dataDir).state);
+    if (data) forceKillAll(Object.values(data.tasks).flatMap((r) => r.undo.filter((u) => u.type === 'stop-process')));
+  });
+}
+
+interface Execution {
+  graph: Graph;
+  file: TasksFile;
+  force?: Set<string>;
+  useRecorded?: Set<string>;
+  foreground?: boolean;
+}
+
+async function execute(o: UpOptions, x: Execution): Promise<number> {
+  const { app } = o;
+  listenWithForce(app, o.dataDir);
+  const lock = acquireLock(dataPaths(o.dataDir).lock, `stigmer ${x.foreground ? 'up --foreground' : 'up'}`);
+  app.onForce(() => lock.release());
+  try {
+    const state = openState(o.dataDir, x.file);
+    const renderer = await pickRenderer(o.output, x.graph);
+    const failures = new Map<string, Failure>();
+    const emit = (ev: EngineEvent): void => {
+      if (ev.failure && ev.type === 'failed') failures.set(ev.task, ev.failure);
+      renderer.event(ev);
+    };
+    const prompting = canPrompt(o.noInput);
+    const outcome = await runGraph({
+      graph: x.graph,
+      baseDir: x.file.dir,
+      dataDir: o.dataDir,
+      state,
+      config: o.config,
+      env: o.env,
+      ...(o.concurrency ? { concurrency: o.concurrency } : {}),
+      signal: app.signal,
+      ...(x.force ? { force: x.force } : {}),
+      ...(x.useRecorded ? { useRecorded: x.useRecorded } : {}),
+      canPrompt: prompting,
+      ...(prompting ? { prompt: async (task, opts) => (renderer.prompt ? renderer.prompt(task, opts) : (await import('../render/tty.js')).askDirect(opts)) } : {}),
+      emit,
+    });
+    await renderer.end();
+
+    if (!outcome.ok) {
+      const undoRenderer = o.output === 'json' ? renderer : (await import('../render/plain.js')).createPlainRenderer(process.stderr, { timestamps: false });
+      // Undo what this run started (a stack that was already up stays up), newest first.
+      await undoRecorded(state, { only: new Set(outcome.changed), emit: (ev) => undoRenderer.event(ev) });
+      for (const [name, rec] of Object.entries(state.tasks)) if (x.graph.nodes.has(name) && rec.undo.length === 0 && rec.status !== 'ready') state.remove(name, false);
+      state.save();
+      reportFailures(outcome, failures);
+      const sig = app.interruptedBy();
+      if (sig) return signalExitCode[sig];
+      return EXIT.taskFailed;
+    }
+    reportFailures(outcome, failures);
+
+    o.onReady?.(outcome);
+    if (x.foreground) return await stayInForeground(o, x.graph, state);
+    return EXIT.ok;
+  } finally {
+    lock.release();
+  }
+}
+
+/** Foreground: stream every service's log, prefixed, until a signal; then undo everything. */
+async function stayInForeground(o: UpOptions, graph: Graph, state: StateStore): Promise<number> {
+  const services = graph.order.filter((n) => state.record(n)?.undo.some((u) => u.type === 'stop-process'));
+  // Said at once, with the addresses onReady printed, not after a module load.
+  process.stderr.write(`stigmer: ${services.length} service(s) running in the foreground; press Ctrl-C to stop them all\n`);
+  const { followLogs } = await import('./inspect.js');
+  const stopFollowing = new AbortController();
+  const following = followLogs(o.dataDir, services, { lines: 0, signal: stopFollowing.signal });
+  // A service dying in the foreground ends the session too.
+  const watch = setInterval(() => {
+    void import('../process/proc.js').then(({ isAlive }) => {
+      for (const n of services) {
+        const u = state.record(n)?.undo.find((d) => d.type === 'stop-process');
+        if (u && u.type === 'stop-process' && !isAlive(u)) {
+          process.stderr.write(`stigmer: ${n} exited; stopping the rest\n`);
+          o.app.interrupt('SIGTERM');
+          return;
+        }
+      }
+    });
+  }, 500);
+  await new Promise<void>((r) => (o.app.signal.aborted ? r() : o.app.signal.addEventListener('abort', () => r(), { once: true })));
+  clearInterval(watch);
+  stopFollowing.abort();
+  await following;
+  const renderer = (await import('../render/plain.js')).createPlainRenderer(process.stderr, { timestamps: false });
+  const res = await undoRecorded(state, { emit: (ev) => renderer.event(ev) });
+  if (res.failed.length) return EXIT.taskFailed;
+  return signalExitCode[(o.app.interruptedBy() ?? 'SIGINT') as InterruptSignal];
+}
+
+export async function runUp(o: UpOptions): Promise<number> {
+  const file = await loadTasksFile(o.file, { config: o.config });
+  for (const t of o.only ?? []) if (!file.tasks.has(t)) throw new UserError(`--only ${t}: no such task in ${file.displayPath}${didYouMean(t, file.tasks.keys())}`, EXIT.usage);
+  const graph = buildGraph(file, o.only);
+  return execute(o, { graph, file, ...(o.foreground ? { foreground: true } : {}) });
+}
+
+/** `stigmer run <task>`: rerun one step (its previous instance is undone first). */
+export async function runTask(o: RunTaskOptions): Promise<number> {
+  const file = await loadTasksFile(o.file, { config: o.config });
+  if (!file.tasks.has(o.task)) {
+    throw new UserError(`stigmer: no task "${o.task}" in ${file.displayPath}${didYouMean(o.task, file.tasks.keys())}\nTasks: ${[...file.tasks.keys()].join(', ')}`, EXIT.usage);
+  }
+  const graph = buildGraph(file, [o.task]);
+  let useRecorded: Set<string> | undefined;
+  if (o.noDeps) {
+    useRecorded = new Set(graph.order.filter((n) => n !== o.task));
+    const state = StateStore.read(dataPaths(o.dataDir).state);
+    const missing: string[] = [];
+    for (const n of useRecorded) {
+      const kind = await loadKind(graph.nodes.get(n)!.spec.uses);
+      const rec = state?.tasks[n];
+      if (!kind.pure && !(rec && (rec.status === 'ready' || rec.status === 'done') && rec.outputs)) missing.push(n);
+    }
+    if (missing.length) {
+      throw new UserError(
+        `stigmer: --no-deps: ${missing.map((m) => `"${m}"`).join(', ')} ${missing.length === 1 ? 'has' : 'have'} no recorded outputs (not run yet, or stopped).\n` +
+          `Run \`stigmer run ${o.task}\` without --no-deps to run its needs first.`,
+        EXIT.taskFailed,
+      );
+    }
+  }
+  return execute(o, { graph, file, force: new Set([o.task]), ...(useRecorded ? { useRecorded } : {}) });
+}
+
+/** `stigmer down`: undo everything the state recorded, in reverse. Needs no tasks file. */
+export async function runDown(o: CommonOptions & { quiet?: boolean }): Promise<number> {
+  listenWithForce(o.app, o.dataDir);
+  const paths = dataPaths(o.dataDir);
+  if (!existsSync(paths.state)) {
+    if (!o.quiet && o.output !== 'json') process.stderr.write(`stigmer: nothing to stop (no state in ${paths.root})\n`);
+    return EXIT.ok;
+  }
+  const lock = acquireLock(paths.lock, 'stigmer down');
+  o.app.onForce(() => lock.release());
+  try {
+    const state = openState(o.dataDir);
+    const renderer =
+      o.output === 'json'
+        ? (await import('../render/json.js')).createJsonRenderer()
+        : (await import('../render/plain.js')).createPlainRenderer(process.stdout, { timestamps: false });
+    const force = o.app.signal.aborted;
+    const res = await undoRecorded(state, { emit: (ev) => renderer.event(ev), force });
+    for (const [name, rec] of Object.entries(state.tasks)) if (rec.undo.length === 0) state.remove(name, false);
+    state.save();
+    if (res.failed.length) {
+      process.stderr.write(`stigmer: could not undo ${res.failed.join(', ')}; they stay recorded: run \`stigmer down\` again\n`);
+      return EXIT.taskFailed;
+    }
+    if (!o.quiet && o.output !== 'json' && res.undone.length === 0) process.stdout.write('nothing was running\n');
+    return EXIT.ok;
+  } finally {
+    lock.release();
+  }
+}
+
+export type { RunOutcome };

@@ -1,0 +1,332 @@
+/**
+ * Loading a tasks file: YAML -> schema (precompiled ajv) -> graph checks -> references. Every
+ * problem of the file is collected and reported together as `file:line:col: message` with a caret;
+ * nothing runs unless the whole file is valid.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { didYouMean, formatDiagnostics, type Diagnostic } from '../util/diagnostics.js';
+import { diagnosticAt, findNode, pointerPath, syntaxDiagnostics, valueAt, type AjvError, type Validator } from '../util/yaml-source.js';
+import { UserError, EXIT } from '../util/errors.js';
+import { findRefs, parseRef } from './expressions.js';
+import { kindNames } from '../../tasks/index.js';
+import { validatorFile } from '../util/paths.js';
+
+/** A task as the YAML says it. */
+export interface TaskSpec {
+  name: string;
+  uses: string;
+  needs: string[];
+  with: Record<string, unknown>;
+  if?: unknown;
+  optional: boolean;
+  timeout?: unknown;
+  env: Record<string, unknown>;
+  description?: string;
+  /** hints by failure reason, shown instead of the kind's own */
+  hints?: Record<string, string>;
+}
+
+export interface TasksFile {
+  /** absolute path */
+  path: string;
+  /** as the user named it, for messages */
+  displayPath: string;
+  /** directory relative paths resolve against */
+  dir: string;
+  /** in file order */
+  tasks: Map<string, TaskSpec>;
+}
+
+export interface LoadOptions {
+  /** the resolved config, to check `config.*` references; skipped when absent */
+  config?: unknown;
+}
+
+let validatorPromise: Promise<Validator> | undefined;
+async function tasksValidator(): Promise<Validator> {
+  validatorPromise ??= import(pathToFileURL(validatorFile('tasks')).href).then((m: { default: Validator }) => m.default);
+  return validatorPromise;
+}
+
+/** Diagnostics at paths of one parsed tasks file. */
+class Positions {
+  constructor(
+    readonly doc: Document,
+    readonly lc: LineCounter,
+  ) {}
+  /** the value node at a path, and the key node holding it */
+  find(path: (string | number)[]): { node?: YamlNode; key?: YamlNode } {
+    return findNode(this.doc, path);
+  }
+  diag(file: string, path: (string | number)[], message: string, opts: { onKey?: boolean; offset?: number; length?: number } = {}): Diagnostic {
+    const { node, key } = this.find(path);
+    const target = opts.onKey && key ? key : (node ?? key);
+    return diagnosticAt(file, this.lc, target, message, { offset: opts.offset, length: opts.length, maxLength: 80 });
+  }
+}
+
+function dotted(path: (string | number)[]): string {
+  let out = '';
+  for (const seg of path) out += typeof seg === 'number' || /^\d+$/.test(String(seg)) ? `[${seg}]` : out ? `.${seg}` : String(seg);
+  return out;
+}
+
+function typeOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a map';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+/** Turn ajv errors into one readable message per location. */
+function schemaDiagnostics(errors: AjvError[], data: unknown, pos: Positions, file: string): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const byPath = new Map<string, AjvError[]>();
+  for (const e of errors) {
+    if (e.keyword === 'if') continue; // "must match then": the real error is reported beside it
+    const list = byPath.get(e.instancePath) ?? [];
+    list.push(e);
+    byPath.set(e.instancePath, list);
+  }
+  for (const [instancePath, errs] of byPath) {
+    const path = pointerPath(instancePath);
+    const value = valueAt(data, path);
+    const where = path.length ? `${dotted(path)}: ` : '';
+    // anyOf/oneOf alternatives produce one error each; say what was expected once.
+    const alt = errs.find((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
+    if (alt && !errs.some((e) => e.keyword === 'additionalProperties' || e.keyword === 'required')) {
+      const desc = alt.parentSchema?.description;
+      if (alt.keyword === 'oneOf' && value && typeof value === 'object' && !Array.isArray(value)) {
+        out.push(pos.diag(file, path, `${where}${desc ?? 'must match exactly one of the allowed shapes'}`));
+      } else {
+        out.push(pos.diag(file, path, `${where}expected ${desc ? desc.charAt(0).toLowerCase() + desc.slice(1).replace(/\.$/, '') : 'another kind of value'}, got ${typeOf(value)}`));
+      }
+      continue;
+    }
+    for (const e of errs) {
+      if (e.keyword === 'anyOf' || e.keyword === 'oneOf') continue;
+      switch (e.keyword) {
+        case 'additionalProperties': {
+          const extra = String(e.params['additionalProperty']);
+          const allowed = Object.keys(schemaProps(e) ?? {});
+          out.push(pos.diag(file, [...path, extra], `${where}unknown key "${extra}"${didYouMean(extra, allowed)}`, { onKey: true }));
+          break;
+        }
+        case 'required':
+          out.push(pos.diag(file, path, `${where}missing required key "${String(e.params['missingProperty'])}"`, { onKey: true }));
+          break;
+        case 'type':
+          out.push(pos.diag(file, path, `${where}expected ${String(e.params['type']).replace(/,/g, ' or ')}, got ${typeOf(value)}`));
+          break;
+        case 'const':
+          out.push(pos.diag(file, path, `${where}expected ${JSON.stringify(e.params['allowedValue'])}, got ${typeOf(value)}`));
+          break;
+        case 'enum':
+          out.push(pos.diag(file, path, `${where}expected one of ${(e.params['allowedValues'] as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${typeOf(value)}`));
+          break;
+        case 'pattern':
+          if (path[path.length - 2] === 'tasks' || instancePath === '/tasks') {
+            out.push(pos.diag(file, path, `invalid task name: expected letters, digits, "-" and "_", starting with a letter`, { onKey: true }));
+          } else out.push(pos.diag(file, path, `${where}${typeOf(value)} does not match ${String(e.params['pattern'])}`));
+          break;
+        case 'propertyNames':
+          break; // reported through its own pattern error
+        case 'uniqueItems':
+          out.push(pos.diag(file, path, `${where}lists the same item twice`));
+          break;
+        case 'minimum':
+        case 'maximum':
+          out.push(pos.diag(file, path, `${where}expected a number ${e.keyword === 'minimum' ? '>=' : '<='} ${String(e.params['limit'])}, got ${typeOf(value)}`));
+          break;
+        case 'not':
+          out.push(pos.diag(file, path, `${where}${e.message ?? 'is not allowed'}`));
+          break;
+        default:
+          out.push(pos.diag(file, path, `${where}${e.message ?? e.keyword}`));
+      }
+    }
+  }
+  return out;
+}
+
+/** The allowed property names of the schema an additionalProperties error came from. */
+function schemaProps(e: AjvError): Record<string, unknown> | undefined {
+  return (e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties;
+}
+
+/** Find a cycle among `needs` (DFS); returns the path a -> b -> a, or undefined. */
+export function findCycle(tasks: Map<string, { needs: string[] }>): string[] | undefined {
+  const color = new Map<string, 0 | 1 | 2>();
+  const stack: string[] = [];
+  const visit = (n: string): string[] | undefined => {
+    color.set(n, 1);
+    stack.push(n);
+    for (const m of tasks.get(n)?.needs ?? []) {
+      if (!tasks.has(m)) continue;
+      const c = color.get(m) ?? 0;
+      if (c === 1) return [...stack.slice(stack.indexOf(m)), m];
+      if (c === 0) {
+        const found = visit(m);
+        if (found) return found;
+      }
+    }
+    stack.pop();
+    color.set(n, 2);
+    return undefined;
+  };
+  for (const n of tasks.keys()) {
+    if ((color.get(n) ?? 0) === 0) {
+      const found = visit(n);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+/** Every task reachable through `needs` from `name` (not including it). */
+export function transitiveNeeds(tasks: Map<string, { needs: string[] }>, name: string): Set<string> {
+  const seen = new Set<string>();
+  const todo = [...(tasks.get(name)?.needs ?? [])];
+  while (todo.length) {
+    const n = todo.pop()!;
+    if (seen.has(n)) continue;
+    seen.add(n);
+    todo.push(...(tasks.get(n)?.needs ?? []));
+  }
+  return seen;
+}
+
+/** Read, parse and check a tasks file. Throws UserError (exit 2) listing every problem. */
+export async function loadTasksFile(file: string, opts: LoadOptions = {}): Promise<TasksFile> {
+  const path = resolve(file);
+  const displayPath = relative(process.cwd(), path).startsWith('..') ? path : relative(process.cwd(), path) || path;
+  let source: string;
+  try {
+    source = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UserError(
+      code === 'ENOENT'
+        ? `${displayPath}: no such file. Point at a tasks file with -f/--file (default ./stigmer.tasks.yaml).`
+        : `${displayPath}: cannot read: ${(err as Error).message}`,
+      EXIT.usage,
+    );
+  }
+  return parseTasks(source, path, displayPath, opts);
+}
+
+export async function parseTasks(source: string, path: string, displayPath: string, opts: LoadOptions = {}): Promise<TasksFile> {
+  const lc = new LineCounter();
+  const doc = parseDocument(source, { lineCounter: lc, uniqueKeys: false, prettyErrors: false });
+  const pos = new Positions(doc, lc);
+  const diags: Diagnostic[] = [];
+  const fail = (): never => {
+    throw new UserError(formatDiagnostics(diags, source), EXIT.usage);
+  };
+
+  diags.push(...syntaxDiagnostics(doc, lc, displayPath, { underline: true }));
+  if (diags.length) fail();
+
+  // Duplicate task names (yaml would keep only the last one silently).
+  const tasksNode = isMap(doc.contents) ? doc.contents.items.find((p) => isScalar(p.key) && p.key.value === 'tasks')?.value : undefined;
+  if (isMap(tasksNode)) {
+    const first = new Map<string, number>();
+    for (const pair of tasksNode.items) {
+      if (!isScalar(pair.key)) continue;
+      const name = String(pair.key.value);
+      const range = pair.key.range ?? [0, 0, 0];
+      const here = lc.linePos(range[0]);
+      if (first.has(name)) {
+        diags.push({ file: displayPath, ...here, message: `duplicate task "${name}" (first defined on line ${first.get(name)})`, length: name.length });
+      } else first.set(name, here.line);
+    }
+  }
+
+  const data = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  const validate = await tasksValidator();
+  if (!validate(data)) diags.push(...schemaDiagnostics(validate.errors ?? [], data, pos, displayPath));
+
+  const tasks = new Map<string, TaskSpec>();
+  const raw = (data && typeof data === 'object' ? (data as Record<string, unknown>)['tasks'] : undefined) as Record<string, Record<string, unknown>> | undefined;
+  if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
+    for (const [name, t] of Object.entries(raw)) {
+      if (!t || typeof t !== 'object') continue;
+      tasks.set(name, {
+        name,
+        uses: typeof t['uses'] === 'string' ? t['uses'] : '',
+        needs: Array.isArray(t['needs']) ? (t['needs'] as unknown[]).filter((n): n is string => typeof n === 'string') : [],
+        with: (t['with'] && typeof t['with'] === 'object' ? t['with'] : {}) as Record<string, unknown>,
+        ...(t['if'] !== undefined ? { if: t['if'] } : {}),
+        optional: t['optional'] === true,
+        ...(t['timeout'] !== undefined ? { timeout: t['timeout'] } : {}),
+        env: (t['env'] && typeof t['env'] === 'object' ? t['env'] : {}) as Record<string, unknown>,
+        ...(typeof t['description'] === 'string' ? { description: t['description'] } : {}),
+        hints: (t['hints'] && typeof t['hints'] === 'object' ? t['hints'] : {}) as Record<string, string>,
+      });
+    }
+  }
+
+  // Kinds and needs.
+  for (const t of tasks.values()) {
+    if (t.uses && !kindNames.includes(t.uses)) {
+      diags.push(pos.diag(displayPath, ['tasks', t.name, 'uses'], `tasks.${t.name}.uses: unknown task kind "${t.uses}"${didYouMean(t.uses, kindNames)} (known: ${kindNames.join(', ')})`));
+    }
+    t.needs.forEach((n, i) => {
+      if (n === t.name) diags.push(pos.diag(displayPath, ['tasks', t.name, 'needs', i], `tasks.${t.name}.needs[${i}]: a task cannot need itself`));
+      else if (!tasks.has(n)) diags.push(pos.diag(displayPath, ['tasks', t.name, 'needs', i], `tasks.${t.name}.needs[${i}]: unknown task "${n}"${didYouMean(n, tasks.keys())}`));
+    });
+  }
+  const selfless = new Map([...tasks].map(([k, v]) => [k, { needs: v.needs.filter((n) => n !== k) }]));
+  const cycle = findCycle(selfless);
+  if (cycle) {
+    const from = cycle[cycle.length - 2]!;
+    const to = cycle[cycle.length - 1]!;
+    const i = tasks.get(from)!.needs.indexOf(to);
+    diags.push(pos.diag(displayPath, ['tasks', from, 'needs', i], `dependency cycle: ${cycle.join(' -> ')}`));
+  }
+
+  // References.
+  for (const t of tasks.values()) {
+    const reachable = cycle ? new Set(t.needs) : transitiveNeeds(tasks, t.name);
+    const visit = (value: unknown, path: (string | number)[]): void => {
+      if (typeof value === 'string') {
+        for (const r of findRefs(value)) {
+          const { node } = pos.find(path);
+          const quoted = isScalar(node) && (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') ? 1 : 0;
+          const at = { offset: quoted + r.index, length: r.text.length + 6 };
+          const ref = parseRef(r.text);
+          const where = dotted(path);
+          if (typeof ref === 'string') diags.push(pos.diag(displayPath, path, `${where}: ${ref}`, at));
+          else if (ref.root === 'tasks') {
+            if (!tasks.has(ref.task)) {
+              diags.push(pos.diag(displayPath, path, `${where}: unknown task "${ref.task}" in \${{ ${r.text} }}${didYouMean(ref.task, tasks.keys())}`, at));
+            } else if (!reachable.has(ref.task)) {
+              diags.push(pos.diag(displayPath, path, `${where}: \${{ ${r.text} }} refers to task "${ref.task}", which is not among the needs of "${t.name}" (add it to needs)`, at));
+            }
+          } else if (ref.root === 'config' && opts.config !== undefined) {
+            let cur: unknown = opts.config;
+            for (let i = 0; i < ref.path.length; i++) {
+              const seg = ref.path[i]!;
+              const obj = cur && typeof cur === 'object' ? (cur as Record<string, unknown>) : undefined;
+              if (!obj || !(seg in obj)) {
+                const known = obj ? Object.keys(obj) : [];
+                diags.push(pos.diag(displayPath, path, `${where}: unknown config key "${['config', ...ref.path.slice(0, i + 1)].join('.')}"${didYouMean(seg, known)}`, at));
+                break;
+              }
+              cur = obj[seg];
+            }
+          }
+        }
+      } else if (Array.isArray(value)) value.forEach((v, i) => visit(v, [...path, i]));
+      else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) visit(v, [...path, k]);
+    };
+    const spec = raw?.[t.name] ?? {};
+    for (const key of ['with', 'env', 'if', 'timeout', 'hints'] as const) if (spec[key] !== undefined) visit(spec[key], ['tasks', t.name, key]);
+  }
+
+  if (diags.length) fail();
+  return { path, displayPath, dir: dirname(path), tasks };
+}

@@ -1,0 +1,167 @@
+/**
+ * The contract between the engine and the task kinds in `tasks/`.
+ *
+ * A kind is one file exporting a default `TaskKind`. The engine resolves the task's `with`
+ * (expressions evaluated), hands it to `run`, and records what `run` returns: its outputs for
+ * dependents and its undo descriptors (plain data) in the state file, so that a later process can
+ * undo what this one did even after a `kill -9`.
+ */
+import type { Failure } from './failure.js';
+
+/** Lifecycle of one task in one run. */
+export type TaskStatus =
+  /** declared, not yet looked at */
+  | 'pending'
+  /** waiting for its needs to be done */
+  | 'waiting'
+  /** its kind's `run` is in progress */
+  | 'running'
+  /** a service whose readiness probe passed (it keeps running) */
+  | 'ready'
+  /** a one-shot task that finished */
+  | 'done'
+  /** not run: `if` was false, a need failed, or it was already satisfied */
+  | 'skipped'
+  /** `run` failed */
+  | 'failed'
+  /** its undo ran */
+  | 'undone'
+  /** aborted while running (signal, or another task failed) */
+  | 'cancelled';
+
+/**
+ * Data that says how to undo what a task did. Never a closure: it is written to the state file
+ * before the engine moves on, and executed by `src/engine/undo.ts`, possibly by another process.
+ */
+export type UndoDescriptor =
+  | {
+      /** stop process group `pgid` whose leader is `pid` started at `startTime` */
+      type: 'stop-process';
+      pid: number;
+      pgid: number;
+      /** field 22 of /proc/<pid>/stat (clock ticks since boot): tells a reused pid apart */
+      startTime: number;
+      /** the command line, for messages */
+      command: string;
+      signal: NodeJS.Signals;
+      graceMs: number;
+      /** ISO time the process was started */
+      startedAt: string;
+    }
+  | {
+      /** remove a file or directory this task created */
+      type: 'remove-path';
+      path: string;
+    };
+
+/** What a kind's `run` returns. */
+export interface TaskResult {
+  /** values dependents may reference as `${{ tasks.NAME.outputs.KEY }}` */
+  outputs: Record<string, unknown>;
+  /** how to undo what this run changed; omitted when nothing was changed */
+  undo?: UndoDescriptor[];
+  /** true when nothing was changed because the world already matched (reused service, install) */
+  satisfied?: boolean;
+  /** one line for the renderers, e.g. "ready on 127.0.0.1:7233 after 1.2 s" */
+  summary?: string;
+  /** the readiness probe's latest result, kept for `stigmer status` */
+  lastProbe?: string;
+}
+
+/** Progress of a long step, e.g. a download. */
+export interface Progress {
+  done: number;
+  total?: number;
+  unit: 'bytes' | 'items';
+}
+
+/** What the state file remembers of a task (see src/engine/state.ts). */
+export interface TaskRecord {
+  kind: string;
+  status: TaskStatus;
+  /** hash of the resolved `with` and `env`: a change means the task must run again */
+  specHash?: string;
+  /** outputs with secret values masked */
+  outputs?: Record<string, unknown>;
+  undo: UndoDescriptor[];
+  startedAt?: string;
+  finishedAt?: string;
+  /** one line: the latest readiness probe result */
+  lastProbe?: string;
+  /** the failure message of the last run, if it failed */
+  error?: string;
+  /** the task's needs when it ran: `down` undoes dependents first without the tasks file */
+  needs?: string[];
+  /** completion order within the state: undo runs in reverse */
+  seq?: number;
+  /** how long it took, in ms (for the critical path) */
+  durationMs?: number;
+}
+
+export interface PromptOptions {
+  message: string;
+  /** mask the typed characters */
+  mask?: boolean;
+}
+
+/** Everything a kind gets to do its work. */
+export interface TaskContext<W = Record<string, unknown>> {
+  /** the task's name in the tasks file */
+  task: string;
+  /** the kind's parameters, expressions already evaluated */
+  with: W;
+  /** the task-level `env` of the tasks file, resolved; kinds that start processes add it on top of process.env */
+  env: Record<string, string>;
+  /** the task's `timeout` in ms, if any (the engine also aborts `signal` when it passes) */
+  timeoutMs?: number;
+  /** directory of the tasks file: relative paths in `with` resolve against it */
+  baseDir: string;
+  /** stigmer's data dir (state, logs, locks live here) */
+  dataDir: string;
+  /** `<dataDir>/logs/<task>.log`; its directory exists */
+  logFile: string;
+  /** aborted when the run is interrupted, another task failed, or this task's timeout passed */
+  signal: AbortSignal;
+  /** what the state file recorded for this task in an earlier run, if anything */
+  previous?: TaskRecord;
+  /** hash of the resolved `with` + `env` (compare with `previous.specHash`) */
+  specHash: string;
+  /** true when the user asked to rerun this task (`stigmer run <task>`): do not reuse */
+  force: boolean;
+  /** show a line of output (the renderers display the latest) */
+  output(line: string): void;
+  /** report progress of a long step */
+  progress(p: Progress): void;
+  /** persist an undo step now, before continuing (e.g. right after spawning a process) */
+  recordUndo(undo: UndoDescriptor): void;
+  /** register a secret value: it is masked in every output, log line, event and state write */
+  secret(value: string): void;
+  /** ask the user (only where a TTY and input are allowed); throws TaskError missing-input otherwise */
+  prompt(options: PromptOptions): Promise<string>;
+  /** whether prompting is possible at all (TTY on stdin/stdout, no --no-input, no CI) */
+  canPrompt: boolean;
+}
+
+/** A task kind: one file in `tasks/`. */
+export interface TaskKind<W = Record<string, unknown>> {
+  /** the `uses:` name */
+  name: string;
+  /** one-shot: done when it finishes; service: done when ready, keeps running */
+  mode: 'oneshot' | 'service';
+  /**
+   * No side effects and cheap: always runs again (even under `run --no-deps`), since its outputs
+   * may hold secrets that the state file never keeps.
+   */
+  pure?: boolean;
+  run(ctx: TaskContext<W>): Promise<TaskResult>;
+}
+
+/** The error a kind throws for an expected failure. */
+export class TaskError extends Error {
+  readonly failure: Failure;
+  constructor(failure: Failure) {
+    super(failure.message);
+    this.name = 'TaskError';
+    this.failure = failure;
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * Safe .tar.gz extraction. tar 7 on its own strips a leading `/`, skips `..` entries and escaping
+ * links with a warning, and reports success; stigmer instead refuses the whole archive. Every
+ * entry is checked twice: once while listing the archive (before anything is written) and again
+ * as tar extracts it, with `strict: true` so any warning fails the extraction.
+ *
+ * The checks need the whole archive at once: a symlink declared late can make an earlier entry
+ * unsafe (`b -> a/..` is harmless until `a -> .` appears), so the listing collects every symlink
+ * first and then judges each entry against all of them.
+ */
+import { posix } from 'node:path';
+import { fail } from '../../model/failure.js';
+import { TaskError } from '../../model/kind.js';
+
+/** What the checks need to know about an entry (a subset of tar's ReadEntry). */
+export interface EntryInfo {
+  path: string;
+  type: string;
+  linkpath?: string | undefined;
+  mode?: number | undefined;
+}
+
+export interface ArchiveListing {
+  /** regular files by normalised path, with their mode in the archive */
+  files: Map<string, number>;
+  /** normalised paths of the symlinks */
+  symlinks: Set<string>;
+  entries: number;
+}
+
+const REGULAR = new Set(['File', 'OldFile', 'ContiguousFile']);
+
+/** `a/./b/` -> `a/b`; `./` -> `` */
+function normalise(path: string): string {
+  const n = posix.normalize(path).replace(/\/+$/, '');
+  return n === '.' ? '' : n.replace(/^\.\//, '');
+}
+
+function isAbsolute(path: string): boolean {
+  return path.startsWith('/') || /^[A-Za-z]:/.test(path);
+}
+
+/** The first proper prefix of `segments` (joined) that is a symlink, if any. */
+function throughSymlink(segments: string[], symlinks: Set<string>, upTo = segments.length - 1): string | undefined {
+  for (let i = 1; i <= upTo; i++) {
+    const prefix = segments.slice(0, i).join('/');
+    if (symlinks.has(prefix)) return prefix;
+  }
+  return undefined;
+}
+
+/**
+ * Resolve a link target written relative to `fromDir` (segments), one segment at a time, so
+ * that a `..` after a symlinked directory is caught rather than normalised away. Returns the
+ * reason it is unsafe, or undefined.
+ */
+function linkEscapes(fromDir: string[], target: string, symlinks: Set<string>): 'escapes' | { through: string } | undefined {
+  const stack = [...fromDir];
+  const parts = target.split('/');
+  for (let i = 0; i < parts.length; i++) {
+    const seg = parts[i]!;
+    if (seg === '' || seg === '.') continue;
+    if (seg === '..') {
+      if (stack.length === 0) return 'escapes';
+      stack.pop();
+      continue;
+    }
+    stack.push(seg);
+    const here = stack.join('/');
+    const more = parts.slice(i + 1).some((p) => p !== '' && p !== '.');
+    if (more && symlinks.has(here)) return { through: here };
+  }
+  return undefined;
+}
+
+/** Why `entry` is unsafe to extract, or undefined when it is fine. */
+export function checkEntry(entry: EntryInfo, symlinks: Set<string>): string | undefined {
+  const raw = entry.path;
+  if (isAbsolute(raw)) return 'has an absolute path';
+  if (raw.split('/').includes('..')) return 'has a ".." path segment';
+  const rel = normalise(raw);
+  const segments = rel === '' ? [] : rel.split('/');
+  const via = throughSymlink(segments, symlinks);
+  if (via !== undefined) return `is inside the symlink "${via}"`;
+
+  switch (entry.type) {
+    case 'File':
+    case 'OldFile':
+    case 'ContiguousFile':
+    case 'Directory':
+      return undefined;
+    case 'SymbolicLink':
+    case 'Link': {
+      const what = entry.type === 'Link' ? 'a hard link' : 'a symlink';
+      const target = entry.linkpath ?? '';
+      const outside = `is ${what} to "${target}", outside the destination`;
+      if (target === '' ) return `is ${what} without a target`;
+      if (isAbsolute(target)) return outside;
+      // a symlink's target is relative to its own directory, a hard link's to the archive root
+      const from = entry.type === 'Link' ? [] : segments.slice(0, -1);
+      const r = linkEscapes(from, target, symlinks);
+      if (r === 'escapes') return outside;
+      if (r) return `is ${what} to "${target}", through the symlink "${r.through}"`;
+      return undefined;
+    }
+    case 'CharacterDevice':
+    case 'BlockDevice':
+      return 'is a device file';
+    case 'FIFO':
+      return 'is a named pipe (FIFO)';
+    default:
+      return `has an unsupported type (${entry.type})`;
+  }
+}
+
+function readFailure(file: string, err: unknown): TaskError {
+  const e = err as { code?: string; message?: string };
+  const detail = e.code === 'TAR_BAD_ARCHIVE' ? 'not a .tar.gz archive' : e.message ?? String(err);
+  return new TaskError(fail.taskError(`could not read the archive ${posix.basename(file)}: ${detail}`, 'The download is not the archive expected; check the URL and the `extract` setting.'));
+}
+
+/**
+ * List the archive and check every entry. Throws `unsafe-archive` for the first unsafe entry;
+ * nothing is written.
+ */
+export async function scanArchive(file: string): Promise<ArchiveListing> {
+  const { list } = await import('tar');
+  const all: EntryInfo[] = [];
+  try {
+    await list({
+      file,
+      strict: true,
+      // judging happens below, once every symlink is known; returning false skips the body
+      filter: (_path, entry) => {
+        const e = entry as unknown as EntryInfo;
+        all.push({ path: e.path, type: e.type, linkpath: e.linkpath, mode: e.mode });
+        return false;
+      },
+    });
+  } catch (err) {
+    throw readFailure(file, err);
+  }
+  const symlinks = new Set<string>();
+  for (const e of all) if (e.type === 'SymbolicLink' && !isAbsolute(e.path)) symlinks.add(normalise(e.path));
+  const files = new Map<string, number>();
+  for (const e of all) {
+    const why = checkEntry(e, symlinks);
+    if (why) throw new TaskError(fail.unsafeArchive(e.path, why));
+    if (REGULAR.has(e.type)) files.set(normalise(e.path), e.mode ?? 0o644);
+  }
+  if (all.length === 0) throw readFailure(file, new Error('the archive is empty'));
+  return { files, symlinks, entries: all.length };
+}
+
+/**
+ * Extract into `dir` (which should be empty and on the same filesystem as the destination),
+ * re-checking every entry; any unsafe entry or tar warning fails the whole extraction (the
+ * caller removes `dir`).
+ */
+export async function extractArchive(file: string, dir: string, listing: ArchiveListing): Promise<void> {
+  const { extract } = await import('tar');
+  let refused: TaskError | undefined;
+  try {
+    await extract({
+      file,
+      cwd: dir,
+      strict: true,
+      preservePaths: false,
+      preserveOwner: false,
+      filter: (_path, entry) => {
+        const e = entry as unknown as EntryInfo;
+        const why = checkEntry(e, listing.symlinks);
+        if (why) {
+          refused ??= new TaskError(fail.unsafeArchive(e.path, why));
+          return false;
+        }
+        return true;
+      },
+    });
+  } catch (err) {
+    throw refused ?? readFailure(file, err);
+  }
+  if (refused) throw refused;
+}

@@ -1,0 +1,400 @@
+/**
+ * Process control through Linux's /proc.
+ *
+ * A process is identified by pid + start time (field 22 of /proc/<pid>/stat) + process group, so
+ * a pid that the kernel handed to another program is never signalled. Services start detached in
+ * their own session and process group, writing straight to a log file descriptor (no pipe: they
+ * must outlive the CLI and keep logging). Stopping a service signals its whole group: the signal,
+ * a grace period, then SIGKILL. Foreground commands are in `command.ts`.
+ *
+ * Darwin has no /proc: identity degrades to the pid alone (start time 0) and port holders are not
+ * found. Linux is what is tested.
+ */
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, statSync, writeSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TaskError, type UndoDescriptor } from '../model/kind.js';
+import { fail } from '../model/failure.js';
+
+/** Linux: /proc is there. Elsewhere identity degrades to the pid alone. */
+export const HAS_PROC = existsSync('/proc/self/stat');
+const POLL_MS = 20;
+/** How long to wait for a group to vanish after SIGKILL before calling it a failure. */
+const KILL_WAIT_MS = 5000;
+
+export type StopProcess = Extract<UndoDescriptor, { type: 'stop-process' }>;
+
+export interface ProcStat {
+  pid: number;
+  /** the executable name, as the kernel keeps it (may hold spaces and ')') */
+  comm: string;
+  /** R, S, D, T, Z (zombie), X (dead), ... */
+  state: string;
+  ppid: number;
+  pgid: number;
+  /** clock ticks since boot when the process started */
+  startTime: number;
+  /** threads not yet released, the leader included */
+  threads: number;
+}
+
+export interface ProcessIdentity {
+  pid: number;
+  pgid: number;
+  startTime: number;
+}
+
+/** Parse the text of /proc/<pid>/stat. comm is cut at the LAST ')' since it may contain one. */
+export function parseProcStat(text: string): ProcStat | undefined {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0 || close < open) return undefined;
+  // After ") " come fields 3 (state) onwards: field N is rest[N - 3].
+  const rest = text.slice(close + 2).split(' ');
+  const stat = {
+    pid: Number(text.slice(0, open).trim()),
+    comm: text.slice(open + 1, close),
+    state: rest[0] ?? '',
+    ppid: Number(rest[1]),
+    pgid: Number(rest[2]),
+    startTime: Number(rest[19]),
+    threads: Number(rest[17]),
+  };
+  if (!stat.state || ![stat.pid, stat.ppid, stat.pgid, stat.startTime, stat.threads].every(Number.isInteger)) return undefined;
+  return stat;
+}
+
+export function readProcStat(pid: number): ProcStat | undefined {
+  try {
+    return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The command line of a process, arguments joined by spaces; undefined when unreadable or empty. */
+export function readCmdline(pid: number): string | undefined {
+  try {
+    const parts = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    if (parts.at(-1) === '') parts.pop();
+    const line = parts.join(' ').trim();
+    return line || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A zombie is dead, except a thread-group leader whose other threads are still exiting: it shows
+ * Z while they run, and the process's files (its listening sockets) close only when the last
+ * thread is gone.
+ */
+export const hasExited = (stat: ProcStat): boolean => (stat.state === 'Z' || stat.state === 'X' || stat.state === 'x') && stat.threads <= 1;
+
+export function processIdentity(pid: number): ProcessIdentity | undefined {
+  if (!HAS_PROC) return pidExists(pid) ? { pid, pgid: pid, startTime: 0 } : undefined;
+  const stat = readProcStat(pid);
+  return stat && !hasExited(stat) ? { pid, pgid: stat.pgid, startTime: stat.startTime } : undefined;
+}
+
+function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** True when the process exists, is not a zombie, and is the one that started at `startTime`. */
+export function isAlive(id: { pid: number; startTime: number }): boolean {
+  if (!HAS_PROC) return pidExists(id.pid);
+  const stat = readProcStat(id.pid);
+  return !!stat && !hasExited(stat) && stat.startTime === id.startTime;
+}
+
+function listPids(): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) if (/^\d+$/.test(name)) pids.push(Number(name));
+  return pids;
+}
+
+/** Live (non-zombie) pids whose process group is `pgid`. */
+export function groupMembers(pgid: number): number[] {
+  if (!HAS_PROC) return [];
+  return listPids().filter((pid) => {
+    const stat = readProcStat(pid);
+    return !!stat && stat.pgid === pgid && !hasExited(stat);
+  });
+}
+
+/** No live process left in group `pgid`. */
+export function groupGone(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true;
+  }
+  // kill(2) also counts zombies that nobody reaped yet: look closer.
+  return HAS_PROC ? groupMembers(pgid).length === 0 : false;
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ESRCH') return;
+    if (code === 'EPERM') throw new Error(`not permitted to signal process group ${pgid} (it belongs to another user)`);
+    throw err;
+  }
+}
+
+async function waitGroupGone(pgid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (groupGone(pgid)) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(POLL_MS);
+  }
+}
+
+/** The command line as one string, arguments with spaces or quotes quoted. */
+export function formatCommandLine(command: string, args: readonly string[] = []): string {
+  const quote = (a: string): string => (a === '' || /[\s'"\\$`]/.test(a) ? `'${a.replace(/'/g, `'\\''`)}'` : a);
+  return [command, ...args].map(quote).join(' ');
+}
+
+/** A command line cut to a length that fits in one message line. */
+export function shortCommand(line: string, max = 160): string {
+  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
+}
+
+/** process.env with each layer on top (later wins); values become strings. */
+export function childEnv(...layers: Array<Record<string, unknown> | undefined>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const layer of layers) {
+    if (!layer) continue;
+    for (const [k, v] of Object.entries(layer)) if (v !== undefined && v !== null) env[k] = String(v);
+  }
+  return env;
+}
+
+/** "not found (ENOENT)", "permission denied (EACCES)", or the error's message. */
+export function describeSpawnError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'ENOENT') return 'not found (ENOENT)';
+  if (e.code === 'EACCES') return 'permission denied (EACCES)';
+  return e.message ?? String(err);
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Services
+
+export interface ServiceSpec {
+  command: string;
+  args: readonly string[];
+  cwd: string;
+  /** the complete environment of the service */
+  env: NodeJS.ProcessEnv;
+  /** stdout and stderr are appended here */
+  logFile: string;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface StartedService extends ProcessIdentity {
+  child: ChildProcess;
+  /** the command line, for messages and the undo descriptor */
+  commandLine: string;
+  /** byte offset in the log where this process's own output begins (after stigmer's header) */
+  logOffset: number;
+  /**
+   * Settles when the process exits. Only observable while this process lives, and it does not
+   * keep the event loop alive by itself (the service must not hold the CLI open): race it with a
+   * timer, or use `waitExit`.
+   */
+  exited: Promise<ExitInfo>;
+  /** Wait for the exit, keeping this process alive meanwhile. */
+  waitExit(): Promise<ExitInfo>;
+}
+
+/**
+ * Start a service detached (own session and process group), its stdout and stderr appended to
+ * `logFile` through a file descriptor, so it outlives the CLI and keeps logging. Throws
+ * `TaskError(spawn-failed)` when the command cannot be started.
+ */
+export async function spawnService(spec: ServiceSpec): Promise<StartedService> {
+  const commandLine = formatCommandLine(spec.command, spec.args);
+  if (!isDirectory(spec.cwd)) throw new TaskError(fail.spawnFailed(commandLine, `working directory ${spec.cwd} does not exist`));
+  mkdirSync(dirname(spec.logFile), { recursive: true });
+  const fd = openSync(spec.logFile, 'a');
+  let child: ChildProcess;
+  let logOffset: number;
+  try {
+    writeSync(fd, `--- ${new Date().toISOString()} starting ${commandLine}\n`);
+    logOffset = fstatSync(fd).size;
+    child = spawn(spec.command, [...spec.args], { cwd: spec.cwd, env: spec.env, detached: true, stdio: ['ignore', fd, fd] });
+  } catch (err) {
+    throw new TaskError(fail.spawnFailed(commandLine, describeSpawnError(err)));
+  } finally {
+    // The child holds its own copy of the descriptor.
+    closeSync(fd);
+  }
+  if (child.pid === undefined) {
+    const [err] = await once(child, 'error');
+    throw new TaskError(fail.spawnFailed(commandLine, describeSpawnError(err)));
+  }
+  // Errors after a successful start (a failed kill) must not crash the CLI.
+  child.on('error', () => {});
+  const exited = new Promise<ExitInfo>((res) => child.once('exit', (code, signal) => res({ code, signal })));
+  // Read the identity now, before the event loop can reap a process that exits at once.
+  const stat = HAS_PROC ? readProcStat(child.pid) : undefined;
+  child.unref();
+  const waitExit = async (): Promise<ExitInfo> => {
+    child.ref();
+    try {
+      return await exited;
+    } finally {
+      child.unref();
+    }
+  };
+  return { pid: child.pid, pgid: stat?.pgid ?? child.pid, startTime: stat?.startTime ?? 0, child, commandLine, logOffset, exited, waitExit };
+}
+
+/**
+ * Who owns the group a descriptor names:
+ * - alive: the leader runs with the recorded start time;
+ * - orphans: the leader is gone but members of its group remain (grandchildren). While a group
+ *   exists Linux never hands its id out as a pid, so they are ours;
+ * - gone: nothing left;
+ * - pid-reused: the pid now belongs to another program. Never signal anything then.
+ */
+export function groupOwnership(desc: Pick<StopProcess, 'pid' | 'pgid' | 'startTime'>): 'alive' | 'orphans' | 'gone' | 'pid-reused' {
+  if (!HAS_PROC) return pidExists(desc.pid) ? 'alive' : 'gone';
+  const leader = readProcStat(desc.pid);
+  if (leader && leader.startTime !== desc.startTime) return 'pid-reused';
+  if (leader && !hasExited(leader)) return leader.pgid === desc.pgid ? 'alive' : 'pid-reused';
+  if (desc.pgid !== desc.pid) return 'gone';
+  return groupGone(desc.pgid) ? 'gone' : 'orphans';
+}
+
+export type StopResult = 'stopped' | 'killed' | 'not-running' | 'pid-reused';
+
+/**
+ * Stop the process group a `stop-process` descriptor names: its signal to the group, up to
+ * `graceMs` for every member to exit, then SIGKILL to the group. `force` sends SIGKILL at once.
+ * Throws only when the group survives SIGKILL or may not be signalled.
+ */
+export async function stopGroup(desc: StopProcess, opts: { force?: boolean } = {}): Promise<StopResult> {
+  const owner = groupOwnership(desc);
+  if (owner === 'pid-reused') return 'pid-reused';
+  if (owner === 'gone') return 'not-running';
+  const pgid = desc.pgid;
+  if (!opts.force && desc.signal !== 'SIGKILL') {
+    signalGroup(pgid, desc.signal);
+    if (await waitGroupGone(pgid, desc.graceMs)) return 'stopped';
+  }
+  signalGroup(pgid, 'SIGKILL');
+  if (await waitGroupGone(pgid, KILL_WAIT_MS)) return 'killed';
+  throw new Error(`process group ${pgid} is still running after SIGKILL`);
+}
+
+/** SIGKILL the group now, synchronously, if it is still ours (the second Ctrl-C). */
+export function killGroupNow(desc: Pick<StopProcess, 'pid' | 'pgid' | 'startTime'>): boolean {
+  const owner = groupOwnership(desc);
+  if (owner !== 'alive' && owner !== 'orphans') return false;
+  try {
+    process.kill(-desc.pgid, 'SIGKILL');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Ports
+
+export interface PortHolder {
+  pid: number;
+  command: string;
+}
+
+function listeningInodes(port: number): Set<string> {
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      const local = f[1];
+      // st 0A = LISTEN
+      if (!local || f[3] !== '0A') continue;
+      if (parseInt(local.slice(local.lastIndexOf(':') + 1), 16) === port && f[9]) inodes.add(f[9]);
+    }
+  }
+  return inodes;
+}
+
+/**
+ * Whether something listens on TCP `port` (any address), and which process, when it is visible to
+ * this user: the owner of the fd `socket:[inode]` of the LISTEN socket.
+ */
+export function inspectPort(port: number): { listening: boolean; holder?: PortHolder } {
+  const inodes = listeningInodes(port);
+  if (inodes.size === 0) return { listening: false };
+  const wanted = new Set([...inodes].map((i) => `socket:[${i}]`));
+  for (const pid of listPids()) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // another user's process, or gone
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      if (wanted.has(target)) {
+        const command = readCmdline(pid) ?? readProcStat(pid)?.comm ?? 'unknown';
+        return { listening: true, holder: { pid, command: shortCommand(command) } };
+      }
+    }
+  }
+  return { listening: true };
+}
+
+/** The process listening on `port`, or undefined when the port is free (or its holder is invisible). */
+export function findPortHolder(port: number): PortHolder | undefined {
+  return inspectPort(port).holder;
+}
+
+/** The error a kind throws when its signal aborted it: the signal's own TaskError if it has one. */
+export function abortError(signal: AbortSignal): TaskError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof TaskError) return reason;
+  if (typeof reason === 'string' && reason) return new TaskError(fail.aborted(reason));
+  if (reason instanceof Error && reason.name !== 'AbortError' && reason.message) return new TaskError(fail.aborted(reason.message));
+  return new TaskError(fail.aborted('the run was interrupted'));
+}

@@ -1,0 +1,172 @@
+/**
+ * Every leaf key of the config, in listing order, with the environment variable and flag that
+ * override it and how a string from the command line or the environment becomes its value.
+ */
+import type { ConfigFlags } from './types.js';
+import { didYouMean } from '../../util/diagnostics.js';
+
+export type KeyType = 'string' | 'integer' | 'boolean' | 'enum' | 'list';
+
+export interface KeySpec {
+  /** dotted path, e.g. backend.local.llm.provider */
+  key: string;
+  type: KeyType;
+  /** allowed values of an enum */
+  values?: readonly string[];
+  /** completes "Expected <key> to be ..." */
+  expect: string;
+  /** environment variable that overrides the file */
+  env?: string;
+  /** flag of `stigmer local start` that overrides everything */
+  flag?: keyof ConfigFlags;
+  flagName?: string;
+  /** a string check beyond the type (mirrors the schema's pattern) */
+  pattern?: RegExp;
+}
+
+const HOST_PORT = /^\S+:\d{1,5}$/;
+const URL_RE = /^https?:\/\//;
+
+export const CONFIG_KEYS: readonly KeySpec[] = [
+  { key: 'backend.type', type: 'enum', values: ['local', 'cloud'], expect: 'one of local, cloud', env: 'STIGMER_BACKEND_TYPE' },
+  { key: 'backend.local.endpoint', type: 'string', expect: 'host:port', env: 'STIGMER_SERVER_ADDRESS', pattern: HOST_PORT },
+  { key: 'backend.local.data_dir', type: 'string', expect: 'a directory path', env: 'STIGMER_DATA_DIR', pattern: /\S/ },
+  {
+    key: 'backend.local.llm.provider',
+    type: 'enum',
+    values: ['ollama', 'anthropic', 'openai'],
+    expect: 'one of ollama, anthropic, openai',
+    env: 'STIGMER_LLM_PROVIDER',
+    flag: 'llmProvider',
+    flagName: '--llm-provider',
+  },
+  { key: 'backend.local.llm.model', type: 'string', expect: 'a model id', env: 'STIGMER_LLM_MODEL', flag: 'llmModel', flagName: '--llm-model', pattern: /\S/ },
+  {
+    key: 'backend.local.llm.base_url',
+    type: 'string',
+    expect: 'an http:// or https:// URL',
+    env: 'STIGMER_LLM_BASE_URL',
+    flag: 'llmBaseUrl',
+    flagName: '--llm-base-url',
+    pattern: URL_RE,
+  },
+  { key: 'backend.local.temporal.managed', type: 'boolean', expect: 'true or false' },
+  {
+    key: 'backend.local.temporal.address',
+    type: 'string',
+    expect: 'host:port',
+    env: 'TEMPORAL_SERVICE_ADDRESS',
+    flag: 'temporalAddress',
+    flagName: '--temporal-address',
+    pattern: HOST_PORT,
+  },
+  {
+    key: 'backend.local.temporal.version',
+    type: 'string',
+    expect: 'a Temporal CLI release like 1.8.2',
+    env: 'STIGMER_TEMPORAL_VERSION',
+    pattern: /^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/,
+  },
+  { key: 'backend.local.temporal.port', type: 'integer', expect: 'an integer from 1 to 65535', env: 'STIGMER_TEMPORAL_PORT' },
+  { key: 'backend.local.temporal.ui_port', type: 'integer', expect: 'an integer from 1 to 65535', env: 'STIGMER_TEMPORAL_UI_PORT' },
+  {
+    key: 'backend.local.temporal.download_url',
+    type: 'string',
+    expect: 'an http:// or https:// URL',
+    env: 'STIGMER_TEMPORAL_DOWNLOAD_URL',
+    pattern: URL_RE,
+  },
+  { key: 'backend.local.server.command', type: 'string', expect: 'an executable', env: 'STIGMER_SERVER_BIN', pattern: /\S/ },
+  { key: 'backend.local.server.args', type: 'list', expect: 'a list of strings' },
+  { key: 'backend.local.agent_runner.command', type: 'string', expect: 'an executable', env: 'STIGMER_AGENT_RUNNER_BIN', pattern: /\S/ },
+  { key: 'backend.local.agent_runner.args', type: 'list', expect: 'a list of strings' },
+  { key: 'backend.cloud.endpoint', type: 'string', expect: 'host:port', env: 'STIGMER_CLOUD_ENDPOINT', pattern: HOST_PORT },
+];
+
+const BY_KEY = new Map(CONFIG_KEYS.map((k) => [k.key, k]));
+
+export function keySpec(key: string): KeySpec | undefined {
+  return BY_KEY.get(key);
+}
+
+/** Every dotted prefix that names a section (backend, backend.local, backend.local.llm, ...). */
+export function sectionKeys(): string[] {
+  const out = new Set<string>();
+  for (const { key } of CONFIG_KEYS) {
+    const parts = key.split('.');
+    for (let i = 1; i < parts.length; i++) out.add(parts.slice(0, i).join('.'));
+  }
+  return [...out];
+}
+
+/** ` (did you mean "..."?)` for a key that is not one. */
+export function suggestKey(key: string): string {
+  const all = [...CONFIG_KEYS.map((k) => k.key), ...sectionKeys()];
+  const hint = didYouMean(key, all);
+  if (hint) return hint;
+  // `llm.model` -> backend.local.llm.model: match on the tail.
+  const tail = CONFIG_KEYS.find((k) => k.key.endsWith(`.${key}`));
+  return tail ? ` (did you mean "${tail.key}"?)` : '';
+}
+
+export type Parsed = { ok: true; value: unknown } | { ok: false; message: string };
+
+const TRUE = new Set(['true', 'yes', 'on', '1']);
+const FALSE = new Set(['false', 'no', 'off', '0']);
+
+/**
+ * A string from the command line or the environment as the key's value. `what` names the
+ * source in the message ("STIGMER_TEMPORAL_PORT", "--llm-provider", the key itself).
+ */
+export function parseKeyValue(spec: KeySpec, raw: string, what: string = spec.key): Parsed {
+  const bad = (): Parsed => ({ ok: false, message: `Expected ${what} to be ${spec.expect}, got ${JSON.stringify(raw)}` });
+  const text = raw.trim();
+  switch (spec.type) {
+    case 'boolean':
+      if (TRUE.has(text.toLowerCase())) return { ok: true, value: true };
+      if (FALSE.has(text.toLowerCase())) return { ok: true, value: false };
+      return bad();
+    case 'integer': {
+      if (!/^\d+$/.test(text)) return bad();
+      const n = Number(text);
+      return n >= 1 && n <= 65535 ? { ok: true, value: n } : bad();
+    }
+    case 'enum': {
+      if (spec.values?.includes(text)) return { ok: true, value: text };
+      const r = bad();
+      return r.ok ? r : { ok: false, message: r.message + didYouMean(text, spec.values ?? []) };
+    }
+    case 'list':
+      return parseList(raw, bad);
+    case 'string':
+      if (spec.pattern && !spec.pattern.test(text)) return bad();
+      return { ok: true, value: text };
+  }
+}
+
+/** `[a, "b c"]` (YAML/JSON flow list), or whitespace-separated words. */
+function parseList(raw: string, bad: () => Parsed): Parsed {
+  const text = raw.trim();
+  if (text.startsWith('[')) {
+    try {
+      const v: unknown = JSON.parse(text);
+      if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return { ok: true, value: v };
+    } catch {
+      // not JSON: try the flow form without quotes
+    }
+    const inner = text.slice(1, text.endsWith(']') ? -1 : undefined);
+    const items = inner.split(',').map((s) => s.trim().replace(/^(['"])(.*)\1$/, '$2')).filter((s) => s !== '');
+    return text.endsWith(']') ? { ok: true, value: items } : bad();
+  }
+  return { ok: true, value: text === '' ? [] : text.split(/\s+/) };
+}
+
+/** Read a dotted path out of a nested object. */
+export function getPath(obj: unknown, key: string): unknown {
+  let cur = obj;
+  for (const p of key.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[p];
+  }
+  return cur;
+}

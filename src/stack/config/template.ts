@@ -1,0 +1,53 @@
+/**
+ * The commented default config `stigmer init` writes. Only what names the mode is set; every
+ * other key is shown commented out with its default, so a newer stigmer's defaults still apply.
+ */
+import { join } from 'node:path';
+import { packageRoot } from '../../util/paths.js';
+import { LLM_DEFAULTS } from '../llm/defaults.js';
+import {
+  DEFAULT_CLOUD_ENDPOINT,
+  DEFAULT_ENDPOINT,
+  DEFAULT_TEMPORAL_PORT,
+  DEFAULT_TEMPORAL_UI_PORT,
+  DEFAULT_TEMPORAL_VERSION,
+  TEMPORAL_DOWNLOAD_BASE,
+} from './defaults.js';
+
+export function defaultConfigText(): string {
+  const schema = join(packageRoot, 'schemas', 'config.schema.json');
+  const { ollama, anthropic, openai } = LLM_DEFAULTS;
+  return `# yaml-language-server: $schema=${schema}
+#
+# stigmer config. Every key is optional; a commented key shows its default.
+# Precedence, highest first: flags of \`stigmer local start\`, environment variables,
+# .env in the working directory, this file, defaults. See: stigmer config list --show-origin
+backend:
+  type: local                       # local | cloud
+  local:
+    # endpoint: ${DEFAULT_ENDPOINT}     # stigmer-server address (env STIGMER_SERVER_ADDRESS)
+    # data_dir: data                # relative to this directory (env STIGMER_DATA_DIR)
+    llm:
+      # ollama needs no API key. anthropic needs ANTHROPIC_API_KEY, openai OPENAI_API_KEY
+      # (from the environment or .env, or asked for when you start the stack).
+      provider: ollama              # ollama | anthropic | openai (env STIGMER_LLM_PROVIDER)
+      # model: ${ollama.model}       # default follows the provider: ${anthropic.model} (anthropic), ${openai.model} (openai)
+      # base_url: ${ollama.base_url}   # default follows the provider
+    temporal:
+      # managed: stigmer downloads the Temporal CLI and runs its dev server on 127.0.0.1.
+      # For your own server: managed: false and address: host:port (or TEMPORAL_SERVICE_ADDRESS).
+      managed: true
+      # version: ${DEFAULT_TEMPORAL_VERSION}              # Temporal CLI release (env STIGMER_TEMPORAL_VERSION)
+      # port: ${DEFAULT_TEMPORAL_PORT}                   # gRPC frontend
+      # ui_port: ${DEFAULT_TEMPORAL_UI_PORT}                # web UI
+      # download_url: ${TEMPORAL_DOWNLOAD_BASE}   # or a mirror (env STIGMER_TEMPORAL_DOWNLOAD_URL)
+    # server:
+    #   command: /path/to/stigmer-server   # env STIGMER_SERVER_BIN; default: the bundled reference server
+    #   args: []
+    # agent_runner:
+    #   command: /path/to/agent-runner     # env STIGMER_AGENT_RUNNER_BIN; default: the bundled reference agent-runner
+    #   args: []
+  # cloud:
+  #   endpoint: ${DEFAULT_CLOUD_ENDPOINT}
+`;
+}

@@ -1,0 +1,117 @@
+/**
+ * `stigmer local start|stop|restart|logs`: the packaged stigmer.tasks.yaml run by the engine
+ * (src/engine/drivers.ts) with the stigmer home as its data dir. This file adds only what is specific to
+ * the Stigmer stack: the config flags and the addresses printed once the stack is up (hints for
+ * its failures live in the stack file).
+ */
+import { join } from 'node:path';
+import type { App } from '../app.js';
+import { EXIT, UserError } from '../util/errors.js';
+import { fail } from '../model/failure.js';
+import { mask } from '../util/mask.js';
+import { dataPaths, packageRoot, stigmerHome } from '../util/paths.js';
+import { didYouMean } from '../util/diagnostics.js';
+import type { OutputMode } from '../render/types.js';
+import type { ConfigFlags, StigmerConfig } from './config/types.js';
+
+/** The stack file shipped with the package. */
+export const STACK_FILE = join(packageRoot, 'stigmer.tasks.yaml');
+
+/** Friendly component names for `logs` and `status`, and the task behind each. */
+export const COMPONENTS = { temporal: 'start-temporal', server: 'start-server', 'agent-runner': 'start-agent-runner' } as const;
+export type Component = keyof typeof COMPONENTS;
+
+export interface StartOptions {
+  app: App;
+  flags: ConfigFlags;
+  foreground?: boolean;
+  noInput?: boolean;
+  output?: OutputMode;
+}
+
+export async function startStack(o: StartOptions): Promise<number> {
+  const [{ loadConfig, loadDotenv }, { runUp }] = await Promise.all([import('./config/index.js'), import('../engine/drivers.js')]);
+  const home = stigmerHome();
+  const { config } = loadConfig({ home, flags: o.flags });
+  if (config.backend.type === 'cloud' && o.output !== 'json') {
+    process.stderr.write('stigmer: note: backend.type is cloud; `stigmer local start` runs the local stack anyway\n');
+  }
+  const json = o.output === 'json';
+  return runUp({
+    file: STACK_FILE,
+    dataDir: home,
+    config,
+    env: loadDotenv(process.cwd(), process.env),
+    app: o.app,
+    ...(o.output ? { output: o.output } : {}),
+    ...(o.noInput ? { noInput: true } : {}),
+    ...(o.foreground ? { foreground: true } : {}),
+    onReady: (outcome) => {
+      const resolved = outcome.outputs.get('resolve-config');
+      if (!resolved) return;
+      if (json) process.stdout.write(`${JSON.stringify({ event: 'summary', ...summaryData(resolved) })}\n`);
+      else process.stdout.write(mask(summaryText(resolved)));
+    },
+  });
+}
+
+export async function stopStack(app: App, output?: OutputMode, quiet = false): Promise<number> {
+  const { runDown } = await import('../engine/drivers.js');
+  return runDown({ dataDir: stigmerHome(), app, ...(output ? { output } : {}), quiet });
+}
+
+export async function restartStack(o: StartOptions): Promise<number> {
+  const stopped = await stopStack(o.app, o.output, true);
+  if (stopped !== EXIT.ok) return stopped;
+  return startStack(o);
+}
+
+/** `stigmer local logs [component]`: a component name or any task name of the stack. */
+export async function stackLogs(app: App, component: string | undefined, o: { follow: boolean; lines: number }): Promise<number> {
+  const { printLogs, loggedTasks } = await import('../engine/inspect.js');
+  const home = stigmerHome();
+  let task: string | undefined;
+  if (component) {
+    task = (COMPONENTS as Record<string, string>)[component] ?? component;
+    const logged = loggedTasks(home);
+    if (!logged.includes(task)) {
+      const names = [...Object.keys(COMPONENTS), ...logged];
+      throw new UserError(
+        `stigmer: no log for "${component}"${didYouMean(component, names)}. Components: ${Object.keys(COMPONENTS).join(', ')}` +
+          (logged.length ? `; task logs: ${logged.join(', ')}` : ` (no logs yet in ${dataPaths(home).logs})`),
+        EXIT.usage,
+      );
+    }
+  }
+  if (o.follow) app.listen();
+  const code = await printLogs(home, { ...(task ? { task } : {}), lines: o.lines, follow: o.follow, signal: app.signal });
+  return app.interruptedBy() ? EXIT.ok : code;
+}
+
+interface Resolved {
+  temporal?: { managed?: boolean; address?: string; version?: string; ui_url?: string | null };
+  server?: { address?: string };
+  llm?: { provider?: string; model?: string; base_url?: string };
+}
+
+function summaryData(outputs: Record<string, unknown>): Record<string, unknown> {
+  const r = outputs as Resolved;
+  return {
+    temporal: { address: r.temporal?.address, managed: r.temporal?.managed, version: r.temporal?.managed ? r.temporal.version : null, ui_url: r.temporal?.ui_url ?? null },
+    server: { endpoint: r.server?.address },
+    llm: { provider: r.llm?.provider, model: r.llm?.model, base_url: r.llm?.base_url },
+  };
+}
+
+/** The addresses, once the stack is up. */
+export function summaryText(outputs: Record<string, unknown>): string {
+  const r = outputs as Resolved;
+  const t = r.temporal ?? {};
+  const lines = ['', '✓ Stigmer is running'];
+  lines.push(`  Temporal gRPC:  ${t.address} (${t.managed ? `managed, Temporal CLI ${t.version}` : 'external'})`);
+  if (t.ui_url) lines.push(`  Temporal UI:    ${t.ui_url}`);
+  lines.push(`  Server:         ${r.server?.address}`);
+  lines.push(`  LLM:            ${r.llm?.provider} ${r.llm?.model} at ${r.llm?.base_url}`);
+  lines.push('Stop it with: stigmer local stop', '');
+  return lines.join('\n');
+}

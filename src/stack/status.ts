@@ -1,0 +1,231 @@
+/**
+ * `stigmer local status [--json]`: each component (state, pid, uptime, address); Temporal
+ * (managed or external, version, UI URL, health); the LLM (provider, model, base URL, reachable,
+ * model pulled); which secrets are set, by name only.
+ *
+ * It reads the state file and works with a broken config.yaml: a running stack is described by
+ * what resolve-config recorded for it; a stopped one by the current config when it is valid.
+ *
+ * Speed (goal: 150 ms): the slow parts are Temporal's health, which runs its CLI
+ * (`temporal operator cluster health`, a program of its own), and the LLM's reachability (an
+ * HTTP call). For a running stack both start as soon as the state file is read, before the config
+ * (yaml) and anything else is loaded, and run side by side, each bounded by a short timeout.
+ * Only light modules are imported statically.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { EXIT } from '../util/errors.js';
+import { formatMs } from '../model/failure.js';
+import { mask } from '../util/mask.js';
+import { dataPaths, stigmerHome } from '../util/paths.js';
+import { LLM_DEFAULTS, LLM_PROVIDERS, isLlmProvider } from './llm/defaults.js';
+import { COMPONENTS } from './local.js';
+
+interface ResolvedView {
+  temporal: { managed: boolean; address: string; host: string; port: number; version: string; ui_url: string | null; bin: string | null };
+  server: { address: string };
+  llm: { provider: string; model: string; base_url: string };
+}
+
+export interface ComponentStatus {
+  name: string;
+  task: string;
+  /** ready, dead, failed, external, stopped, ... */
+  state: string;
+  pid: number | null;
+  uptime_ms: number | null;
+  address: string | null;
+}
+
+export interface StackStatus {
+  /** running (every component up), partial, stopped */
+  stack: 'running' | 'partial' | 'stopped';
+  home: string;
+  config: { file: string; valid: boolean; error?: string };
+  components: ComponentStatus[];
+  temporal: (ResolvedView['temporal'] & { health: string }) | null;
+  llm: (ResolvedView['llm'] & { reachable: boolean | null; model_present: boolean | null; message: string; hint: string | null }) | null;
+  /** key variable -> where it is set (names only, never values) */
+  secrets: Record<string, { needed: boolean; agent_runner: boolean | null; environment: boolean }>;
+}
+
+/** Bound of one check (TCP connect, Ollama's /api/tags, Temporal's health call). */
+const PROBE_MS = 1000;
+
+export async function stackStatus(): Promise<StackStatus> {
+  const [{ readStatus }, { StateStore }] = await Promise.all([import('../engine/inspect.js'), import('../engine/state.js')]);
+  const home = stigmerHome();
+  const views = readStatus(home).tasks;
+  const state = StateStore.read(dataPaths(home).state);
+  const up = views.some((v) => v.state === 'ready');
+  const recorded = state?.tasks['resolve-config']?.outputs as ResolvedView | undefined;
+  const stateOf = (task: string): string => views.find((v) => v.task === task)?.state ?? 'stopped';
+
+  // A running stack is described by what it was started with: its checks need no config, so they
+  // start now and run while the rest is loaded.
+  let resolved: ResolvedView | undefined = up && recorded?.temporal ? recorded : undefined;
+  const early = resolved
+    ? { health: temporalHealth(resolved, stateOf(COMPONENTS.temporal)), llm: llmStatus(resolved) }
+    : undefined;
+
+  const [{ tryLoadConfig, readDotenv }, { resolveStack }] = await Promise.all([import('./config/index.js'), import('../../tasks/resolve-config.js')]);
+  const loaded = tryLoadConfig({ home });
+  const config: StackStatus['config'] = loaded.ok
+    ? { file: loaded.file, valid: true }
+    : { file: loaded.file, valid: false, error: loaded.error.message.split('\n')[0]! };
+  if (!resolved && loaded.ok) {
+    try {
+      resolved = resolveStack(loaded.config) as unknown as ResolvedView;
+    } catch {
+      resolved = recorded;
+    }
+  }
+  resolved ??= recorded;
+
+  const components: ComponentStatus[] = Object.entries(COMPONENTS).map(([name, task]) => {
+    const v = views.find((x) => x.task === task);
+    const address = name === 'temporal' ? (resolved?.temporal.address ?? null) : name === 'server' ? (resolved?.server.address ?? null) : null;
+    if (name === 'temporal' && resolved && !resolved.temporal.managed) {
+      return { name, task, state: 'external', pid: null, uptime_ms: null, address };
+    }
+    return {
+      name,
+      task,
+      state: v ? v.state : 'stopped',
+      pid: v?.pid ?? null,
+      uptime_ms: v?.uptime_ms ?? null,
+      address: v && (v.state === 'ready' || v.state === 'dead') ? address : null,
+    };
+  });
+  const managed = components.filter((c) => c.state !== 'external');
+  const ready = managed.filter((c) => c.state === 'ready').length;
+  const stack: StackStatus['stack'] = ready === 0 ? 'stopped' : ready === managed.length ? 'running' : 'partial';
+
+  const runner = views.find((v) => v.task === COMPONENTS['agent-runner']);
+  const runnerEnv = runner?.pid && runner.state === 'ready' ? environNames(runner.pid) : undefined;
+  const [health, llm] = await Promise.all([
+    early?.health ?? (resolved ? temporalHealth(resolved, components[0]!.state) : Promise.resolve('')),
+    early?.llm ?? (resolved ? llmStatus(resolved) : Promise.resolve(null)),
+  ]);
+
+  const dotenv = readDotenv(process.cwd());
+  const secrets: StackStatus['secrets'] = {};
+  for (const p of LLM_PROVIDERS) {
+    const variable = LLM_DEFAULTS[p].key_env;
+    if (!variable) continue;
+    secrets[variable] = {
+      needed: resolved?.llm.provider === p,
+      agent_runner: runnerEnv ? runnerEnv.has(variable) : null,
+      environment: !!(process.env[variable] || dotenv[variable]),
+    };
+  }
+  return {
+    stack,
+    home,
+    config,
+    components,
+    temporal: resolved ? { ...pick(resolved.temporal), health } : null,
+    llm,
+    secrets,
+  };
+}
+
+function pick(t: ResolvedView['temporal']): ResolvedView['temporal'] {
+  return { managed: t.managed, address: t.address, host: t.host, port: t.port, version: t.version, ui_url: t.ui_url, bin: t.bin };
+}
+
+/** Names of the variables in a process's environment (never their values). */
+function environNames(pid: number): Set<string> | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/environ`, 'latin1');
+    return new Set(text.split('\0').filter((e) => e.includes('=')).map((e) => e.slice(0, e.indexOf('='))));
+  } catch {
+    return undefined;
+  }
+}
+
+/** SERVING / NOT_SERVING / not running / reachable / not reachable (...). */
+async function temporalHealth(r: ResolvedView, componentState: string): Promise<string> {
+  const t = r.temporal;
+  if (t.managed && componentState !== 'ready') return 'not running';
+  if (t.bin && existsSync(t.bin)) {
+    const res = await run(t.bin, ['operator', 'cluster', 'health', '--address', t.address, '--color', 'never', '--client-connect-timeout', `${PROBE_MS}ms`], PROBE_MS + 500);
+    if (res.code === 0 && res.stdout.includes('SERVING')) return 'SERVING';
+    const err = res.stderr.trim().split('\n').pop() ?? '';
+    return err ? err.replace(/^Error: /, '') : `health check exited with code ${res.code}`;
+  }
+  return (await tcpReachable(t.host, t.port)) ? 'reachable (TCP)' : 'not reachable';
+}
+
+async function llmStatus(r: ResolvedView): Promise<StackStatus['llm']> {
+  const { provider, model, base_url } = r.llm;
+  if (!isLlmProvider(provider)) return { provider, model, base_url, reachable: null, model_present: null, message: `unknown provider ${provider}`, hint: null };
+  if (provider !== 'ollama') {
+    return { provider, model, base_url, reachable: null, model_present: null, message: 'not checked (no network call is made for hosted providers)', hint: null };
+  }
+  const { checkOllama } = await import('../../tasks/check-llm.js');
+  const c = await checkOllama(base_url, model, { timeoutMs: PROBE_MS });
+  return { provider, model, base_url, reachable: c.reachable, model_present: c.modelPresent ?? null, message: c.message, hint: c.hint ?? null };
+}
+
+function tcpReachable(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host, port, timeout: PROBE_MS });
+    const done = (ok: boolean): void => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.once('connect', () => done(true));
+    sock.once('timeout', () => done(false));
+    sock.once('error', () => done(false));
+  });
+}
+
+function run(command: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', (e) => resolve({ code: null, stdout, stderr: e.message }));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+export async function printStackStatus(json: boolean): Promise<number> {
+  const s = await stackStatus();
+  if (json) {
+    process.stdout.write(`${mask(JSON.stringify(s, null, 2))}\n`);
+    return EXIT.ok;
+  }
+  const { table } = await import('../engine/inspect.js');
+  const out: string[] = [`Stigmer local stack: ${s.stack} (${s.home})`, ''];
+  const rows = [['COMPONENT', 'STATE', 'PID', 'UPTIME', 'ADDRESS']];
+  for (const c of s.components) {
+    rows.push([c.name, c.state, c.pid ? String(c.pid) : '-', c.uptime_ms !== null ? formatMs(c.uptime_ms) : '-', c.address ?? '-']);
+  }
+  out.push(table(rows), '');
+  if (s.temporal) {
+    const t = s.temporal;
+    const what = t.managed ? `managed, Temporal CLI ${t.version}` : 'external';
+    out.push(`Temporal:  ${t.address} (${what})${t.ui_url ? `, UI ${t.ui_url}` : ''}; health: ${t.health}`);
+  }
+  if (s.llm) {
+    const l = s.llm;
+    const why = l.message.replace(/^could not reach ollama at \S+: /, '');
+    const state = l.reachable === null ? l.message : !l.reachable ? `not reachable (${why})` : l.model_present ? 'reachable, model pulled' : 'reachable, model not pulled';
+    out.push(`LLM:       ${l.provider} ${l.model} at ${l.base_url}; ${state}`);
+    if (l.hint) out.push(`           hint: ${l.hint}`);
+  }
+  const secretParts = Object.entries(s.secrets).map(([name, v]) => {
+    const where = [v.agent_runner ? 'agent-runner' : '', v.environment ? 'environment' : ''].filter(Boolean);
+    return `${name} ${where.length ? `set (${where.join(', ')})` : 'not set'}${v.needed ? ' [needed]' : ''}`;
+  });
+  const needsNone = s.llm?.provider === 'ollama' ? 'none needed (ollama); ' : '';
+  out.push(`Secrets:   ${needsNone}${secretParts.join(', ')}`);
+  if (!s.config.valid) out.push(`Config:    ${s.config.file} is invalid: ${s.config.error} (see \`stigmer config list\`)`);
+  process.stdout.write(`${mask(out.join('\n'))}\n`);
+  return EXIT.ok;
+}

@@ -1,0 +1,53 @@
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The root of everything stigmer keeps: `STIGMER_HOME`, else `~/.stigmer`. */
+export function stigmerHome(env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env['STIGMER_HOME'];
+  return fromEnv ? resolve(fromEnv) : join(homedir(), '.stigmer');
+}
+
+/** Where one data dir keeps its state, logs and lock. */
+export interface DataPaths {
+  root: string;
+  state: string;
+  lock: string;
+  logs: string;
+}
+
+export function dataPaths(dataDir: string): DataPaths {
+  const root = resolve(dataDir);
+  return { root, state: join(root, 'state.json'), lock: join(root, 'run.lock'), logs: join(root, 'logs') };
+}
+
+export function logFileFor(dataDir: string, task: string): string {
+  return join(dataPaths(dataDir).logs, `${task}.log`);
+}
+
+/**
+ * The nearest folder at or above `from` whose package.json is named "stigmer". This module runs
+ * at different depths (dist/src/util/paths.js from tsc, dist/bundle/<chunk>.js from the bundle), so
+ * the root is found by walking up, not by a fixed `../..`.
+ */
+export function findPackageRoot(from: string): string {
+  for (let dir = resolve(from); ; dir = dirname(dir)) {
+    let name: unknown;
+    try {
+      name = (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown }).name;
+    } catch {
+      // no (readable) package.json here: keep walking up
+    }
+    if (name === 'stigmer') return dir;
+    if (dirname(dir) === dir) throw new Error(`Internal error: no package.json named "stigmer" at or above ${from}`);
+  }
+}
+
+/** The package root (where package.json, stigmer.tasks.yaml, schemas/ and dist/ ship). */
+export const packageRoot: string = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
+
+/** The precompiled ajv validator of `schemas/<name>.schema.json` (written by scripts/build-validators.mjs). */
+export function validatorFile(name: 'tasks' | 'config' | 'agent'): string {
+  return join(packageRoot, 'dist', 'validators', `${name}.js`);
+}

@@ -1,0 +1,98 @@
+/**
+ * What the readers of YAML files (tasks file, config.yaml, agent.yaml) share to turn problems into
+ * `file:line:col` diagnostics: YAML syntax errors, JSON-pointer paths of ajv errors, and the node
+ * (value or key) a path points at. Each reader keeps its own wording of schema errors;
+ * src/util/diagnostics.ts formats the result.
+ */
+import { isMap, isScalar, isSeq, type Document, type LineCounter, type Node, type Pair } from 'yaml';
+import type { Diagnostic } from './diagnostics.js';
+
+/** One error of a precompiled ajv validator (the fields the readers use). */
+export interface AjvError {
+  instancePath: string;
+  keyword: string;
+  params: Record<string, unknown>;
+  message?: string;
+  schemaPath?: string;
+  parentSchema?: { description?: string };
+}
+
+/** A precompiled ajv validator (dist/validators/*.js). */
+export type Validator = ((data: unknown) => boolean) & { errors?: AjvError[] | null };
+
+/**
+ * The YAML syntax errors of a parsed document, one diagnostic each. `prefix` goes before yaml's
+ * message; `underline` marks the whole offending text instead of one character.
+ */
+export function syntaxDiagnostics(doc: Document, lc: LineCounter, file: string, opts: { prefix?: string; underline?: boolean } = {}): Diagnostic[] {
+  return doc.errors.map((e) => {
+    const { line, col } = e.pos[0] >= 0 ? lc.linePos(e.pos[0]) : { line: 1, col: 1 };
+    // With prettyErrors yaml appends " at line L, column C:" and a code frame; we print our own.
+    const message = `${opts.prefix ?? ''}${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`;
+    return opts.underline ? { file, line, col, message, length: Math.max(1, e.pos[1] - e.pos[0]) } : { file, line, col, message };
+  });
+}
+
+/** Decode one JSON-pointer segment (`~1` is "/", `~0` is "~"). */
+export function decodePointer(s: string): string {
+  return s.replace(/~1/g, '/').replace(/~0/g, '~');
+}
+
+/** An ajv `instancePath` ("/tasks/a~1b") as path segments (["tasks", "a/b"]). */
+export function pointerPath(instancePath: string): string[] {
+  return instancePath.split('/').slice(1).map(decodePointer);
+}
+
+/** The value at a path in plain data (undefined where the path leaves the data). */
+export function valueAt(data: unknown, path: readonly (string | number)[]): unknown {
+  let cur = data;
+  for (const p of path) cur = cur && typeof cur === 'object' ? (cur as Record<string | number, unknown>)[p] : undefined;
+  return cur;
+}
+
+/** The pair of a YAML map whose key reads `key`; undefined when `map` is not a map or has none. */
+export function pairOf(map: unknown, key: string | number): Pair<Node, unknown> | undefined {
+  if (!isMap(map)) return undefined;
+  return map.items.find((p) => isScalar(p.key) && String(p.key.value) === String(key)) as Pair<Node, unknown> | undefined;
+}
+
+/**
+ * The value node at a path and the key node holding it. Where the path leaves the document, the
+ * deepest node reached (and its key), with `found: false`.
+ */
+export function findNode(doc: Document, path: readonly (string | number)[]): { node?: Node; key?: Node; found: boolean } {
+  let node: unknown = doc.contents;
+  let key: Node | undefined;
+  for (const seg of path) {
+    if (isMap(node)) {
+      const pair = pairOf(node, seg);
+      if (!pair) return { node: node as Node, key, found: false };
+      key = pair.key;
+      node = pair.value;
+    } else if (isSeq(node)) {
+      const item: unknown = node.items[Number(seg)];
+      if (item === undefined) return { node: node as Node, key, found: false };
+      node = item;
+      key = undefined;
+    } else return { node: (node ?? undefined) as Node | undefined, key, found: false };
+  }
+  return { node: (node ?? undefined) as Node | undefined, key, found: true };
+}
+
+/**
+ * A diagnostic at a node's text. Without a node it points at `fallback` (default: the start of
+ * the file). `offset` moves the start into the node; `length` overrides the underline, which is
+ * otherwise the node's text (at most `maxLength`), or one character without a node.
+ */
+export function diagnosticAt(
+  file: string,
+  lc: LineCounter,
+  node: Node | null | undefined,
+  message: string,
+  opts: { fallback?: number; offset?: number; length?: number; maxLength?: number } = {},
+): Diagnostic {
+  const range = node?.range;
+  const { line, col } = lc.linePos((range?.[0] ?? opts.fallback ?? 0) + (opts.offset ?? 0));
+  const length = opts.length ?? (range ? Math.max(1, Math.min(range[1] - range[0], opts.maxLength ?? Infinity)) : 1);
+  return { file, line, col, message, length };
+}
