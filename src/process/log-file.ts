@@ -1,6 +1,5 @@
 import { openSync, readSync, fstatSync, closeSync } from 'node:fs';
 
-// eslint-disable-next-line no-control-regex
 const ANSI = /\u001b\[[0-9;?]*[ -/]*[@-~]|\u001b\][^\u0007]*(\u0007|\u001b\\)/g;
 
 export function stripAnsi(s: string): string {
