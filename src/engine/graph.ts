@@ -2,18 +2,10 @@
  * The plan: tasks with their needs and dependents, a topological order, depths, and the
  * critical path. Plain data; the engine and `stigmer graph` read it.
  */
-import type { TaskSpec, TasksFile } from './load.js';
+import type { TasksFile } from './load.js';
+import type { TaskNode } from '../model/task.js';
 
-export interface GraphNode {
-  spec: TaskSpec;
-  name: string;
-  needs: string[];
-  dependents: string[];
-  /** longest chain of needs below it (0 for a task with no needs) */
-  depth: number;
-  /** longest chain of dependents above it (0 for a task nothing needs): start the tallest first */
-  height: number;
-}
+export type GraphNode = TaskNode;
 
 export interface Graph {
   nodes: Map<string, GraphNode>;

@@ -13,21 +13,7 @@ import { UserError, EXIT } from '../util/errors.js';
 import { findRefs, parseRef } from './expressions.js';
 import { kindNames } from '../../tasks/index.js';
 import { validatorFile } from '../util/paths.js';
-
-/** A task as the YAML says it. */
-export interface TaskSpec {
-  name: string;
-  uses: string;
-  needs: string[];
-  with: Record<string, unknown>;
-  if?: unknown;
-  optional: boolean;
-  timeout?: unknown;
-  env: Record<string, unknown>;
-  description?: string;
-  /** hints by failure reason, shown instead of the kind's own */
-  hints?: Record<string, string>;
-}
+import type { TaskSpec } from '../model/task.js';
 
 export interface TasksFile {
   /** absolute path */

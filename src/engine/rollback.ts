@@ -4,7 +4,7 @@
  * undoes strictly in reverse. A failing step is reported and the rest still run; its record stays
  * in the state so the next `down` tries again.
  */
-import type { EngineEvent } from './run.js';
+import type { EngineEvent } from '../model/event.js';
 import { fail } from '../model/failure.js';
 import type { StateStore } from './state.js';
 import { executeUndo } from './undo.js';

@@ -2,7 +2,7 @@
  * `--output json`: one JSON object per line on stdout, for scripts:
  * {"event":"started","task":"start-server","timestamp":"...","duration_ms":12.3,...}
  */
-import type { EngineEvent } from '../engine/run.js';
+import type { EngineEvent } from '../model/event.js';
 import { maskDeep } from '../util/mask.js';
 import type { Renderer } from './types.js';
 

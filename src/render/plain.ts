@@ -2,7 +2,7 @@
  * One line per event, for CI logs and pipes: no spinners, no cursor movement, no ANSI unless
  * FORCE_COLOR is set. Each line carries the task name.
  */
-import type { EngineEvent } from '../engine/run.js';
+import type { EngineEvent } from '../model/event.js';
 import { mask } from '../util/mask.js';
 import { clock, formatMs, formatProgress } from './format.js';
 import type { Renderer } from './types.js';

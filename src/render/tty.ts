@@ -6,7 +6,7 @@
  * renderer slows down with the square of the task count.
  */
 import { Listr, ListrPromptAdapter, ListrTaskEventType, type ListrTaskWrapper } from 'listr2';
-import type { EngineEvent } from '../engine/run.js';
+import type { EngineEvent } from '../model/event.js';
 import { mask } from '../util/mask.js';
 import type { PromptOptions } from '../model/kind.js';
 import { formatMs, formatProgress } from './format.js';

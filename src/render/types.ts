@@ -1,4 +1,4 @@
-import type { EngineEvent } from '../engine/run.js';
+import type { EngineEvent } from '../model/event.js';
 import type { PromptOptions } from '../model/kind.js';
 
 export interface RenderTask {
