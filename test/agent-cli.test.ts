@@ -161,6 +161,21 @@ test('agent run streams chunks to stdout as they arrive and exits 0', async () =
   assert.equal(proc.stderr(), '');
 });
 
+test('agent run: a succeeded execution with a warning (answer cut at the length limit) says so on stderr, exit 0', async () => {
+  await drainQueue();
+  await client.putAgent('cut', { instructions: 'Be long.' });
+  const run = cli(['agent', 'run', 'cut', '-m', 'tell me everything']);
+  const claim = await client.claim('cut-runner', 10_000);
+  assert.ok(claim);
+  await client.appendChunk(claim.execution.id, 'cut-runner', 'the first half');
+  const done = await client.complete(claim.execution.id, 'cut-runner', { warning: 'the answer was cut at the length limit' });
+  assert.equal(done.warning, 'the answer was cut at the length limit');
+  const r = await run;
+  assert.equal(r.code, 0);
+  assert.equal(r.stdout, 'the first half\n');
+  assert.equal(r.stderr, `stigmer: warning: execution ${claim.execution.id}: the answer was cut at the length limit\n`);
+});
+
 test('agent run reads the message from stdin when it is not a terminal', async () => {
   await drainQueue();
   await client.putAgent('reader', { instructions: 'Read.' });

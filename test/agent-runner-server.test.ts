@@ -58,6 +58,27 @@ test('the real server: an execution is claimed, streamed and completed', async (
   }
 });
 
+test('the real server: an answer cut at the length limit succeeds with a warning on the execution', async () => {
+  const home = tempHome();
+  deps.fakeLlm.reset({ chunks: ['a long answer that'], stopReason: 'length' });
+  const server = await startServer(home);
+  const runner = startRunner(home, server.address, 'runner-w');
+  try {
+    await runner.waitFor(/^agent-runner ready$/m);
+    await server.client.putAgent('helper', { instructions: 'Answer at length.' });
+    const exec = await server.client.createExecution('helper', 'Tell me everything.');
+    const done = await waitForStatus(server.client, exec.id, 'succeeded');
+    assert.equal(done.output, 'a long answer that');
+    assert.equal(done.warning, `the answer was cut at the model's length limit (ollama stop reason "length")`);
+    await runner.waitFor(/warning: the answer was cut at the model's length limit/);
+    assert.equal((await runner.stop('SIGTERM')).code, 0);
+  } finally {
+    await runner.stop('SIGKILL');
+    await server.stop();
+    await cleanupHome(home);
+  }
+});
+
 test('the real server: kill -9 of the runner mid-execution, a new runner completes it after the lease', async () => {
   const home = tempHome();
   deps.fakeLlm.reset({ chunks: Array.from({ length: 60 }, (_, i) => `${i} `), delayMs: 100 });

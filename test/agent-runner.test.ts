@@ -295,7 +295,7 @@ test('a failing provider fails the execution with its message, never the key', a
     const e = await server.waitFor(id, (x) => x.status === 'failed');
     assert.equal(
       e.error,
-      'openai returned 401 (invalid_request_error): Incorrect API key provided: ********. You can find your API key at https://platform.openai.com/account/api-keys. — Check OPENAI_API_KEY: the provider refused the key.',
+      'openai returned 401 (invalid_request_error): Incorrect API key provided: ********. You can find your API key at https://platform.openai.com/account/api-keys. (request id req_fake) — Check OPENAI_API_KEY: the provider refused the key.',
     );
     assert.equal(deps.fakeLlm.chatRequests().length, 1, '401 is not retried');
   });
@@ -329,7 +329,7 @@ test('429 with retry-after is retried before the first chunk', async () => {
   });
   assert.match(
     runner.stdout(),
-    /^execution exec-1: anthropic returned 429 \(rate_limit_error\): Number of request tokens has exceeded your per-minute rate limit; retrying in 100 ms \(attempt 2 of 3\)$/m,
+    /^execution exec-1: anthropic returned 429 \(rate_limit_error\): Number of request tokens has exceeded your per-minute rate limit \(request id req_fake\); retrying in 100 ms \(attempt 2 of 3\)$/m,
   );
 });
 

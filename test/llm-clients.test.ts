@@ -6,7 +6,7 @@ import { fixture, freePort } from './helpers.js';
 import type { FakeLlm, FakeLlmOptions } from './fixtures/fake-llm.mjs';
 import { streamChat, listModels, pullModel, checkProvider, LlmError, LLM_DEFAULTS, type ChatRequest, type LlmProvider, type PullProgress } from '../src/stack/llm/index.js';
 import { readSse, readLines } from '../src/stack/llm/frames.js';
-import { parseRetryAfter } from '../src/stack/llm/http.js';
+import { backoffMs, parseRetryAfter } from '../src/stack/llm/http.js';
 
 const { startFakeLlm } = (await import(pathToFileURL(fixture('fake-llm.mjs')).href)) as typeof import('./fixtures/fake-llm.mjs');
 
@@ -47,6 +47,38 @@ async function collect(req: ChatRequest): Promise<{ chunks: string[]; error?: Ll
   }
 }
 
+for (const provider of ['anthropic', 'openai'] as const) {
+  test(`${provider}: a stream that ends after the final stop reason without its end marker is whole`, async () => {
+    setup({ noEndMarker: true });
+    const { chunks, error } = await collect(request(provider));
+    assert.equal(error, undefined, `no stream-cut: ${error?.message}`);
+    assert.deepEqual(chunks, ['Hello', ', ', 'world', '!']);
+    assert.equal(fake.chatRequests().length, 1);
+  });
+
+  test(`${provider}: a refusal fails with the refusal text`, async () => {
+    setup({ refusal: "I'm sorry, I can't help with that." });
+    const { chunks, error } = await collect(request(provider));
+    assert.deepEqual(chunks, []);
+    assert.equal(error?.kind, 'refusal');
+    assert.equal(error?.retryable, false);
+    const expected =
+      provider === 'openai'
+        ? "openai refused to answer: I'm sorry, I can't help with that. (request id req_fake)"
+        : 'anthropic refused to answer (stop reason "refusal") (request id req_fake)';
+    assert.equal(error!.message, expected);
+    assert.equal(fake.chatRequests().length, 1);
+  });
+}
+
+test('backoff: doubling, capped at 8 s, with up to 25 % jitter taken off', () => {
+  assert.deepEqual([1, 2, 3, 4, 5, 6].map((n) => backoffMs(n, () => 0)), [500, 1000, 2000, 4000, 8000, 8000]);
+  assert.deepEqual([1, 2, 5].map((n) => backoffMs(n, () => 1)), [375, 750, 6000]);
+  const seen = new Set(Array.from({ length: 20 }, () => backoffMs(2)));
+  assert.ok(seen.size > 1, 'jitter varies the delay');
+  for (const d of seen) assert.ok(d >= 750 && d <= 1000, `${d} within [750, 1000]`);
+});
+
 for (const provider of PROVIDERS) {
   test(`${provider}: streams the chunks in order`, async () => {
     setup({ chunks: ['one', ' two', ' three'] });
@@ -73,7 +105,7 @@ for (const provider of PROVIDERS) {
     const { chunks, error } = await collect(request(provider));
     assert.deepEqual(chunks, ['Hello', ', ']);
     assert.equal(error?.kind, 'stream-cut');
-    assert.equal(error!.message, `${provider} stream was cut off after 2 chunks (connection closed by the other side)`);
+    assert.equal(error!.message, `${provider} stream was cut off after 2 chunks (connection closed by the other side)${provider === 'ollama' ? '' : ' (request id req_fake)'}`);
     assert.equal(fake.chatRequests().length, 1, 'no retry once text was handed out');
   });
 
@@ -91,8 +123,8 @@ for (const provider of PROVIDERS) {
     assert.equal(error?.kind, 'stream');
     const expected = {
       ollama: 'ollama stream error: the GPU caught fire',
-      anthropic: 'anthropic stream error (overloaded_error): the GPU caught fire',
-      openai: 'openai stream error (server_error): the GPU caught fire',
+      anthropic: 'anthropic stream error (overloaded_error): the GPU caught fire (request id req_fake)',
+      openai: 'openai stream error (server_error): the GPU caught fire (request id req_fake)',
     }[provider];
     assert.equal(error!.message, expected);
     assert.equal(error!.providerMessage, 'the GPU caught fire');
@@ -107,10 +139,46 @@ for (const provider of PROVIDERS) {
     assert.equal(error?.retryable, true);
     const expected = {
       ollama: 'ollama returned 500: Internal server error',
-      anthropic: 'anthropic returned 500 (api_error): Internal server error',
-      openai: 'openai returned 500 (server_error): Internal server error',
+      anthropic: 'anthropic returned 500 (api_error): Internal server error (request id req_fake)',
+      openai: 'openai returned 500 (server_error): Internal server error (request id req_fake)',
     }[provider];
     assert.equal(error!.message, expected);
+    assert.equal(error!.requestId, provider === 'ollama' ? undefined : 'req_fake');
+  });
+
+  test(`${provider}: 409 is retried, as the SDKs do`, async () => {
+    setup({ status409Times: 1, retryAfterMs: 10 });
+    const { chunks, error } = await collect(request(provider));
+    assert.equal(error, undefined);
+    assert.deepEqual(chunks, ['Hello', ', ', 'world', '!']);
+    assert.equal(fake.chatRequests().length, 2);
+  });
+
+  test(`${provider}: a spend-cap 429 is never retried`, async () => {
+    setup({ spendCap: true });
+    const retries: number[] = [];
+    const { error } = await collect(request(provider, { onRetry: (r) => retries.push(r.delayMs) }));
+    assert.equal(error?.status, 429);
+    assert.equal(error?.retryable, false);
+    assert.deepEqual(retries, []);
+    assert.equal(fake.chatRequests().length, 1, 'one attempt only');
+    assert.match(error!.hint ?? '', /out of quota or at its spend limit/);
+  });
+
+  test(`${provider}: an answer cut at the length limit is whole but reported as truncated`, async () => {
+    setup({ stopReason: provider === 'anthropic' ? 'max_tokens' : 'length' });
+    const ends: unknown[] = [];
+    const { chunks, error } = await collect(request(provider, { onEnd: (e) => ends.push(e) }));
+    assert.equal(error, undefined);
+    assert.deepEqual(chunks, ['Hello', ', ', 'world', '!']);
+    assert.deepEqual(ends, [{ stopReason: provider === 'anthropic' ? 'max_tokens' : 'length', truncated: true }]);
+  });
+
+  test(`${provider}: a normal end is not truncated`, async () => {
+    setup({});
+    const ends: unknown[] = [];
+    await collect(request(provider, { onEnd: (e) => ends.push(e) }));
+    assert.deepEqual(ends, [{ stopReason: provider === 'anthropic' ? 'end_turn' : 'stop', truncated: false }]);
   });
 
   test(`${provider}: the per-call timeout`, async () => {
@@ -204,7 +272,7 @@ test('a retry-after longer than the remaining deadline fails at once', async () 
   assert.equal(fake.chatRequests().length, 1);
   assert.equal(error?.status, 429);
   assert.equal(error?.retryAfterMs, 30_000);
-  assert.equal(error!.message, 'anthropic returned 429 (rate_limit_error): Number of request tokens has exceeded your per-minute rate limit');
+  assert.equal(error!.message, 'anthropic returned 429 (rate_limit_error): Number of request tokens has exceeded your per-minute rate limit (request id req_fake)');
 });
 
 test('anthropic: 529 overloaded is retried', async () => {
@@ -218,7 +286,7 @@ test('anthropic: 529 overloaded is retried', async () => {
 test('anthropic: 529 overloaded on every attempt gives the overloaded message', async () => {
   setup({ failStatus: 529, retryAfterMs: 5 });
   const { error } = await collect(request('anthropic'));
-  assert.equal(error!.message, 'anthropic returned 529 (overloaded_error): Overloaded');
+  assert.equal(error!.message, 'anthropic returned 529 (overloaded_error): Overloaded (request id req_fake)');
   assert.equal(error!.status, 529);
   assert.equal(error!.providerCode, 'overloaded_error');
 });
@@ -227,7 +295,7 @@ test('anthropic: an overloaded error frame before any text is retried', async ()
   setup({ errorAt: 0 });
   const { error } = await collect(request('anthropic', { maxAttempts: 2 }));
   assert.equal(fake.chatRequests().length, 2);
-  assert.equal(error!.message, 'anthropic stream error (overloaded_error): Overloaded');
+  assert.equal(error!.message, 'anthropic stream error (overloaded_error): Overloaded (request id req_fake)');
 });
 
 test('a wrong key: 401 is not retried and the key never appears', async () => {
@@ -240,12 +308,12 @@ test('a wrong key: 401 is not retried and the key never appears', async () => {
   assert.ok(!all.includes(wrong), all);
   assert.equal(
     error!.message,
-    'openai returned 401 (invalid_request_error): Incorrect API key provided: ********. You can find your API key at https://platform.openai.com/account/api-keys.',
+    'openai returned 401 (invalid_request_error): Incorrect API key provided: ********. You can find your API key at https://platform.openai.com/account/api-keys. (request id req_fake)',
   );
   assert.equal(error!.hint, 'Check OPENAI_API_KEY: the provider refused the key.');
 
   const a = await collect(request('anthropic', { apiKey: wrong }));
-  assert.equal(a.error!.message, 'anthropic returned 401 (authentication_error): invalid x-api-key');
+  assert.equal(a.error!.message, 'anthropic returned 401 (authentication_error): invalid x-api-key (request id req_fake)');
   assert.equal(a.error!.hint, 'Check ANTHROPIC_API_KEY: the provider refused the key.');
 });
 
@@ -256,7 +324,7 @@ test('unknown models: 404 with the provider message and a hint', async () => {
   assert.equal(o.error!.hint, 'Pull the model first: stigmer llm pull nope:1b');
   assert.equal(o.error!.retryable, false);
   const a = await collect(request('anthropic', { model: 'claude-sonnet-4.5' }));
-  assert.equal(a.error!.message, 'anthropic returned 404 (not_found_error): model: claude-sonnet-4.5');
+  assert.equal(a.error!.message, 'anthropic returned 404 (not_found_error): model: claude-sonnet-4.5 (request id req_fake)');
   assert.equal(fake.chatRequests().length, 2, 'no retries for 404');
 });
 

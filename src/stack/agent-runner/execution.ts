@@ -90,6 +90,7 @@ export class ExecutionRun {
     const heartbeat = setInterval(() => void this.heartbeat(every), every);
     let chunks = 0;
     let failure: string | undefined;
+    let warning: string | undefined;
     try {
       try {
         for await (const text of streamChat({
@@ -103,6 +104,9 @@ export class ExecutionRun {
           timeoutMs: config.llmTimeoutMs,
           ...(this.deps.llmDispatcher ? { dispatcher: this.deps.llmDispatcher } : {}),
           onRetry: (info) => this.log(describeRetry(info)),
+          onEnd: (end) => {
+            if (end.truncated) warning = `the answer was cut at the model's length limit (${config.llm.provider} stop reason "${end.stopReason ?? 'length'}")`;
+          },
         })) {
           if (this.stop) break;
           chunks++;
@@ -130,7 +134,8 @@ export class ExecutionRun {
         this.log(outcome ? this.stopText(outcome) : `failed after ${formatMs(Date.now() - started)}: ${message}`);
         return outcome ?? 'failed';
       }
-      const outcome = await this.settle('complete', () => this.deps.api.complete(this.id));
+      if (warning) this.log(`warning: ${warning}`);
+      const outcome = await this.settle('complete', () => this.deps.api.complete(this.id, warning));
       this.log(outcome ? this.stopText(outcome) : `succeeded (${chunks} chunk${chunks === 1 ? '' : 's'} in ${formatMs(Date.now() - started)})`);
       return outcome ?? 'succeeded';
     } finally {

@@ -108,8 +108,8 @@ export class RunnerApi {
     await this.call('POST', `/v1/runner/executions/${encodeURIComponent(id)}/heartbeat`, { runner_id: this.runnerId });
   }
 
-  async complete(id: string): Promise<void> {
-    await this.call('POST', `/v1/runner/executions/${encodeURIComponent(id)}/complete`, { runner_id: this.runnerId });
+  async complete(id: string, warning?: string): Promise<void> {
+    await this.call('POST', `/v1/runner/executions/${encodeURIComponent(id)}/complete`, { runner_id: this.runnerId, ...(warning ? { warning } : {}) });
   }
 
   async fail(id: string, error: string): Promise<void> {

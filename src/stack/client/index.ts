@@ -242,8 +242,9 @@ export class StigmerClient {
     await this.request('POST', `/v1/runner/executions/${encodeURIComponent(id)}/heartbeat`, { runner_id: runnerId }, opts);
   }
 
-  async complete(id: string, runnerId: string, opts?: RequestOptions): Promise<Execution> {
-    return (await this.request<Execution>('POST', `/v1/runner/executions/${encodeURIComponent(id)}/complete`, { runner_id: runnerId }, opts)).body;
+  async complete(id: string, runnerId: string, opts?: RequestOptions & { warning?: string }): Promise<Execution> {
+    const body = { runner_id: runnerId, ...(opts?.warning ? { warning: opts.warning } : {}) };
+    return (await this.request<Execution>('POST', `/v1/runner/executions/${encodeURIComponent(id)}/complete`, body, opts)).body;
   }
 
   async fail(id: string, runnerId: string, error: string, opts?: RequestOptions): Promise<Execution> {
@@ -269,7 +270,7 @@ function toEvent(name: string, data: string): ExecutionEvent | undefined {
     case 'status':
       return { type: 'status', status: d['status'] as ExecutionStatus, attempt: typeof d['attempt'] === 'number' ? d['attempt'] : 0 };
     case 'done':
-      return { type: 'done', status: d['status'] as ExecutionStatus, error: typeof d['error'] === 'string' ? d['error'] : null };
+      return { type: 'done', status: d['status'] as ExecutionStatus, error: typeof d['error'] === 'string' ? d['error'] : null, ...(typeof d['warning'] === 'string' ? { warning: d['warning'] } : {}) };
     default:
       return undefined;
   }

@@ -54,7 +54,7 @@ export async function runExecution(client: StigmerClient, agent: string, message
   let attempt = 0;
   let printed = 0;
   let lastChar = '\n';
-  let final: { status: ExecutionStatus; error: string | null } | undefined;
+  let final: { status: ExecutionStatus; error: string | null; warning?: string } | undefined;
   let lostSince: number | undefined;
   const write = (text: string): void => {
     if (text === '') return;
@@ -82,7 +82,7 @@ export async function runExecution(client: StigmerClient, agent: string, message
           printed = Math.max(printed, end);
           seen = end;
         } else {
-          final = { status: ev.status, error: ev.error };
+          final = { status: ev.status, error: ev.error, ...(ev.warning !== undefined ? { warning: ev.warning } : {}) };
         }
       }
     } catch (err) {
@@ -117,6 +117,7 @@ export async function runExecution(client: StigmerClient, agent: string, message
   if (lastChar !== '\n') write('\n');
   switch (final.status) {
     case 'succeeded':
+      if (final.warning) io.stderr(`stigmer: warning: execution ${id}: ${final.warning}\n`);
       return { kind: 'succeeded', id };
     case 'cancelled':
       io.stderr(`stigmer: execution ${id} was cancelled\n`);

@@ -12,10 +12,10 @@ import type { Dispatcher } from 'undici';
 import { registerSecret } from '../../util/mask.js';
 import { formatMs } from '../../model/failure.js';
 import { LlmError, isLlmError } from './errors.js';
-import { CallScope, backoffMs, describeSocketError, firstHeader, isRetryableStatus, parseErrorBody, parseRetryAfter, readText, send } from './http.js';
-import { PROTOCOLS, type ChatTarget } from './protocols.js';
+import { CallScope, backoffMs, describeSocketError, firstHeader, isRetryableStatus, isSpendCap, parseErrorBody, parseRetryAfter, readText, requestIdOf, send } from './http.js';
+import { PROTOCOLS, type ChatEnd, type ChatTarget } from './protocols.js';
 
-export type { ChatMessage } from './protocols.js';
+export type { ChatEnd, ChatMessage } from './protocols.js';
 
 export interface ChatRequest extends ChatTarget {
   signal?: AbortSignal;
@@ -29,6 +29,8 @@ export interface ChatRequest extends ChatTarget {
   dispatcher?: Dispatcher;
   /** told before each retry, e.g. to log it */
   onRetry?: (info: RetryInfo) => void;
+  /** told once the whole answer arrived: how it ended (e.g. cut at the length limit) */
+  onEnd?: (end: ChatEnd) => void;
 }
 
 export interface RetryInfo {
@@ -67,21 +69,28 @@ export async function* streamChat(req: ChatRequest): AsyncGenerator<string, void
       let body: Dispatcher.ResponseData['body'] | undefined;
       let complete = false;
       let answered = false;
+      let requestId: string | undefined;
       try {
         const res = await send({ method: 'POST', url, headers: protocol.headers(target), body: protocol.body(target), scope, ...(req.dispatcher ? { dispatcher: req.dispatcher } : {}) });
         body = res.body;
         answered = true;
+        requestId = requestIdOf(res.headers);
         if (res.statusCode < 200 || res.statusCode >= 300) {
           throw httpError(res.statusCode, res.headers, await readText(res.body));
         }
-        for await (const text of protocol.parse(res.body, target)) {
+        const chunks = protocol.parse(res.body, target);
+        for (;;) {
+          const next = await chunks.next();
+          if (next.done) {
+            complete = true;
+            req.onEnd?.(next.value);
+            return;
+          }
           emitted++;
-          yield text;
+          yield next.value;
         }
-        complete = true;
-        return;
       } catch (e) {
-        const error = classify(e, answered);
+        const error = withRequestId(classify(e, answered), requestId);
         if (emitted > 0 || !error.retryable || attempt >= maxAttempts) throw error;
         const delay = error.retryAfterMs ?? backoffMs(attempt);
         const left = req.timeoutMs ? req.timeoutMs - (Date.now() - started) : Infinity;
@@ -102,9 +111,11 @@ export async function* streamChat(req: ChatRequest): AsyncGenerator<string, void
   function httpError(status: number, headers: Record<string, string | string[] | undefined>, text: string): LlmError {
     const parsed = parseErrorBody(text);
     const shouldRetry = firstHeader(headers, 'x-should-retry');
-    const retryable = shouldRetry === 'true' ? true : shouldRetry === 'false' ? false : isRetryableStatus(status);
+    const spendCap = isSpendCap(status, parsed.code, parsed.message);
+    const retryable = spendCap ? false : shouldRetry === 'true' ? true : shouldRetry === 'false' ? false : isRetryableStatus(status);
     const retryAfterMs = parseRetryAfter(headers);
-    const hint = protocol.hint(status, target, parsed.code);
+    const requestId = requestIdOf(headers);
+    const hint = spendCap ? 'The account is out of quota or at its spend limit: raise it with the provider; retrying will not help.' : protocol.hint(status, target, parsed.code);
     return new LlmError({
       provider: req.provider,
       kind: 'http',
@@ -114,8 +125,26 @@ export async function* streamChat(req: ChatRequest): AsyncGenerator<string, void
       ...(parsed.code !== undefined ? { providerCode: parsed.code } : {}),
       retryable,
       ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      ...(requestId ? { requestId } : {}),
       ...(hint ? { hint } : {}),
       ...(req.apiKey ? { apiKey: req.apiKey } : {}),
+    });
+  }
+
+  /** A failure inside an answered request names the provider's request id, if it sent one. */
+  function withRequestId(e: LlmError, requestId: string | undefined): LlmError {
+    if (!requestId || e.requestId || e.kind === 'aborted' || e.kind === 'timeout') return e;
+    return new LlmError({
+      provider: e.provider,
+      kind: e.kind,
+      message: e.message,
+      ...(e.status !== undefined ? { status: e.status } : {}),
+      ...(e.providerMessage !== undefined ? { providerMessage: e.providerMessage } : {}),
+      ...(e.providerCode !== undefined ? { providerCode: e.providerCode } : {}),
+      retryable: e.retryable,
+      ...(e.retryAfterMs !== undefined ? { retryAfterMs: e.retryAfterMs } : {}),
+      requestId,
+      ...(e.hint !== undefined ? { hint: e.hint } : {}),
     });
   }
 

@@ -14,6 +14,8 @@ export type LlmErrorKind =
   | 'stream'
   /** the stream ended (or was cut) before the provider said it was complete */
   | 'stream-cut'
+  /** the model declined to answer (OpenAI `refusal`, Anthropic stop reason `refusal`) */
+  | 'refusal'
   /** the answer did not parse as the provider's format */
   | 'protocol'
   /** the per-call timeout passed */
@@ -32,6 +34,8 @@ export interface LlmErrorInit {
   providerCode?: string;
   retryable?: boolean;
   retryAfterMs?: number;
+  /** the provider's id of the request (`request-id`, `x-request-id`), for its support */
+  requestId?: string;
   hint?: string;
   /** the key to scrub from every text, in case the provider echoed it */
   apiKey?: string;
@@ -45,11 +49,12 @@ export class LlmError extends Error {
   readonly providerCode: string | undefined;
   readonly retryable: boolean;
   readonly retryAfterMs: number | undefined;
+  readonly requestId: string | undefined;
   readonly hint: string | undefined;
 
   constructor(init: LlmErrorInit) {
     const scrub = (s: string): string => mask(init.apiKey ? s.split(init.apiKey).join('********') : s);
-    super(scrub(init.message));
+    super(scrub(init.requestId ? `${init.message} (request id ${init.requestId})` : init.message));
     this.name = 'LlmError';
     this.provider = init.provider;
     this.kind = init.kind;
@@ -58,6 +63,7 @@ export class LlmError extends Error {
     this.providerCode = init.providerCode;
     this.retryable = init.retryable ?? false;
     this.retryAfterMs = init.retryAfterMs;
+    this.requestId = init.requestId;
     this.hint = init.hint === undefined ? undefined : scrub(init.hint);
   }
 }

@@ -43,14 +43,34 @@ export function parseRetryAfter(headers: Headers, now: number = Date.now()): num
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-/** 0.5 s, 1 s, 2 s, ... capped at 8 s (the providers' SDKs use the same curve). */
-export function backoffMs(retry: number): number {
-  return Math.min(500 * 2 ** (retry - 1), 8000);
+/**
+ * 0.5 s, 1 s, 2 s, ... capped at 8 s, less up to 25 % jitter so that many clients refused at
+ * the same moment do not all come back at the same moment (the providers' SDKs do the same).
+ */
+export function backoffMs(retry: number, random: () => number = Math.random): number {
+  return Math.round(Math.min(500 * 2 ** (retry - 1), 8000) * (1 - random() * 0.25));
 }
 
-/** The statuses worth trying again: rate limits, server errors, Anthropic's 529 overloaded. */
+/** The statuses worth trying again: timeouts, conflicts, rate limits, server errors, Anthropic's 529. */
 export function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || status >= 500;
+  return status === 408 || status === 409 || status === 429 || status >= 500;
+}
+
+/**
+ * A 429 that waiting will not clear: the account's quota or spend cap is used up (OpenAI's
+ * `insufficient_quota`, "You exceeded your current quota"; Anthropic's spend-cap 429s, which come
+ * without `retry-after`). Retrying only burns the attempts.
+ */
+export function isSpendCap(status: number, code: string | undefined, message: string | undefined): boolean {
+  if (status !== 429) return false;
+  if (code === 'insufficient_quota' || code === 'billing_error') return true;
+  return /\b(quota|spend(ing)? (cap|limit)|credit balance|billing)\b/i.test(message ?? '');
+}
+
+/** The provider's request id from the response headers (Anthropic `request-id`, OpenAI `x-request-id`). */
+export function requestIdOf(headers: Headers): string | undefined {
+  const id = header(headers, 'request-id') ?? header(headers, 'x-request-id');
+  return id && id.trim() !== '' ? id.trim() : undefined;
 }
 
 const CONNECTION_CODES: Record<string, string> = {

@@ -27,12 +27,27 @@ export interface ChatTarget {
   maxTokens?: number;
 }
 
+/** How an answer ended, as the provider said it. */
+export interface ChatEnd {
+  /** the provider's own word: `stop`, `end_turn`, `length`, `max_tokens`, ... (absent if it gave none) */
+  stopReason?: string;
+  /** the answer was cut at the length limit (Ollama/OpenAI `length`, Anthropic `max_tokens`) */
+  truncated: boolean;
+}
+
+function ended(stopReason: string | undefined): ChatEnd {
+  return { ...(stopReason ? { stopReason } : {}), truncated: stopReason === 'length' || stopReason === 'max_tokens' };
+}
+
 export interface Protocol {
   url(t: ChatTarget): string;
   headers(t: ChatTarget): Record<string, string>;
   body(t: ChatTarget): unknown;
-  /** text chunks of a 200 answer; throws LlmError for errors the provider puts inside the stream */
-  parse(body: AsyncIterable<Uint8Array>, t: ChatTarget): AsyncGenerator<string>;
+  /**
+   * Text chunks of a 200 answer, returning how the provider said it ended; throws LlmError for
+   * errors the provider puts inside the stream and for refusals.
+   */
+  parse(body: AsyncIterable<Uint8Array>, t: ChatTarget): AsyncGenerator<string, ChatEnd>;
   /** what to suggest for an error status, if anything useful */
   hint(status: number, t: ChatTarget, code: string | undefined): string | undefined;
 }
@@ -46,6 +61,15 @@ function cut(t: ChatTarget, chunks: number): LlmError {
     kind: 'stream-cut',
     message: `${t.provider} stream ended before the answer was complete (after ${chunks} chunk${chunks === 1 ? '' : 's'})`,
     retryable: true,
+  });
+}
+
+function refused(t: ChatTarget, text: string): LlmError {
+  const said = text.trim();
+  return err(t, {
+    kind: 'refusal',
+    message: said ? `${t.provider} refused to answer: ${said}` : `${t.provider} refused to answer (stop reason "refusal")`,
+    ...(said ? { providerMessage: said } : {}),
   });
 }
 
@@ -90,7 +114,7 @@ const ollama: Protocol = {
         chunks++;
         yield text;
       }
-      if (obj['done'] === true) return;
+      if (obj['done'] === true) return ended(typeof obj['done_reason'] === 'string' ? obj['done_reason'] : undefined);
     }
     throw cut(t, chunks);
   },
@@ -115,6 +139,13 @@ const anthropic: Protocol = {
   }),
   async *parse(body, t) {
     let chunks = 0;
+    // Set by the final message_delta: like the SDK, an answer whose stop reason arrived is whole
+    // even if the connection closes before message_stop.
+    let stopReason: string | undefined;
+    const finish = (): ChatEnd => {
+      if (stopReason === 'refusal') throw refused(t, '');
+      return ended(stopReason);
+    };
     for await (const ev of readSse(body)) {
       if (ev.event === 'ping') continue;
       const data = parseJson(t, ev.data);
@@ -127,8 +158,11 @@ const anthropic: Protocol = {
           }
           break;
         }
+        case 'message_delta':
+          if (typeof data['delta']?.stop_reason === 'string') stopReason = data['delta'].stop_reason as string;
+          break;
         case 'message_stop':
-          return;
+          return finish();
         case 'error': {
           const type = typeof data['error']?.type === 'string' ? (data['error'].type as string) : 'error';
           const message = typeof data['error']?.message === 'string' ? (data['error'].message as string) : ev.data;
@@ -141,10 +175,11 @@ const anthropic: Protocol = {
           });
         }
         default:
-          // message_start, content_block_start/stop, message_delta: nothing to forward
+          // message_start, content_block_start/stop: nothing to forward
           break;
       }
     }
+    if (stopReason !== undefined) return finish();
     throw cut(t, chunks);
   },
   hint: (status, t) => keyHint(t, status),
@@ -156,8 +191,16 @@ const openai: Protocol = {
   body: systemFirstBody,
   async *parse(body, t) {
     let chunks = 0;
+    // A refusal comes as `delta.refusal` text with `content: null`; the last choice chunk carries
+    // `finish_reason`, after which the answer is whole even without `data: [DONE]` (as the SDK has it).
+    let refusal = '';
+    let finishReason: string | undefined;
+    const finish = (): ChatEnd => {
+      if (refusal !== '' && chunks === 0) throw refused(t, refusal);
+      return ended(finishReason);
+    };
     for await (const ev of readSse(body)) {
-      if (ev.data === '[DONE]') return;
+      if (ev.data === '[DONE]') return finish();
       const data = parseJson(t, ev.data);
       if (data['error']) {
         const e = data['error'] as { message?: unknown; type?: unknown; code?: unknown };
@@ -170,12 +213,16 @@ const openai: Protocol = {
           ...(code ? { providerCode: code } : {}),
         });
       }
-      const text = data['choices']?.[0]?.delta?.content;
+      const choice = data['choices']?.[0];
+      const text = choice?.delta?.content;
       if (typeof text === 'string' && text !== '') {
         chunks++;
         yield text;
       }
+      if (typeof choice?.delta?.refusal === 'string') refusal += choice.delta.refusal as string;
+      if (typeof choice?.finish_reason === 'string') finishReason = choice.finish_reason as string;
     }
+    if (finishReason !== undefined) return finish();
     throw cut(t, chunks);
   },
   hint: (status, t) => keyHint(t, status),

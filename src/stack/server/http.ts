@@ -15,6 +15,7 @@ import {
   parseExecutionBody,
   parseFailBody,
   parseListQuery,
+  parseCompleteBody,
   parseRunnerBody,
 } from './validate.js';
 
@@ -135,7 +136,7 @@ function sseFrame(event: ExecutionEvent): string {
     case 'status':
       return `event: status\ndata: ${JSON.stringify({ status: event.status, attempt: event.attempt })}\n\n`;
     case 'done':
-      return `event: done\ndata: ${JSON.stringify({ status: event.status, error: event.error })}\n\n`;
+      return `event: done\ndata: ${JSON.stringify({ status: event.status, error: event.error, ...(event.warning !== undefined ? { warning: event.warning } : {}) })}\n\n`;
     default: {
       const never: never = event;
       throw new Error(`Internal error: unknown event ${JSON.stringify(never)}`);
@@ -260,7 +261,10 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     {
       pattern: /^\/v1\/runner\/executions\/([^/]+)\/complete$/,
       methods: {
-        POST: async ({ params, body }) => ({ status: 200, body: await service.complete(params[0]!, parseRunnerBody(await body()).runnerId) }),
+        POST: async ({ params, body }) => {
+          const { runnerId, warning } = parseCompleteBody(await body());
+          return { status: 200, body: await service.complete(params[0]!, runnerId, warning) };
+        },
       },
     },
     {

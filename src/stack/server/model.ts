@@ -48,6 +48,8 @@ export interface Execution {
   status: ExecutionStatus;
   output: string;
   error: string | null;
+  /** set on a succeeded execution whose answer is not what was asked for in full (cut at the length limit) */
+  warning?: string;
   created_at: string;
   updated_at: string;
   attempts: number;
@@ -72,7 +74,7 @@ export type ExecutionEvent =
   /** the status changed (or, first thing on a stream, the current status); `attempt` counts claims */
   | { type: 'status'; status: ExecutionStatus; attempt: number }
   /** the last event: the final status and the error of a failed execution */
-  | { type: 'done'; status: ExecutionStatus; error: string | null };
+  | { type: 'done'; status: ExecutionStatus; error: string | null; warning?: string };
 
 export interface Health {
   status: 'ok';

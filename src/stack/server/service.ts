@@ -184,13 +184,14 @@ export class Service {
     this.queue.delete(exec.id);
     this.leases.delete(exec.id);
     const durable = this.store.saveExecution(exec, true);
-    this.emit(exec.id, { type: 'done', status, error });
+    this.emit(exec.id, { type: 'done', status, error, ...(exec.warning !== undefined ? { warning: exec.warning } : {}) });
     await durable;
   }
 
   private requeue(exec: StoredExecution): Promise<void> {
     exec.status = 'queued';
     exec.output = '';
+    delete exec.warning;
     exec.runner_id = null;
     exec.updated_at = this.stamp();
     this.leases.delete(exec.id);
@@ -213,7 +214,7 @@ export class Service {
     const replay: ExecutionEvent[] = [{ type: 'status', status: exec.status, attempt: exec.attempts }];
     if (exec.output) replay.push({ type: 'chunk', text: exec.output });
     if (isFinished(exec.status)) {
-      replay.push({ type: 'done', status: exec.status, error: exec.error });
+      replay.push({ type: 'done', status: exec.status, error: exec.error, ...(exec.warning !== undefined ? { warning: exec.warning } : {}) });
       return { replay, finished: true, stop: () => {} };
     }
     let set = this.listeners.get(id);
@@ -332,8 +333,9 @@ export class Service {
     this.held(id, runnerId);
   }
 
-  async complete(id: string, runnerId: string): Promise<Execution> {
+  async complete(id: string, runnerId: string, warning?: string): Promise<Execution> {
     const exec = this.held(id, runnerId);
+    if (warning !== undefined) exec.warning = warning;
     await this.finish(exec, 'succeeded', null);
     return publicExecution(exec);
   }

@@ -97,6 +97,12 @@ export function parseRunnerBody(raw: unknown): { runnerId: string } {
   return { runnerId: nonEmptyString(required(body, 'runner_id'), 'runner_id', MAX_RUNNER_ID) };
 }
 
+export function parseCompleteBody(raw: unknown): { runnerId: string; warning?: string } {
+  const body = object(raw, ['runner_id', 'warning']);
+  const runnerId = nonEmptyString(required(body, 'runner_id'), 'runner_id', MAX_RUNNER_ID);
+  return body['warning'] === undefined ? { runnerId } : { runnerId, warning: nonEmptyString(body['warning'], 'warning') };
+}
+
 export function parseChunkBody(raw: unknown): { runnerId: string; text: string } {
   const body = object(raw, ['runner_id', 'text']);
   const runnerId = nonEmptyString(required(body, 'runner_id'), 'runner_id', MAX_RUNNER_ID);
