@@ -18,7 +18,7 @@ import type { TaskSpec } from '../src/model/task.js';
 import { createPlainRenderer } from '../src/render/plain.js';
 import { StateStore } from '../src/engine/state.js';
 import type { TaskKind } from '../src/model/kind.js';
-import { kinds } from '../tasks/index.js';
+import { kindRegistry } from '../src/model/kind.js';
 
 const KIND = 'bench-noop';
 
@@ -54,7 +54,6 @@ function randomDag(n: number, seed: number): { file: TasksFile; edges: number } 
 async function main(): Promise<void> {
   const n = Number(process.argv[2] ?? '10000');
   const seed = Number(process.argv[3] ?? '1');
-  kinds[KIND] = async () => ({ default: noop });
   const dataDir = mkdtempSync(join(tmpdir(), 'stigmer-bench-scale-'));
   try {
     const base = process.memoryUsage();
@@ -78,6 +77,7 @@ async function main(): Promise<void> {
     const t1 = performance.now();
     const outcome = await runGraph({
       graph,
+      kinds: kindRegistry({ [KIND]: async () => ({ default: noop }) }),
       baseDir: file.dir,
       dataDir,
       state: new StateStore(join(dataDir, 'state.json')),

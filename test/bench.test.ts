@@ -22,7 +22,8 @@ import type { TaskSpec } from '../src/model/task.js';
 import { createPlainRenderer } from '../src/render/plain.js';
 import { StateStore } from '../src/engine/state.js';
 import { TaskError, type TaskKind } from '../src/model/kind.js';
-import { kinds } from '../tasks/index.js';
+import { kinds } from '../src/commands/kinds.js';
+import { kindRegistry } from '../src/model/kind.js';
 
 test('stats: median of odd and even samples, min, max', () => {
   assert.deepEqual(stats([5, 1, 3]), { median: 3, min: 1, max: 5, runs: [5, 1, 3] });
@@ -42,7 +43,7 @@ test('critical path of the bench stack follows the heaviest chain of needs', () 
 
 test('the bench stack is a valid tasks file with the same needs as the other tools get', async () => {
   const yaml = stigmerYaml({ temporal: 17233, server: 17234, runner: 17235 });
-  const file = await parseTasks(yaml, '/bench/stigmer.tasks.yaml', 'stigmer.tasks.yaml');
+  const file = await parseTasks(yaml, '/bench/stigmer.tasks.yaml', 'stigmer.tasks.yaml', { kinds });
   assert.equal(file.tasks.size, 7);
   for (const [name, needs] of Object.entries(NEEDS)) assert.deepEqual(file.tasks.get(name)?.needs, needs, name);
   const w = wireitPackage({ temporal: 17233, server: 17234, runner: 17235 }) as { wireit: Record<string, { dependencies?: string[] }> };
@@ -85,6 +86,13 @@ const boom: TaskKind = {
   },
 };
 
+/** The engine gets only these kinds: it knows none of its own. */
+const testKinds = kindRegistry({
+  'test-increment': async () => ({ default: increment as TaskKind<any> }),
+  'test-hang': async () => ({ default: hang }),
+  'test-boom': async () => ({ default: boom }),
+});
+
 function graphOf(specs: Array<Pick<TaskSpec, 'name' | 'uses' | 'needs' | 'with'>>): ReturnType<typeof buildGraph> {
   const tasks = new Map<string, TaskSpec>(specs.map((s) => [s.name, { ...s, optional: false, env: {} }]));
   return buildGraph({ path: '/t/x.yaml', displayPath: 'x.yaml', dir: tmpdir(), tasks });
@@ -96,6 +104,7 @@ async function run(graph: ReturnType<typeof buildGraph>, events: EngineEvent[] =
     const renderer = createPlainRenderer(new Writable({ write: (_c, _e, cb) => cb() }));
     return await runGraph({
       graph,
+      kinds: testKinds,
       baseDir: dir,
       dataDir: dir,
       state: new StateStore(join(dir, 'state.json')),
@@ -114,7 +123,6 @@ async function run(graph: ReturnType<typeof buildGraph>, events: EngineEvent[] =
 }
 
 test('a 3,000-task chain: every task runs and reads its need\'s outputs', async () => {
-  kinds['test-increment'] = async () => ({ default: increment as TaskKind<any> });
   const specs = Array.from({ length: 3000 }, (_, i) => ({
     name: `t${i}`,
     uses: 'test-increment',
@@ -128,7 +136,6 @@ test('a 3,000-task chain: every task runs and reads its need\'s outputs', async 
 });
 
 test('a reference to a task with no outputs still fails with its message', async () => {
-  kinds['test-increment'] = async () => ({ default: increment as TaskKind<any> });
   // "constructor" is a valid task name: the lookup must not find Object's own properties.
   const events: EngineEvent[] = [];
   const outcome = await run(graphOf([{ name: 'a', uses: 'test-increment', needs: [], with: { n: '${{ tasks.constructor.outputs.n }}' } }]), events);
@@ -138,9 +145,6 @@ test('a reference to a task with no outputs still fails with its message', async
 });
 
 test('a failure cancels every task in flight and skips the rest', async () => {
-  kinds['test-hang'] = async () => ({ default: hang });
-  kinds['test-boom'] = async () => ({ default: boom });
-  kinds['test-increment'] = async () => ({ default: increment as TaskKind<any> });
   const hanging = Array.from({ length: 30 }, (_, i) => ({ name: `h${i}`, uses: 'test-hang', needs: [], with: {} }));
   const events: EngineEvent[] = [];
   const outcome = await run(graphOf([...hanging, { name: 'boom', uses: 'test-boom', needs: [], with: {} }, { name: 'after', uses: 'test-increment', needs: ['h0'], with: { n: 1 } }]), events);

@@ -1,12 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseTasks } from '../src/engine/load.js';
+import { kinds } from '../src/commands/kinds.js';
 import { UserError } from '../src/util/errors.js';
 import { evaluate, parseRef, truthy } from '../src/engine/expressions.js';
 
 async function errorsOf(source: string, config?: unknown): Promise<string> {
   try {
-    await parseTasks(source, '/x/stigmer.tasks.yaml', 'stigmer.tasks.yaml', config === undefined ? {} : { config });
+    await parseTasks(source, '/x/stigmer.tasks.yaml', 'stigmer.tasks.yaml', config === undefined ? { kinds } : { config, kinds });
   } catch (err) {
     assert.ok(err instanceof UserError, `expected a UserError, got ${String(err)}`);
     assert.equal(err.exitCode, 2);
@@ -23,6 +24,7 @@ test('a valid file loads with its tasks in order', async () => {
     'version: 1\ntasks:\n  a:\n    uses: exec\n    with: { command: "true" }\n  b:\n    uses: exec\n    needs: [a]\n    with: { command: echo, args: ["${{ tasks.a.outputs.stdout }}"] }\n',
     '/x/f.yaml',
     'f.yaml',
+    { kinds },
   );
   assert.deepEqual([...f.tasks.keys()], ['a', 'b']);
   assert.deepEqual(f.tasks.get('b')!.needs, ['a']);

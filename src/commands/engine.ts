@@ -4,6 +4,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { App } from '../app.js';
 import { stigmerHome } from '../util/paths.js';
+import { kinds } from './kinds.js';
 
 const DEFAULT_FILE = './stigmer.tasks.yaml';
 
@@ -58,6 +59,7 @@ export function register(program: Command, app: App): void {
       const { runUp } = await import('../engine/drivers.js');
       app.exitCode = await runUp({
         file: o.file,
+        kinds,
         dataDir: dataDir(o),
         ...(await scope()),
         app,
@@ -85,7 +87,7 @@ export function register(program: Command, app: App): void {
     .addOption(outputOption())
     .action(async (task: string, o: FileOpts & { deps: boolean; input: boolean; output: 'auto' | 'plain' | 'json' }) => {
       const { runTask } = await import('../engine/drivers.js');
-      app.exitCode = await runTask({ file: o.file, dataDir: dataDir(o), ...(await scope()), app, output: o.output, task, noDeps: !o.deps, noInput: !o.input });
+      app.exitCode = await runTask({ file: o.file, kinds, dataDir: dataDir(o), ...(await scope()), app, output: o.output, task, noDeps: !o.deps, noInput: !o.input });
     });
 
   dataDirOption(program.command('status'))
@@ -114,7 +116,7 @@ export function register(program: Command, app: App): void {
     .action(async (o: FileOpts & { format: 'text' | 'mermaid' | 'json' }) => {
       const [{ loadTasksFile }, { buildGraph }, { describeGraph }] = await Promise.all([import('../engine/load.js'), import('../engine/graph.js'), import('../engine/inspect.js')]);
       const s = await scope();
-      const file = await loadTasksFile(o.file, { config: s.config });
+      const file = await loadTasksFile(o.file, { config: s.config, kinds });
       process.stdout.write(describeGraph(buildGraph(file), o.format, dataDir(o)) + '\n');
     });
 
@@ -123,7 +125,7 @@ export function register(program: Command, app: App): void {
     .action(async (o: FileOpts) => {
       const { loadTasksFile } = await import('../engine/load.js');
       const s = await scope();
-      const file = await loadTasksFile(o.file, { config: s.config });
+      const file = await loadTasksFile(o.file, { config: s.config, kinds });
       process.stdout.write(`${file.displayPath}: ok (${file.tasks.size} task${file.tasks.size === 1 ? '' : 's'})\n`);
     });
 }

@@ -51,7 +51,7 @@ export function register(program: Command, app: App): void {
     .option('--foreground', 'stay attached and stream the logs; Ctrl-C stops everything')
     .action(async (o: StartOpts) => {
       const { startStack } = await import('../stack/local.js');
-      app.exitCode = await startStack({ app, flags: flagsOf(o), noInput: !o.input, output: o.output, ...(o.foreground ? { foreground: true } : {}) });
+      app.exitCode = await startStack({ app, kinds: (await import('./kinds.js')).kinds, flags: flagsOf(o), noInput: !o.input, output: o.output, ...(o.foreground ? { foreground: true } : {}) });
     });
 
   local
@@ -67,7 +67,7 @@ export function register(program: Command, app: App): void {
     .description('stop the stack, then start it again (picks up config changes)')
     .action(async (o: StartOpts) => {
       const { restartStack } = await import('../stack/local.js');
-      app.exitCode = await restartStack({ app, flags: flagsOf(o), noInput: !o.input, output: o.output });
+      app.exitCode = await restartStack({ app, kinds: (await import('./kinds.js')).kinds, flags: flagsOf(o), noInput: !o.input, output: o.output });
     });
 
   local

@@ -14,6 +14,7 @@ import { runGraph, type RunOutcome } from './run.js';
 import type { EngineEvent } from '../model/event.js';
 import { EXIT, UserError } from '../util/errors.js';
 import type { Failure } from '../model/failure.js';
+import type { KindRegistry } from '../model/kind.js';
 import { buildGraph, type Graph } from './graph.js';
 import { loadTasksFile, type TasksFile } from './load.js';
 import { acquireLock } from './lock.js';
@@ -22,7 +23,6 @@ import { dataPaths } from '../util/paths.js';
 import { undoRecorded } from './rollback.js';
 import type { Renderer, OutputMode } from '../render/types.js';
 import { StateStore } from './state.js';
-import { loadKind } from '../../tasks/index.js';
 import { forceKillAll } from './undo.js';
 
 export interface CommonOptions {
@@ -33,6 +33,8 @@ export interface CommonOptions {
 
 export interface UpOptions extends CommonOptions {
   file: string;
+  /** the task kinds the file may use (src/commands/kinds.ts) */
+  kinds: KindRegistry;
   /** the resolved stigmer config, for `${{ config.* }}` */
   config: unknown;
   /** the environment for `${{ env.* }}` (real environment over .env) */
@@ -133,6 +135,7 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
     const prompting = canPrompt(o.noInput);
     const outcome = await runGraph({
       graph: x.graph,
+      kinds: o.kinds,
       baseDir: x.file.dir,
       dataDir: o.dataDir,
       state,
@@ -201,7 +204,7 @@ async function stayInForeground(o: UpOptions, graph: Graph, state: StateStore): 
 }
 
 export async function runUp(o: UpOptions): Promise<number> {
-  const file = await loadTasksFile(o.file, { config: o.config });
+  const file = await loadTasksFile(o.file, { config: o.config, kinds: o.kinds });
   for (const t of o.only ?? []) if (!file.tasks.has(t)) throw new UserError(`--only ${t}: no such task in ${file.displayPath}${didYouMean(t, file.tasks.keys())}`, EXIT.usage);
   const graph = buildGraph(file, o.only);
   return execute(o, { graph, file, ...(o.foreground ? { foreground: true } : {}) });
@@ -209,7 +212,7 @@ export async function runUp(o: UpOptions): Promise<number> {
 
 /** `stigmer run <task>`: rerun one step (its previous instance is undone first). */
 export async function runTask(o: RunTaskOptions): Promise<number> {
-  const file = await loadTasksFile(o.file, { config: o.config });
+  const file = await loadTasksFile(o.file, { config: o.config, kinds: o.kinds });
   if (!file.tasks.has(o.task)) {
     throw new UserError(`stigmer: no task "${o.task}" in ${file.displayPath}${didYouMean(o.task, file.tasks.keys())}\nTasks: ${[...file.tasks.keys()].join(', ')}`, EXIT.usage);
   }
@@ -220,7 +223,7 @@ export async function runTask(o: RunTaskOptions): Promise<number> {
     const state = StateStore.read(dataPaths(o.dataDir).state);
     const missing: string[] = [];
     for (const n of useRecorded) {
-      const kind = await loadKind(graph.nodes.get(n)!.spec.uses);
+      const kind = await o.kinds.load(graph.nodes.get(n)!.spec.uses);
       const rec = state?.tasks[n];
       if (!kind.pure && !(rec && (rec.status === 'ready' || rec.status === 'done') && rec.outputs)) missing.push(n);
     }

@@ -11,9 +11,9 @@ import { didYouMean, formatDiagnostics, type Diagnostic } from '../util/diagnost
 import { diagnosticAt, findNode, pointerPath, syntaxDiagnostics, valueAt, type AjvError, type Validator } from '../util/yaml-source.js';
 import { UserError, EXIT } from '../util/errors.js';
 import { findRefs, parseRef } from './expressions.js';
-import { kindNames } from '../../tasks/index.js';
 import { validatorFile } from '../util/paths.js';
 import type { TaskSpec } from '../model/task.js';
+import type { KindRegistry } from '../model/kind.js';
 
 export interface TasksFile {
   /** absolute path */
@@ -27,6 +27,8 @@ export interface TasksFile {
 }
 
 export interface LoadOptions {
+  /** the kinds `uses:` may name */
+  kinds: KindRegistry;
   /** the resolved config, to check `config.*` references; skipped when absent */
   config?: unknown;
 }
@@ -186,7 +188,7 @@ export function transitiveNeeds(tasks: Map<string, { needs: string[] }>, name: s
 }
 
 /** Read, parse and check a tasks file. Throws UserError (exit 2) listing every problem. */
-export async function loadTasksFile(file: string, opts: LoadOptions = {}): Promise<TasksFile> {
+export async function loadTasksFile(file: string, opts: LoadOptions): Promise<TasksFile> {
   const path = resolve(file);
   const displayPath = relative(process.cwd(), path).startsWith('..') ? path : relative(process.cwd(), path) || path;
   let source: string;
@@ -204,7 +206,7 @@ export async function loadTasksFile(file: string, opts: LoadOptions = {}): Promi
   return parseTasks(source, path, displayPath, opts);
 }
 
-export async function parseTasks(source: string, path: string, displayPath: string, opts: LoadOptions = {}): Promise<TasksFile> {
+export async function parseTasks(source: string, path: string, displayPath: string, opts: LoadOptions): Promise<TasksFile> {
   const lc = new LineCounter();
   const doc = parseDocument(source, { lineCounter: lc, uniqueKeys: false, prettyErrors: false });
   const pos = new Positions(doc, lc);
@@ -256,6 +258,7 @@ export async function parseTasks(source: string, path: string, displayPath: stri
   }
 
   // Kinds and needs.
+  const kindNames = opts.kinds.names;
   for (const t of tasks.values()) {
     if (t.uses && !kindNames.includes(t.uses)) {
       diags.push(pos.diag(displayPath, ['tasks', t.name, 'uses'], `tasks.${t.name}.uses: unknown task kind "${t.uses}"${didYouMean(t.uses, kindNames)} (known: ${kindNames.join(', ')})`));

@@ -18,14 +18,15 @@ import type { EngineEvent } from '../model/event.js';
 import type { Graph } from './graph.js';
 import { maskDeep } from '../util/mask.js';
 import type { StateStore } from './state.js';
-import type { PromptOptions, TaskKind, TaskStatus } from '../model/kind.js';
+import type { KindRegistry, PromptOptions, TaskKind, TaskStatus } from '../model/kind.js';
 import type { TaskNode } from '../model/task.js';
-import { loadKind } from '../../tasks/index.js';
 import { resolveTask } from './resolve-task.js';
 import { runTask, stopPrevious, type TaskOutcome } from './run-task.js';
 
 export interface RunOptions {
   graph: Graph;
+  /** where the graph's `uses:` names are loaded from */
+  kinds: KindRegistry;
   /** directory relative paths resolve against */
   baseDir: string;
   dataDir: string;
@@ -135,7 +136,7 @@ class Scheduler {
     if (signal.aborted) onAbort();
     if (graph.nodes.size === 0) this.finish();
     // Load every kind the graph uses now, while the first tasks run, not when each is first needed.
-    for (const uses of new Set([...graph.nodes.values()].map((n) => n.spec.uses))) loadKind(uses).catch(() => {});
+    for (const uses of new Set([...graph.nodes.values()].map((n) => n.spec.uses))) this.o.kinds.load(uses).catch(() => {});
     const roots = graph.order.filter((name) => this.status.get(name) === 'pending' && this.unsettled.get(name) === 0);
     for (const name of roots.sort((a, b) => this.node(b).height - this.node(a).height)) this.schedule(name);
     await this.finished;
@@ -233,7 +234,7 @@ class Scheduler {
 
     let kind: TaskKind<any>;
     try {
-      kind = await loadKind(node.spec.uses);
+      kind = await o.kinds.load(node.spec.uses);
     } catch (err) {
       return this.onFailure(name, fail.taskError(`cannot load task kind ${node.spec.uses}: ${(err as Error).message}`), t0, 'oneshot');
     }

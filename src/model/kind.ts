@@ -156,6 +156,31 @@ export interface TaskKind<W = Record<string, unknown>> {
   run(ctx: TaskContext<W>): Promise<TaskResult>;
 }
 
+/** Imports a kind's module on first use, so a command loads only the kinds its graph uses. */
+export type KindLoader = () => Promise<{ default: TaskKind<any> }>;
+
+/**
+ * The kinds a run may use, by `uses:` name. The engine knows no kind itself: src/commands/
+ * assembles the registry and passes it in (as lage's runner picker gets its runners).
+ */
+export interface KindRegistry {
+  /** every `uses:` name, for the loader's "unknown task kind" check */
+  readonly names: readonly string[];
+  /** the kind, imported on first use; throws for a name the registry does not have */
+  load(name: string): Promise<TaskKind<any>>;
+}
+
+export function kindRegistry(loaders: Readonly<Record<string, KindLoader>>): KindRegistry {
+  return {
+    names: Object.keys(loaders),
+    load: async (name) => {
+      const loader = Object.hasOwn(loaders, name) ? loaders[name] : undefined;
+      if (!loader) throw new Error(`Internal error: unknown task kind "${name}" passed validation`);
+      return (await loader()).default;
+    },
+  };
+}
+
 /** The error a kind throws for an expected failure. */
 export class TaskError extends Error {
   readonly failure: Failure;

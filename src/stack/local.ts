@@ -12,6 +12,7 @@ import { mask } from '../util/mask.js';
 import { dataPaths, packageRoot, stigmerHome } from '../util/paths.js';
 import { didYouMean } from '../util/diagnostics.js';
 import type { OutputMode } from '../render/types.js';
+import type { KindRegistry } from '../model/kind.js';
 import type { ConfigFlags, StigmerConfig } from './config/types.js';
 
 /** The stack file shipped with the package. */
@@ -19,10 +20,11 @@ export const STACK_FILE = join(packageRoot, 'stigmer.tasks.yaml');
 
 /** Friendly component names for `logs` and `status`, and the task behind each. */
 export const COMPONENTS = { temporal: 'start-temporal', server: 'start-server', 'agent-runner': 'start-agent-runner' } as const;
-export type Component = keyof typeof COMPONENTS;
 
 export interface StartOptions {
   app: App;
+  /** the task kinds of the stack file (src/commands/kinds.ts) */
+  kinds: KindRegistry;
   flags: ConfigFlags;
   foreground?: boolean;
   noInput?: boolean;
@@ -39,6 +41,7 @@ export async function startStack(o: StartOptions): Promise<number> {
   const json = o.output === 'json';
   return runUp({
     file: STACK_FILE,
+    kinds: o.kinds,
     dataDir: home,
     config,
     env: loadDotenv(process.cwd(), process.env),
