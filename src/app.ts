@@ -6,31 +6,7 @@
  *   second signal -> run the force hooks (SIGKILL every process group) and exit at once
  */
 import { EXIT } from './util/errors.js';
-
-export type InterruptSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
-
-export interface App {
-  /** aborted on the first SIGINT/SIGTERM/SIGHUP; `signal.reason` is the signal name */
-  readonly signal: AbortSignal;
-  /** the signal that interrupted the run, if any */
-  interruptedBy(): InterruptSignal | undefined;
-  /** run on the second signal, before exiting */
-  onForce(hook: () => void): void;
-  /**
-   * Start listening for signals (commands that run tasks call this). `doing` says what the first
-   * signal starts, e.g. "cancelling the execution" (default: undoing what was started).
-   */
-  listen(doing?: string): void;
-  /** simulate a signal (used by the prompt's Ctrl-C) */
-  interrupt(sig: InterruptSignal): void;
-  exitCode: number;
-}
-
-export const signalExitCode: Record<InterruptSignal, number> = {
-  SIGINT: EXIT.sigint,
-  SIGTERM: EXIT.sigterm,
-  SIGHUP: EXIT.sighup,
-};
+import { signalExitCode, type App, type InterruptSignal } from './model/app.js';
 
 export function createApp(): App {
   const controller = new AbortController();

@@ -5,7 +5,8 @@
  */
 import { EXIT, UserError } from './util/errors.js';
 import { mask } from './util/mask.js';
-import { createApp, type App } from './app.js';
+import { createApp } from './app.js';
+import type { App } from './model/app.js';
 
 const VERSION = '0.1.0';
 

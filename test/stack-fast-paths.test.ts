@@ -4,7 +4,7 @@
  *   process group holds every declared port; otherwise the real probe decides;
  * - an installed download is trusted without hashing only while each file's stamp (size, inode,
  *   mtime, ctime) is unchanged; anything else is hashed as before;
- * - the Ollama check (check-llm, status) without undici reports what checkProvider reported;
+ * - the Ollama check (check-llm, status) without undici: the model pulled or not, and why it is unreachable;
  * - `local start --foreground` prints the addresses once ready, then Ctrl-C stops everything.
  */
 import { test } from 'node:test';
@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type { TaskRecord, TaskResult, UndoDescriptor } from '../src/model/kind.js';
 import { isAlive, type StopProcess } from '../src/process/proc.js';
 import processKind, { type ProcessWith } from '../tasks/process.js';
-import { checkOllama } from '../tasks/check-llm.js';
+import { checkOllama } from '../src/stack/llm/check.js';
 import { checkInstalled, installDownload } from '../src/process/download/install.js';
 import { makeContext, undoAll } from './kind-context.js';
 import { assertNothingLeft, cleanupHome, cliEnv, cliPath, fixture, freePort, sleep, tempHome } from './helpers.js';

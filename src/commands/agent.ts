@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { signalExitCode, type App } from '../app.js';
+import { signalExitCode, type App } from '../model/app.js';
 import { EXIT, UserError } from '../util/errors.js';
 import type { StigmerClient } from '../stack/client/index.js';
 

@@ -6,7 +6,7 @@
  * a running stack must be restarted.
  */
 import type { Command } from 'commander';
-import type { App } from '../app.js';
+import type { App } from '../model/app.js';
 
 export function register(program: Command, app: App): void {
   void app;

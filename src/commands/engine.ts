@@ -2,7 +2,7 @@
  * The generic task-graph commands, on any tasks file: up, down, run, status, logs, graph, validate.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import type { App } from '../app.js';
+import type { App } from '../model/app.js';
 import { stigmerHome } from '../util/paths.js';
 import { kinds } from './kinds.js';
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { App } from '../app.js';
+import type { App } from '../model/app.js';
 import { register as registerConfig } from './config.js';
 import { register as registerInit } from './init.js';
 import { register as registerLocal } from './local.js';

@@ -4,7 +4,7 @@
  * existing config is kept (--force rewrites it, keeping a .bak) and a verified install is reused.
  */
 import type { Command } from 'commander';
-import type { App } from '../app.js';
+import type { App } from '../model/app.js';
 
 interface InitOptions {
   force?: boolean;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { App } from '../app.js';
+import type { App } from '../model/app.js';
 
 /**
  * `stigmer internal ...`: the processes the local stack runs, through the same executable

@@ -5,7 +5,7 @@
  * work with a broken config.yaml.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { App } from '../app.js';
+import type { App } from '../model/app.js';
 
 interface ConfigFlagOpts {
   llmProvider?: string;

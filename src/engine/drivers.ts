@@ -7,8 +7,7 @@
  *     -> failed / interrupted: undo what this run started, in reverse, report, exit 1 / 129-143
  */
 import { existsSync } from 'node:fs';
-import type { App } from '../app.js';
-import { signalExitCode, type InterruptSignal } from '../app.js';
+import { signalExitCode, type App, type InterruptSignal } from '../model/app.js';
 import { didYouMean } from '../util/diagnostics.js';
 import { runGraph, type RunOutcome } from './run.js';
 import type { EngineEvent } from '../model/event.js';

@@ -11,8 +11,7 @@
  */
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { App } from '../app.js';
-import { signalExitCode } from '../app.js';
+import { signalExitCode, type App } from '../model/app.js';
 import { EXIT, UserError } from '../util/errors.js';
 import { mask } from '../util/mask.js';
 import { stigmerHome } from '../util/paths.js';

@@ -5,7 +5,7 @@
  * its failures live in the stack file).
  */
 import { join } from 'node:path';
-import type { App } from '../app.js';
+import type { App } from '../model/app.js';
 import { EXIT, UserError } from '../util/errors.js';
 import { fail } from '../model/failure.js';
 import { mask } from '../util/mask.js';

@@ -69,7 +69,7 @@ export async function stackStatus(): Promise<StackStatus> {
     ? { health: temporalHealth(resolved, stateOf(COMPONENTS.temporal)), llm: llmStatus(resolved) }
     : undefined;
 
-  const [{ tryLoadConfig, readDotenv }, { resolveStack }] = await Promise.all([import('./config/index.js'), import('../../tasks/resolve-config.js')]);
+  const [{ tryLoadConfig, readDotenv }, { resolveStack }] = await Promise.all([import('./config/index.js'), import('./resolve.js')]);
   const loaded = tryLoadConfig({ home });
   const config: StackStatus['config'] = loaded.ok
     ? { file: loaded.file, valid: true }
@@ -164,7 +164,7 @@ async function llmStatus(r: ResolvedView): Promise<StackStatus['llm']> {
   if (provider !== 'ollama') {
     return { provider, model, base_url, reachable: null, model_present: null, message: 'not checked (no network call is made for hosted providers)', hint: null };
   }
-  const { checkOllama } = await import('../../tasks/check-llm.js');
+  const { checkOllama } = await import('./llm/check.js');
   const c = await checkOllama(base_url, model, { timeoutMs: PROBE_MS });
   return { provider, model, base_url, reachable: c.reachable, model_present: c.modelPresent ?? null, message: c.message, hint: c.hint ?? null };
 }

@@ -1,71 +1,82 @@
 /**
- * `checkProvider`: can the configured provider be used? The stack's `check-llm` task and
- * `stigmer local status` call it. It never throws and never prints a key.
+ * `checkOllama`: is Ollama reachable, and is the model pulled? The stack's `check-llm` task and
+ * `stigmer local status` call it. It never throws.
+ *
+ * One GET of /api/tags through node's own http client. It runs on every `local start`, so it
+ * stays light: undici would add its import (30-60 ms) and, before the CLI can exit, the background
+ * compile of its wasm HTTP parser (~80 ms) to a start that otherwise takes ~200 ms on a running
+ * stack.
  */
-import type { Dispatcher } from 'undici';
-import { LLM_DEFAULTS, type LlmProvider } from './defaults.js';
-import { isLlmError } from './errors.js';
-import { listModels, sameModel } from './ollama.js';
-
-export interface CheckProviderOptions {
-  provider: LlmProvider;
-  model: string;
-  baseUrl: string;
-  apiKey?: string;
-  signal?: AbortSignal;
-  /** for the Ollama probe (default 3 s) */
-  timeoutMs?: number;
-  dispatcher?: Dispatcher;
-}
+import { formatMs } from '../../model/failure.js';
 
 export interface ProviderCheck {
-  /** ollama: /api/tags answered; anthropic/openai: the key is set (no network call is made) */
+  /** /api/tags answered */
   reachable: boolean;
-  /** ollama only: the model is among the pulled ones */
+  /** the model is among the pulled ones */
   modelPresent?: boolean;
-  /** anthropic/openai: whether the key variable has a value */
-  keySet?: boolean;
   /** one line saying what was found */
   message: string;
   /** what to do about it, when something is missing */
   hint?: string;
 }
 
-export async function checkProvider(opts: CheckProviderOptions): Promise<ProviderCheck> {
-  if (opts.provider !== 'ollama') {
-    const variable = LLM_DEFAULTS[opts.provider].key_env!;
-    if (!opts.apiKey) {
-      return {
-        reachable: false,
-        keySet: false,
-        message: `${variable} is not set (needed for ${opts.provider})`,
-        hint: `Set ${variable} in the environment or in .env.`,
-      };
-    }
-    return { reachable: true, keySet: true, message: `${opts.provider} ${opts.model} (${variable} is set)` };
-  }
+/** More of an /api/tags answer than this is not read. */
+const TAGS_LIMIT = 16 * 1024 * 1024;
+
+/** Is Ollama at `baseUrl` reachable, and is `model` pulled? Never throws. */
+export async function checkOllama(baseUrl: string, model: string, o: { timeoutMs: number; signal?: AbortSignal }): Promise<ProviderCheck> {
+  const [{ describeSocketError, joinUrl, parseErrorBody }, { sameModel }] = await Promise.all([import('./http.js'), import('./ollama.js')]);
+  const what = `ollama /api/tags at ${baseUrl}`;
+  const unreachable = (message: string): ProviderCheck => ({
+    reachable: false,
+    message,
+    hint: `Start Ollama (ollama serve), or point backend.local.llm.base_url / STIGMER_LLM_BASE_URL at it; then stigmer llm pull ${model}`,
+  });
+  const url = joinUrl(baseUrl, '/api/tags');
+  let parsedUrl: URL;
   try {
-    const models = await listModels({
-      baseUrl: opts.baseUrl,
-      timeoutMs: opts.timeoutMs ?? 3000,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
-    });
-    if (models.some((m) => sameModel(m.name, opts.model))) {
-      return { reachable: true, modelPresent: true, message: `ollama at ${opts.baseUrl} has ${opts.model}` };
-    }
-    return {
-      reachable: true,
-      modelPresent: false,
-      message: `ollama at ${opts.baseUrl} does not have ${opts.model} pulled`,
-      hint: `stigmer llm pull ${opts.model}`,
-    };
-  } catch (e) {
-    const message = isLlmError(e) ? e.message : `could not reach ollama at ${opts.baseUrl}: ${String(e)}`;
-    return {
-      reachable: false,
-      message,
-      hint: `Start Ollama (ollama serve), or point backend.local.llm.base_url / STIGMER_LLM_BASE_URL at it; then stigmer llm pull ${opts.model}`,
-    };
+    parsedUrl = new URL(url);
+  } catch {
+    return unreachable(`could not reach ollama at ${baseUrl}: not a URL`);
   }
+  const { get } = parsedUrl.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  const answer = await new Promise<{ status: number; body: string } | { error: string }>((resolve) => {
+    const socketError = (err: unknown): void => resolve({ error: `could not reach ollama at ${baseUrl}: ${describeSocketError(err).text}` });
+    const req = get(parsedUrl, { agent: false, headers: { accept: 'application/json' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        if (body.length < TAGS_LIMIT) body += d;
+      });
+      res.once('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.once('error', socketError);
+    });
+    const stop = (error: string): void => {
+      resolve({ error });
+      req.destroy();
+    };
+    const timer = setTimeout(() => stop(`${what} did not finish within ${formatMs(o.timeoutMs)}`), o.timeoutMs);
+    const onAbort = (): void => stop(`${what} was cancelled`);
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    req.once('close', () => {
+      clearTimeout(timer);
+      o.signal?.removeEventListener('abort', onAbort);
+    });
+    req.once('error', socketError);
+    if (o.signal?.aborted) onAbort();
+  });
+  if ('error' in answer) return unreachable(answer.error);
+  if (answer.status !== 200) return unreachable(`ollama /api/tags returned ${answer.status}: ${parseErrorBody(answer.body).message ?? 'no error message'}`);
+  let names: string[];
+  try {
+    const models = (JSON.parse(answer.body) as { models?: unknown }).models;
+    names = (Array.isArray(models) ? models : []).flatMap((m: unknown) => {
+      const name = m && typeof m === 'object' ? (m as { name?: unknown }).name : undefined;
+      return typeof name === 'string' ? [name] : [];
+    });
+  } catch {
+    return unreachable(`${what} did not answer JSON`);
+  }
+  if (names.some((n) => sameModel(n, model))) return { reachable: true, modelPresent: true, message: `ollama at ${baseUrl} has ${model}` };
+  return { reachable: true, modelPresent: false, message: `ollama at ${baseUrl} does not have ${model} pulled`, hint: `stigmer llm pull ${model}` };
 }
