@@ -341,3 +341,60 @@ test('stigmer config set creates the file; a broken file is reported with its po
   assert.equal(fix.code, 0, fix.stderr);
   assert.equal(readFileSync(file, 'utf8'), 'backend:\n  local:\n    temporal:\n      port: 7233\n');
 });
+
+test('config set on the shipped template uncomments the line the template shows, in its section; unset puts it back byte for byte', async (t) => {
+  const h = home(t);
+  const init = await runCli(['init', '--no-download'], { home: h });
+  assert.equal(init.code, 0, init.stderr);
+  const file = join(h, 'config.yaml');
+  const template = readFileSync(file, 'utf8');
+  const sets: [string, string][] = [
+    ['backend.local.temporal.port', '7300'],
+    ['backend.local.server.command', '/opt/stigmer-server'],
+    ['backend.local.endpoint', '127.0.0.1:9999'],
+    ['backend.cloud.endpoint', 'api.example.com:443'],
+    ['backend.local.llm.model', 'llama3.2'],
+  ];
+  for (const [key, value] of sets) {
+    const r = await runCli(['config', 'set', key, value], { home: h });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  // Each change is the template's own line, uncommented in place; its comment stays in its column.
+  const swap = (text: string, from: string, to: string): string => {
+    assert.ok(text.includes(from), `template line ${JSON.stringify(from)}`);
+    return text.replace(from, to);
+  };
+  let expected = template;
+  expected = swap(expected, '      # port: 7233                   # gRPC frontend', '      port: 7300                     # gRPC frontend');
+  expected = swap(expected, '    # server:\n    #   command: /path/to/stigmer-server   #', '    server:\n      command: /opt/stigmer-server         #');
+  expected = swap(expected, '    # endpoint: localhost:50051     #', '    endpoint: 127.0.0.1:9999        #');
+  expected = swap(expected, '  # cloud:\n  #   endpoint: api.stigmer.ai:443', '  cloud:\n    endpoint: api.example.com:443');
+  expected = swap(expected, '      # model: qwen2.5-coder:7b       #', '      model: llama3.2                 #');
+  assert.equal(readFileSync(file, 'utf8'), expected);
+
+  // unset (and set ... null) bring back the template's commented default, comment included
+  for (const [i, [key]] of sets.entries()) {
+    const r = await runCli(i % 2 ? ['config', 'set', key, 'null'] : ['config', 'unset', key], { home: h });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^Unset ${key.replace(/\./g, '\\.')} in .*; it is back to its default, `));
+  }
+  assert.equal(readFileSync(file, 'utf8'), template);
+  assert.ok(!readFileSync(file, 'utf8').includes('"null"'));
+  const again = await runCli(['config', 'unset', 'backend.local.temporal.port'], { home: h });
+  assert.equal(again.code, 0);
+  assert.equal(again.stdout, `backend.local.temporal.port is not set in ${file}; nothing changed\n`);
+  const bad = await runCli(['config', 'unset', 'backend.local.temporal.prot'], { home: h });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /did you mean "backend\.local\.temporal\.port"/);
+});
+
+test('config unset of the only key of a section comments the section out; a user comment on the line stays', async (t) => {
+  const h = home(t);
+  const file = writeConfig(h, 'backend:\n  local:\n    temporal:\n      port: 7301   # mine\n    llm:\n      provider: ollama\n');
+  const r = await runCli(['config', 'unset', 'backend.local.temporal.port'], { home: h });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readFileSync(file, 'utf8'), 'backend:\n  local:\n    # temporal:\n    #   port: 7233  # mine\n    llm:\n      provider: ollama\n');
+  const back = await runCli(['config', 'set', 'backend.local.temporal.port', '7400'], { home: h });
+  assert.equal(back.code, 0, back.stderr);
+  assert.equal(readFileSync(file, 'utf8'), 'backend:\n  local:\n    temporal:\n      port: 7400    # mine\n    llm:\n      provider: ollama\n');
+});

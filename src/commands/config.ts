@@ -36,23 +36,53 @@ export function register(program: Command, app: App): void {
     .description('set a key in the config file (validated, comments kept)')
     .argument('<key>', 'dotted key, e.g. backend.local.llm.provider')
     .argument('<value>', 'the value (true/false for booleans, [a, b] for lists)')
+    .addHelpText('after', '\nExamples:\n  stigmer config set backend.local.llm.provider anthropic\n  stigmer config set backend.local.temporal.port 7300\n  stigmer config set backend.local.llm.model null    # same as: stigmer config unset backend.local.llm.model')
     .action(async (key: string, value: string) => {
-      const { configPath, loadConfig } = await import('../stack/config/index.js');
-      const { setConfigValue, stackRunning } = await import('../stack/config/edit.js');
+      const { isNullValue } = await import('../stack/config/edit.js');
+      if (isNullValue(value)) return unset(key);
+      const { configPath } = await import('../stack/config/index.js');
+      const { setConfigValue } = await import('../stack/config/edit.js');
       const { stigmerHome } = await import('../util/paths.js');
       const home = stigmerHome();
       const file = configPath(home);
       const result = setConfigValue(file, key, value);
       const out: string[] = [`Set ${key} to ${display(result.value)} in ${file}`];
       out.push(...result.notes.map((n) => `Note: ${n}`));
-      const loaded = loadConfig({ home });
-      const origin = loaded.origins[key];
-      if (origin && origin !== 'file' && origin !== 'default') {
-        out.push(`Note: ${loaded.sources[key]} (${origin}) takes precedence over the file, so the effective value stays ${display(readKey(loaded.config, key))}.`);
-      }
-      if (stackRunning(home)) out.push('The local stack is running: restart the stack for this to apply: stigmer local restart');
-      process.stdout.write(`${out.join('\n')}\n`);
+      process.stdout.write(`${[...out, ...(await afterChange(home, key, 'stays'))].join('\n')}\n`);
     });
+
+  config
+    .command('unset')
+    .description('remove a key from the config file: it goes back to its default (comment kept)')
+    .argument('<key>', 'dotted key, e.g. backend.local.temporal.port')
+    .addHelpText('after', '\nExample:\n  stigmer config unset backend.local.temporal.port')
+    .action(async (key: string) => unset(key));
+
+  async function unset(key: string): Promise<void> {
+    const { configPath, loadConfig } = await import('../stack/config/index.js');
+    const { unsetConfigValue } = await import('../stack/config/edit.js');
+    const { stigmerHome } = await import('../util/paths.js');
+    const home = stigmerHome();
+    const file = configPath(home);
+    const { changed } = unsetConfigValue(file, key);
+    const loaded = loadConfig({ home });
+    const out = [changed ? `Unset ${key} in ${file}; it is back to its default, ${display(readKey(loaded.config, key))}` : `${key} is not set in ${file}; nothing changed`];
+    process.stdout.write(`${[...out, ...(changed ? await afterChange(home, key, 'is') : [])].join('\n')}\n`);
+  }
+
+  /** Notes after a change to the file: an override that hides it, a running stack to restart. */
+  async function afterChange(home: string, key: string, verb: 'stays' | 'is'): Promise<string[]> {
+    const { loadConfig } = await import('../stack/config/index.js');
+    const { stackRunning } = await import('../stack/config/edit.js');
+    const out: string[] = [];
+    const loaded = loadConfig({ home });
+    const origin = loaded.origins[key];
+    if (origin && origin !== 'file' && origin !== 'default') {
+      out.push(`Note: ${loaded.sources[key]} (${origin}) takes precedence over the file, so the effective value ${verb} ${display(readKey(loaded.config, key))}.`);
+    }
+    if (stackRunning(home)) out.push('The local stack is running: restart the stack for this to apply: stigmer local restart');
+    return out;
+  }
 
   config
     .command('list')

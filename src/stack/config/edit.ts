@@ -10,6 +10,8 @@ import { LLM_DEFAULTS, MODE_DEFAULT_PROVIDER, isLlmProvider, type LlmProvider } 
 import { UserError } from '../../util/errors.js';
 import { keySpec, parseKeyValue, sectionKeys, suggestKey, CONFIG_KEYS } from './keys.js';
 import { checkConfigSource, parseConfigSource } from './file.js';
+import { defaultConfigText } from './template.js';
+import { removeInSource, setInSource, templateLine, unsetInSource } from './text-edit.js';
 
 /** The spec of a settable key, or a UserError (exit 2) with a did-you-mean. */
 export function requireKey(key: string): NonNullable<ReturnType<typeof keySpec>> {
@@ -30,53 +32,108 @@ export interface SetResult {
   notes: string[];
 }
 
-/** Set one key in the config file (created if missing). Throws UserError (exit 2) when invalid. */
-export function setConfigValue(file: string, key: string, raw: string): SetResult {
-  const spec = requireKey(key);
-  const parsed = parseKeyValue(spec, raw);
-  if (!parsed.ok) throw new UserError(`${parsed.message}\n${file} was not changed.`);
-  let source = '';
-  let created = false;
+/** `config set KEY null` (or `~`) means: back to the default, as `config unset` does. */
+export function isNullValue(raw: string): boolean {
+  return raw.trim() === 'null' || raw.trim() === '~';
+}
+
+function readSource(file: string): { source: string; created: boolean } {
   try {
-    source = readFileSync(file, 'utf8');
+    return { source: readFileSync(file, 'utf8'), created: false };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UserError(`${file}: cannot read: ${(err as Error).message}`);
-    created = true;
+    return { source: '', created: true };
   }
-  const doc = created ? parseDocument('') : parseConfigSource(file, source).doc;
-  const path = key.split('.');
-  const node = Array.isArray(parsed.value) ? doc.createNode(parsed.value, { flow: true }) : parsed.value;
-  if (doc.contents === null || doc.contents === undefined) doc.contents = doc.createNode({}) as never;
-  const notes: string[] = [];
-  if (key === 'backend.local.llm.provider') followProvider(doc, parsed.value as LlmProvider, notes);
-  doc.setIn(path, node);
-  const text = doc.toString();
+}
+
+/** The whole file must stay valid, not only the changed key; then it is written atomically. */
+function commit(file: string, text: string): void {
   try {
-    // The whole file must stay valid, not only this key.
     checkConfigSource(file, text);
   } catch (err) {
     if (err instanceof UserError) throw new UserError(`${err.message}\n${file} was not changed.`);
     throw err;
   }
   writeFileAtomic(file, text);
+}
+
+/** How the template shows a key commented out (its default and comment), for `unset`. */
+function defaultLine(key: string): string | undefined {
+  return templateLine(defaultConfigText(), key);
+}
+
+/** A value as YAML text: a plain or quoted scalar, or a flow list. */
+function yamlText(value: unknown): string {
+  const d = parseDocument('');
+  d.contents = d.createNode(value, { flow: Array.isArray(value) }) as never;
+  return d.toString().trimEnd();
+}
+
+/** Set one key in the config file (created if missing). Throws UserError (exit 2) when invalid. */
+export function setConfigValue(file: string, key: string, raw: string): SetResult {
+  const spec = requireKey(key);
+  const parsed = parseKeyValue(spec, raw);
+  if (!parsed.ok) throw new UserError(`${parsed.message}\n${file} was not changed.`);
+  const { source, created } = readSource(file);
+  const doc = created ? parseDocument('') : parseConfigSource(file, source).doc;
+  const path = key.split('.');
+  const notes: string[] = [];
+  const drop = key === 'backend.local.llm.provider' ? followProvider(doc, parsed.value as LlmProvider, notes) : [];
+  // Edit the text in place where the layout allows (comments stay where they are); else yaml's
+  // Document API, which keeps comments but may move them.
+  let text: string | undefined = created ? undefined : source;
+  for (const field of drop) text = text === undefined ? undefined : removeInSource(text, ['backend', 'local', 'llm', field]);
+  text = text === undefined ? undefined : setInSource(text, path, yamlText(parsed.value));
+  if (text === undefined) {
+    for (const field of drop) doc.deleteIn(['backend', 'local', 'llm', field]);
+    const node = Array.isArray(parsed.value) ? doc.createNode(parsed.value, { flow: true }) : parsed.value;
+    if (doc.contents === null || doc.contents === undefined) doc.contents = doc.createNode({}) as never;
+    doc.setIn(path, node);
+    text = doc.toString();
+  }
+  commit(file, text);
   return { value: parsed.value, created, notes };
+}
+
+export interface UnsetResult {
+  /** false when the file did not set the key (nothing changed) */
+  changed: boolean;
+}
+
+/** Remove one key from the config file: it falls back to its default, its comment kept. */
+export function unsetConfigValue(file: string, key: string): UnsetResult {
+  requireKey(key);
+  const { source, created } = readSource(file);
+  if (created) return { changed: false };
+  const doc = parseConfigSource(file, source).doc;
+  const path = key.split('.');
+  if (!doc.hasIn(path)) return { changed: false };
+  let text = unsetInSource(source, path, defaultLine);
+  if (text === undefined) {
+    doc.deleteIn(path);
+    text = doc.toString();
+  }
+  commit(file, text);
+  return { changed: true };
 }
 
 /**
  * Switching provider: a model or base URL in the file that is the old provider's default was
  * only a default, so it goes; anything else stays, with a note.
  */
-function followProvider(doc: Document, provider: LlmProvider, notes: string[]): void {
+function followProvider(doc: Document, provider: LlmProvider, notes: string[]): ('model' | 'base_url')[] {
   const old = doc.getIn(['backend', 'local', 'llm', 'provider']);
   const oldProvider: LlmProvider = isLlmProvider(old) ? old : MODE_DEFAULT_PROVIDER.local;
-  if (oldProvider === provider) return;
+  const drop: ('model' | 'base_url')[] = [];
+  if (oldProvider === provider) return drop;
   for (const field of ['model', 'base_url'] as const) {
     const path = ['backend', 'local', 'llm', field];
     const current = doc.getIn(path);
     if (current === undefined || current === null) continue;
-    if (current === LLM_DEFAULTS[oldProvider][field]) doc.deleteIn(path);
+    if (current === LLM_DEFAULTS[oldProvider][field]) drop.push(field);
     else notes.push(`backend.local.llm.${field} is still ${String(current)} in the file; change it for ${provider} with: stigmer config set backend.local.llm.${field} <value>`);
   }
+  return drop;
 }
 
 /** Write a file atomically: a temp file in the same directory, then rename over the target. */
