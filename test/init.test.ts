@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupHome, runCli, tempHome } from './helpers.js';
+import { packageRoot } from '../src/util/paths.js';
 import { startTemporalMirror } from './temporal-mirror.js';
 
 function home(t: { after: (fn: () => Promise<void>) => void }): string {
@@ -36,7 +37,9 @@ test('init --no-download twice: directories, a valid commented config, then noth
   const file = join(h, 'config.yaml');
   assert.equal(statSync(file).mode & 0o777, 0o600);
   const text = readFileSync(file, 'utf8');
-  assert.match(text, /^# yaml-language-server: \$schema=.*schemas\/config\.schema\.json\n/);
+  // the schema comment points at a copy under the home, which survives upgrades and cache cleans
+  assert.ok(text.startsWith(`# yaml-language-server: $schema=${join(h, 'config.schema.json')}\n`), text.split('\n')[0]);
+  assert.deepEqual(JSON.parse(readFileSync(join(h, 'config.schema.json'), 'utf8')), JSON.parse(readFileSync(join(packageRoot, 'schemas', 'config.schema.json'), 'utf8')));
   assert.match(text, /\n      provider: ollama +# ollama \| anthropic \| openai/);
   assert.match(text, /\n      # model: qwen2\.5-coder:7b/);
 
@@ -134,4 +137,20 @@ test('init with a broken config says how to fix it (exit 2)', async (t) => {
   assert.equal(r.code, 2);
   assert.match(r.stderr, new RegExp(`^${join(h, 'config.yaml').replace(/[.]/g, '\\.')}:2:3: unknown key "backend\\.tpye" \\(did you mean "type"\\?\\)`));
   assert.match(r.stderr, /or run `stigmer init --force` to rewrite it with the defaults/);
+});
+
+test('local status on a fresh home says the config file does not exist yet (not "valid")', async () => {
+  const h = tempHome();
+  try {
+    const env = { STIGMER_LLM_BASE_URL: 'http://127.0.0.1:9', TEMPORAL_SERVICE_ADDRESS: undefined };
+    const json = await runCli(['local', 'status', '--json'], { home: h, env });
+    assert.deepEqual(JSON.parse(json.stdout).config, { file: join(h, 'config.yaml'), exists: false, valid: null });
+    const text = await runCli(['local', 'status'], { home: h, env });
+    assert.match(text.stdout, new RegExp(`Config: {4}${join(h, 'config.yaml').replace(/[.]/g, '\\.')} does not exist yet: the defaults apply`));
+    writeFileSync(join(h, 'config.yaml'), 'backend:\n  type: local\n');
+    const again = await runCli(['local', 'status', '--json'], { home: h, env });
+    assert.deepEqual(JSON.parse(again.stdout).config, { file: join(h, 'config.yaml'), exists: true, valid: true });
+  } finally {
+    await cleanupHome(h);
+  }
 });

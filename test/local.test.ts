@@ -47,6 +47,9 @@ test('zero-config: local start, status, logs, run start-agent-runner, a second s
     start.stdout,
   );
   assert.match(start.stdout, /gather-secrets: \| Using Ollama \(no API key required\)/);
+  // a fresh home gets the commented default config, as `init` writes it
+  assert.ok(start.stdout.startsWith(`Created the default config: ${join(r.home, 'config.yaml')} (edit it, or: stigmer config set KEY VALUE)\n`), start.stdout);
+  assert.match(readFileSync(join(r.home, 'config.yaml'), 'utf8'), /^# yaml-language-server: \$schema=.*config\.schema\.json\n[\s\S]*# model: qwen2\.5-coder:7b/);
   assert.equal(start.stderr, '', 'no warnings: the fake Ollama has the model');
 
   // Temporal: the real start-dev flags, bound to 127.0.0.1, SQLite in the data dir

@@ -18,7 +18,7 @@ import { stigmerHome } from '../util/paths.js';
 import { TaskError, type Progress } from '../model/kind.js';
 import { configPath, loadConfig, temporalRelease, type StigmerConfig } from './config/index.js';
 import { writeFileAtomic } from './config/edit.js';
-import { defaultConfigText } from './config/template.js';
+import { defaultConfigText, refreshSchemaCopy } from './config/template.js';
 
 export interface InitOptions {
   force: boolean;
@@ -45,7 +45,8 @@ export async function runInit(opts: InitOptions): Promise<number> {
     configLine = `✓ Kept existing config: ${file}`;
   } else {
     if (existed) copyFileSync(file, `${file}.bak`);
-    writeFileAtomic(file, defaultConfigText(), 0o600);
+    writeFileAtomic(file, defaultConfigText(home), 0o600);
+    refreshSchemaCopy(home);
     configLine = existed ? `✓ Rewrote config with the defaults: ${file} (previous one in ${file}.bak)` : `✓ Created default config with Ollama: ${file}`;
   }
 

@@ -35,6 +35,12 @@ export async function startStack(o: StartOptions): Promise<number> {
   const [{ loadConfig, loadDotenv }, { runUp }] = await Promise.all([import('./config/index.js'), import('../engine/drivers.js')]);
   const home = stigmerHome();
   const { config } = loadConfig({ home, flags: o.flags });
+  // What `init` would have done: the commented default config, so there is a file to edit.
+  const [{ ensureConfigFile }, { writeFileAtomic }, { configPath }] = await Promise.all([import('./config/template.js'), import('./config/edit.js'), import('./config/index.js')]);
+  const file = configPath(home);
+  if (ensureConfigFile(home, file, (f, text) => writeFileAtomic(f, text, 0o600)) && o.output !== 'json') {
+    process.stdout.write(`Created the default config: ${file} (edit it, or: stigmer config set KEY VALUE)\n`);
+  }
   if (config.backend.type === 'cloud' && o.output !== 'json') {
     process.stderr.write('stigmer: note: backend.type is cloud; `stigmer local start` runs the local stack anyway\n');
   }

@@ -42,7 +42,8 @@ export interface StackStatus {
   /** running (every component up), partial, stopped */
   stack: 'running' | 'partial' | 'stopped';
   home: string;
-  config: { file: string; valid: boolean; error?: string };
+  /** `exists: false`: no config file yet (the defaults apply); `valid` is then null */
+  config: { file: string; exists: boolean; valid: boolean | null; error?: string };
   components: ComponentStatus[];
   temporal: (ResolvedView['temporal'] & { health: string }) | null;
   llm: (ResolvedView['llm'] & { reachable: boolean | null; model_present: boolean | null; message: string; hint: string | null }) | null;
@@ -71,9 +72,11 @@ export async function stackStatus(): Promise<StackStatus> {
 
   const [{ tryLoadConfig, readDotenv }, { resolveStack }] = await Promise.all([import('./config/index.js'), import('./resolve.js')]);
   const loaded = tryLoadConfig({ home });
-  const config: StackStatus['config'] = loaded.ok
-    ? { file: loaded.file, valid: true }
-    : { file: loaded.file, valid: false, error: loaded.error.message.split('\n')[0]! };
+  const config: StackStatus['config'] = !loaded.ok
+    ? { file: loaded.file, exists: true, valid: false, error: loaded.error.message.split('\n')[0]! }
+    : existsSync(loaded.file)
+      ? { file: loaded.file, exists: true, valid: true }
+      : { file: loaded.file, exists: false, valid: null };
   if (!resolved && loaded.ok) {
     try {
       resolved = resolveStack(loaded.config) as unknown as ResolvedView;
@@ -225,7 +228,8 @@ export async function printStackStatus(json: boolean): Promise<number> {
   });
   const needsNone = s.llm?.provider === 'ollama' ? 'none needed (ollama); ' : '';
   out.push(`Secrets:   ${needsNone}${secretParts.join(', ')}`);
-  if (!s.config.valid) out.push(`Config:    ${s.config.file} is invalid: ${s.config.error} (see \`stigmer config list\`)`);
+  if (!s.config.exists) out.push(`Config:    ${s.config.file} does not exist yet: the defaults apply (\`stigmer init\` or \`stigmer local start\` writes it)`);
+  else if (!s.config.valid) out.push(`Config:    ${s.config.file} is invalid: ${s.config.error} (see \`stigmer config list\`)`);
   process.stdout.write(`${mask(out.join('\n'))}\n`);
   return EXIT.ok;
 }

@@ -59,7 +59,7 @@ function commit(file: string, text: string): void {
 
 /** How the template shows a key commented out (its default and comment), for `unset`. */
 function defaultLine(key: string): string | undefined {
-  return templateLine(defaultConfigText(), key);
+  return templateLine(defaultConfigText(''), key);
 }
 
 /** A value as YAML text: a plain or quoted scalar, or a flow list. */

@@ -2,6 +2,7 @@
  * The commented default config `stigmer init` writes. Only what names the mode is set; every
  * other key is shown commented out with its default, so a newer stigmer's defaults still apply.
  */
+import { chmodSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../util/paths.js';
 import { LLM_DEFAULTS } from '../llm/defaults.js';
@@ -14,8 +15,39 @@ import {
   TEMPORAL_DOWNLOAD_BASE,
 } from './defaults.js';
 
-export function defaultConfigText(): string {
-  const schema = join(packageRoot, 'schemas', 'config.schema.json');
+/**
+ * Where the config's `$schema` comment points: a copy of the schema kept under the stigmer home,
+ * refreshed whenever stigmer writes the config, so it survives an upgrade or an npx cache clean
+ * (a path into the install folder would not).
+ */
+export function schemaCopyPath(home: string): string {
+  return join(home, 'config.schema.json');
+}
+
+/** Copy the package's config schema next to the config (private, like the config). */
+export function refreshSchemaCopy(home: string): void {
+  try {
+    mkdirSync(home, { recursive: true, mode: 0o700 });
+    copyFileSync(join(packageRoot, 'schemas', 'config.schema.json'), schemaCopyPath(home));
+    chmodSync(schemaCopyPath(home), 0o600);
+  } catch {
+    // only editors read it: a read-only home must not stop anything
+  }
+}
+
+/**
+ * Write the commented default config when there is none (what `init` and `local start` do);
+ * true when it was written.
+ */
+export function ensureConfigFile(home: string, file: string, write: (file: string, text: string) => void): boolean {
+  refreshSchemaCopy(home);
+  if (existsSync(file)) return false;
+  write(file, defaultConfigText(home));
+  return true;
+}
+
+export function defaultConfigText(home: string): string {
+  const schema = schemaCopyPath(home);
   const { ollama, anthropic, openai } = LLM_DEFAULTS;
   return `# yaml-language-server: $schema=${schema}
 #
