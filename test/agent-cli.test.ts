@@ -272,3 +272,25 @@ test('the server address: --endpoint beats STIGMER_SERVER_ADDRESS, which beats b
   assert.equal(bad.stderr, 'stigmer: Expected --endpoint to be host:port (e.g. localhost:50051), got "nope"\n');
   await sleep(0);
 });
+
+test('agent apply and agent run warn when the agent\'s model belongs to another provider', async () => {
+  await drainQueue();
+  const spec = file('mismatch.yaml', 'name: mismatch\ninstructions: Be brief.\nmodel: llama3.2\n');
+  const applied = await cli(['agent', 'apply', '-f', spec], { STIGMER_LLM_PROVIDER: 'anthropic' });
+  assert.equal(applied.code, 0, applied.stderr);
+  assert.equal(applied.stdout, 'agent "mismatch" created\n');
+  const warning =
+    'stigmer: warning: agent "mismatch": model "llama3.2" looks like an Ollama model, but the stack uses anthropic: the provider will likely refuse it. Use a model of anthropic (default claude-sonnet-4-5), or leave model out to use the runner\'s default.\n';
+  assert.equal(applied.stderr, warning);
+  // the same model under ollama (the default provider) is fine
+  const fine = await cli(['agent', 'apply', '-f', spec]);
+  assert.equal(fine.stderr, '');
+
+  const run = cli(['agent', 'run', 'mismatch', '-m', 'hi'], { STIGMER_LLM_PROVIDER: 'anthropic' });
+  const claim = await client.claim('mismatch-runner', 10_000);
+  assert.ok(claim);
+  await client.complete(claim.execution.id, 'mismatch-runner');
+  const r = await run;
+  assert.equal(r.code, 0);
+  assert.equal(r.stderr, warning);
+});

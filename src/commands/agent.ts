@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { signalExitCode, type App } from '../model/app.js';
 import { EXIT, UserError } from '../util/errors.js';
 import type { StigmerClient } from '../stack/client/index.js';
+import type { LlmProvider } from '../stack/llm/defaults.js';
 
 /**
  * `stigmer agent apply|list|delete|run`: agents and executions on stigmer-server. The server's
@@ -77,6 +78,30 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
+/**
+ * The provider the agent-runner uses: the running stack's (state.json), else the config's; undefined
+ * when neither can be read (the warning it feeds is only advice).
+ */
+async function stackProvider(): Promise<LlmProvider | undefined> {
+  const [{ StateStore }, { dataPaths, stigmerHome }, { isLlmProvider }] = await Promise.all([import('../engine/state.js'), import('../util/paths.js'), import('../stack/llm/defaults.js')]);
+  const tasks = StateStore.read(dataPaths(stigmerHome()).state)?.tasks;
+  const recorded = (tasks?.['resolve-config']?.outputs as { llm?: { provider?: unknown } } | undefined)?.llm?.provider;
+  if (tasks?.['start-agent-runner']?.status === 'ready' && isLlmProvider(recorded)) return recorded;
+  const { tryLoadConfig } = await import('../stack/config/index.js');
+  const loaded = tryLoadConfig();
+  return loaded.ok ? loaded.config.backend.local.llm.provider : undefined;
+}
+
+/** Warn (stderr) when an agent's model belongs to another provider than the stack's. */
+async function warnModelMismatch(agent: string, model: string | null | undefined): Promise<void> {
+  if (!model) return;
+  const provider = await stackProvider().catch(() => undefined);
+  if (!provider) return;
+  const { modelMismatch } = await import('../stack/llm/defaults.js');
+  const warning = modelMismatch(model, provider);
+  if (warning) process.stderr.write(`stigmer: warning: agent "${agent}": ${warning}\n`);
+}
+
 export function register(program: Command, app: App): void {
   const agent = program.command('agent').description('create, list, delete and run agents on stigmer-server');
 
@@ -92,6 +117,7 @@ export function register(program: Command, app: App): void {
       try {
         const { created } = await client.putAgent(spec.name, { instructions: spec.instructions, model: spec.model ?? null });
         process.stdout.write(`agent "${spec.name}" ${created ? 'created' : 'updated'}\n`);
+        await warnModelMismatch(spec.name, spec.model);
       } catch (err) {
         await explain(err, client);
       } finally {
@@ -159,6 +185,11 @@ export function register(program: Command, app: App): void {
         );
       }
       const client = await connect(opts);
+      try {
+        await warnModelMismatch(name, (await client.getAgent(name, { timeoutMs: 2000 })).model);
+      } catch {
+        // no such agent or no answer yet: the run below says so properly
+      }
       // A reader that went away (`| head`) must not crash the run; the execution still finishes.
       process.stdout.on('error', () => {});
       app.listen('cancelling the execution');

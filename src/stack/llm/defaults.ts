@@ -35,3 +35,24 @@ export const ANTHROPIC_VERSION = '2023-06-01';
 export function isLlmProvider(value: unknown): value is LlmProvider {
   return typeof value === 'string' && (LLM_PROVIDERS as readonly string[]).includes(value);
 }
+
+/**
+ * The provider a model id plainly belongs to, or undefined when it does not tell: `claude-*` is
+ * Anthropic's, `gpt-*`, `chatgpt-*` and the `o1`/`o3`/`o4` families OpenAI's, and a `name:tag`
+ * id or a well-known open model family (llama, qwen, mistral, ...) Ollama's.
+ */
+export function providerOfModel(model: string): LlmProvider | undefined {
+  const m = model.trim().toLowerCase();
+  if (/^claude-/.test(m)) return 'anthropic';
+  if (/^(gpt-|chatgpt-|o[134](-|$))/.test(m)) return 'openai';
+  if (m.includes(':') || /^(llama|qwen|mistral|mixtral|gemma|phi|deepseek|codellama|starcoder|granite|smollm|command-r|nomic-)/.test(m)) return 'ollama';
+  return undefined;
+}
+
+/** A warning when `model` looks like another provider's than `provider`, else undefined. */
+export function modelMismatch(model: string, provider: LlmProvider): string | undefined {
+  const owner = providerOfModel(model);
+  if (!owner || owner === provider) return undefined;
+  const names = { ollama: 'an Ollama', anthropic: 'an Anthropic', openai: 'an OpenAI' } as const;
+  return `model "${model}" looks like ${names[owner]} model, but the stack uses ${provider}: the provider will likely refuse it. Use a model of ${provider} (default ${LLM_DEFAULTS[provider].model}), or leave model out to use the runner's default.`;
+}
