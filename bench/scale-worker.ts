@@ -48,7 +48,7 @@ function randomDag(n: number, seed: number): { file: TasksFile; edges: number } 
     edges += needs.size;
     tasks.set(`t${i}`, { name: `t${i}`, uses: KIND, needs: [...needs], with: {}, optional: false, env: {} });
   }
-  return { file: { path: '/bench/random.tasks.yaml', displayPath: 'random.tasks.yaml', dir: tmpdir(), tasks }, edges };
+  return { file: { path: '/bench/random.tasks.yaml', displayPath: 'random.tasks.yaml', dir: tmpdir(), tasks, usesConfig: false }, edges };
 }
 
 async function main(): Promise<void> {

@@ -95,7 +95,7 @@ const testKinds = kindRegistry({
 
 function graphOf(specs: Array<Pick<TaskSpec, 'name' | 'uses' | 'needs' | 'with'>>): ReturnType<typeof buildGraph> {
   const tasks = new Map<string, TaskSpec>(specs.map((s) => [s.name, { ...s, optional: false, env: {} }]));
-  return buildGraph({ path: '/t/x.yaml', displayPath: 'x.yaml', dir: tmpdir(), tasks });
+  return buildGraph({ path: '/t/x.yaml', displayPath: 'x.yaml', dir: tmpdir(), tasks, usesConfig: false });
 }
 
 async function run(graph: ReturnType<typeof buildGraph>, events: EngineEvent[] = []): Promise<Awaited<ReturnType<typeof runGraph>>> {

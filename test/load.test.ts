@@ -7,7 +7,7 @@ import { evaluate, parseRef, truthy } from '../src/engine/expressions.js';
 
 async function errorsOf(source: string, config?: unknown): Promise<string> {
   try {
-    await parseTasks(source, '/x/stigmer.tasks.yaml', 'stigmer.tasks.yaml', config === undefined ? { kinds } : { config, kinds });
+    await parseTasks(source, '/x/stigmer.tasks.yaml', 'stigmer.tasks.yaml', config === undefined ? { kinds } : { config: async () => config, kinds });
   } catch (err) {
     assert.ok(err instanceof UserError, `expected a UserError, got ${String(err)}`);
     assert.equal(err.exitCode, 2);

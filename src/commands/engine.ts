@@ -37,10 +37,16 @@ export function nonNegativeInt(value: string): number {
 
 const outputOption = (): Option => new Option('--output <format>', 'progress output: auto (a live view on a terminal, plain lines otherwise), plain, or json (one event per line)').choices(['auto', 'plain', 'json']).default('auto');
 
-/** The config and environment `${{ config.* }}` and `${{ env.* }}` read. */
-async function scope(): Promise<{ config: unknown; env: Record<string, string | undefined> }> {
-  const { loadConfig, loadDotenv } = await import('../stack/config/index.js');
-  return { config: loadConfig({}).config, env: loadDotenv(process.cwd(), process.env) };
+/**
+ * The config and environment `${{ config.* }}` and `${{ env.* }}` read. The stigmer config is
+ * loaded only when the tasks file reads it, and then once: a file that never mentions `config`
+ * runs whatever state ~/.stigmer/config.yaml is in.
+ */
+async function scope(): Promise<{ config: () => Promise<unknown>; env: Record<string, string | undefined> }> {
+  const { loadDotenv } = await import('../stack/config/dotenv.js');
+  let config: Promise<unknown> | undefined;
+  const load = async (): Promise<unknown> => (await import('../stack/config/index.js')).loadConfig({}).config;
+  return { config: () => (config ??= load()), env: loadDotenv(process.cwd(), process.env) };
 }
 
 export function register(program: Command, app: App): void {

@@ -34,8 +34,11 @@ export interface UpOptions extends CommonOptions {
   file: string;
   /** the task kinds the file may use (src/commands/kinds.ts) */
   kinds: KindRegistry;
-  /** the resolved stigmer config, for `${{ config.* }}` */
-  config: unknown;
+  /**
+   * The resolved stigmer config, for `${{ config.* }}`: asked for only when the tasks file reads it
+   * (call it as often as you like; the caller loads it once).
+   */
+  config: () => Promise<unknown>;
   /** the environment for `${{ env.* }}` (real environment over .env) */
   env: Record<string, string | undefined>;
   foreground?: boolean;
@@ -138,7 +141,7 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
       baseDir: x.file.dir,
       dataDir: o.dataDir,
       state,
-      config: o.config,
+      config: x.file.usesConfig ? await o.config() : undefined,
       env: o.env,
       ...(o.concurrency ? { concurrency: o.concurrency } : {}),
       signal: app.signal,

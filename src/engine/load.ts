@@ -24,13 +24,18 @@ export interface TasksFile {
   dir: string;
   /** in file order */
   tasks: Map<string, TaskSpec>;
+  /** some expression reads `${{ config.* }}`: the run needs the config */
+  usesConfig: boolean;
 }
 
 export interface LoadOptions {
   /** the kinds `uses:` may name */
   kinds: KindRegistry;
-  /** the resolved config, to check `config.*` references; skipped when absent */
-  config?: unknown;
+  /**
+   * The resolved config, to check `config.*` references; called only when the file has one, so a
+   * file that never mentions `config` works whatever state the config is in. Skipped when absent.
+   */
+  config?: () => Promise<unknown>;
 }
 
 let validatorPromise: Promise<Validator> | undefined;
@@ -277,7 +282,8 @@ export async function parseTasks(source: string, path: string, displayPath: stri
     diags.push(pos.diag(displayPath, ['tasks', from, 'needs', i], `dependency cycle: ${cycle.join(' -> ')}`));
   }
 
-  // References.
+  // References. `config.*` ones are checked once all are seen, and only if there is one.
+  const configRefs: { path: (string | number)[]; at: { offset: number; length: number }; where: string; keys: string[] }[] = [];
   for (const t of tasks.values()) {
     const reachable = cycle ? new Set(t.needs) : transitiveNeeds(tasks, t.name);
     const visit = (value: unknown, path: (string | number)[]): void => {
@@ -295,19 +301,7 @@ export async function parseTasks(source: string, path: string, displayPath: stri
             } else if (!reachable.has(ref.task)) {
               diags.push(pos.diag(displayPath, path, `${where}: \${{ ${r.text} }} refers to task "${ref.task}", which is not among the needs of "${t.name}" (add it to needs)`, at));
             }
-          } else if (ref.root === 'config' && opts.config !== undefined) {
-            let cur: unknown = opts.config;
-            for (let i = 0; i < ref.path.length; i++) {
-              const seg = ref.path[i]!;
-              const obj = cur && typeof cur === 'object' ? (cur as Record<string, unknown>) : undefined;
-              if (!obj || !(seg in obj)) {
-                const known = obj ? Object.keys(obj) : [];
-                diags.push(pos.diag(displayPath, path, `${where}: unknown config key "${['config', ...ref.path.slice(0, i + 1)].join('.')}"${didYouMean(seg, known)}`, at));
-                break;
-              }
-              cur = obj[seg];
-            }
-          }
+          } else if (ref.root === 'config') configRefs.push({ path, at, where, keys: ref.path });
         }
       } else if (Array.isArray(value)) value.forEach((v, i) => visit(v, [...path, i]));
       else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) visit(v, [...path, k]);
@@ -316,6 +310,23 @@ export async function parseTasks(source: string, path: string, displayPath: stri
     for (const key of ['with', 'env', 'if', 'timeout', 'hints'] as const) if (spec[key] !== undefined) visit(spec[key], ['tasks', t.name, key]);
   }
 
+  if (configRefs.length && opts.config) {
+    const config = await opts.config();
+    for (const { path: p, at, where, keys } of configRefs) {
+      let cur: unknown = config;
+      for (let i = 0; i < keys.length; i++) {
+        const seg = keys[i]!;
+        const obj = cur && typeof cur === 'object' ? (cur as Record<string, unknown>) : undefined;
+        if (!obj || !(seg in obj)) {
+          const known = obj ? Object.keys(obj) : [];
+          diags.push(pos.diag(displayPath, p, `${where}: unknown config key "${['config', ...keys.slice(0, i + 1)].join('.')}"${didYouMean(seg, known)}`, at));
+          break;
+        }
+        cur = obj[seg];
+      }
+    }
+  }
+
   if (diags.length) fail();
-  return { path, displayPath, dir: dirname(path), tasks };
+  return { path, displayPath, dir: dirname(path), tasks, usesConfig: configRefs.length > 0 };
 }

@@ -49,7 +49,7 @@ export async function startStack(o: StartOptions): Promise<number> {
     file: STACK_FILE,
     kinds: o.kinds,
     dataDir: home,
-    config,
+    config: () => Promise.resolve(config),
     env: loadDotenv(process.cwd(), process.env),
     app: o.app,
     ...(o.output ? { output: o.output } : {}),
