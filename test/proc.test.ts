@@ -289,10 +289,10 @@ test('executeUndo removes a path and says when it was already gone', async () =>
     const dir = join(home, 'made');
     writeFileSync(join(home, 'made-file'), 'x');
     await import('node:fs/promises').then((fs) => fs.mkdir(join(dir, 'sub'), { recursive: true }));
-    assert.equal(await executeUndo({ type: 'remove-path', path: dir }), `removed ${dir}`);
-    assert.equal(await executeUndo({ type: 'remove-path', path: dir }), `${dir} was already gone`);
+    assert.equal(await executeUndo({ type: 'remove-path', path: dir }, { dataDir: home }), `removed ${dir}`);
+    assert.equal(await executeUndo({ type: 'remove-path', path: dir }, { dataDir: home }), `${dir} was already gone`);
     assert.deepEqual(readdirSync(home).sort(), ['made-file']);
-    await assert.rejects(executeUndo({ type: 'remove-path', path: '/' }), /refused to remove \//);
+    await assert.rejects(executeUndo({ type: 'remove-path', path: '/' }, { dataDir: home }), /refused to remove "\/"/);
   } finally {
     await cleanupHome(home);
   }

@@ -8,6 +8,8 @@ import type { EngineEvent } from '../model/event.js';
 import { fail } from '../model/failure.js';
 import type { StateStore } from './state.js';
 import { executeUndo } from './undo.js';
+import { basename, dirname } from 'node:path';
+import { SignalRefused } from '../process/identity.js';
 
 export interface UndoOptions {
   /** undo only these tasks (default: every task in the state) */
@@ -44,11 +46,14 @@ export async function undoRecorded(state: StateStore, opts: UndoOptions): Promis
     const left = [];
     for (const u of [...rec.undo].reverse()) {
       try {
-        const line = await executeUndo(u, { force: opts.force ?? false });
+        const line = await executeUndo(u, { force: opts.force ?? false, dataDir: dirname(state.path) });
         opts.emit({ type: 'output', task: name, time: Date.now(), line });
       } catch (err) {
+        // A refused step stays recorded, for inspection: the record names what it would have hit.
         left.unshift(u);
-        opts.emit({ type: 'undo-failed', task: name, time: Date.now(), failure: fail.rollbackFailed((err as Error).message) });
+        const refused = err instanceof SignalRefused || /^refused to remove/.test((err as Error).message);
+        const message = refused ? `${basename(state.path)}: tasks.${name}: ${(err as Error).message}` : (err as Error).message;
+        opts.emit({ type: 'undo-failed', task: name, time: Date.now(), failure: fail.rollbackFailed(message) });
       }
     }
     if (left.length) {

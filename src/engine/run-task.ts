@@ -45,7 +45,7 @@ export interface TaskRun {
 export async function stopPrevious(task: string, previous: TaskRecord, state: StateStore, emit: TaskRun['emit']): Promise<Failure | undefined> {
   for (const u of [...previous.undo].reverse()) {
     try {
-      emit({ type: 'output', task, line: await executeUndo(u, {}) });
+      emit({ type: 'output', task, line: await executeUndo(u, { dataDir: dirname(state.path) }) });
     } catch (err) {
       return fail.rollbackFailed(`could not stop its previous instance: ${(err as Error).message}`);
     }

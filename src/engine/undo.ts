@@ -3,12 +3,20 @@
  * changed. Runs in whichever process undoes (the run that failed, a later `down`, the next `up`
  * after a `kill -9`), so it relies on nothing but the descriptor.
  */
-import { lstat, rm } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { lstat, realpath, rm } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { UndoDescriptor } from '../model/kind.js';
 import { formatMs } from '../model/failure.js';
 import { killForegroundGroups } from '../process/command.js';
 import { killGroupNow, shortCommand, stopGroup } from '../process/proc.js';
+import { dataPaths, stigmerHome } from '../util/paths.js';
+
+export interface UndoContext {
+  /** skip the grace period (SIGKILL) */
+  force?: boolean;
+  /** the data dir the state belongs to: a `remove-path` may only remove what lies inside it (or inside STIGMER_HOME) */
+  dataDir?: string;
+}
 
 /** What an undo step will do, for progress titles: "stop pid 123 (node server.js)". */
 export function describeUndo(desc: UndoDescriptor): string {
@@ -24,7 +32,7 @@ export function describeUndo(desc: UndoDescriptor): string {
  * Undo one step and say in one line what happened. `force` skips the grace period (SIGKILL).
  * Throws on a real failure; the caller reports it and carries on with the other steps.
  */
-export async function executeUndo(desc: UndoDescriptor, opts: { force?: boolean } = {}): Promise<string> {
+export async function executeUndo(desc: UndoDescriptor, opts: UndoContext = {}): Promise<string> {
   switch (desc.type) {
     case 'stop-process': {
       const who = `pid ${desc.pid} (${shortCommand(desc.command)})`;
@@ -45,8 +53,7 @@ export async function executeUndo(desc: UndoDescriptor, opts: { force?: boolean 
       }
     }
     case 'remove-path': {
-      const path = resolve(desc.path);
-      if (path === resolve('/')) throw new Error(`refused to remove ${path}`);
+      const path = await removablePath(desc.path, opts.dataDir);
       const existed = await lstat(path).then(
         () => true,
         () => false,
@@ -66,6 +73,43 @@ export async function executeUndo(desc: UndoDescriptor, opts: { force?: boolean 
 export function forceKillAll(descs: readonly UndoDescriptor[]): void {
   for (const desc of descs) if (desc.type === 'stop-process') killGroupNow(desc);
   killForegroundGroups();
+}
+
+/** `dir`'s real path, or `dir` itself when it does not exist (nothing to escape through then). */
+const real = (dir: string): Promise<string> => realpath(dir).catch(() => resolve(dir));
+
+/** True when `path` lies strictly inside `root`. */
+function inside(path: string, root: string): boolean {
+  const rel = relative(root, path);
+  return rel !== '' && !rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel);
+}
+
+/**
+ * The path a `remove-path` step may remove, or a thrown refusal. The state file is data anyone
+ * can edit (an empty path once deleted the working directory), so only a non-empty absolute path
+ * strictly inside the data dir or STIGMER_HOME (where stigmer installs what it manages) is
+ * removed, never the state or lock themselves, and never through a symlinked parent that leads
+ * elsewhere.
+ */
+async function removablePath(path: unknown, dataDir: string | undefined): Promise<string> {
+  const refuse = (why: string): never => {
+    throw new Error(`refused to remove ${JSON.stringify(path)}: ${why}`);
+  };
+  if (typeof path !== 'string' || path === '' || !isAbsolute(path)) return refuse('not an absolute path');
+  const target = resolve(path);
+  const roots = [...new Set([...(dataDir ? [resolve(dataDir)] : []), stigmerHome()])];
+  const realRoots = await Promise.all(roots.map(real));
+  // The parent is resolved (a symlinked parent may point anywhere); the last component is removed
+  // as itself (rm on a symlink removes the link, not what it points to).
+  const realTarget = join(await real(dirname(target)), basename(target));
+  if (!realRoots.some((r) => inside(realTarget, r)) || !roots.some((r) => inside(target, r))) {
+    return refuse(`stigmer only removes what it created inside ${roots.join(' or ')}`);
+  }
+  if (dataDir) {
+    const own = dataPaths(dataDir);
+    if ([own.state, own.lock, own.logs].includes(target)) refuse('it is part of the data dir itself');
+  }
+  return target;
 }
 
 function assertNever(value: never): never {

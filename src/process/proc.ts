@@ -1,8 +1,7 @@
 /**
- * Process control through Linux's /proc.
+ * Process control through Linux's /proc (identity and the signal gate: identity.ts).
  *
- * A process is identified by pid + start time (field 22 of /proc/<pid>/stat) + process group, so
- * a pid that the kernel handed to another program is never signalled. Services start detached in
+ * Services start detached in
  * their own session and process group, writing straight to a log file descriptor (no pipe: they
  * must outlive the CLI and keep logging). Stopping a service signals its whole group: the signal,
  * a grace period, then SIGKILL. Foreground commands are in `command.ts`.
@@ -10,125 +9,36 @@
  * Darwin has no /proc: identity degrades to the pid alone (start time 0) and port holders are not
  * found. Linux is what is tested.
  */
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, statSync, writeSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskError, type UndoDescriptor } from '../model/kind.js';
 import { fail } from '../model/failure.js';
+import { groupMembers, HAS_PROC, hasExited, listPids, pidExists, readCmdline, readProcStat, signalRefusal, SignalRefused, type ProcessIdentity } from './identity.js';
 
-/** Linux: /proc is there. Elsewhere identity degrades to the pid alone. */
-export const HAS_PROC = existsSync('/proc/self/stat');
+export {
+  groupMembers,
+  HAS_PROC,
+  hasExited,
+  isAlive,
+  listPids,
+  parseProcStat,
+  processIdentity,
+  readCmdline,
+  readProcStat,
+  signalRefusal,
+  SignalRefused,
+  type ProcessIdentity,
+  type ProcStat,
+} from './identity.js';
+
 const POLL_MS = 20;
 /** How long to wait for a group to vanish after SIGKILL before calling it a failure. */
 const KILL_WAIT_MS = 5000;
 
 export type StopProcess = Extract<UndoDescriptor, { type: 'stop-process' }>;
-
-export interface ProcStat {
-  pid: number;
-  /** the executable name, as the kernel keeps it (may hold spaces and ')') */
-  comm: string;
-  /** R, S, D, T, Z (zombie), X (dead), ... */
-  state: string;
-  ppid: number;
-  pgid: number;
-  /** clock ticks since boot when the process started */
-  startTime: number;
-  /** threads not yet released, the leader included */
-  threads: number;
-}
-
-export interface ProcessIdentity {
-  pid: number;
-  pgid: number;
-  startTime: number;
-}
-
-/** Parse the text of /proc/<pid>/stat. comm is cut at the LAST ')' since it may contain one. */
-export function parseProcStat(text: string): ProcStat | undefined {
-  const open = text.indexOf('(');
-  const close = text.lastIndexOf(')');
-  if (open < 0 || close < open) return undefined;
-  // After ") " come fields 3 (state) onwards: field N is rest[N - 3].
-  const rest = text.slice(close + 2).split(' ');
-  const stat = {
-    pid: Number(text.slice(0, open).trim()),
-    comm: text.slice(open + 1, close),
-    state: rest[0] ?? '',
-    ppid: Number(rest[1]),
-    pgid: Number(rest[2]),
-    startTime: Number(rest[19]),
-    threads: Number(rest[17]),
-  };
-  if (!stat.state || ![stat.pid, stat.ppid, stat.pgid, stat.startTime, stat.threads].every(Number.isInteger)) return undefined;
-  return stat;
-}
-
-export function readProcStat(pid: number): ProcStat | undefined {
-  try {
-    return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
-/** The command line of a process, arguments joined by spaces; undefined when unreadable or empty. */
-export function readCmdline(pid: number): string | undefined {
-  try {
-    const parts = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    if (parts.at(-1) === '') parts.pop();
-    const line = parts.join(' ').trim();
-    return line || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * A zombie is dead, except a thread-group leader whose other threads are still exiting: it shows
- * Z while they run, and the process's files (its listening sockets) close only when the last
- * thread is gone.
- */
-export const hasExited = (stat: ProcStat): boolean => (stat.state === 'Z' || stat.state === 'X' || stat.state === 'x') && stat.threads <= 1;
-
-export function processIdentity(pid: number): ProcessIdentity | undefined {
-  if (!HAS_PROC) return pidExists(pid) ? { pid, pgid: pid, startTime: 0 } : undefined;
-  const stat = readProcStat(pid);
-  return stat && !hasExited(stat) ? { pid, pgid: stat.pgid, startTime: stat.startTime } : undefined;
-}
-
-function pidExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** True when the process exists, is not a zombie, and is the one that started at `startTime`. */
-export function isAlive(id: { pid: number; startTime: number }): boolean {
-  if (!HAS_PROC) return pidExists(id.pid);
-  const stat = readProcStat(id.pid);
-  return !!stat && !hasExited(stat) && stat.startTime === id.startTime;
-}
-
-function listPids(): number[] {
-  const pids: number[] = [];
-  for (const name of readdirSync('/proc')) if (/^\d+$/.test(name)) pids.push(Number(name));
-  return pids;
-}
-
-/** Live (non-zombie) pids whose process group is `pgid`. */
-export function groupMembers(pgid: number): number[] {
-  if (!HAS_PROC) return [];
-  return listPids().filter((pid) => {
-    const stat = readProcStat(pid);
-    return !!stat && stat.pgid === pgid && !hasExited(stat);
-  });
-}
 
 /** No live process left in group `pgid`. */
 export function groupGone(pgid: number): boolean {
@@ -142,6 +52,8 @@ export function groupGone(pgid: number): boolean {
 }
 
 function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  // Last line of defence: never kill(0) / kill(-1), whatever a caller computed.
+  if (!Number.isSafeInteger(pgid) || pgid <= 1) throw new SignalRefused(`pgid ${pgid} is not a process group stigmer started`);
   try {
     process.kill(-pgid, signal);
   } catch (err) {
@@ -284,6 +196,8 @@ export async function spawnService(spec: ServiceSpec): Promise<StartedService> {
  * - pid-reused: the pid now belongs to another program. Never signal anything then.
  */
 export function groupOwnership(desc: Pick<StopProcess, 'pid' | 'pgid' | 'startTime'>): 'alive' | 'orphans' | 'gone' | 'pid-reused' {
+  // Not a group we may signal: treat it like somebody else's (callers never signal those).
+  if (signalRefusal(desc)) return 'pid-reused';
   if (!HAS_PROC) return pidExists(desc.pid) ? 'alive' : 'gone';
   const leader = readProcStat(desc.pid);
   if (leader && leader.startTime !== desc.startTime) return 'pid-reused';
@@ -300,6 +214,8 @@ export type StopResult = 'stopped' | 'killed' | 'not-running' | 'pid-reused';
  * Throws only when the group survives SIGKILL or may not be signalled.
  */
 export async function stopGroup(desc: StopProcess, opts: { force?: boolean } = {}): Promise<StopResult> {
+  const refused = signalRefusal(desc);
+  if (refused) throw new SignalRefused(refused);
   const owner = groupOwnership(desc);
   if (owner === 'pid-reused') return 'pid-reused';
   if (owner === 'gone') return 'not-running';
@@ -315,6 +231,7 @@ export async function stopGroup(desc: StopProcess, opts: { force?: boolean } = {
 
 /** SIGKILL the group now, synchronously, if it is still ours (the second Ctrl-C). */
 export function killGroupNow(desc: Pick<StopProcess, 'pid' | 'pgid' | 'startTime'>): boolean {
+  if (signalRefusal(desc)) return false;
   const owner = groupOwnership(desc);
   if (owner !== 'alive' && owner !== 'orphans') return false;
   try {
