@@ -7,7 +7,7 @@
  */
 import { closeSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/model/kind.js';
+import { TaskError, type TaskContext, type TaskKind, type TaskResult, type UndoDescriptor } from '../src/model/kind.js';
 import { fail, formatMs } from '../src/model/failure.js';
 import { mask } from '../src/util/mask.js';
 import { runCommand } from '../src/process/command.js';
@@ -20,6 +20,9 @@ export interface ExecWith {
   cwd?: string;
   env?: Record<string, string | number | boolean>;
 }
+
+/** SIGTERM to SIGKILL for a command a later `down` stops (the run that started it was killed). */
+const IN_FLIGHT_GRACE_MS = 2000;
 
 function isDirectory(path: string): boolean {
   try {
@@ -48,6 +51,8 @@ async function run(ctx: TaskContext<ExecWith>): Promise<TaskResult> {
   const log = openSync(ctx.logFile, 'a');
   const started = performance.now();
   let result;
+  // Recorded while it runs, so a kill -9 of the CLI leaves a record `down` can stop it by.
+  let inFlight: UndoDescriptor | undefined;
   try {
     writeSync(log, `--- ${new Date().toISOString()} running ${mask(line)}\n`);
     result = await runCommand({
@@ -55,7 +60,19 @@ async function run(ctx: TaskContext<ExecWith>): Promise<TaskResult> {
       args,
       cwd,
       env: childEnv(ctx.env, w.env),
+      stack: ctx.dataDir,
       signal: ctx.signal,
+      onSpawn(started) {
+        inFlight = {
+          type: 'stop-process',
+          ...started,
+          command: formatCommandLine(w.command, args),
+          signal: 'SIGTERM',
+          graceMs: IN_FLIGHT_GRACE_MS,
+          startedAt: new Date().toISOString(),
+        };
+        ctx.recordUndo(inFlight);
+      },
       onLine(text) {
         const clean = mask(text);
         writeSync(log, `${clean}\n`);
@@ -64,6 +81,7 @@ async function run(ctx: TaskContext<ExecWith>): Promise<TaskResult> {
     });
   } finally {
     closeSync(log);
+    if (inFlight) ctx.forgetUndo(inFlight);
   }
   if (result.spawnError) throw new TaskError(fail.spawnFailed(line, result.spawnError));
   if (result.aborted) throw abortError(ctx.signal);

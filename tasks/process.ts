@@ -208,7 +208,7 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
   if (ctx.signal.aborted) throw abortError(ctx.signal);
 
   const started = performance.now();
-  const svc = await spawnService({ command: w.command, args, cwd, env, logFile: ctx.logFile });
+  const svc = await spawnService({ command: w.command, args, cwd, env, logFile: ctx.logFile, stack: ctx.dataDir });
   const undo: UndoDescriptor = {
     type: 'stop-process',
     pid: svc.pid,
@@ -218,6 +218,8 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
     signal,
     graceMs,
     startedAt: new Date().toISOString(),
+    ...(svc.instance ? { instance: svc.instance } : {}),
+    ...(ports.length ? { ports } : {}),
   };
   ctx.recordUndo(undo);
 

@@ -51,6 +51,10 @@ export function makeContext<W>(home: string, withParams: W, opts: ContextOptions
     output: (line) => lines.push(line),
     progress: (p) => progress.push(p),
     recordUndo: (u) => undos.push(u),
+    forgetUndo: (u) => {
+      const at = undos.indexOf(u);
+      if (at >= 0) undos.splice(at, 1);
+    },
     secret: () => {},
     prompt: () => Promise.reject(new Error('no prompts in tests')),
     canPrompt: false,

@@ -48,6 +48,7 @@ async function runKind(w: DownloadWith, opts: { baseDir: string; signal?: AbortS
     output: (line) => run.lines.push(line),
     progress: (p) => run.progress.push(p),
     recordUndo: () => assert.fail('download must not record undo steps'),
+    forgetUndo: () => assert.fail('download must not record undo steps'),
     secret: () => undefined,
     prompt: () => Promise.reject(new Error('no prompt in tests')),
     canPrompt: false,

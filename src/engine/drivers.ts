@@ -23,6 +23,8 @@ import { undoRecorded } from './rollback.js';
 import type { Renderer, OutputMode } from '../render/types.js';
 import { StateStore } from './state.js';
 import { forceKillAll } from './undo.js';
+import { stopLeftovers } from './leftovers.js';
+import { findMarked } from '../process/sweep.js';
 
 export interface CommonOptions {
   dataDir: string;
@@ -128,6 +130,9 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
   app.onForce(() => lock.release());
   try {
     const state = openState(o.dataDir, x.file);
+    // What a killed run left without a record would hold ports and files this run needs.
+    const leftovers = await stopLeftovers(o.dataDir, Object.values(state.tasks), (line) => o.output !== 'json' && process.stderr.write(`stigmer: ${line}\n`));
+    if (leftovers.survived.length) return EXIT.taskFailed;
     const renderer = await pickRenderer(o.output, x.graph);
     const failures = new Map<string, Failure>();
     const emit = (ev: EngineEvent): void => {
@@ -159,6 +164,8 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
       await undoRecorded(state, { only: new Set(outcome.changed), emit: (ev) => undoRenderer.event(ev) });
       for (const [name, rec] of Object.entries(state.tasks)) if (x.graph.nodes.has(name) && rec.undo.length === 0 && rec.status !== 'ready') state.remove(name, false);
       state.save();
+      // What this run started and no record holds any more (a finished command's descendants).
+      await stopLeftovers(o.dataDir, Object.values(state.tasks), (line) => process.stderr.write(`stigmer: ${line}\n`), { force: app.signal.aborted && !!app.interruptedBy() });
       reportFailures(outcome, failures);
       const sig = app.interruptedBy();
       if (sig) return signalExitCode[sig];
@@ -244,7 +251,8 @@ export async function runTask(o: RunTaskOptions): Promise<number> {
 export async function runDown(o: CommonOptions & { quiet?: boolean }): Promise<number> {
   listenWithForce(o.app, o.dataDir);
   const paths = dataPaths(o.dataDir);
-  if (!existsSync(paths.state)) {
+  // No state and nothing carrying the stack's marker: nothing to do, and no lock to take.
+  if (!existsSync(paths.state) && findMarked(o.dataDir).length === 0) {
     if (!o.quiet && o.output !== 'json') process.stderr.write(`stigmer: nothing to stop (no state in ${paths.root})\n`);
     return EXIT.ok;
   }
@@ -260,11 +268,18 @@ export async function runDown(o: CommonOptions & { quiet?: boolean }): Promise<n
     const res = await undoRecorded(state, { emit: (ev) => renderer.event(ev), force });
     for (const [name, rec] of Object.entries(state.tasks)) if (rec.undo.length === 0) state.remove(name, false);
     state.save();
+    // Whatever still carries the marker escaped its record: stop it too.
+    const say = (line: string): void => {
+      if (o.output === 'json') process.stdout.write(`${JSON.stringify({ event: 'leftover', message: line, timestamp: new Date().toISOString() })}\n`);
+      else process.stdout.write(`${line}\n`);
+    };
+    const leftovers = await stopLeftovers(o.dataDir, Object.values(state.tasks), say, { force });
     if (res.failed.length) {
       process.stderr.write(`stigmer: could not undo ${res.failed.join(', ')}; they stay recorded: run \`stigmer down\` again\n`);
       return EXIT.taskFailed;
     }
-    if (!o.quiet && o.output !== 'json' && res.undone.length === 0) process.stdout.write('nothing was running\n');
+    if (leftovers.survived.length) return EXIT.taskFailed;
+    if (!o.quiet && o.output !== 'json' && res.undone.length === 0 && leftovers.found.length === 0) process.stdout.write('nothing was running\n');
     return EXIT.ok;
   } finally {
     lock.release();

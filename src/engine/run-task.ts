@@ -92,6 +92,12 @@ export async function runTask(r: TaskRun): Promise<TaskOutcome> {
       state.update(name, { kind: target.spec.uses, status: 'running', needs: target.needs, specHash: target.specHash, startedAt: new Date().toISOString() });
       state.addUndo(name, u);
     },
+    forgetUndo: (u) => {
+      const key = JSON.stringify(u);
+      const at = recorded.findIndex((x) => JSON.stringify(x) === key);
+      if (at >= 0) recorded.splice(at, 1);
+      state.forgetUndo(name, u);
+    },
     secret: (v) => registerSecret(v),
     prompt: async (opts) => {
       if (!r.canPrompt || !r.prompt) throw new TaskError(fail.missingSecret('input', 'no terminal to ask on'));

@@ -62,6 +62,17 @@ export class StateStore {
     this.touch(true);
   }
 
+  /** Drop one recorded step (compared as data); nothing happens when the record is gone meanwhile. */
+  forgetUndo(task: string, undo: UndoDescriptor): void {
+    const rec = this.data.tasks[task];
+    if (!rec) return;
+    const key = JSON.stringify(undo);
+    const kept = rec.undo.filter((u) => JSON.stringify(u) !== key);
+    if (kept.length === rec.undo.length) return;
+    rec.undo = kept;
+    this.touch(true);
+  }
+
   remove(task: string, flush = true): void {
     delete this.data.tasks[task];
     this.touch(flush);

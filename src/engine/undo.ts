@@ -8,7 +8,8 @@ import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'nod
 import type { UndoDescriptor } from '../model/kind.js';
 import { formatMs } from '../model/failure.js';
 import { killForegroundGroups } from '../process/command.js';
-import { killGroupNow, shortCommand, stopGroup } from '../process/proc.js';
+import { inspectPort, killGroupNow, shortCommand, stopGroup, type StopProcess } from '../process/proc.js';
+import { sweep, type MarkedProcess } from '../process/sweep.js';
 import { dataPaths, stigmerHome } from '../util/paths.js';
 
 export interface UndoContext {
@@ -35,22 +36,8 @@ export function describeUndo(desc: UndoDescriptor): string {
 export async function executeUndo(desc: UndoDescriptor, opts: UndoContext = {}): Promise<string> {
   switch (desc.type) {
     case 'stop-process': {
-      const who = `pid ${desc.pid} (${shortCommand(desc.command)})`;
-      const result = await stopGroup(desc, opts);
-      switch (result) {
-        case 'stopped':
-          return `stopped ${who}`;
-        case 'killed':
-          return opts.force || desc.signal === 'SIGKILL'
-            ? `killed ${who}`
-            : `killed ${who}: it did not stop within ${formatMs(desc.graceMs)} of ${desc.signal}`;
-        case 'not-running':
-          return `pid ${desc.pid} was no longer running`;
-        case 'pid-reused':
-          return `pid ${desc.pid} now belongs to another program; not signalled`;
-        default:
-          return assertNever(result);
-      }
+      const line = await stopRecorded(desc, opts);
+      return line + (await escapees(desc, opts)) + heldPorts(desc);
     }
     case 'remove-path': {
       const path = await removablePath(desc.path, opts.dataDir);
@@ -73,6 +60,50 @@ export async function executeUndo(desc: UndoDescriptor, opts: UndoContext = {}):
 export function forceKillAll(descs: readonly UndoDescriptor[]): void {
   for (const desc of descs) if (desc.type === 'stop-process') killGroupNow(desc);
   killForegroundGroups();
+}
+
+async function stopRecorded(desc: StopProcess, opts: UndoContext): Promise<string> {
+  const who = `pid ${desc.pid} (${shortCommand(desc.command)})`;
+  const result = await stopGroup(desc, opts);
+  switch (result) {
+    case 'stopped':
+      return `stopped ${who}`;
+    case 'killed':
+      return opts.force || desc.signal === 'SIGKILL' ? `killed ${who}` : `killed ${who}: it did not stop within ${formatMs(desc.graceMs)} of ${desc.signal}`;
+    case 'not-running':
+      return `pid ${desc.pid} was no longer running`;
+    case 'pid-reused':
+      return `pid ${desc.pid} now belongs to another program; not signalled`;
+    default:
+      return assertNever(result);
+  }
+}
+
+/** Descendants of the instance that left its group (double fork, setsid): found by its marker. */
+async function escapees(desc: StopProcess, opts: UndoContext): Promise<string> {
+  if (!desc.instance || !opts.dataDir) return '';
+  const swept = await sweep(opts.dataDir, {
+    instance: desc.instance,
+    signal: opts.force ? 'SIGKILL' : desc.signal,
+    graceMs: opts.force ? 0 : Math.min(desc.graceMs, 10_000),
+  });
+  if (swept.found.length === 0) return '';
+  if (swept.survived.length) throw new Error(`${describeProcs(swept.survived)} of ${desc.command} still running after SIGKILL`);
+  return `; also stopped ${describeProcs(swept.found)} that left its process group`;
+}
+
+function heldPorts(desc: StopProcess): string {
+  const held = (desc.ports ?? []).flatMap((port) => {
+    const p = inspectPort(port);
+    return p.listening ? [`port ${port} is still held${p.holder ? ` by pid ${p.holder.pid} (${shortCommand(p.holder.command, 80)})` : ''}`] : [];
+  });
+  return held.length ? `; ${held.join('; ')}` : '';
+}
+
+/** "pid 12 (sleep 60)" or "3 processes: pid 12 (sleep 60), ..." */
+export function describeProcs(procs: readonly MarkedProcess[]): string {
+  const each = procs.map((p) => `pid ${p.pid} (${shortCommand(p.command, 60)})`);
+  return procs.length === 1 ? each[0]! : `${procs.length} processes: ${each.join(', ')}`;
 }
 
 /** `dir`'s real path, or `dir` itself when it does not exist (nothing to escape through then). */

@@ -47,6 +47,10 @@ export type UndoDescriptor =
       graceMs: number;
       /** ISO time the process was started */
       startedAt: string;
+      /** the spawn's STIGMER_INSTANCE: its descendants that left the group are stopped with it */
+      instance?: string;
+      /** ports the task declared: one still held after the stop is reported with its holder */
+      ports?: number[];
     }
   | {
       /** remove a file or directory this task created */
@@ -134,6 +138,8 @@ export interface TaskContext<W = Record<string, unknown>> {
   progress(p: Progress): void;
   /** persist an undo step now, before continuing (e.g. right after spawning a process) */
   recordUndo(undo: UndoDescriptor): void;
+  /** drop a step recorded with `recordUndo` that no longer applies (a command that finished) */
+  forgetUndo(undo: UndoDescriptor): void;
   /** register a secret value: it is masked in every output, log line, event and state write */
   secret(value: string): void;
   /** ask the user (only where a TTY and input are allowed); throws TaskError missing-input otherwise */

@@ -4,7 +4,8 @@
  * direct child, and a grandchild holding the output pipe would keep `await` hanging).
  */
 import { stripAnsi } from './log-file.js';
-import { describeSpawnError, groupGone, groupMembers, HAS_PROC, isAlive, processIdentity, readProcStat } from './proc.js';
+import { describeSpawnError, groupGone, groupMembers, HAS_PROC, isAlive, processIdentity, readProcStat, type ProcessIdentity } from './proc.js';
+import { markEnv, newInstance } from './sweep.js';
 
 export interface CommandSpec {
   command: string;
@@ -18,6 +19,10 @@ export interface CommandSpec {
   onLine?(line: string, stream: 'stdout' | 'stderr'): void;
   /** SIGTERM to SIGKILL, on abort and for leftovers (default 2 s) */
   graceMs?: number;
+  /** the data dir of the stack it belongs to: the command and its descendants carry its marker (sweep.ts) */
+  stack?: string;
+  /** called once it runs, with its identity (e.g. to record it while it is in flight) */
+  onSpawn?(started: ProcessIdentity & { instance?: string }): void;
 }
 
 export interface CommandResult {
@@ -102,9 +107,10 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
   const tail: string[] = [];
   let stdout = '';
   let aborted = false;
+  const instance = spec.stack === undefined ? undefined : newInstance();
   const sub = execa(spec.command, [...spec.args], {
     cwd: spec.cwd,
-    env: spec.env,
+    env: spec.stack === undefined || instance === undefined ? spec.env : markEnv(spec.env, spec.stack, instance),
     extendEnv: false,
     detached: true,
     stdin: 'ignore',
@@ -125,6 +131,10 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
       exitHookInstalled = true;
     }
     foreground.add(pgid);
+    if (spec.onSpawn) {
+      const id = processIdentity(pgid);
+      if (id) spec.onSpawn({ ...id, ...(instance ? { instance } : {}) });
+    }
     sub.once('exit', () => terminateGroup(pgid, graceMs));
     if (spec.signal?.aborted) onAbort();
     else spec.signal?.addEventListener('abort', onAbort, { once: true });

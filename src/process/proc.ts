@@ -16,6 +16,7 @@ import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskError, type UndoDescriptor } from '../model/kind.js';
 import { fail } from '../model/failure.js';
+import { markEnv, newInstance } from './sweep.js';
 import { groupMembers, HAS_PROC, hasExited, listPids, pidExists, readCmdline, readProcStat, signalRefusal, SignalRefused, type ProcessIdentity } from './identity.js';
 
 export {
@@ -121,6 +122,8 @@ export interface ServiceSpec {
   env: NodeJS.ProcessEnv;
   /** stdout and stderr are appended here */
   logFile: string;
+  /** the data dir of the stack it belongs to: the process and its descendants carry its marker (sweep.ts) */
+  stack?: string;
 }
 
 export interface ExitInfo {
@@ -142,6 +145,8 @@ export interface StartedService extends ProcessIdentity {
   exited: Promise<ExitInfo>;
   /** Wait for the exit, keeping this process alive meanwhile. */
   waitExit(): Promise<ExitInfo>;
+  /** its STIGMER_INSTANCE, when it was started for a stack */
+  instance?: string;
 }
 
 /**
@@ -152,6 +157,8 @@ export interface StartedService extends ProcessIdentity {
 export async function spawnService(spec: ServiceSpec): Promise<StartedService> {
   const commandLine = formatCommandLine(spec.command, spec.args);
   if (!isDirectory(spec.cwd)) throw new TaskError(fail.spawnFailed(commandLine, `working directory ${spec.cwd} does not exist`));
+  const instance = spec.stack === undefined ? undefined : newInstance();
+  const env = spec.stack === undefined || instance === undefined ? spec.env : markEnv(spec.env, spec.stack, instance);
   mkdirSync(dirname(spec.logFile), { recursive: true });
   const fd = openSync(spec.logFile, 'a');
   let child: ChildProcess;
@@ -159,7 +166,7 @@ export async function spawnService(spec: ServiceSpec): Promise<StartedService> {
   try {
     writeSync(fd, `--- ${new Date().toISOString()} starting ${commandLine}\n`);
     logOffset = fstatSync(fd).size;
-    child = spawn(spec.command, [...spec.args], { cwd: spec.cwd, env: spec.env, detached: true, stdio: ['ignore', fd, fd] });
+    child = spawn(spec.command, [...spec.args], { cwd: spec.cwd, env, detached: true, stdio: ['ignore', fd, fd] });
   } catch (err) {
     throw new TaskError(fail.spawnFailed(commandLine, describeSpawnError(err)));
   } finally {
@@ -184,7 +191,17 @@ export async function spawnService(spec: ServiceSpec): Promise<StartedService> {
       child.unref();
     }
   };
-  return { pid: child.pid, pgid: stat?.pgid ?? child.pid, startTime: stat?.startTime ?? 0, child, commandLine, logOffset, exited, waitExit };
+  return {
+    pid: child.pid,
+    pgid: stat?.pgid ?? child.pid,
+    startTime: stat?.startTime ?? 0,
+    child,
+    commandLine,
+    logOffset,
+    exited,
+    waitExit,
+    ...(instance ? { instance } : {}),
+  };
 }
 
 /**

@@ -1,0 +1,163 @@
+/**
+ * Nothing escapes `down`: every process a stack starts carries its marker (STIGMER_STACK), and
+ * `down` / the next `up` stop what carries it but no record explains: a process spawned by a run
+ * killed before it recorded it, an `exec` command running at `kill -9`, a grandchild that left
+ * its group (setsid, double fork).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isAlive, readProcStat } from '../src/process/identity.js';
+import { findMarked, INSTANCE_VAR, STACK_VAR } from '../src/process/sweep.js';
+import { inspectPort } from '../src/process/proc.js';
+import { cleanupHome, cliEnv, cliPath, fixture, freePort, runCli, sleep, tempHome } from './helpers.js';
+
+const node = JSON.stringify(process.execPath);
+const service = JSON.stringify(fixture('service.mjs'));
+
+function write(home: string, lines: string[]): void {
+  writeFileSync(join(home, 'stigmer.tasks.yaml'), ['version: 1', 'tasks:', ...lines, ''].join('\n'));
+}
+
+type State = { tasks: Record<string, { status: string; undo: { type: string; pid: number; pgid: number; startTime: number; instance?: string }[] }> };
+const state = (home: string): State | undefined => {
+  try {
+    return JSON.parse(readFileSync(join(home, 'state.json'), 'utf8')) as State;
+  } catch {
+    return undefined;
+  }
+};
+
+async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+function startCli(args: string[], home: string): { child: ChildProcess; exit: Promise<number | null> } {
+  const child = spawn(process.execPath, [cliPath, ...args], { cwd: home, env: cliEnv(home), stdio: 'ignore' });
+  return { child, exit: new Promise((r) => child.on('close', (code) => r(code))) };
+}
+
+test('a process carrying the stack marker that no record names (spawned, then kill -9 before the state write) is stopped by down', async () => {
+  const home = tempHome();
+  try {
+    // What a run leaves when it dies between the spawn and the state write: a marked process, no state.
+    const orphan = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], {
+      env: { ...cliEnv(home), [STACK_VAR]: home, [INSTANCE_VAR]: 'a1b2c3' },
+      detached: true,
+      stdio: 'ignore',
+    });
+    orphan.unref();
+    await until('the orphan', () => !!readProcStat(orphan.pid!));
+    assert.deepEqual(findMarked(home).map((p) => p.pid), [orphan.pid]);
+    const r = await runCli(['down'], { home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`stopped pid ${orphan.pid} \\(.*\\): it carried this stack's marker but no record named it`));
+    assert.equal(findMarked(home).length, 0);
+    const again = await runCli(['down'], { home });
+    assert.match(again.stderr, /nothing to stop/);
+  } finally {
+    await cleanupHome(home);
+  }
+});
+
+test('an exec command is recorded while it runs (group, start time), dropped when it finishes, and stopped by down after kill -9 of up', async () => {
+  const home = tempHome();
+  try {
+    write(home, [
+      '  quick:',
+      '    uses: exec',
+      '    with: { command: sh, args: ["-c", "true"] }',
+      '  long:',
+      '    uses: exec',
+      '    needs: [quick]',
+      '    with: { command: sh, args: ["-c", "sleep 300 & sleep 300"] }',
+    ]);
+    const up = startCli(['up'], home);
+    await until('the running command in the state', () => state(home)?.tasks['long']?.undo.length === 1);
+    const rec = state(home)!.tasks['long']!.undo[0]!;
+    assert.equal(rec.type, 'stop-process');
+    assert.equal(rec.pgid, rec.pid, 'the command leads its own group');
+    assert.ok(isAlive(rec), 'pid and start time name the running command');
+    assert.deepEqual(state(home)!.tasks['quick']!.undo, [], 'a finished command leaves no record');
+    up.child.kill('SIGKILL');
+    await up.exit;
+    assert.ok(isAlive(rec), 'the command survives the kill -9 of up');
+    const r = await runCli(['down'], { home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`stopped pid ${rec.pid}`));
+    assert.equal(findMarked(home).length, 0, 'both sleeps are gone');
+  } finally {
+    await cleanupHome(home);
+  }
+});
+
+test('a grandchild that called setsid (left the group) is stopped with its service, and the next up stops a leftover', async () => {
+  const home = tempHome();
+  const port = await freePort();
+  try {
+    // The service starts a grandchild in a session of its own, then becomes the service.
+    const script = `setsid sleep 300 </dev/null >/dev/null 2>&1 & exec "$0" "$@"`;
+    write(home, [
+      '  api:',
+      '    uses: process',
+      `    with: { command: sh, args: ["-c", ${JSON.stringify(script)}, ${node}, ${service}, "--listen", "${port}"], ports: [${port}], ready: { tcp: { host: 127.0.0.1, port: ${port} }, timeout: 20s } }`,
+    ]);
+    const up = await runCli(['up'], { home });
+    assert.equal(up.code, 0, up.stderr);
+    await until('the escaped grandchild', () => findMarked(home).some((p) => p.command.startsWith('sleep')));
+    const escaped = findMarked(home).find((p) => p.command.startsWith('sleep'))!;
+    const svc = state(home)!.tasks['api']!.undo[0]!;
+    assert.notEqual(escaped.pgid, svc.pgid, 'the grandchild left the service group');
+    assert.equal(escaped.instance, svc.instance, 'it carries the instance its service was recorded with');
+    const down = await runCli(['down'], { home });
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stdout, new RegExp(`also stopped pid ${escaped.pid} \\(sleep 300\\) that left its process group`));
+    assert.equal(findMarked(home).length, 0);
+
+    // A leftover (its record lost) is stopped before the next up starts anything.
+    const stray = spawn('sleep', ['300'], { env: { ...cliEnv(home), [STACK_VAR]: home, [INSTANCE_VAR]: 'gone' }, detached: true, stdio: 'ignore' });
+    stray.unref();
+    await until('the stray', () => !!readProcStat(stray.pid!));
+    const again = await runCli(['up'], { home });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, new RegExp(`stopped pid ${stray.pid} \\(sleep 300\\): it carried this stack's marker but no record named it`));
+    assert.ok(findMarked(home).every((p) => p.pid !== stray.pid));
+  } finally {
+    await runCli(['down'], { home });
+    await cleanupHome(home);
+  }
+});
+
+test('after a stop, a declared port still held is reported with its holder', async () => {
+  const home = tempHome();
+  const port = await freePort();
+  let holder: number | undefined;
+  try {
+    // A grandchild that drops the whole environment (env -i) and leaves the group escapes the
+    // marker: down cannot stop it, but it says who holds the port.
+    const listen = `require("net").createServer().listen(${port}, "127.0.0.1")`;
+    const script = `setsid env -i "$0" -e '${listen}' </dev/null >/dev/null 2>&1 & exec "$0" "$@"`;
+    write(home, [
+      '  api:',
+      '    uses: process',
+      `    with: { command: sh, args: ["-c", ${JSON.stringify(script)}, ${node}, ${service}], ports: [${port}], ready: { tcp: { host: 127.0.0.1, port: ${port} }, timeout: 20s } }`,
+    ]);
+    const up = await runCli(['up'], { home });
+    assert.equal(up.code, 0, up.stderr);
+    holder = inspectPort(port).holder?.pid;
+    assert.ok(holder, 'the escaped grandchild holds the port');
+    const down = await runCli(['down'], { home });
+    assert.match(down.stdout, new RegExp(`port ${port} is still held by pid ${holder} \\(`));
+  } finally {
+    if (holder && readProcStat(holder)) process.kill(holder, 'SIGKILL');
+    await runCli(['down'], { home });
+    await cleanupHome(home);
+    assert.equal(existsSync(home), false);
+  }
+});
