@@ -5,7 +5,8 @@
  *   node dist/bench/index.js [suite...] [--quick] [--no-save]
  *
  * Suites: overhead, readiness, scale, cold-start, compare (the engine, issue 2), local-stack (the
- * stack, issue 3), agent (server and agent-runner, issue 4); default: all, in that order.
+ * stack, issue 3), agent (server and agent-runner, issue 4), log-capture (issue 9); default: all,
+ * in that order.
  * `--quick` takes fewer runs (for a smoke check); `--no-save` leaves bench/results.json alone.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -20,8 +21,9 @@ import { coldStart } from './cold-start.js';
 import { compare } from './compare.js';
 import { localStack } from './local-stack.js';
 import { agentSuite } from './agent.js';
+import { logCapture } from './log-capture.js';
 
-const SUITES: Suite[] = [overhead, readiness, scale, coldStart, compare, localStack, agentSuite];
+const SUITES: Suite[] = [overhead, readiness, scale, coldStart, compare, localStack, agentSuite, logCapture];
 
 interface SavedSuite extends SuiteResult {
   date: string;

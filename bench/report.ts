@@ -9,8 +9,8 @@ export interface Row {
   metric: string;
   unit: 'ms' | 'MB' | 'x';
   stats: Stats;
-  /** the goal the median is held to, if any */
-  goal?: { max: number } | { lowest: true };
+  /** the goal the median is held to, if any (`min`: at least, e.g. a throughput ratio) */
+  goal?: { max: number } | { min: number } | { lowest: true };
   /** for `lowest` goals: whether this row won */
   pass?: boolean;
 }
@@ -37,6 +37,7 @@ export interface SuiteOptions {
 export function passes(row: Row): boolean | undefined {
   if (!row.goal) return undefined;
   if ('max' in row.goal) return row.stats.median <= row.goal.max;
+  if ('min' in row.goal) return row.stats.median >= row.goal.min;
   return row.pass;
 }
 
@@ -59,7 +60,7 @@ export function formatTable(results: SuiteResult[]): string {
         fmt(row.stats.median, row.unit),
         `${fmt(row.stats.min, row.unit)} .. ${fmt(row.stats.max, row.unit)}`,
         String(row.stats.runs.length),
-        !row.goal ? '' : 'max' in row.goal ? `<= ${fmt(row.goal.max, row.unit)}` : 'lowest',
+        !row.goal ? '' : 'max' in row.goal ? `<= ${fmt(row.goal.max, row.unit)}` : 'min' in row.goal ? `>= ${fmt(row.goal.min, row.unit)}` : 'lowest',
         ok === undefined ? '' : ok ? 'ok' : 'MISSED',
       ]);
     }
