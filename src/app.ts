@@ -14,6 +14,7 @@ export function createApp(): App {
   let first: InterruptSignal | undefined;
   let listening = false;
   let doingText = 'undoing what was started';
+  let quiet = false;
   const app: App = {
     signal: controller.signal,
     exitCode: EXIT.ok,
@@ -22,8 +23,9 @@ export function createApp(): App {
       hooks.push(hook);
     },
     interrupt: (sig) => handle(sig),
-    listen: (doing) => {
+    listen: (doing, o) => {
       if (doing) doingText = doing;
+      if (o?.quiet) quiet = true;
       if (listening) return;
       listening = true;
       for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => handle(sig));
@@ -32,7 +34,7 @@ export function createApp(): App {
   function handle(sig: InterruptSignal): void {
     if (!first) {
       first = sig;
-      process.stderr.write(`\nstigmer: ${sig} received, ${doingText} (send it again to force)\n`);
+      if (!quiet) process.stderr.write(`\nstigmer: ${sig} received, ${doingText} (send it again to force)\n`);
       controller.abort(sig);
       return;
     }

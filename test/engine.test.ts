@@ -5,10 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, runCli, sleep, tempHome } from './helpers.js';
 import { readProcStat } from '../src/process/proc.js';
+import { projectDataDir } from '../src/engine/stacks.js';
 
 const node = JSON.stringify(process.execPath);
 const service = JSON.stringify(fixture('service.mjs'));
@@ -54,8 +55,15 @@ function sh(name: string, script: string, needs: string[] = []): string {
   return [`  ${name}:`, `    uses: exec`, ...(needs.length ? [`    needs: [${needs.join(', ')}]`] : []), `    with: { command: sh, args: ["-c", ${JSON.stringify(script)}] }`].join('\n');
 }
 
+/** The data dir of the stack of <home>/stigmer.tasks.yaml (its own, under <home>/stacks), made. */
+function stackDir(home: string): string {
+  const dir = projectDataDir(join(home, 'stigmer.tasks.yaml'), home);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
 function state(home: string): { tasks: Record<string, { status: string; undo: { pid: number; startTime: number }[] }> } | undefined {
-  const f = join(home, 'state.json');
+  const f = join(stackDir(home), 'state.json');
   return existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : undefined;
 }
 
@@ -237,15 +245,15 @@ test('one run at a time per data dir; a stale lock is taken over', async () => {
     write(home, ['version: 1', 'tasks:', sh('a', 'true'), ''].join('\n'));
     // A lock held by a live process (this test) refuses the run, naming the pid.
     const me = readProcStat(process.pid)!;
-    writeFileSync(join(home, 'run.lock'), JSON.stringify({ pid: process.pid, startTime: me.startTime }));
+    writeFileSync(join(stackDir(home), 'run.lock'), JSON.stringify({ pid: process.pid, startTime: me.startTime }));
     const r = await runCli(['up'], { home });
     assert.equal(r.code, 1);
     assert.match(r.stderr, new RegExp(`another stigmer run \\(pid ${process.pid}: .*\\) is using ${home.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     // The same pid with another start time is a reused pid: stale.
-    writeFileSync(join(home, 'run.lock'), JSON.stringify({ pid: process.pid, startTime: me.startTime + 1 }));
+    writeFileSync(join(stackDir(home), 'run.lock'), JSON.stringify({ pid: process.pid, startTime: me.startTime + 1 }));
     const r2 = await runCli(['up'], { home });
     assert.equal(r2.code, 0, r2.stderr);
-    assert.equal(existsSync(join(home, 'run.lock')), false, 'released after the run');
+    assert.equal(existsSync(join(stackDir(home), 'run.lock')), false, 'released after the run');
   } finally {
     await runCli(['down'], { home });
     await cleanupHome(home);
@@ -259,7 +267,7 @@ test('a recorded pid now used by another program is never signalled', async () =
     await until(() => readProcStat(other.pid!) !== undefined);
     const real = readProcStat(other.pid!)!;
     writeFileSync(
-      join(home, 'state.json'),
+      join(stackDir(home), 'state.json'),
       JSON.stringify({
         version: 1,
         seq: 1,

@@ -84,7 +84,7 @@ test('a terminal reporting width 0, or CI set, gets plain lines without ANSI', a
       assert.doesNotMatch(r.screen, /\u001b\[/, 'no escape codes');
       assert.match(r.screen, /^\d\d:\d\d:\d\d\.\d{3} first: (started|done)/m);
       assert.match(r.screen, /second: done \(already done, reused\)|second: done/);
-      await new Promise<void>((res) => spawn(process.execPath, [cliPath, 'down'], { env: cliEnv(home), stdio: 'ignore' }).on('close', () => res()));
+      await new Promise<void>((res) => spawn(process.execPath, [cliPath, 'down'], { cwd: home, env: cliEnv(home), stdio: 'ignore' }).on('close', () => res()));
     }
   } finally {
     await cleanupHome(home);

@@ -1,9 +1,11 @@
 /**
- * The generic task-graph commands, on any tasks file: up, down, run, status, logs, graph, validate.
+ * The generic task-graph commands, on any tasks file: up, down, run, status, logs, ls, graph,
+ * validate. Each names its stack by its tasks file (`-f`, default ./stigmer.tasks.yaml): the data
+ * dir is the file's own (src/engine/stacks.ts) unless `--data-dir` says otherwise.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { App } from '../model/app.js';
-import { stigmerHome } from '../util/paths.js';
+import type { ResolvedStack } from '../engine/stacks.js';
 import { kinds } from './kinds.js';
 
 const DEFAULT_FILE = './stigmer.tasks.yaml';
@@ -13,14 +15,17 @@ interface FileOpts {
   dataDir?: string;
 }
 
-function fileOptions(cmd: Command): Command {
-  return cmd
-    .option('-f, --file <path>', 'the tasks file', DEFAULT_FILE)
-    .option('--data-dir <dir>', 'where state, logs and the lock live (default: $STIGMER_HOME, else ~/.stigmer)');
+const DATA_DIR_HELP = "where state, logs and the lock live (default: the tasks file's own, <STIGMER_HOME>/stacks/<folder>-<hash>; see `stigmer ls`)";
+
+/** `-f/--file` and `--data-dir`; `short: false` leaves `-f` to the command (`logs -f` follows). */
+function fileOptions(cmd: Command, short = true): Command {
+  return cmd.option(short ? '-f, --file <path>' : '--file <path>', 'the tasks file that names the stack', DEFAULT_FILE).option('--data-dir <dir>', DATA_DIR_HELP);
 }
 
-function dataDirOption(cmd: Command): Command {
-  return cmd.option('--data-dir <dir>', 'where state, logs and the lock live (default: $STIGMER_HOME, else ~/.stigmer)');
+/** The stack a command names: its tasks file and data dir. */
+async function stackOf(o: FileOpts): Promise<ResolvedStack> {
+  const { resolveStack } = await import('../engine/stacks.js');
+  return resolveStack(o);
 }
 
 export function positiveInt(value: string): number {
@@ -50,7 +55,6 @@ async function scope(): Promise<{ config: () => Promise<unknown>; env: Record<st
 }
 
 export function register(program: Command, app: App): void {
-  const dataDir = (o: { dataDir?: string }): string => o.dataDir ?? stigmerHome();
 
   fileOptions(program.command('up'))
     .description('run the graph: start every task as soon as its needs are done; undo all of it if anything fails')
@@ -62,11 +66,13 @@ export function register(program: Command, app: App): void {
     .addOption(outputOption())
     .action(async (o: FileOpts & { foreground?: boolean; detach?: boolean; only?: string[]; concurrency?: number; input: boolean; output: 'auto' | 'plain' | 'json' }) => {
       if (o.foreground && o.detach) throw new (await import('../util/errors.js')).UserError('stigmer up: --detach and --foreground exclude each other', 2);
-      const { runUp } = await import('../engine/drivers.js');
+      const [{ runUp }, stack, { existsSync }] = await Promise.all([import('../engine/drivers.js'), stackOf(o), import('node:fs')]);
+      // Said once, when the stack's data dir is made; `stigmer ls` and `status` show it later.
+      if (stack.from === 'project' && !existsSync(stack.dataDir) && o.output !== 'json') process.stderr.write(`stigmer: this stack keeps its state and logs in ${stack.dataDir}\n`);
       app.exitCode = await runUp({
         file: o.file,
         kinds,
-        dataDir: dataDir(o),
+        dataDir: stack.dataDir,
         ...(await scope()),
         app,
         output: o.output,
@@ -77,12 +83,12 @@ export function register(program: Command, app: App): void {
       });
     });
 
-  dataDirOption(program.command('down'))
-    .description('undo everything the state recorded, in reverse order (safe to run twice; needs no valid tasks file)')
+  fileOptions(program.command('down'))
+    .description("undo everything the stack's state recorded, in reverse order (safe to run twice; the tasks file need not exist or be valid)")
     .addOption(outputOption())
-    .action(async (o: { dataDir?: string; output: 'auto' | 'plain' | 'json' }) => {
-      const { runDown } = await import('../engine/drivers.js');
-      app.exitCode = await runDown({ dataDir: dataDir(o), app, output: o.output });
+    .action(async (o: FileOpts & { output: 'auto' | 'plain' | 'json' }) => {
+      const [{ runDown }, stack] = await Promise.all([import('../engine/drivers.js'), stackOf(o)]);
+      app.exitCode = await runDown({ dataDir: stack.dataDir, app, output: o.output });
     });
 
   fileOptions(program.command('run'))
@@ -92,28 +98,34 @@ export function register(program: Command, app: App): void {
     .option('--no-input', 'never prompt; fail when input is needed')
     .addOption(outputOption())
     .action(async (task: string, o: FileOpts & { deps: boolean; input: boolean; output: 'auto' | 'plain' | 'json' }) => {
-      const { runTask } = await import('../engine/drivers.js');
-      app.exitCode = await runTask({ file: o.file, kinds, dataDir: dataDir(o), ...(await scope()), app, output: o.output, task, noDeps: !o.deps, noInput: !o.input });
+      const [{ runTask }, stack] = await Promise.all([import('../engine/drivers.js'), stackOf(o)]);
+      app.exitCode = await runTask({ file: o.file, kinds, dataDir: stack.dataDir, ...(await scope()), app, output: o.output, task, noDeps: !o.deps, noInput: !o.input });
     });
 
-  dataDirOption(program.command('status'))
+  fileOptions(program.command('status'))
     .description("each task's state, pid, uptime, address and last probe result")
     .option('--json', 'print JSON')
-    .action(async (o: { dataDir?: string; json?: boolean }) => {
-      const { printStatus } = await import('../engine/inspect.js');
-      app.exitCode = printStatus(dataDir(o), !!o.json);
+    .action(async (o: FileOpts & { json?: boolean }) => {
+      const [{ printStatus }, stack] = await Promise.all([import('../engine/inspect.js'), stackOf(o)]);
+      app.exitCode = printStatus(stack.dataDir, !!o.json);
     });
 
-  dataDirOption(program.command('logs'))
-    .argument('[task]', 'one task (default: all, prefixed by task name)')
-    .description("a task's log, or all of them")
-    .option('-f, --follow', 'keep printing new lines until Ctrl-C')
-    .option('-n, --lines <n>', 'lines of each log to show', nonNegativeInt, 100)
-    .action(async (task: string | undefined, o: { dataDir?: string; follow?: boolean; lines: number }) => {
-      const { printLogs } = await import('../engine/inspect.js');
-      if (o.follow) app.listen();
-      app.exitCode = await printLogs(dataDir(o), { ...(task ? { task } : {}), lines: o.lines, follow: !!o.follow, signal: app.signal });
-      if (app.interruptedBy()) app.exitCode = 0;
+  logOptions(fileOptions(program.command('logs'), false))
+    .argument('[task...]', 'tasks to show (default: all), merged line by line in time order and prefixed by task')
+    .description("the stack's logs: the last lines of each task, or follow them (--file names the stack: -f is --follow here)")
+    .action(async (tasks: string[], o: FileOpts & LogFlags) => {
+      const [{ printLogs, knownTaskNames }, stack] = await Promise.all([import('../engine/logs.js'), stackOf(o)]);
+      const known = await knownTaskNames(stack.dataDir, stack.file);
+      app.exitCode = await runLogs(app, o, (opts) => printLogs(stack.dataDir, { ...opts, tasks, known }));
+    });
+
+  program
+    .command('ls')
+    .description('every stack on this machine: state (running, degraded, stopped), services up, supervisor pid, tasks file, data dir')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const { printStacks } = await import('../engine/list-stacks.js');
+      app.exitCode = printStacks(!!o.json);
     });
 
   fileOptions(program.command('graph'))
@@ -123,7 +135,7 @@ export function register(program: Command, app: App): void {
       const [{ loadTasksFile }, { buildGraph }, { describeGraph }] = await Promise.all([import('../engine/load.js'), import('../engine/graph.js'), import('../engine/inspect.js')]);
       const s = await scope();
       const file = await loadTasksFile(o.file, { config: s.config, kinds });
-      process.stdout.write(describeGraph(buildGraph(file), o.format, dataDir(o)) + '\n');
+      process.stdout.write(describeGraph(buildGraph(file), o.format, (await stackOf(o)).dataDir) + '\n');
     });
 
   fileOptions(program.command('validate'))
@@ -134,4 +146,31 @@ export function register(program: Command, app: App): void {
       const file = await loadTasksFile(o.file, { config: s.config, kinds });
       process.stdout.write(`${file.displayPath}: ok (${file.tasks.size} task${file.tasks.size === 1 ? '' : 's'})\n`);
     });
+}
+
+export interface LogFlags {
+  follow?: boolean;
+  lines?: number;
+  since?: string;
+  timestamps?: boolean;
+}
+
+/** The flags `logs` and `local logs` share. */
+export function logOptions(cmd: Command): Command {
+  return cmd
+    .option('-f, --follow', 'keep printing new lines (across restarts and rotations) until Ctrl-C')
+    .option('-n, --lines <n>', 'the last N lines of each task (default 100; all of them with --since)', nonNegativeInt)
+    .option('--since <when>', 'only lines since a duration ago (10m, 2h, 90s) or a time (2026-12-02T06:30:00Z)')
+    .option('--timestamps', "show each line's time (RFC 3339, UTC)");
+}
+
+/** Run a logs command: Ctrl-C while following ends it with 130 and says nothing. */
+export async function runLogs(app: App, o: LogFlags, print: (opts: { lines?: number; since?: number; follow: boolean; timestamps: boolean; signal: AbortSignal }) => Promise<number>): Promise<number> {
+  const { parseSince } = await import('../engine/logs.js');
+  const since = o.since !== undefined ? parseSince(o.since) : undefined;
+  if (o.follow) app.listen(undefined, { quiet: true });
+  const code = await print({ ...(o.lines !== undefined ? { lines: o.lines } : {}), ...(since !== undefined ? { since } : {}), follow: !!o.follow, timestamps: !!o.timestamps, signal: app.signal });
+  const { signalExitCode } = await import('../model/app.js');
+  const sig = app.interruptedBy();
+  return sig ? signalExitCode[sig] : code;
 }

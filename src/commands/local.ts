@@ -4,8 +4,9 @@
  * STIGMER_HOME as the data dir. stop, status and logs work from the state file alone, so they
  * work with a broken config.yaml.
  */
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { App } from '../model/app.js';
+import { logOptions, runLogs, type LogFlags } from './engine.js';
 
 interface ConfigFlagOpts {
   llmProvider?: string;
@@ -32,12 +33,6 @@ function startOptions(cmd: Command): Command {
 
 function flagsOf(o: ConfigFlagOpts): ConfigFlagOpts {
   return { llmProvider: o.llmProvider, llmModel: o.llmModel, llmBaseUrl: o.llmBaseUrl, temporalAddress: o.temporalAddress };
-}
-
-function lineCount(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected a whole number >= 0, got "${value}"`);
-  return n;
 }
 
 export function register(program: Command, app: App): void {
@@ -79,14 +74,11 @@ export function register(program: Command, app: App): void {
       app.exitCode = await printStackStatus(!!o.json);
     });
 
-  local
-    .command('logs')
-    .argument('[component]', 'temporal, server or agent-runner (or a task name); default: all')
+  logOptions(local.command('logs'))
+    .argument('[component...]', 'temporal, server or agent-runner (or task names); default: all, merged in time order')
     .description('the logs of the stack')
-    .option('-f, --follow', 'keep printing new lines until Ctrl-C')
-    .option('-n, --lines <n>', 'lines of each log to show', lineCount, 100)
-    .action(async (component: string | undefined, o: { follow?: boolean; lines: number }) => {
+    .action(async (components: string[], o: LogFlags) => {
       const { stackLogs } = await import('../stack/local.js');
-      app.exitCode = await stackLogs(app, component, { follow: !!o.follow, lines: o.lines });
+      app.exitCode = await runLogs(app, o, (opts) => stackLogs(components, opts));
     });
 }

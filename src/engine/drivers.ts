@@ -22,6 +22,7 @@ import { dataPaths } from '../util/paths.js';
 import { undoRecorded } from './rollback.js';
 import type { Renderer, OutputMode } from '../render/types.js';
 import { StateStore } from './state.js';
+import { recordStack } from './stacks.js';
 import { forceKillAll } from './undo.js';
 import { stopLeftovers } from './leftovers.js';
 import { findMarked } from '../process/sweep.js';
@@ -130,6 +131,7 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
   app.onForce(() => lock.release());
   try {
     const state = openState(o.dataDir, x.file);
+    recordStack(o.dataDir, x.file.path);
     // What a killed run left without a record would hold ports and files this run needs.
     const leftovers = await stopLeftovers(o.dataDir, Object.values(state.tasks), (line) => o.output !== 'json' && process.stderr.write(`stigmer: ${line}\n`));
     if (leftovers.survived.length) return EXIT.taskFailed;
@@ -186,9 +188,9 @@ async function stayInForeground(o: UpOptions, graph: Graph, state: StateStore): 
   const services = graph.order.filter((n) => state.record(n)?.undo.some((u) => u.type === 'stop-process'));
   // Said at once, with the addresses onReady printed, not after a module load.
   process.stderr.write(`stigmer: ${services.length} service(s) running in the foreground; press Ctrl-C to stop them all\n`);
-  const { followLogs } = await import('./inspect.js');
+  const { followLogs } = await import('./logs.js');
   const stopFollowing = new AbortController();
-  const following = followLogs(o.dataDir, services, { lines: 0, signal: stopFollowing.signal });
+  const following = followLogs(o.dataDir, services, { signal: stopFollowing.signal });
   // A service dying in the foreground ends the session too.
   const watch = setInterval(() => {
     void import('../process/proc.js').then(({ isAlive }) => {

@@ -1,16 +1,13 @@
 /**
- * Read-only views of a data dir: status, logs, and the plan of a tasks file. None takes the lock,
- * none needs a valid tasks file or config (status and logs read only the state and the logs).
+ * Read-only views of a data dir: status and the plan of a tasks file (logs: logs.ts). None takes
+ * the lock; status needs no valid tasks file or config (it reads only the state).
  */
-import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { didYouMean } from '../util/diagnostics.js';
-import { EXIT, UserError } from '../util/errors.js';
+import { EXIT } from '../util/errors.js';
 import { formatMs } from '../model/failure.js';
 import { criticalPath, type Graph } from './graph.js';
-import { stripAnsi, tailLines } from '../process/log-file.js';
 import { mask } from '../util/mask.js';
-import { dataPaths, logFileFor } from '../util/paths.js';
+import { dataPaths } from '../util/paths.js';
 import { isAlive } from '../process/proc.js';
 import { StateStore } from './state.js';
 import type { TaskRecord } from '../model/kind.js';
@@ -75,96 +72,6 @@ export function printStatus(dataDir: string, json: boolean): number {
   process.stdout.write(mask(table(rows)) + '\n');
   if (s.file) process.stdout.write(`\nstack: ${s.file}\n`);
   return EXIT.ok;
-}
-
-/** Task names that have a log in this data dir. */
-export function loggedTasks(dataDir: string): string[] {
-  const dir = dataPaths(dataDir).logs;
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.log'))
-    .map((f) => f.slice(0, -4))
-    .sort();
-}
-
-/** When each task's latest run began (from the `--- <ISO> starting` header, else the file's birth). */
-function startedAt(file: string): number {
-  const head = tailLines(file, 100000, { maxBytes: 1 << 20 }).reverse().find((l) => l.startsWith('--- '));
-  const t = head ? Date.parse(head.split(' ')[1] ?? '') : NaN;
-  return Number.isNaN(t) ? statSync(file).mtimeMs : t;
-}
-
-export interface LogOptions {
-  task?: string;
-  lines: number;
-  follow: boolean;
-  signal?: AbortSignal;
-}
-
-export async function printLogs(dataDir: string, o: LogOptions): Promise<number> {
-  const all = loggedTasks(dataDir);
-  if (o.task && !all.includes(o.task)) {
-    throw new UserError(
-      all.length ? `stigmer: no log for "${o.task}"${didYouMean(o.task, all)}. Logs exist for: ${all.join(', ')}` : `stigmer: no logs yet in ${dataPaths(dataDir).logs}`,
-      EXIT.usage,
-    );
-  }
-  const tasks = o.task ? [o.task] : all;
-  const prefix = tasks.length > 1;
-  const width = Math.max(...tasks.map((t) => t.length), 0);
-  // Services write their own log files directly, so lines carry no per-line time: a merged view
-  // orders each task's block by when that task started.
-  const ordered = [...tasks].sort((a, b) => startedAt(logFileFor(dataDir, a)) - startedAt(logFileFor(dataDir, b)));
-  for (const t of ordered) {
-    for (const line of tailLines(logFileFor(dataDir, t), o.lines, { maxBytes: 4 << 20 })) process.stdout.write(mask(prefix ? `${t.padEnd(width)} | ${line}\n` : `${line}\n`));
-  }
-  if (o.follow) await followLogs(dataDir, tasks, { lines: 0, ...(o.signal ? { signal: o.signal } : {}), prefix });
-  return EXIT.ok;
-}
-
-/** Print new lines of the tasks' logs as they are written, prefixed by task, until `signal`. */
-export async function followLogs(dataDir: string, tasks: string[], o: { lines: number; signal?: AbortSignal; prefix?: boolean }): Promise<void> {
-  const width = Math.max(...tasks.map((t) => t.length), 0);
-  const offsets = new Map<string, number>();
-  const partial = new Map<string, string>();
-  for (const t of tasks) {
-    const f = logFileFor(dataDir, t);
-    offsets.set(t, existsSync(f) ? statSync(f).size : 0);
-  }
-  const prefix = o.prefix ?? true;
-  const poll = (): void => {
-    for (const t of tasks) {
-      const f = logFileFor(dataDir, t);
-      let size: number;
-      try {
-        size = statSync(f).size;
-      } catch {
-        continue;
-      }
-      let from = offsets.get(t) ?? 0;
-      if (size < from) from = 0; // truncated or replaced
-      if (size === from) continue;
-      const fd = openSync(f, 'r');
-      const buf = Buffer.alloc(size - from);
-      readSync(fd, buf, 0, buf.length, from);
-      closeSync(fd);
-      offsets.set(t, size);
-      const text = (partial.get(t) ?? '') + buf.toString('utf8');
-      const lines = text.split(/\r?\n/);
-      partial.set(t, lines.pop() ?? '');
-      for (const l of lines) process.stdout.write(mask(prefix ? `${t.padEnd(width)} | ${stripAnsi(l)}\n` : `${stripAnsi(l)}\n`));
-    }
-  };
-  await new Promise<void>((resolve) => {
-    const timer = setInterval(poll, 100);
-    const end = (): void => {
-      clearInterval(timer);
-      poll();
-      resolve();
-    };
-    if (o.signal?.aborted) end();
-    else o.signal?.addEventListener('abort', end, { once: true });
-  });
 }
 
 /** `stigmer graph`: tasks, needs and the critical path (weighted by the last recorded durations). */

@@ -16,9 +16,10 @@ export interface App {
   onForce(hook: () => void): void;
   /**
    * Start listening for signals (commands that run tasks call this). `doing` says what the first
-   * signal starts, e.g. "cancelling the execution" (default: undoing what was started).
+   * signal starts, e.g. "cancelling the execution" (default: undoing what was started). `quiet`:
+   * the first signal just ends the command (nothing to undo, nothing said: `logs -f`).
    */
-  listen(doing?: string): void;
+  listen(doing?: string, o?: { quiet?: boolean }): void;
   /** simulate a signal (used by the prompt's Ctrl-C) */
   interrupt(sig: InterruptSignal): void;
   exitCode: number;

@@ -75,26 +75,27 @@ export async function restartStack(o: StartOptions): Promise<number> {
   return startStack(o);
 }
 
-/** `stigmer local logs [component]`: a component name or any task name of the stack. */
-export async function stackLogs(app: App, component: string | undefined, o: { follow: boolean; lines: number }): Promise<number> {
-  const { printLogs, loggedTasks } = await import('../engine/inspect.js');
+/**
+ * `stigmer local logs [component...]`: component names (temporal, server, agent-runner) or any
+ * task name of the stack; lines are prefixed by task name.
+ */
+export async function stackLogs(components: string[], o: { lines?: number; since?: number; follow: boolean; timestamps: boolean; signal: AbortSignal }): Promise<number> {
+  const { printLogs, knownTaskNames, loggedTasks } = await import('../engine/logs.js');
   const home = stigmerHome();
-  let task: string | undefined;
-  if (component) {
-    task = (COMPONENTS as Record<string, string>)[component] ?? component;
-    const logged = loggedTasks(home);
-    if (!logged.includes(task)) {
-      const names = [...Object.keys(COMPONENTS), ...logged];
+  const known = [...new Set([...Object.values(COMPONENTS), ...(await knownTaskNames(home, STACK_FILE))])];
+  const tasks = components.map((c) => {
+    const task = (COMPONENTS as Record<string, string>)[c] ?? c;
+    if (!known.includes(task)) {
+      const logged = loggedTasks(home);
       throw new UserError(
-        `stigmer: no log for "${component}"${didYouMean(component, names)}. Components: ${Object.keys(COMPONENTS).join(', ')}` +
+        `stigmer: no log for "${c}"${didYouMean(c, [...Object.keys(COMPONENTS), ...known])}. Components: ${Object.keys(COMPONENTS).join(', ')}` +
           (logged.length ? `; task logs: ${logged.join(', ')}` : ` (no logs yet in ${dataPaths(home).logs})`),
         EXIT.usage,
       );
     }
-  }
-  if (o.follow) app.listen();
-  const code = await printLogs(home, { ...(task ? { task } : {}), lines: o.lines, follow: o.follow, signal: app.signal });
-  return app.interruptedBy() ? EXIT.ok : code;
+    return task;
+  });
+  return printLogs(home, { ...o, tasks, known });
 }
 
 interface Resolved {
