@@ -30,7 +30,7 @@ import { TaskError, type TaskContext, type TaskKind, type TaskResult, type UndoD
 import { fail, formatMs } from '../src/model/failure.js';
 import { abortError, childEnv, groupMembers, HAS_PROC, inspectPort, isAlive, readProcStat, spawnService, type StopProcess } from '../src/process/proc.js';
 import { tailLines } from '../src/process/log-file.js';
-import { describeProbe, formatAddress, parseProbe, probeOnce, toDuration, toPort, waitReady, type Probe, type ProbeResult, type ProbeSpec, type WaitOutcome } from '../src/process/probes.js';
+import { describeProbe, disposeProbe, formatAddress, parseProbe, probeOnce, toDuration, toPort, waitReady, type Probe, type ProbeResult, type ProbeSpec, type WaitOutcome } from '../src/process/probes.js';
 import { executeUndo } from '../src/engine/undo.js';
 
 export interface ProcessWith {
@@ -149,7 +149,11 @@ async function checkRecorded(recorded: StopProcess, probe: Probe | undefined, po
     const connect = await probeOnce({ kind: 'tcp', host: 'localhost', port }, attempt);
     if (connect.ok) return { ok: true, detail: `holds port${ports.length > 1 ? 's' : ''} ${ports.join(', ')}; ${connect.detail}` };
   }
-  return probeOnce(probe, attempt);
+  try {
+    return await probeOnce(probe, attempt);
+  } finally {
+    disposeProbe(probe);
+  }
 }
 
 async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
@@ -245,6 +249,8 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
     }
     case 'exited':
       throw new TaskError(fail.exitedBeforeReady(outcome.exit.code, outcome.exit.signal, tail(), ctx.logFile));
+    case 'rejected':
+      throw new TaskError(fail.probeRejected(describeProbe(parsed!.probe), outcome.detail, outcome.hint, tail(), ctx.logFile));
     case 'timeout':
       throw new TaskError(fail.readyTimeout(describeProbe(parsed!.probe), parsed!.timeoutMs, outcome.lastProbe, tail(), ctx.logFile));
     case 'aborted':

@@ -76,7 +76,7 @@ test('every error of the file is reported, in file order', async () => {
     ].join('\n'),
   );
   assert.deepEqual(firstLines(msg), [
-    'stigmer.tasks.yaml:4:11: tasks.a.uses: unknown task kind "exce" (did you mean "exec"?) (known: exec, process, wait-port, download' + firstLines(msg)[0]!.split('wait-port, download')[1],
+    'stigmer.tasks.yaml:4:11: tasks.a.uses: unknown task kind "exce" (did you mean "exec"?) (known: exec, process, wait, wait-port, download' + firstLines(msg)[0]!.split('wait-port, download')[1],
     'stigmer.tasks.yaml:8:5: tasks.b: unknown key "colour"',
     'stigmer.tasks.yaml:12:13: tasks.c.needs[0]: unknown task "nope"',
     'stigmer.tasks.yaml:13:23: tasks.c.with.command: ${{ tasks.a.outputs.stdout }} refers to task "a", which is not among the needs of "c" (add it to needs)',

@@ -180,7 +180,7 @@ async function externalTemporal(r: StackRig, port: number, externalPid: number):
   assert.equal(s.stack, 'running');
   assert.equal(s.components[0]!.state, 'external');
   assert.equal(s.temporal.managed, false);
-  assert.equal(s.temporal.health, 'reachable (TCP)');
+  assert.equal(s.temporal.health, 'SERVING');
   const stop = await runCli(['local', 'stop'], { home: r.home, env });
   assert.equal(stop.code, 0, stop.stderr);
   assert.deepEqual(processesWithHome(r.home).map((p) => p.pid), [externalPid], 'the external Temporal is still running');
@@ -191,7 +191,7 @@ async function externalTemporal(r: StackRig, port: number, externalPid: number):
   assert.ok(still);
 }
 
-test('external Temporal not reachable: wait-port fails naming the address', async (t) => {
+test('external Temporal not reachable: wait-temporal says so at once, then fails naming the address and the timeout variable', async (t) => {
   const r = await rig(t);
   const closed = net.createServer();
   await new Promise<void>((res) => closed.listen(0, '127.0.0.1', res));
@@ -200,7 +200,10 @@ test('external Temporal not reachable: wait-port fails naming the address', asyn
   const env = { ...r.env, STIGMER_TEMPORAL_WAIT_TIMEOUT: '500ms' };
   const start = await runCli(['local', 'start', '--temporal-address', `127.0.0.1:${port}`], { home: r.home, env });
   assert.equal(start.code, 1);
-  assert.match(start.stderr, new RegExp(`stigmer: wait-port failed: nothing accepted connections on 127\\.0\\.0\\.1:${port} within 500 ms`));
+  const at = `127\\.0\\.0\\.1:${port}`;
+  assert.match(start.stdout, new RegExp(`wait-temporal: \\| connection refused \\(${at}\\); waiting up to 500 ms`));
+  assert.match(start.stderr, new RegExp(`stigmer: wait-temporal failed: ${at} did not answer SERVING within 500 ms \\(last probe: connection refused \\(${at}\\)\\)\n`));
+  assert.match(start.stderr, new RegExp(`hint: Is Temporal running at ${at}\\? To wait longer, set STIGMER_TEMPORAL_WAIT_TIMEOUT \\(now 500ms\\)`));
   await sleep(0);
   assert.deepEqual(processesWithHome(r.home), []);
 });

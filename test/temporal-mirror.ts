@@ -5,6 +5,7 @@
  * with STIGMER_TEMPORAL_DOWNLOAD_URL=<mirror.url>.
  */
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { buildSync } from 'esbuild';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -31,9 +32,23 @@ export interface TemporalMirror extends Mirror {
 
 const PLATFORMS = ['darwin_amd64', 'darwin_arm64', 'linux_amd64', 'linux_arm64', 'windows_amd64', 'windows_arm64'];
 
-/** The stand-in `temporal` script for a version. */
+/**
+ * The stand-in `temporal` for a version: test/fixtures/temporal.mjs and the gRPC frontend it
+ * imports, bundled into one self-contained script (the archive holds one executable, as the real
+ * release does).
+ */
 export function standInScript(version: string): string {
-  return readFileSync(fixture('temporal.mjs'), 'utf8').replace(/^const VERSION = '[^']*';$/m, `const VERSION = '${version}';`);
+  const out = buildSync({
+    entryPoints: [fixture('temporal.mjs')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    write: false,
+    define: { STANDIN_VERSION: JSON.stringify(version) },
+    logLevel: 'error',
+  });
+  return out.outputFiles[0]!.text;
 }
 
 export function hostArchiveName(version: string): string {

@@ -9,6 +9,7 @@ import { kindRegistry, type KindLoader, type KindRegistry } from '../model/kind.
 export const genericKinds: Readonly<Record<string, KindLoader>> = {
   exec: () => import('../../tasks/exec.js'),
   process: () => import('../../tasks/process.js'),
+  wait: () => import('../../tasks/wait.js'),
   'wait-port': () => import('../../tasks/wait-port.js'),
   download: () => import('../../tasks/download.js'),
 };

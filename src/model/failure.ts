@@ -11,6 +11,8 @@ export type FailureReason =
   | 'exited-before-ready'
   /** a service's readiness probe did not pass before its deadline */
   | 'ready-timeout'
+  /** a readiness probe got an answer waiting cannot change (refused credentials, TLS, unknown service or namespace) */
+  | 'probe-rejected'
   /** a TCP port did not accept connections before the deadline */
   | 'port-timeout'
   /** a declared port is held by another process */
@@ -69,6 +71,23 @@ export const fail = {
       hint: 'The process is still running but its readiness probe never passed; check its log, or raise ready.timeout.',
       logTail,
       logFile,
+    };
+  },
+  probeRejected(probe: string, detail: string, hint: string | undefined, logTail?: string[], logFile?: string): Failure {
+    return {
+      reason: 'probe-rejected',
+      message: `${detail} [${probe}]`,
+      hint: hint ?? 'Waiting longer cannot help: fix the setting the message names.',
+      ...(logTail ? { logTail } : {}),
+      ...(logFile ? { logFile } : {}),
+    };
+  },
+  /** a one-shot wait (no process of its own) ran out of time */
+  waitTimeout(target: string, expected: string, ms: number, lastProbe: string | undefined): Failure {
+    return {
+      reason: 'ready-timeout',
+      message: `${target} did not answer ${expected} within ${formatMs(ms)}${lastProbe ? ` (last probe: ${lastProbe})` : ''}`,
+      hint: 'Check that the service is running and reachable, or raise the wait\'s timeout.',
     };
   },
   portTimeout(host: string, port: number, ms: number, detail?: string): Failure {

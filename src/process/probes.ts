@@ -3,8 +3,9 @@
  *
  * A wait settles with the first of: the probe passed, the deadline passed, the watched process
  * exited (reported at once, not at the deadline), or the run's signal aborted. Every attempt yields
- * a short line ("connect ECONNREFUSED 127.0.0.1:7233", "HTTP 503", "exit 1: NOT_SERVING") kept as
- * the last probe result for messages and status.
+ * a short line ("connect ECONNREFUSED 127.0.0.1:7233", "HTTP 503", "NOT_SERVING (...)") kept as
+ * the last probe result for messages and status. An answer that waiting cannot change (a refused
+ * API key, a TLS failure, an unknown service or namespace) ends the wait at once: `rejected`.
  */
 import net from 'node:net';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
@@ -15,9 +16,11 @@ import { durationOr } from '../util/duration.js';
 import { stripAnsi } from './log-file.js';
 import { runCommand } from './command.js';
 import { formatCommandLine, type ExitInfo } from './proc.js';
+import { parseAddress } from '../util/address.js';
+import type { GrpcChannel, GrpcTls } from './grpc/client.js';
 
 export const DEFAULT_INTERVAL_MS = 50;
-/** TCP probes are cheap: poll faster so an open port is noticed well within 50 ms. */
+/** TCP and gRPC probes are cheap (a gRPC probe keeps its connection): poll faster so readiness is noticed well within 50 ms. */
 export const TCP_INTERVAL_MS = 25;
 export const DEFAULT_READY_TIMEOUT_MS = 30_000;
 /** One attempt may not take longer than this (a frozen service must not stall the wait). */
@@ -30,12 +33,31 @@ export interface ProbeSpec {
   http?: { url: string; status?: number | string };
   log?: string;
   exec?: { command: string; args?: Array<string | number | boolean>; contains?: string };
+  grpc?: GrpcProbeSpec;
   interval?: unknown;
   timeout?: unknown;
 }
 
+/** `grpc:` of a probe: grpc.health.v1.Health/Check, passing only on SERVING. */
+export interface GrpcProbeSpec {
+  /** host:port */
+  address: string;
+  /** the service whose health is asked; default "" (the server as a whole) */
+  service?: string;
+  tls?: GrpcTls;
+  /** sent as `authorization: Bearer <key>` (a secret: never printed); implies TLS */
+  api_key?: string | null;
+  /** how the key is named in messages, e.g. "TEMPORAL_API_KEY (environment)" */
+  api_key_name?: string | null;
+  /** sent with every call */
+  metadata?: Record<string, string | number | boolean>;
+  /** Temporal: also DescribeNamespace this namespace (alone when the server offers no health service) */
+  namespace?: string | null;
+}
+
 export type Probe =
   | { kind: 'tcp'; host: string; port: number }
+  | { kind: 'grpc'; spec: GrpcProbeSpec; service: string; channel?: GrpcChannel }
   | { kind: 'http'; url: string; status: number }
   | { kind: 'log'; pattern: RegExp; scanner: LogScanner }
   | { kind: 'exec'; command: string; args: string[]; contains?: string; cwd: string; env: NodeJS.ProcessEnv };
@@ -44,6 +66,10 @@ export interface ProbeResult {
   ok: boolean;
   /** one short line */
   detail: string;
+  /** waiting longer cannot change this answer: the wait ends at once */
+  fatal?: boolean;
+  /** what to do about a fatal answer */
+  hint?: string;
 }
 
 /** Where a probe of a service looks: its log (from where its own output begins), cwd and env. */
@@ -115,12 +141,24 @@ export function parseProbe(spec: ProbeSpec, target: ProbeTarget, what = 'ready')
       cwd: target.cwd,
       env: target.env,
     };
+  } else if (spec.grpc) {
+    probe = parseGrpc(spec.grpc, `${what}.grpc`);
   } else {
-    throw invalid(`Expected ${what} to have one of tcp, http, log or exec`);
+    throw invalid(`Expected ${what} to have one of tcp, http, grpc, log or exec`);
   }
-  const intervalMs = toDuration(spec.interval, probe.kind === 'tcp' ? TCP_INTERVAL_MS : DEFAULT_INTERVAL_MS, `${what}.interval`);
+  const cheap = probe.kind === 'tcp' || probe.kind === 'grpc';
+  const intervalMs = toDuration(spec.interval, cheap ? TCP_INTERVAL_MS : DEFAULT_INTERVAL_MS, `${what}.interval`);
   const timeoutMs = toDuration(spec.timeout, DEFAULT_READY_TIMEOUT_MS, `${what}.timeout`);
   return { probe, intervalMs, timeoutMs };
+}
+
+function parseGrpc(g: GrpcProbeSpec, what: string): Probe {
+  if (typeof g.address !== 'string' || !parseAddress(g.address)) {
+    throw invalid(`Expected ${what}.address to be host:port, got ${JSON.stringify(g.address)}`);
+  }
+  if (g.tls?.client_cert && !g.tls.client_key) throw invalid(`${what}.tls.client_cert needs ${what}.tls.client_key (mTLS needs both)`);
+  if (g.tls?.client_key && !g.tls.client_cert) throw invalid(`${what}.tls.client_key needs ${what}.tls.client_cert (mTLS needs both)`);
+  return { kind: 'grpc', spec: g, service: g.service ?? '' };
 }
 
 /** "127.0.0.1:80", "[::1]:80", "localhost:80" */
@@ -139,6 +177,10 @@ export function describeProbe(probe: Probe): string {
       return `log ${String(probe.pattern)}`;
     case 'exec':
       return `exec ${formatCommandLine(probe.command, probe.args)}${probe.contains !== undefined ? ` printing ${JSON.stringify(probe.contains)}` : ''}`;
+    case 'grpc': {
+      const ns = probe.spec.namespace ? `, then DescribeNamespace ${probe.spec.namespace}` : '';
+      return `grpc ${probe.spec.address} Health/Check ${probe.service === '' ? '""' : probe.service} answering SERVING${ns}`;
+    }
   }
 }
 
@@ -282,6 +324,18 @@ export async function probeOnce(probe: Probe, signal: AbortSignal): Promise<Prob
         : { ok: false, detail: `no line matched ${String(probe.pattern)} yet` };
     case 'exec':
       return probeExec(probe, signal);
+    case 'grpc': {
+      const { probeGrpc } = await import('./grpc/probe.js');
+      return probeGrpc(probe, signal, ATTEMPT_TIMEOUT_MS);
+    }
+  }
+}
+
+/** Release what a probe holds between attempts (a gRPC connection). */
+export function disposeProbe(probe: Probe): void {
+  if (probe.kind === 'grpc') {
+    probe.channel?.close();
+    delete probe.channel;
   }
 }
 
@@ -289,6 +343,8 @@ export type WaitOutcome =
   | { status: 'ready'; detail: string; elapsedMs: number; attempts: number }
   | { status: 'timeout'; lastProbe?: string; elapsedMs: number }
   | { status: 'exited'; exit: ExitInfo; lastProbe?: string }
+  /** the probe got an answer that waiting cannot change */
+  | { status: 'rejected'; detail: string; hint?: string; elapsedMs: number }
   | { status: 'aborted'; lastProbe?: string };
 
 export interface WaitOptions {
@@ -327,6 +383,10 @@ export async function waitReady(probe: Probe, opts: WaitOptions): Promise<WaitOu
         settle({ status: 'ready', detail: r.detail, elapsedMs: elapsed(), attempts });
         break;
       }
+      if (r.fatal) {
+        settle({ status: 'rejected', detail: r.detail, ...(r.hint ? { hint: r.hint } : {}), elapsedMs: elapsed() });
+        break;
+      }
       lastProbe = r.detail;
       opts.onAttempt?.(r);
       await sleep(opts.intervalMs, undefined, { signal: stop.signal }).catch(() => {});
@@ -334,6 +394,7 @@ export async function waitReady(probe: Probe, opts: WaitOptions): Promise<WaitOu
   } finally {
     clearTimeout(deadline);
     opts.signal.removeEventListener('abort', onAbort);
+    disposeProbe(probe);
   }
   return outcome!;
 }

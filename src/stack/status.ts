@@ -6,15 +6,13 @@
  * It reads the state file and works with a broken config.yaml: a running stack is described by
  * what resolve-config recorded for it; a stopped one by the current config when it is valid.
  *
- * Speed (goal: 150 ms): the slow parts are Temporal's health, which runs its CLI
- * (`temporal operator cluster health`, a program of its own), and the LLM's reachability (an
+ * Speed (goal: 2x `node -e 0`): the slow parts are Temporal's health (grpc.health.v1.Health/Check
+ * of the WorkflowService, in process: grpc-js loads in ~30-50 ms) and the LLM's reachability (an
  * HTTP call). For a running stack both start as soon as the state file is read, before the config
  * (yaml) and anything else is loaded, and run side by side, each bounded by a short timeout.
  * Only light modules are imported statically.
  */
-import { readFileSync, existsSync } from 'node:fs';
-import net from 'node:net';
-import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { EXIT } from '../util/errors.js';
 import { formatMs } from '../model/failure.js';
 import { mask } from '../util/mask.js';
@@ -148,17 +146,23 @@ function environNames(pid: number): Set<string> | undefined {
   }
 }
 
-/** SERVING / NOT_SERVING / not running / reachable / not reachable (...). */
+/**
+ * SERVING / NOT_SERVING / not running / unreachable (...): the readiness check itself, one
+ * attempt (grpc.health.v1.Health/Check of the WorkflowService).
+ */
 async function temporalHealth(r: ResolvedView, componentState: string): Promise<string> {
   const t = r.temporal;
   if (t.managed && componentState !== 'ready') return 'not running';
-  if (t.bin && existsSync(t.bin)) {
-    const res = await run(t.bin, ['operator', 'cluster', 'health', '--address', t.address, '--color', 'never', '--client-connect-timeout', `${PROBE_MS}ms`], PROBE_MS + 500);
-    if (res.code === 0 && res.stdout.includes('SERVING')) return 'SERVING';
-    const err = res.stderr.trim().split('\n').pop() ?? '';
-    return err ? err.replace(/^Error: /, '') : `health check exited with code ${res.code}`;
+  const [{ GrpcChannel }, { WORKFLOW_SERVICE }] = await Promise.all([import('../process/grpc/client.js'), import('../process/grpc/codec.js')]);
+  const channel = new GrpcChannel({ address: t.address });
+  try {
+    const h = await channel.health(WORKFLOW_SERVICE, { signal: AbortSignal.timeout(PROBE_MS + 200), timeoutMs: PROBE_MS });
+    if (h.ok) return h.value;
+    if (h.problem === 'REFUSED' || h.problem === 'UNAVAILABLE' || h.problem === 'DEADLINE_EXCEEDED') return `unreachable (${h.detail})`;
+    return h.detail;
+  } finally {
+    channel.close();
   }
-  return (await tcpReachable(t.host, t.port)) ? 'reachable (TCP)' : 'not reachable';
 }
 
 async function llmStatus(r: ResolvedView): Promise<StackStatus['llm']> {
@@ -170,31 +174,6 @@ async function llmStatus(r: ResolvedView): Promise<StackStatus['llm']> {
   const { checkOllama } = await import('./llm/check.js');
   const c = await checkOllama(base_url, model, { timeoutMs: PROBE_MS });
   return { provider, model, base_url, reachable: c.reachable, model_present: c.modelPresent ?? null, message: c.message, hint: c.hint ?? null };
-}
-
-function tcpReachable(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host, port, timeout: PROBE_MS });
-    const done = (ok: boolean): void => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.once('connect', () => done(true));
-    sock.once('timeout', () => done(false));
-    sock.once('error', () => done(false));
-  });
-}
-
-function run(command: string, args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', (e) => resolve({ code: null, stdout, stderr: e.message }));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 export async function printStackStatus(json: boolean): Promise<number> {
