@@ -17,7 +17,7 @@ import { stripAnsi } from './log-file.js';
 import { runCommand } from './command.js';
 import { formatCommandLine, type ExitInfo } from './proc.js';
 import { parseAddress } from '../util/address.js';
-import type { GrpcChannel, GrpcTls } from './grpc/client.js';
+import type { GrpcChannel, GrpcTls } from './grpc-client.js';
 
 export const DEFAULT_INTERVAL_MS = 50;
 /** TCP and gRPC probes are cheap (a gRPC probe keeps its connection): poll faster so readiness is noticed well within 50 ms. */
@@ -325,7 +325,7 @@ export async function probeOnce(probe: Probe, signal: AbortSignal): Promise<Prob
     case 'exec':
       return probeExec(probe, signal);
     case 'grpc': {
-      const { probeGrpc } = await import('./grpc/probe.js');
+      const { probeGrpc } = await import('./grpc-probe.js');
       return probeGrpc(probe, signal, ATTEMPT_TIMEOUT_MS);
     }
   }

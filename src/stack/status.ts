@@ -153,7 +153,7 @@ function environNames(pid: number): Set<string> | undefined {
 async function temporalHealth(r: ResolvedView, componentState: string): Promise<string> {
   const t = r.temporal;
   if (t.managed && componentState !== 'ready') return 'not running';
-  const [{ GrpcChannel }, { WORKFLOW_SERVICE }] = await Promise.all([import('../process/grpc/client.js'), import('../process/grpc/codec.js')]);
+  const [{ GrpcChannel }, { WORKFLOW_SERVICE }] = await Promise.all([import('../process/grpc-client.js'), import('../process/grpc-codec.js')]);
   const channel = new GrpcChannel({ address: t.address });
   try {
     const h = await channel.health(WORKFLOW_SERVICE, { signal: AbortSignal.timeout(PROBE_MS + 200), timeoutMs: PROBE_MS });

@@ -19,7 +19,7 @@ import {
   encodeString1,
   type NamespaceInfo,
   type ServingStatus,
-} from './codec.js';
+} from './grpc-codec.js';
 
 export interface GrpcTls {
   /** false: plaintext even with an API key; default: on when any other TLS field or an API key is set */

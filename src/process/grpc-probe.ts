@@ -3,8 +3,8 @@
  * Temporal frontend with a `namespace`, then DescribeNamespace of it. When the server offers no
  * health service (UNIMPLEMENTED; not verified for Temporal Cloud), DescribeNamespace alone decides.
  */
-import type { Probe, ProbeResult } from '../probes.js';
-import { GrpcChannel, type GrpcAnswer, type GrpcTarget } from './client.js';
+import type { Probe, ProbeResult } from './probes.js';
+import { GrpcChannel, type GrpcAnswer, type GrpcTarget } from './grpc-client.js';
 
 type GrpcProbe = Extract<Probe, { kind: 'grpc' }>;
 
