@@ -12,7 +12,7 @@
  * (yaml) and anything else is loaded, and run side by side, each bounded by a short timeout.
  * Only light modules are imported statically.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { EXIT } from '../util/errors.js';
 import { formatMs } from '../model/failure.js';
 import { mask } from '../util/mask.js';
