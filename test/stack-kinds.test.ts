@@ -259,7 +259,7 @@ test('stand-in temporal: --version, start-dev banner, NOT_SERVING then SERVING, 
   mkdirSync(join(h, 'data'));
   const db = join(h, 'data', 'temporal.db');
   const dev = startDev(h, ['--ip', '127.0.0.1', '--port', String(port), '--ui-port', String(ui), '--db-filename', db, '--namespace', 'default', '--log-level', 'warn'], {
-    FAKE_TEMPORAL_SERVING_AFTER_MS: '400',
+    FAKE_TEMPORAL_SERVING_AFTER_MS: '2000', // long enough for the first health call to see NOT_SERVING on a loaded machine
   });
   t.after(() => dev.child.kill('SIGKILL'));
   await until(() => dev.out().includes('Temporal Metrics:'));
