@@ -104,6 +104,7 @@ export function register(program: Command, app: App): void {
 
   fileOptions(program.command('status'))
     .description("each task's state, pid, uptime, address and last probe result")
+    .addHelpText('after', '\nThis is the engine\'s view: every task of a stack. For the Stigmer stack as components (Temporal\nhealth, the LLM and its model, which keys are set), see `stigmer local status`.')
     .option('--json', 'print JSON')
     .action(async (o: FileOpts & { json?: boolean }) => {
       const [{ printStatus }, stack] = await Promise.all([import('../engine/inspect.js'), stackOf(o)]);

@@ -69,6 +69,7 @@ export function register(program: Command, app: App): void {
     .command('status')
     .description('each component, Temporal health, the LLM, and which secrets are set (names only)')
     .option('--json', 'print JSON')
+    .addHelpText('after', '\nThis describes the Stigmer stack as components. `stigmer status` is the engine\'s view of the same\nstack (or of any tasks file\'s): every task with its state, pid, uptime and last probe.')
     .action(async (o: { json?: boolean }) => {
       const { printStackStatus } = await import('../stack/status.js');
       app.exitCode = await printStackStatus(!!o.json);
@@ -80,5 +81,15 @@ export function register(program: Command, app: App): void {
     .action(async (components: string[], o: LogFlags) => {
       const { stackLogs } = await import('../stack/local.js');
       app.exitCode = await runLogs(app, o, (opts) => stackLogs(components, opts));
+    });
+
+  local
+    .command('reset')
+    .description("stop the stack and delete its data (Temporal's database, the server's store, logs); keeps config and downloads")
+    .option('-y, --yes', 'do not ask for confirmation (needed without a terminal)')
+    .addHelpText('after', '\nExample:\n  stigmer local reset --yes')
+    .action(async (o: { yes?: boolean }) => {
+      const { resetStack } = await import('../stack/reset.js');
+      app.exitCode = await resetStack({ app, yes: !!o.yes });
     });
 }

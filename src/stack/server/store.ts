@@ -78,9 +78,9 @@ export interface StoreOptions {
   onFatal?: (err: Error) => void;
 }
 
-const SNAPSHOT = 'snapshot.json';
-const WAL = 'wal.jsonl';
-const LOCK = 'server.lock';
+export const SNAPSHOT = 'snapshot.json';
+export const WAL = 'wal.jsonl';
+export const LOCK = 'server.lock';
 const DEFAULT_COMPACT_BYTES = 8 * 1024 * 1024;
 
 function encodeLine(record: WalRecord): string {

@@ -1,0 +1,283 @@
+/**
+ * `stigmer doctor`: what a user checks when something is wrong, in one place. Each check says
+ * what it found and, for a problem, one line of advice. It changes nothing, and the only network
+ * calls are the ones a check names: Ollama's /api/tags, Temporal's port when it is external, and
+ * the Temporal download location when the CLI still has to be downloaded.
+ *
+ *   ok    all is well
+ *   warn  works, but worth knowing (a missing config file, a CLI not downloaded yet)
+ *   fail  something the stack needs is broken: exit 1
+ */
+import { accessSync, constants, existsSync, statfsSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { dataPaths, stigmerHome } from '../util/paths.js';
+import { parseAddress } from '../util/address.js';
+import { LLM_DEFAULTS } from './llm/defaults.js';
+import type { TaskStatusView } from '../engine/inspect.js';
+
+export type CheckStatus = 'ok' | 'warn' | 'fail';
+
+export interface Check {
+  /** short name: node, platform, home, config, port:<what>, temporal, download, llm, stack */
+  name: string;
+  status: CheckStatus;
+  /** what was found, one line */
+  message: string;
+  /** what to do about it (warn and fail only) */
+  advice?: string;
+}
+
+export interface DoctorReport {
+  ok: boolean;
+  checks: Check[];
+}
+
+const MIN_NODE = [20, 18] as const;
+/** Below this much free space a Temporal download and its SQLite file may not fit. */
+const LOW_DISK = 512 * 1024 * 1024;
+const PROBE_MS = 2000;
+
+/** "12.3 GiB" / "512.0 MiB": free space reads better in GiB than in the progress bars' MiB. */
+function formatSpace(n: number): string {
+  return n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)} GiB` : `${(n / 1024 ** 2).toFixed(1)} MiB`;
+}
+
+const ok = (name: string, message: string): Check => ({ name, status: 'ok', message });
+const warn = (name: string, message: string, advice: string): Check => ({ name, status: 'warn', message, advice });
+const fail = (name: string, message: string, advice: string): Check => ({ name, status: 'fail', message, advice });
+
+function checkNode(): Check {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  const good = major > MIN_NODE[0] || (major === MIN_NODE[0] && minor >= MIN_NODE[1]);
+  const message = `Node.js ${process.versions.node} (stigmer needs >= ${MIN_NODE.join('.')})`;
+  return good ? ok('node', message) : fail('node', message, `Install Node.js ${MIN_NODE.join('.')} or newer.`);
+}
+
+function checkPlatform(): Check {
+  const supported = (process.platform === 'linux' || process.platform === 'darwin') && (process.arch === 'x64' || process.arch === 'arm64');
+  const message = `${process.platform}/${process.arch}`;
+  return supported
+    ? ok('platform', `${message}: the managed Temporal CLI is available`)
+    : warn('platform', `${message}: stigmer cannot manage Temporal here`, 'Run a Temporal server yourself: stigmer config set backend.local.temporal.managed false, and set backend.local.temporal.address.');
+}
+
+/** The nearest existing folder at or above `dir`: where a directory stigmer creates would go. */
+function existingAncestor(dir: string): string {
+  let d = dir;
+  while (!existsSync(d) && d !== join(d, '..')) d = join(d, '..');
+  return d;
+}
+
+function checkDir(name: string, what: string, dir: string): Check {
+  const at = existingAncestor(dir);
+  try {
+    accessSync(at, constants.W_OK);
+  } catch {
+    return fail(name, `${what} ${dir}: not writable (${at})`, `Make ${at} writable, or set STIGMER_HOME to a folder you own.`);
+  }
+  let free: number | undefined;
+  try {
+    const s = statfsSync(at);
+    free = s.bavail * s.bsize;
+  } catch {
+    // statfs is not everywhere: say nothing about space
+  }
+  const where = at === dir ? dir : `${dir} (will be created in ${at})`;
+  const space = free === undefined ? '' : `, ${formatSpace(free)} free`;
+  if (free !== undefined && free < LOW_DISK) return warn(name, `${what} ${where}: writable${space}`, 'Free some disk space: the Temporal CLI, its SQLite file and the logs need room.');
+  return ok(name, `${what} ${where}: writable${space}`);
+}
+
+type Loaded = Awaited<ReturnType<typeof loadConfigModule>>;
+async function loadConfigModule(): Promise<typeof import('./config/index.js')> {
+  return import('./config/index.js');
+}
+
+function checkConfig(mod: Loaded, home: string): { check: Check; config?: import('./config/index.js').StigmerConfig } {
+  const loaded = mod.tryLoadConfig({ home });
+  if (!loaded.ok) {
+    return { check: fail('config', `${loaded.file}: ${loaded.error.message.split('\n')[0]}`, `Fix the file (stigmer config list shows each value's origin), or rewrite it with the defaults: stigmer init --force.`) };
+  }
+  // The origin chain: what overrides the file, highest first.
+  const over = new Map<string, string[]>();
+  for (const [key, origin] of Object.entries(loaded.origins)) {
+    if (origin === 'file' || origin === 'default' || origin === undefined) continue;
+    const source = loaded.sources[key] ?? origin;
+    const label = `${source} (${origin})`;
+    over.set(label, [...(over.get(label) ?? []), key]);
+  }
+  const chain = [...over.keys()];
+  const overrides = chain.length ? `; overridden by ${chain.join(', ')}` : '';
+  if (!existsSync(loaded.file)) {
+    return { check: warn('config', `${loaded.file} does not exist: the defaults apply${overrides}`, 'Write the commented default config with: stigmer init (stigmer local start writes it too).'), config: loaded.config };
+  }
+  return { check: ok('config', `${loaded.file}: valid${overrides}`), config: loaded.config };
+}
+
+/** The stack's own tasks that hold a port, by port: a port held by them is not a problem. */
+function stackHolders(home: string, views: TaskStatusView[]): Map<number, string> {
+  void home;
+  const held = new Map<number, string>();
+  for (const v of views) {
+    if (v.state !== 'ready' || !v.address) continue;
+    const port = Number(v.address.split(':').pop());
+    if (Number.isInteger(port)) held.set(port, `${v.task}${v.pid ? `, pid ${v.pid}` : ''}`);
+  }
+  return held;
+}
+
+async function checkPorts(config: import('./config/index.js').StigmerConfig, views: TaskStatusView[], home: string): Promise<Check[]> {
+  const { inspectPort } = await import('../process/proc.js');
+  const { temporal, endpoint } = config.backend.local;
+  const ports: [string, number | undefined, string][] = [
+    ['Temporal gRPC', temporal.managed ? temporal.port : undefined, 'backend.local.temporal.port'],
+    ['Temporal UI', temporal.managed ? temporal.ui_port : undefined, 'backend.local.temporal.ui_port'],
+    ['stigmer-server', parseAddress(endpoint)?.port, 'backend.local.endpoint'],
+  ];
+  const ours = stackHolders(home, views);
+  const checks: Check[] = [];
+  for (const [what, port, key] of ports) {
+    if (port === undefined) continue;
+    const name = `port:${what.toLowerCase().replace(/\s+/g, '-')}`;
+    const mine = ours.get(port);
+    if (mine) {
+      checks.push(ok(name, `port ${port} (${what}): held by the running stack (${mine})`));
+      continue;
+    }
+    const state = inspectPort(port);
+    if (!state.listening) checks.push(ok(name, `port ${port} (${what}): free`));
+    else {
+      const who = state.holder ? `pid ${state.holder.pid} (${state.holder.command})` : 'another process';
+      checks.push(fail(name, `port ${port} (${what}): held by ${who}`, `Stop it, or move stigmer: stigmer config set ${key} <port>${what === 'Temporal gRPC' ? '; or use it as an external Temporal: backend.local.temporal.managed false' : ''}.`));
+    }
+  }
+  return checks;
+}
+
+function tcpReachable(host: string, port: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    const done = (error?: string): void => {
+      socket.destroy();
+      resolve(error);
+    };
+    socket.setTimeout(PROBE_MS, () => done('no answer within 2 s'));
+    socket.once('connect', () => done());
+    socket.once('error', (e: NodeJS.ErrnoException) => done(e.code === 'ECONNREFUSED' ? 'connection refused' : (e.code ?? e.message)));
+  });
+}
+
+/** HEAD of a URL (following nothing): whether the download location answers at all. */
+function urlReachable(url: string): Promise<string | undefined> {
+  const { request } = url.startsWith('https:') ? https : http;
+  return new Promise((resolve) => {
+    try {
+      const req = request(url, { method: 'HEAD', timeout: PROBE_MS }, (res) => {
+        res.resume();
+        const status = res.statusCode ?? 0;
+        resolve(status >= 200 && status < 400 ? undefined : `HTTP ${status}`);
+      });
+      req.on('timeout', () => req.destroy(new Error('no answer within 2 s')));
+      req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ENOTFOUND' ? 'host not found' : e.code === 'ECONNREFUSED' ? 'connection refused' : e.message));
+      req.end();
+    } catch (e) {
+      resolve((e as Error).message);
+    }
+  });
+}
+
+async function checkTemporal(mod: Loaded, config: import('./config/index.js').StigmerConfig): Promise<Check[]> {
+  const t = config.backend.local.temporal;
+  if (!t.managed) {
+    const addr = parseAddress(t.address);
+    if (!addr) return [fail('temporal', `external Temporal address "${t.address}" is not host:port`, 'Set backend.local.temporal.address (or TEMPORAL_SERVICE_ADDRESS) to host:port.')];
+    const error = await tcpReachable(addr.host, addr.port);
+    return error
+      ? [fail('temporal', `external Temporal at ${t.address}: ${error}`, 'Start it, or check TEMPORAL_SERVICE_ADDRESS / backend.local.temporal.address; or let stigmer manage one: backend.local.temporal.managed true.')]
+      : [ok('temporal', `external Temporal at ${t.address}: accepts connections`)];
+  }
+  let release: ReturnType<typeof mod.temporalRelease>;
+  try {
+    release = mod.temporalRelease(config);
+  } catch (e) {
+    return [fail('temporal', (e as Error).message.split('\n')[0]!, 'Use an external Temporal: backend.local.temporal.managed false.')];
+  }
+  if (existsSync(release.bin)) {
+    const r = spawnSync(release.bin, ['--version'], { encoding: 'utf8', timeout: 5000, env: { ...process.env, TEMPORAL_CONFIG_FILE: undefined } });
+    const out = `${r.stdout ?? ''}`.trim().split('\n')[0] ?? '';
+    if (r.status === 0 && out.includes(release.version)) return [ok('temporal', `Temporal CLI ${release.version} installed and verified: ${release.bin} (${out})`), ok('download', 'Temporal download: not needed (installed)')];
+    return [
+      fail('temporal', `Temporal CLI at ${release.bin} does not answer --version with ${release.version} (${r.error?.message ?? (out || `exit ${r.status}`)})`, `Reinstall it: remove ${release.installDir}; stigmer local start downloads it again.`),
+    ];
+  }
+  const error = await urlReachable(release.checksumsUrl);
+  const notYet = warn('temporal', `Temporal CLI ${release.version} not downloaded yet (${release.bin})`, 'stigmer local start (or stigmer init) downloads and verifies it.');
+  return error
+    ? [notYet, fail('download', `Temporal download location ${release.checksumsUrl}: ${error}`, 'Use a mirror (STIGMER_TEMPORAL_DOWNLOAD_URL or backend.local.temporal.download_url), or an external Temporal (TEMPORAL_SERVICE_ADDRESS).')]
+    : [notYet, ok('download', `Temporal download location ${release.checksumsUrl}: reachable`)];
+}
+
+async function checkLlm(mod: Loaded, config: import('./config/index.js').StigmerConfig): Promise<Check> {
+  const { provider, model, base_url } = config.backend.local.llm;
+  if (provider === 'ollama') {
+    const { checkOllama } = await import('./llm/check.js');
+    const c = await checkOllama(base_url, model, { timeoutMs: PROBE_MS });
+    if (!c.reachable) return fail('llm', c.message, c.hint ?? 'Start Ollama (ollama serve).');
+    if (c.modelPresent === false) return fail('llm', `Ollama at ${base_url}: model ${model} is not pulled`, c.hint ?? `stigmer llm pull ${model}`);
+    return ok('llm', `Ollama at ${base_url}: reachable, model ${model} pulled`);
+  }
+  const variable = LLM_DEFAULTS[provider].key_env!;
+  const dotenv = mod.readDotenv(process.cwd());
+  const where = process.env[variable] ? 'environment' : dotenv[variable] ? '.env' : undefined;
+  return where
+    ? ok('llm', `${provider} ${model}: ${variable} is set (${where})`)
+    : warn('llm', `${provider} ${model}: ${variable} is not set`, `Export ${variable} or put it in .env; on a terminal, stigmer local start asks for it.`);
+}
+
+async function checkStack(home: string): Promise<{ check: Check; views: TaskStatusView[] }> {
+  const { readStatus } = await import('../engine/inspect.js');
+  let views: TaskStatusView[];
+  try {
+    views = readStatus(home).tasks;
+  } catch (e) {
+    return { check: fail('stack', `state ${dataPaths(home).state}: ${(e as Error).message.split('\n')[0]}`, 'stigmer local stop undoes what the state recorded; then start again.'), views: [] };
+  }
+  const services = views.filter((v) => v.kind === 'process');
+  if (!services.length || services.every((v) => v.state !== 'ready' && v.state !== 'dead')) return { check: ok('stack', 'the local stack is stopped'), views };
+  const dead = services.filter((v) => v.state === 'dead');
+  if (dead.length) {
+    return { check: fail('stack', `the local stack is degraded: ${dead.map((v) => v.task).join(', ')} not running`, 'See why with stigmer local logs <component>; restart it with stigmer local restart.'), views };
+  }
+  return { check: ok('stack', `the local stack is running (${services.map((v) => v.task).join(', ')})`), views };
+}
+
+export async function runDoctor(): Promise<DoctorReport> {
+  const home = stigmerHome();
+  const checks: Check[] = [checkNode(), checkPlatform(), checkDir('home', 'stigmer home', home)];
+  const mod = await loadConfigModule();
+  const { check, config } = checkConfig(mod, home);
+  checks.push(check);
+  const stack = await checkStack(home);
+  if (config) {
+    if (config.backend.local.data_dir !== home) checks.push(checkDir('data', 'data dir', config.backend.local.data_dir));
+    checks.push(...(await checkPorts(config, stack.views, home)));
+    const [temporal, llm] = await Promise.all([checkTemporal(mod, config), checkLlm(mod, config)]);
+    checks.push(...temporal, llm);
+  }
+  checks.push(stack.check);
+  return { ok: checks.every((c) => c.status !== 'fail'), checks };
+}
+
+const MARK: Record<CheckStatus, string> = { ok: '✓', warn: '!', fail: '✗' };
+
+export function formatDoctor(report: DoctorReport): string {
+  const lines = report.checks.flatMap((c) => [`${MARK[c.status]} ${c.message}`, ...(c.advice ? [`    → ${c.advice}`] : [])]);
+  const problems = report.checks.filter((c) => c.status === 'fail').length;
+  const notes = report.checks.filter((c) => c.status === 'warn').length;
+  lines.push('', problems ? `${problems} problem${problems === 1 ? '' : 's'} found${notes ? `, ${notes} note${notes === 1 ? '' : 's'}` : ''}.` : `No problems found${notes ? ` (${notes} note${notes === 1 ? '' : 's'})` : ''}.`);
+  return `${lines.join('\n')}\n`;
+}
