@@ -13,7 +13,8 @@ import { runGraph, type RunOutcome } from './run.js';
 import type { EngineEvent } from '../model/event.js';
 import { EXIT, UserError } from '../util/errors.js';
 import type { Failure } from '../model/failure.js';
-import type { KindRegistry } from '../model/kind.js';
+import { TaskError, type KindRegistry, type PromptOptions } from '../model/kind.js';
+import { fail } from '../model/failure.js';
 import { buildGraph, type Graph } from './graph.js';
 import { loadTasksFile, type TasksFile } from './load.js';
 import { acquireLock } from './lock.js';
@@ -105,6 +106,22 @@ export function reportFailures(outcome: RunOutcome, failures: Map<string, Failur
 }
 
 /**
+ * A masked prompt on the bare terminal. Ctrl-C there (the prompt library reports it as an
+ * ExitPromptError, not as a signal) is the user's interrupt: the run stops and exits 130.
+ */
+async function askOnTerminal(app: App, opts: PromptOptions): Promise<string> {
+  try {
+    return await (await import('../render/tty.js')).askDirect(opts);
+  } catch (err) {
+    if ((err as Error)?.name === 'ExitPromptError') {
+      app.interrupt('SIGINT');
+      throw new TaskError(fail.aborted('SIGINT'));
+    }
+    throw err;
+  }
+}
+
+/**
  * Listen for signals; on the second one, SIGKILL every process group the state file records.
  * The hook reads the file at that moment, so it also covers what was recorded a millisecond ago.
  */
@@ -135,15 +152,9 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
     // What a killed run left without a record would hold ports and files this run needs.
     const leftovers = await stopLeftovers(o.dataDir, Object.values(state.tasks), (line) => o.output !== 'json' && process.stderr.write(`stigmer: ${line}\n`));
     if (leftovers.survived.length) return EXIT.taskFailed;
-    const renderer = await pickRenderer(o.output, x.graph);
     const failures = new Map<string, Failure>();
-    const emit = (ev: EngineEvent): void => {
-      if (ev.failure && ev.type === 'failed') failures.set(ev.task, ev.failure);
-      renderer.event(ev);
-    };
     const prompting = canPrompt(o.noInput);
-    const outcome = await runGraph({
-      graph: x.graph,
+    const common = {
       kinds: o.kinds,
       baseDir: x.file.dir,
       dataDir: o.dataDir,
@@ -152,10 +163,24 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
       env: o.env,
       ...(o.concurrency ? { concurrency: o.concurrency } : {}),
       signal: app.signal,
-      ...(x.force ? { force: x.force } : {}),
       ...(x.useRecorded ? { useRecorded: x.useRecorded } : {}),
       canPrompt: prompting,
-      ...(prompting ? { prompt: async (task, opts) => (renderer.prompt ? renderer.prompt(task, opts) : (await import('../render/tty.js')).askDirect(opts)) } : {}),
+    };
+    // Prompts are asked before the view starts (on the bare terminal); nothing asks twice.
+    const { preflight } = await import('./preflight.js');
+    const ask = (opts: PromptOptions): Promise<string> => askOnTerminal(app, opts);
+    const pre = await preflight({ ...common, ...(prompting ? { prompt: (_task: string, opts: PromptOptions) => ask(opts) } : {}) }, x.file, x.graph);
+    if (pre.interrupted) return signalExitCode[app.interruptedBy() ?? 'SIGINT'];
+    const renderer = await pickRenderer(o.output, pre.graph);
+    const emit = (ev: EngineEvent): void => {
+      if (ev.failure && ev.type === 'failed') failures.set(ev.task, ev.failure);
+      renderer.event(ev);
+    };
+    const outcome = await runGraph({
+      ...common,
+      graph: pre.graph,
+      ...(x.force ? { force: x.force } : {}),
+      ...(prompting ? { prompt: async (task: string, opts: PromptOptions) => pre.answered(task, opts) ?? (renderer.prompt ? renderer.prompt(task, opts) : ask(opts)) } : {}),
       emit,
     });
     await renderer.end();
