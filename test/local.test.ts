@@ -245,7 +245,7 @@ test('kill -9 of a start in progress: local stop finds and stops what it left', 
   await exited;
   // Temporal's readiness is probed in process (gRPC): no probe program can be caught by the kill.
   const orphans = processesWithHome(r.home);
-  assert.equal(orphans.length, 2, 'Temporal and the server were orphaned');
+  assert.equal(orphans.length, 2, `Temporal and the server were orphaned: ${JSON.stringify(orphans)}`);
   const stop = await runCli(['local', 'stop'], { home: r.home, env: r.env });
   assert.equal(stop.code, 0, stop.stderr);
   assert.deepEqual(processesWithHome(r.home), []);
