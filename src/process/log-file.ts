@@ -1,4 +1,5 @@
 import { openSync, readSync, fstatSync, closeSync } from 'node:fs';
+import { displayText, parseLogLine } from './log-line.js';
 
 const ANSI = /\u001b\[[0-9;?]*[ -/]*[@-~]|\u001b\][^\u0007]*(\u0007|\u001b\\)/g;
 
@@ -14,8 +15,9 @@ export interface TailOptions {
 }
 
 /**
- * The last `n` lines of a file (reads only its end), ANSI stripped; [] when it does not exist.
- * With `since`, a line cut by `maxBytes` is left out; without it, it is kept as cut.
+ * The last `n` lines of a file (reads only its end), ANSI stripped and without the timestamp of a
+ * captured line (log-line.ts); [] when it does not exist. With `since`, a line cut by `maxBytes`
+ * is left out; without it, it is kept as cut.
  */
 export function tailLines(file: string, n = 20, opts: TailOptions = {}): string[] {
   const { since, maxBytes = 64 * 1024 } = opts;
@@ -34,7 +36,7 @@ export function tailLines(file: string, n = 20, opts: TailOptions = {}): string[
     const lines = stripAnsi(buf.toString('utf8')).split(/\r?\n/);
     if (since !== undefined && start > since) lines.shift(); // a partial first line
     if (lines.at(-1) === '') lines.pop();
-    return lines.slice(-n);
+    return lines.slice(-n).map((l) => displayText(parseLogLine(l)));
   } finally {
     closeSync(fd);
   }

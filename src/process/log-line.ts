@@ -38,6 +38,12 @@ export function displayText(l: LogLine): string {
   return l.stream === '---' ? `--- ${l.text}` : l.text;
 }
 
+/** What a service itself printed on this line; undefined for stigmer's own (`---`) lines. */
+export function serviceText(line: string): string | undefined {
+  const l = parseLogLine(line);
+  return l.stream === '---' ? undefined : l.text;
+}
+
 /**
  * The prefix of every line of one millisecond. Lines of a chunk share it, so the date is
  * formatted once per chunk, not once per line.

@@ -14,6 +14,7 @@ import { TaskError } from '../model/kind.js';
 import { fail } from '../model/failure.js';
 import { durationOr } from '../util/duration.js';
 import { stripAnsi } from './log-file.js';
+import { serviceText } from './log-line.js';
 import { runCommand } from './command.js';
 import { formatCommandLine, type ExitInfo } from './proc.js';
 import { parseAddress } from '../util/address.js';
@@ -192,6 +193,7 @@ export class LogScanner {
   private pos: number;
   private carry = '';
   private matched = false;
+  private ino: number | undefined;
   constructor(
     readonly file: string,
     offset: number,
@@ -209,7 +211,14 @@ export class LogScanner {
       return false;
     }
     try {
-      const size = fstatSync(fd).size;
+      const st = fstatSync(fd);
+      const size = st.size;
+      if ((this.ino !== undefined && st.ino !== this.ino) || size < this.pos) {
+        // Rotated or replaced meanwhile: the new file holds only lines written since.
+        this.pos = 0;
+        this.carry = '';
+      }
+      this.ino = st.ino;
       while (this.pos < size) {
         const buf = Buffer.alloc(Math.min(size - this.pos, 256 * 1024));
         const n = readSync(fd, buf, 0, buf.length, this.pos);
@@ -218,13 +227,19 @@ export class LogScanner {
         const lines = (this.carry + buf.toString('utf8', 0, n)).split(/\r?\n/);
         // A long unterminated line is tested as it grows; keep only a bounded part of it.
         this.carry = (lines.pop() ?? '').slice(-64 * 1024);
-        if (lines.some((l) => pattern.test(stripAnsi(l)))) return (this.matched = true);
+        if (lines.some((l) => matches(pattern, l))) return (this.matched = true);
       }
-      return (this.matched = pattern.test(stripAnsi(this.carry)));
+      return (this.matched = matches(pattern, this.carry));
     } finally {
       closeSync(fd);
     }
   }
+}
+
+/** A pattern is tested against what the service printed: not a captured line's stamp, not stigmer's own lines. */
+function matches(pattern: RegExp, line: string): boolean {
+  const text = serviceText(line);
+  return text !== undefined && pattern.test(stripAnsi(text));
 }
 
 function errorText(err: unknown): string {
