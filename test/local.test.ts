@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cliEnv, cliPath, processesWithHome, runCli, sleep } from './helpers.js';
 import { stackRig, type StackRig } from './temporal-mirror.js';
@@ -191,6 +191,18 @@ test('config set on a running stack, local restart applies it; check-llm only wa
   const set = await runCli(['config', 'set', 'backend.local.llm.model', 'llama3.2'], { home: r.home, env: r.env });
   assert.equal(set.code, 0, set.stderr);
   assert.match(set.stdout, /restart the stack for this to apply: stigmer local restart\n$/);
+
+  // a broken config is reported before anything is stopped: the running stack stays as it is
+  const configFile = join(r.home, 'config.yaml');
+  const good = existsSync(configFile) ? readFileSync(configFile, 'utf8') : undefined;
+  writeFileSync(configFile, 'backend:\n  local:\n    temporal:\n      port: high\n');
+  const refused = await runCli(['local', 'restart'], { home: r.home, env: r.env });
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /config\.yaml:4:13: Expected backend\.local\.temporal\.port to be an integer/);
+  assert.equal(r.temporalStarts().length, 1, 'nothing was stopped or started');
+  assert.ok(processesWithHome(r.home).length >= 3, 'the stack is still running');
+  if (good === undefined) rmSync(configFile);
+  else writeFileSync(configFile, good);
 
   const restart = await runCli(['local', 'restart'], { home: r.home, env: r.env });
   assert.equal(restart.code, 0, restart.stderr);

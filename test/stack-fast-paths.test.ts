@@ -180,7 +180,7 @@ test('local start --foreground prints the addresses once ready; Ctrl-C stops eve
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
   const deadline = Date.now() + 60_000;
-  while (!stdout.includes('Stop it with: stigmer local stop') && Date.now() < deadline && child.exitCode === null) await sleep(20);
+  while (!stderr.includes('running in the foreground') && Date.now() < deadline && child.exitCode === null) await sleep(20);
   try {
     assert.ok(
       stdout.includes(
@@ -189,6 +189,7 @@ test('local start --foreground prints the addresses once ready; Ctrl-C stops eve
       stdout + stderr,
     );
     assert.match(stderr, /3 service\(s\) running in the foreground; press Ctrl-C to stop them all/);
+    assert.ok(!stdout.includes('stigmer local stop'), 'one way to stop it is named, not two');
   } finally {
     child.kill('SIGINT');
   }

@@ -59,10 +59,11 @@ export function register(program: Command, app: App): void {
     });
 
   startOptions(local.command('restart'))
-    .description('stop the stack, then start it again (picks up config changes)')
+    .description('stop the stack, then start it again (picks up config changes; a broken config stops nothing)')
+    .option('--foreground', 'stay attached and stream the logs; Ctrl-C stops everything')
     .action(async (o: StartOpts) => {
       const { restartStack } = await import('../stack/local.js');
-      app.exitCode = await restartStack({ app, kinds: (await import('./kinds.js')).kinds, flags: flagsOf(o), noInput: !o.input, output: o.output });
+      app.exitCode = await restartStack({ app, kinds: (await import('./kinds.js')).kinds, flags: flagsOf(o), noInput: !o.input, output: o.output, ...(o.foreground ? { foreground: true } : {}) });
     });
 
   local

@@ -59,7 +59,7 @@ export async function startStack(o: StartOptions): Promise<number> {
       const resolved = outcome.outputs.get('resolve-config');
       if (!resolved) return;
       if (json) process.stdout.write(`${JSON.stringify({ event: 'summary', ...summaryData(resolved) })}\n`);
-      else process.stdout.write(mask(summaryText(resolved)));
+      else process.stdout.write(mask(summaryText(resolved, o.foreground)));
     },
   });
 }
@@ -70,6 +70,9 @@ export async function stopStack(app: App, output?: OutputMode, quiet = false): P
 }
 
 export async function restartStack(o: StartOptions): Promise<number> {
+  // A config that cannot start the stack must not stop the running one: check it first.
+  const { loadConfig } = await import('./config/index.js');
+  loadConfig({ home: stigmerHome(), flags: o.flags });
   const stopped = await stopStack(o.app, o.output, true);
   if (stopped !== EXIT.ok) return stopped;
   return startStack(o);
@@ -114,7 +117,7 @@ function summaryData(outputs: Record<string, unknown>): Record<string, unknown> 
 }
 
 /** The addresses, once the stack is up. */
-export function summaryText(outputs: Record<string, unknown>): string {
+export function summaryText(outputs: Record<string, unknown>, foreground = false): string {
   const r = outputs as Resolved;
   const t = r.temporal ?? {};
   const lines = ['', '✓ Stigmer is running'];
@@ -122,6 +125,8 @@ export function summaryText(outputs: Record<string, unknown>): string {
   if (t.ui_url) lines.push(`  Temporal UI:    ${t.ui_url}`);
   lines.push(`  Server:         ${r.server?.address}`);
   lines.push(`  LLM:            ${r.llm?.provider} ${r.llm?.model} at ${r.llm?.base_url}`);
-  lines.push('Stop it with: stigmer local stop', '');
+  // In the foreground, Ctrl-C stops it (the foreground session says so itself).
+  if (!foreground) lines.push('Stop it with: stigmer local stop');
+  lines.push('');
   return lines.join('\n');
 }
