@@ -40,15 +40,10 @@ async function run(ctx: TaskContext<CheckLlmWith>): Promise<TaskResult> {
   if (!check.reachable) {
     // "could not reach ollama at <url>: <why>"; keep the why.
     const why = check.message.replace(/^could not reach ollama at \S+: /, '');
-    throw new TaskError(
-      fail.taskError(
-        `Ollama is not reachable at ${baseUrl} (${why})`,
-        `Start Ollama (ollama serve), or set backend.local.llm.base_url / STIGMER_LLM_BASE_URL to where it runs; then pull the model: ollama pull ${model}`,
-      ),
-    );
+    throw new TaskError(fail.llmUnreachable(baseUrl, model, why));
   }
   if (!check.modelPresent) {
-    throw new TaskError(fail.taskError(`Ollama at ${baseUrl} does not have the model ${model}`, `Pull it: ollama pull ${model} (or stigmer llm pull ${model})`));
+    throw new TaskError(fail.modelMissing(baseUrl, model));
   }
   return { outputs: { provider, model, base_url: baseUrl, reachable: true, model_present: true }, summary: `ollama at ${baseUrl} has ${model}` };
 }

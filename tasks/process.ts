@@ -194,7 +194,7 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
     try {
       ctx.output(await executeUndo(recorded));
     } catch (err) {
-      throw new TaskError(fail.taskError(`could not stop the instance an earlier run started: ${(err as Error).message}`));
+      throw new TaskError(fail.rollbackFailed((err as Error).message, 'stop the instance an earlier run started'));
     }
   }
 

@@ -43,7 +43,7 @@ const resolveConfig: TaskKind<ResolveConfigWith> = {
     try {
       mkdirSync(config.backend.local.data_dir, { recursive: true });
     } catch (err) {
-      throw new TaskError(fail.taskError(`could not create the data dir ${config.backend.local.data_dir}: ${(err as Error).message}`));
+      throw new TaskError(fail.writeFailed('create the data dir', config.backend.local.data_dir, (err as Error).message));
     }
     const t = outputs['temporal'] as { managed: boolean; address: string; version: string };
     const { provider, model } = config.backend.local.llm;

@@ -14,8 +14,8 @@ import { stats } from '../bench/lib.js';
 import { NEEDS, criticalPath, stigmerYaml, taskWeights } from '../bench/stack.js';
 import { concurrentlyCommand, wireitPackage } from '../bench/compare.js';
 import { runGraph } from '../src/engine/run.js';
-import type { EngineEvent } from '../src/model/event.js';
-import { fail } from '../src/model/failure.js';
+import type { CancelledEvent, EngineEvent, FailedEvent } from '../src/model/event.js';
+import { describeFailure, fail } from '../src/model/failure.js';
 import { buildGraph } from '../src/engine/graph.js';
 import { parseTasks } from '../src/engine/load.js';
 import type { TaskSpec } from '../src/model/task.js';
@@ -82,7 +82,7 @@ const boom: TaskKind = {
   mode: 'oneshot',
   run: async () => {
     await new Promise((r) => setTimeout(r, 20));
-    throw new TaskError(fail.taskError('boom'));
+    throw new TaskError(fail.invalidInput('boom'));
   },
 };
 
@@ -141,7 +141,7 @@ test('a reference to a task with no outputs still fails with its message', async
   const outcome = await run(graphOf([{ name: 'a', uses: 'test-increment', needs: [], with: { n: '${{ tasks.constructor.outputs.n }}' } }]), events);
   assert.equal(outcome.ok, false);
   assert.deepEqual(outcome.failed, ['a']);
-  assert.equal(events.find((e) => e.type === 'failed')?.failure?.message, 'tasks.constructor.outputs.n: task constructor has no outputs (it did not run)');
+  assert.equal(describeFailure(events.find((e): e is FailedEvent => e.type === 'failed')!.failure).message, 'tasks.constructor.outputs.n: task constructor has no outputs (it did not run)');
 });
 
 test('a failure cancels every task in flight and skips the rest', async () => {
@@ -152,5 +152,5 @@ test('a failure cancels every task in flight and skips the rest', async () => {
   assert.deepEqual(outcome.failed, ['boom']);
   for (const h of hanging) assert.equal(outcome.status.get(h.name), 'cancelled', h.name);
   assert.equal(outcome.status.get('after'), 'skipped');
-  assert.equal(events.find((e) => e.task === 'h7' && e.type === 'cancelled')?.reason, 'boom failed');
+  assert.equal(events.find((e): e is CancelledEvent => e.task === 'h7' && e.type === 'cancelled')?.why, 'boom failed');
 });

@@ -17,6 +17,7 @@ import { checkInstalled, installDownload, parseMode } from '../src/process/downl
 import { findChecksum } from '../src/process/download/checksums.js';
 import { TaskError } from '../src/model/kind.js';
 import type { Progress, TaskContext, TaskResult } from '../src/model/kind.js';
+import { describeFailure } from '../src/model/failure.js';
 
 const ARCHIVE = 'temporal_cli_1.8.2_linux_amd64.tar.gz';
 const TEMPORAL = '#!/bin/sh\necho "temporal version 1.8.2 (Server 1.31.2, UI 2.50.1)"\n';
@@ -177,7 +178,7 @@ test('checksum mismatch: exact message, nothing at dest, no temp dirs left', asy
     const run = await runKind({ url, sha256: wrong, dest }, { baseDir: home });
     assert.equal(run.error?.failure.reason, 'checksum-mismatch');
     assert.equal(run.error?.message, `checksum mismatch for ${url}: expected sha256 ${wrong}, got ${sha256hex(archive)}`);
-    assert.equal(run.error?.failure.hint, 'The file is corrupt or was tampered with; nothing was installed. Retry, or check the mirror.');
+    assert.equal(describeFailure(run.error!.failure).hint, 'The file is corrupt or was tampered with; nothing was installed. Retry, or check the mirror.');
     assert.equal(existsSync(dest), false);
     assert.deepEqual(tree(home), ['bin']);
   });
@@ -220,7 +221,7 @@ test('HTTP 404: the status and a hint', async () => {
     const run = await runKind({ url, sha256: 'a'.repeat(64), dest: 'bin/t' }, { baseDir: home });
     assert.equal(run.error?.failure.reason, 'download-failed');
     assert.equal(run.error?.message, `download of ${url} failed: HTTP 404`);
-    assert.equal(run.error?.failure.hint, 'Check the version and the download mirror.');
+    assert.equal(describeFailure(run.error!.failure).hint, 'Check the version and the download mirror.');
     const viaChecksums = await runKind({ url, checksums_url: `${m.url}/v1.25.1/checksums.txt`, dest: 'bin/t' }, { baseDir: home });
     assert.equal(viaChecksums.error?.message, `download of ${m.url}/v1.25.1/checksums.txt failed: HTTP 404`);
     assert.deepEqual(tree(home), ['bin']);
@@ -234,7 +235,7 @@ test('a server that stops sending fails after the idle timeout', async () => {
     await assert.rejects(installDownload({ url, sha256: sha256hex(big), dest: join(home, 'slow'), idleTimeoutMs: 300 }), (err: TaskError) => {
       assert.equal(err.failure.reason, 'download-failed');
       assert.equal(err.message, `download of ${url} failed: no data for 300 ms after ${big.length / 8} bytes`);
-      assert.equal(err.failure.hint, 'Check your network connection and the download mirror.');
+      assert.equal(describeFailure(err.failure).hint, 'Check your network connection and the download mirror.');
       return true;
     });
     // the kind takes the idle timeout from STIGMER_DOWNLOAD_TIMEOUT
@@ -280,7 +281,7 @@ test('hostile archives are rejected whole: nothing installed, nothing written ou
       const run = await runKind({ url: `${mirror.url}/${ARCHIVE}`, sha256: sha256hex(archive), dest }, { baseDir: home });
       assert.equal(run.error?.failure.reason, 'unsafe-archive', `${h.name}: ${run.error?.message ?? 'installed'}`);
       assert.equal(run.error?.message, `refused archive: entry "${h.entry(home)}" ${h.why}`, h.name);
-      assert.equal(run.error?.failure.hint, 'Nothing was extracted. Use a trusted archive.');
+      assert.equal(describeFailure(run.error!.failure).hint, 'Nothing was extracted. Use a trusted archive.');
       assert.deepEqual(tree(home), before, h.name);
       assert.equal(readFileSync(join(home, 'a', 'keep'), 'utf8'), 'untouched');
     }
@@ -357,7 +358,7 @@ test('a dest holding files stigmer did not install is never replaced', async () 
     writeFileSync(join(home, 'mine', 'notes.txt'), 'keep me');
     const run = await runKind({ url: `${m.url}/x`, sha256: sha256hex(bin), dest: 'mine' }, { baseDir: home });
     assert.equal(run.error?.message, `${join(home, 'mine')} already exists and holds files stigmer did not install`);
-    assert.equal(run.error?.failure.hint, 'Remove it, or choose another dest: stigmer only replaces its own installs.');
+    assert.equal(describeFailure(run.error!.failure).hint, 'Remove it, or choose another dest: stigmer only replaces its own installs.');
     assert.deepEqual(m.requests, []);
     assert.deepEqual(tree(home), ['mine', 'mine/notes.txt']);
   });

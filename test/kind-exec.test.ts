@@ -63,6 +63,7 @@ test('a command killed by a signal says so', async () => {
     const { ctx } = makeContext<ExecWith>(home, { command: node, args: ['-e', "process.kill(process.pid, 'SIGKILL')"] });
     const err = await failureOf(execKind.run(ctx));
     assert.equal(err.message, `${node} -e 'process.kill(process.pid, '\\''SIGKILL'\\'')' was killed by SIGKILL`);
+    assert.ok(err.failure.reason === 'exit-non-zero');
     assert.equal(err.failure.exitCode, null);
   } finally {
     await cleanupHome(home);

@@ -11,6 +11,7 @@ import { tailLines } from '../src/process/log-file.js';
 import processKind, { type ProcessWith } from '../tasks/process.js';
 import { failureOf, inHome, makeContext, undoAll } from './kind-context.js';
 import { cleanupHome, fixture, freePort, sleep, tempHome } from './helpers.js';
+import { describeFailure } from '../src/model/failure.js';
 
 const node = process.execPath;
 const service = fixture('service.mjs');
@@ -166,6 +167,7 @@ test('without a ready block: ready once running; dying at once still fails', asy
     const err = await failureOf(processKind.run(dies.ctx));
     undos.push(...dies.undos);
     assert.equal(err.message, 'exited with code 2 before it was ready');
+    assert.ok(err.failure.reason === 'exited-before-ready');
     assert.deepEqual(err.failure.logTail, ['unknown flag --x']);
   });
 });
@@ -181,7 +183,7 @@ test('a readiness deadline names the probe and its last result; the process is l
       err.message,
       `not ready after 300 ms: tcp localhost:${port} (last probe: connect ECONNREFUSED 127.0.0.1:${port}; connect ECONNREFUSED ::1:${port})`,
     );
-    assert.equal(err.failure.hint, 'The process is still running but its readiness probe never passed; check its log, or raise ready.timeout.');
+    assert.equal(describeFailure(err.failure).hint, 'The process is still running but its readiness probe never passed; check its log, or raise ready.timeout.');
     assert.ok(isAlive(stopOf(undos)));
   });
 });
@@ -198,7 +200,7 @@ test('a declared port held by another process fails naming its pid and command',
     const err = await failureOf(processKind.run(t.ctx));
     assert.equal(err.failure.reason, 'port-in-use');
     assert.equal(err.message, `port ${port} is held by pid ${holder.pid} (${node} ${service} --listen ${port})`);
-    assert.equal(err.failure.hint, 'Stop that process, or change the port.');
+    assert.equal(describeFailure(err.failure).hint, 'Stop that process, or change the port.');
     assert.deepEqual(t.undos, [], 'nothing was started');
   } finally {
     if (holder) await stopGroup(ownDesc(holder));

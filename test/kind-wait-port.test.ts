@@ -4,6 +4,7 @@ import net from 'node:net';
 import waitPortKind, { type WaitPortWith } from '../tasks/wait-port.js';
 import { failureOf, makeContext } from './kind-context.js';
 import { cleanupHome, freePort, tempHome } from './helpers.js';
+import { describeFailure } from '../src/model/failure.js';
 
 function listen(server: net.Server, port: number, host: string): Promise<void> {
   return new Promise((res, rej) => {
@@ -70,7 +71,7 @@ test('wait-port fails at its deadline naming the address and the last probe', as
       err.message,
       `nothing accepted connections on localhost:${port} within 300 ms (connect ECONNREFUSED 127.0.0.1:${port}; connect ECONNREFUSED ::1:${port})`,
     );
-    assert.equal(err.failure.hint, `Check that the service at localhost:${port} is running and reachable.`);
+    assert.equal(describeFailure(err.failure).hint, `Check that the service at localhost:${port} is running and reachable.`);
   } finally {
     await cleanupHome(home);
   }

@@ -17,6 +17,7 @@ import gatherSecrets from '../tasks/gather-secrets.js';
 import checkLlm from '../tasks/check-llm.js';
 import { cleanupHome, fixture, freePort, sleep, tempHome } from './helpers.js';
 import { makeContext } from './kind-context.js';
+import { describeFailure } from '../src/model/failure.js';
 
 function home(t: { after: (fn: () => Promise<void>) => void }): string {
   const h = tempHome('stigmer-kinds-');
@@ -105,7 +106,7 @@ test('resolve-config: external Temporal and another provider', async (t) => {
 
   const bad = await failure(resolveConfig.run(makeContext(h, { config: 'nope' as never }).ctx));
   assert.equal(bad.failure.reason, 'invalid-input');
-  assert.equal(bad.failure.message, 'Expected with.config to be the whole stigmer config');
+  assert.equal(describeFailure(bad.failure).message, 'Expected with.config to be the whole stigmer config');
 });
 
 test('gather-secrets: ollama needs no key', async (t) => {
@@ -168,19 +169,19 @@ test('gather-secrets: a masked prompt when it can ask; a clear failure when it c
   process.env['CI'] = 'true';
   const ci = await failure(gatherSecrets.run(makeContext(h, { provider: 'anthropic' }).ctx));
   assert.equal(ci.failure.reason, 'missing-secret');
-  assert.equal(ci.failure.message, 'ANTHROPIC_API_KEY is not set (CI is set, so stigmer does not prompt)');
-  assert.equal(ci.failure.hint, 'Set ANTHROPIC_API_KEY in the environment or in .env, or run interactively to be asked for it.');
+  assert.equal(describeFailure(ci.failure).message, 'ANTHROPIC_API_KEY is not set (CI is set, so stigmer does not prompt)');
+  assert.equal(describeFailure(ci.failure).hint, 'Set ANTHROPIC_API_KEY in the environment or in .env, or run interactively to be asked for it.');
   delete process.env['CI'];
   const noTty = await failure(gatherSecrets.run(makeContext(h, { provider: 'anthropic' }).ctx));
-  assert.equal(noTty.failure.message, 'ANTHROPIC_API_KEY is not set (no terminal to ask on)');
+  assert.equal(describeFailure(noTty.failure).message, 'ANTHROPIC_API_KEY is not set (no terminal to ask on)');
 
   const empty = makeContext(h, { provider: 'anthropic' });
   empty.ctx.canPrompt = true;
   empty.ctx.prompt = async () => '  ';
-  assert.equal((await failure(gatherSecrets.run(empty.ctx))).failure.message, 'ANTHROPIC_API_KEY is not set (an empty key was entered)');
+  assert.equal(describeFailure((await failure(gatherSecrets.run(empty.ctx))).failure).message, 'ANTHROPIC_API_KEY is not set (an empty key was entered)');
 
   const bad = await failure(gatherSecrets.run(makeContext(h, { provider: 'mistral' }).ctx));
-  assert.equal(bad.failure.message, 'Expected with.provider to be one of ollama, anthropic, openai, got "mistral"');
+  assert.equal(describeFailure(bad.failure).message, 'Expected with.provider to be one of ollama, anthropic, openai, got "mistral"');
 });
 
 /** A fake Ollama answering /api/tags with the given models. */
@@ -204,13 +205,13 @@ test('check-llm: ollama reachable with the model, without it, and not reachable'
   assert.equal(tagless.outputs['model_present'], true);
 
   const missing = await failure(checkLlm.run(makeContext(h, { provider: 'ollama', model: 'mistral:7b', base_url: ollama.url }).ctx));
-  assert.equal(missing.failure.message, `Ollama at ${ollama.url} does not have the model mistral:7b`);
-  assert.equal(missing.failure.hint, 'Pull it: ollama pull mistral:7b (or stigmer llm pull mistral:7b)');
+  assert.equal(describeFailure(missing.failure).message, `Ollama at ${ollama.url} does not have the model mistral:7b`);
+  assert.equal(describeFailure(missing.failure).hint, 'Pull it: ollama pull mistral:7b (or stigmer llm pull mistral:7b)');
 
   const port = await freePort();
   const down = await failure(checkLlm.run(makeContext(h, { provider: 'ollama', model: 'qwen2.5-coder:7b', base_url: `http://127.0.0.1:${port}` }).ctx));
-  assert.equal(down.failure.message, `Ollama is not reachable at http://127.0.0.1:${port} (connection refused)`);
-  assert.match(down.failure.hint!, /ollama serve/);
+  assert.equal(describeFailure(down.failure).message, `Ollama is not reachable at http://127.0.0.1:${port} (connection refused)`);
+  assert.match(describeFailure(down.failure).hint!, /ollama serve/);
 });
 
 test('check-llm: anthropic and openai need their key set', async (t) => {
@@ -218,7 +219,7 @@ test('check-llm: anthropic and openai need their key set', async (t) => {
   const ok = await checkLlm.run(makeContext(h, { provider: 'anthropic', model: 'claude-sonnet-4-5', base_url: 'https://api.anthropic.com', api_key_set: true }).ctx);
   assert.equal(ok.summary, 'anthropic claude-sonnet-4-5 (ANTHROPIC_API_KEY is set)');
   const no = await failure(checkLlm.run(makeContext(h, { provider: 'openai', model: 'gpt-4.1-mini', base_url: 'https://api.openai.com/v1', api_key_set: 'false' }).ctx));
-  assert.equal(no.failure.message, 'OPENAI_API_KEY is not set (openai needs it)');
+  assert.equal(describeFailure(no.failure).message, 'OPENAI_API_KEY is not set (openai needs it)');
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ async function stackProvider(): Promise<LlmProvider | undefined> {
   if (tasks?.['start-agent-runner']?.status === 'ready' && isLlmProvider(recorded)) return recorded;
   const { tryLoadConfig } = await import('../stack/config/index.js');
   const loaded = tryLoadConfig();
-  return loaded.ok ? loaded.config.backend.local.llm.provider : undefined;
+  return loaded.ok ? loaded.value.config.backend.local.llm.provider : undefined;
 }
 
 /** Warn (stderr) when an agent's model belongs to another provider than the stack's. */

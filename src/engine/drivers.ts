@@ -12,9 +12,8 @@ import { didYouMean } from '../util/diagnostics.js';
 import { runGraph, type RunOutcome } from './run.js';
 import type { EngineEvent } from '../model/event.js';
 import { EXIT, UserError } from '../util/errors.js';
-import type { Failure } from '../model/failure.js';
+import { describeFailure, fail, type Failure } from '../model/failure.js';
 import { TaskError, type KindRegistry, type PromptOptions } from '../model/kind.js';
-import { fail } from '../model/failure.js';
 import { buildGraph, type Graph } from './graph.js';
 import { loadTasksFile, type TasksFile } from './load.js';
 import { acquireLock } from './lock.js';
@@ -91,17 +90,22 @@ function openState(dataDir: string, file?: TasksFile): StateStore {
 /** Print what failed, with its log tail and hint, on stderr. */
 export function reportFailures(outcome: RunOutcome, failures: Map<string, Failure>): void {
   for (const name of outcome.failed) {
-    const f = failures.get(name);
-    if (!f) continue;
+    const failure = failures.get(name);
+    if (!failure) continue;
+    const f = describeFailure(failure);
     const lines = [`stigmer: ${name} failed: ${f.message}`];
-    if (f.logTail?.length) lines.push('  last lines of its log:', ...f.logTail.map((l) => `    ${l}`));
-    if (f.logFile) lines.push(`  full log: ${f.logFile}`);
+    if ('logTail' in failure && failure.logTail?.length) lines.push('  last lines of its log:', ...failure.logTail.map((l) => `    ${l}`));
+    if ('logFile' in failure && failure.logFile) lines.push(`  full log: ${failure.logFile}`);
     if (f.hint) lines.push(`  hint: ${f.hint}`);
+    // Only here, and only with STIGMER_DEBUG=1: never in a task line, an event or the state.
+    if (failure.reason === 'internal-error' && failure.stack) lines.push(failure.stack);
     process.stderr.write(mask(lines.join('\n')) + '\n');
   }
   for (const name of outcome.warnings) {
-    const f = failures.get(name);
-    if (f) process.stderr.write(mask(`stigmer: warning: ${name}: ${f.message}${f.hint ? `\n  hint: ${f.hint}` : ''}`) + '\n');
+    const failure = failures.get(name);
+    if (!failure) continue;
+    const f = describeFailure(failure);
+    process.stderr.write(mask(`stigmer: warning: ${name}: ${f.message}${f.hint ? `\n  hint: ${f.hint}` : ''}`) + '\n');
   }
 }
 
@@ -173,7 +177,7 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
     if (pre.interrupted) return signalExitCode[app.interruptedBy() ?? 'SIGINT'];
     const renderer = await pickRenderer(o.output, pre.graph);
     const emit = (ev: EngineEvent): void => {
-      if (ev.failure && ev.type === 'failed') failures.set(ev.task, ev.failure);
+      if (ev.type === 'failed') failures.set(ev.task, ev.failure);
       renderer.event(ev);
     };
     const outcome = await runGraph({

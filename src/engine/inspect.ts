@@ -10,13 +10,13 @@ import { mask } from '../util/mask.js';
 import { dataPaths } from '../util/paths.js';
 import { isAlive } from '../process/proc.js';
 import { StateStore } from './state.js';
-import type { TaskRecord } from '../model/kind.js';
+import type { RecordedState, TaskRecord } from '../model/kind.js';
 
 export interface TaskStatusView {
   task: string;
   kind: string;
   /** recorded status, or `dead` for a service whose process is gone */
-  state: string;
+  state: RecordedState;
   pid?: number;
   uptime_ms?: number;
   address?: string;

@@ -5,7 +5,7 @@
  */
 import { dirname } from 'node:path';
 import { fail, type Failure } from '../model/failure.js';
-import type { EngineEvent } from '../model/event.js';
+import type { EventInput } from '../model/event.js';
 import { TaskError, type PromptOptions, type TaskContext, type TaskKind, type TaskRecord, type UndoDescriptor } from '../model/kind.js';
 import type { Target } from '../model/task.js';
 import { mask, maskDeep, registerSecret } from '../util/mask.js';
@@ -38,7 +38,7 @@ export interface TaskRun {
   live(): boolean;
   /** creates a log directory once per run */
   ensureDir(dir: string): void;
-  emit(ev: Omit<EngineEvent, 'time'>): void;
+  emit(ev: EventInput): void;
 }
 
 /** `run <task>`: stop the previous instance before starting a new one. */
@@ -47,7 +47,7 @@ export async function stopPrevious(task: string, previous: TaskRecord, state: St
     try {
       emit({ type: 'output', task, line: await executeUndo(u, { dataDir: dirname(state.path) }) });
     } catch (err) {
-      return fail.rollbackFailed(`could not stop its previous instance: ${(err as Error).message}`);
+      return fail.rollbackFailed((err as Error).message, 'stop its previous instance');
     }
   }
   state.update(task, { status: 'undone', undo: [] }, true);
@@ -143,10 +143,10 @@ export async function runTask(r: TaskRun): Promise<TaskOutcome> {
     if (abort.signal.aborted && abort.signal.reason === 'timeout') return { status: 'failed', failure: fail.timeout(target.timeoutMs ?? 0), changed };
     if (abort.signal.aborted) {
       state.update(name, { status: 'cancelled' }, changed);
-      r.emit({ type: 'cancelled', task: name, reason: String(abort.signal.reason), durationMs: performance.now() - r.t0 });
+      r.emit({ type: 'cancelled', task: name, why: String(abort.signal.reason), durationMs: performance.now() - r.t0 });
       return { status: 'cancelled', changed };
     }
-    return { status: 'failed', failure: fail.taskError(`internal error in task kind ${target.spec.uses}: ${(err as Error)?.stack ?? String(err)}`), changed };
+    return { status: 'failed', failure: fail.internalError(target.spec.uses, err), changed };
   } finally {
     if (timer) clearTimeout(timer);
   }

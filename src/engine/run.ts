@@ -13,8 +13,8 @@
  */
 import { mkdirSync } from 'node:fs';
 import { evaluate, type Scope } from './expressions.js';
-import { fail, type Failure } from '../model/failure.js';
-import type { EngineEvent } from '../model/event.js';
+import { describeFailure, fail, type Failure } from '../model/failure.js';
+import type { EngineEvent, EventInput } from '../model/event.js';
 import type { Graph } from './graph.js';
 import { maskDeep } from '../util/mask.js';
 import type { StateStore } from './state.js';
@@ -158,8 +158,8 @@ class Scheduler {
     return this.o.graph.nodes.get(name)!;
   }
 
-  private emit(ev: Omit<EngineEvent, 'time'>): void {
-    this.o.emit({ ...ev, time: Date.now() });
+  private emit(ev: EventInput): void {
+    this.o.emit({ ...ev, time: Date.now() } as EngineEvent);
   }
 
   /** Stop the run: abort what is in flight, skip what has not started. */
@@ -174,11 +174,11 @@ class Scheduler {
   }
 
   /** A task reached a final state: release its dependents, or skip them when it failed. */
-  private settle(name: string, s: TaskStatus, reason?: string): void {
+  private settle(name: string, s: TaskStatus, why = ''): void {
     const prev = this.status.get(name);
     if (prev && prev !== 'pending' && prev !== 'waiting' && prev !== 'running') return;
     this.status.set(name, s);
-    if (s === 'skipped') this.emit({ type: 'skipped', task: name, ...(reason ? { reason } : {}) });
+    if (s === 'skipped') this.emit({ type: 'skipped', task: name, why });
     this.remaining--;
     const node = this.node(name);
     const bad =
@@ -236,7 +236,7 @@ class Scheduler {
     try {
       kind = await o.kinds.load(node.spec.uses);
     } catch (err) {
-      return this.onFailure(name, fail.taskError(`cannot load task kind ${node.spec.uses}: ${(err as Error).message}`), t0, 'oneshot');
+      return this.onFailure(name, fail.internalError(node.spec.uses, `could not load it: ${(err as Error).message}`), t0, 'oneshot');
     }
 
     // --no-deps: a need's recorded outputs stand in for running it (pure kinds are cheap: run them).
@@ -320,7 +320,7 @@ class Scheduler {
       }
     }
     const masked = maskDeep(failure);
-    this.o.state.update(name, { kind: node.spec.uses, status: 'failed', error: masked.message, needs: node.needs }, true);
+    this.o.state.update(name, { kind: node.spec.uses, status: 'failed', error: describeFailure(masked).message, needs: node.needs }, true);
     this.emit({ type: 'failed', task: name, failure: masked, durationMs: performance.now() - t0, optional: node.spec.optional, mode });
     if (node.spec.optional) {
       this.warnings.push(name);

@@ -19,16 +19,6 @@ export interface UndoContext {
   dataDir?: string;
 }
 
-/** What an undo step will do, for progress titles: "stop pid 123 (node server.js)". */
-export function describeUndo(desc: UndoDescriptor): string {
-  switch (desc.type) {
-    case 'stop-process':
-      return `stop pid ${desc.pid} (${shortCommand(desc.command)})`;
-    case 'remove-path':
-      return `remove ${desc.path}`;
-  }
-}
-
 /**
  * Undo one step and say in one line what happened. `force` skips the grace period (SIGKILL).
  * Throws on a real failure; the caller reports it and carries on with the other steps.

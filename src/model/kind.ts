@@ -6,7 +6,7 @@
  * dependents and its undo descriptors (plain data) in the state file, so that a later process can
  * undo what this one did even after a `kill -9`.
  */
-import type { Failure } from './failure.js';
+import { describeFailure, type Failure } from './failure.js';
 
 /** Lifecycle of one task in one run. */
 export type TaskStatus =
@@ -20,7 +20,11 @@ export type TaskStatus =
   | 'ready'
   /** a one-shot task that finished */
   | 'done'
-  /** not run: `if` was false, a need failed, or it was already satisfied */
+  /**
+   * not run: `if` was false, a need failed or was skipped, the run stopped first, or `--no-deps`
+   * took its recorded outputs. (A task whose world already matched is `ready`/`done` with
+   * `satisfied: true`, not skipped.)
+   */
   | 'skipped'
   /** `run` failed */
   | 'failed'
@@ -28,6 +32,12 @@ export type TaskStatus =
   | 'undone'
   /** aborted while running (signal, or another task failed) */
   | 'cancelled';
+
+/**
+ * What `stigmer status` shows for a recorded task: its last status, or `dead` when the state says
+ * ready (or running) but the process it started is gone.
+ */
+export type RecordedState = TaskStatus | 'dead';
 
 /**
  * Data that says how to undo what a task did. Never a closure: it is written to the state file
@@ -191,7 +201,7 @@ export function kindRegistry(loaders: Readonly<Record<string, KindLoader>>): Kin
 export class TaskError extends Error {
   readonly failure: Failure;
   constructor(failure: Failure) {
-    super(failure.message);
+    super(describeFailure(failure).message);
     this.name = 'TaskError';
     this.failure = failure;
   }

@@ -3,7 +3,9 @@
  * FORCE_COLOR is set. Each line carries the task name.
  */
 import type { EngineEvent } from '../model/event.js';
+import { describeFailure } from '../model/failure.js';
 import { mask } from '../util/mask.js';
+import { unreachable } from '../util/errors.js';
 import { clock, formatMs, formatProgress } from './format.js';
 import type { Renderer } from './types.js';
 
@@ -17,17 +19,16 @@ export function createPlainRenderer(out: NodeJS.WritableStream = process.stdout,
   };
   return {
     event(ev) {
-      const took = ev.durationMs !== undefined ? ` (${formatMs(ev.durationMs)})` : '';
+      const took = 'durationMs' in ev ? ` (${formatMs(ev.durationMs)})` : '';
       switch (ev.type) {
         case 'queued':
-        case 'waiting':
           return;
         case 'started':
           return write(ev, 'started');
         case 'output':
-          return write(ev, `| ${ev.line ?? ''}`);
+          return write(ev, `| ${ev.line}`);
         case 'progress': {
-          const p = ev.progress!;
+          const p = ev.progress;
           const pct = p.total ? Math.floor((p.done / p.total) * 10) : -1;
           if (pct === lastPct.get(ev.task)) return;
           lastPct.set(ev.task, pct);
@@ -37,17 +38,19 @@ export function createPlainRenderer(out: NodeJS.WritableStream = process.stdout,
         case 'done':
           return write(ev, paint('32', `${ev.satisfied ? `${ev.type} (already ${ev.type === 'ready' ? 'running' : 'done'}, reused)` : ev.type}${ev.satisfied ? '' : took}${ev.summary ? `: ${ev.summary}` : ''}`));
         case 'skipped':
-          return write(ev, paint('33', `skipped: ${ev.reason ?? ''}`));
+          return write(ev, paint('33', `skipped: ${ev.why}`));
         case 'failed':
-          return write(ev, paint(ev.optional ? '33' : '31', `${ev.optional ? 'warning' : 'FAILED'}: ${ev.failure?.message ?? ''}${took}`));
+          return write(ev, paint(ev.optional ? '33' : '31', `${ev.optional ? 'warning' : 'FAILED'}: ${describeFailure(ev.failure).message}${took}`));
         case 'cancelled':
-          return write(ev, paint('33', `cancelled: ${ev.reason ?? ''}`));
+          return write(ev, paint('33', `cancelled: ${ev.why}`));
         case 'undo-started':
           return write(ev, 'undoing');
         case 'undone':
           return write(ev, `undone${took}`);
         case 'undo-failed':
-          return write(ev, paint('31', `undo FAILED: ${ev.failure?.message ?? ''}`));
+          return write(ev, paint('31', `undo FAILED: ${describeFailure(ev.failure).message}`));
+        default:
+          return unreachable(ev, 'engine event');
       }
     },
     async end() {},

@@ -7,7 +7,9 @@
  */
 import { Listr, ListrPromptAdapter, ListrTaskEventType, type ListrTaskWrapper } from 'listr2';
 import type { EngineEvent } from '../model/event.js';
+import { describeFailure } from '../model/failure.js';
 import { mask } from '../util/mask.js';
+import { unreachable } from '../util/errors.js';
 import type { PromptOptions } from '../model/kind.js';
 import { formatMs, formatProgress } from './format.js';
 import type { RenderTask, Renderer } from './types.js';
@@ -81,8 +83,8 @@ function perTaskRenderer(tasks: RenderTask[]): Renderer {
         slot.state = 'running';
         slot.startedAt = ev.time;
       }
-      if (ev.type === 'output') slot.early = mask(ev.line ?? '');
-      if (ev.type === 'progress') slot.early = formatProgress(ev.progress!);
+      if (ev.type === 'output') slot.early = mask(ev.line);
+      if (ev.type === 'progress') slot.early = formatProgress(ev.progress);
       return;
     }
     if (slot.state === 'over') return; // late output after the task settled is ignored
@@ -93,38 +95,43 @@ function perTaskRenderer(tasks: RenderTask[]): Renderer {
         w.title = ev.task;
         return;
       case 'output':
-        w.output = mask(ev.line ?? '');
+        w.output = mask(ev.line);
         return;
       case 'progress':
-        w.output = formatProgress(ev.progress!);
+        w.output = formatProgress(ev.progress);
         return;
       case 'ready':
       case 'done':
         slot.state = 'over';
-        w.title = `${ev.task}${ev.satisfied ? ` (already ${ev.type === 'ready' ? 'running' : 'done'})` : ev.durationMs !== undefined ? ` (${formatMs(ev.durationMs)})` : ''}${ev.summary ? `: ${ev.summary}` : ''}`;
+        w.title = `${ev.task}${ev.satisfied ? ` (already ${ev.type === 'ready' ? 'running' : 'done'})` : ` (${formatMs(ev.durationMs)})`}${ev.summary ? `: ${ev.summary}` : ''}`;
         slot.resolve?.();
         return;
       case 'skipped':
         slot.state = 'over';
-        w.skip(`${ev.task}: skipped, ${ev.reason ?? ''}`);
+        w.skip(`${ev.task}: skipped, ${ev.why}`);
         slot.resolve?.();
         return;
       case 'failed':
         slot.state = 'over';
         if (ev.optional) {
-          w.skip(`${ev.task}: warning: ${mask(ev.failure?.message ?? '')}`);
+          w.skip(`${ev.task}: warning: ${mask(describeFailure(ev.failure).message)}`);
           slot.resolve?.();
         } else {
           w.title = ev.task;
-          slot.reject?.(new Error(`${ev.task}: ${mask(ev.failure?.message ?? 'failed')}`));
+          slot.reject?.(new Error(`${ev.task}: ${mask(describeFailure(ev.failure).message)}`));
         }
         return;
       case 'cancelled':
         slot.state = 'over';
-        slot.reject?.(new Error(`${ev.task}: cancelled (${ev.reason ?? ''})`));
+        slot.reject?.(new Error(`${ev.task}: cancelled (${ev.why})`));
         return;
+      case 'queued':
+      case 'undo-started':
+      case 'undone':
+      case 'undo-failed':
+        return; // the plain renderer reports undo; queued tasks are listed from the start
       default:
-        return;
+        return unreachable(ev, 'engine event');
     }
   }
 

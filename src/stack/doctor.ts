@@ -98,10 +98,11 @@ async function loadConfigModule(): Promise<typeof import('./config/index.js')> {
 }
 
 function checkConfig(mod: Loaded, home: string): { check: Check; config?: import('./config/index.js').StigmerConfig } {
-  const loaded = mod.tryLoadConfig({ home });
-  if (!loaded.ok) {
-    return { check: fail('config', `${loaded.file}: ${loaded.error.message.split('\n')[0]}`, `Fix the file (stigmer config list shows each value's origin), or rewrite it with the defaults: stigmer init --force.`) };
+  const tried = mod.tryLoadConfig({ home });
+  if (!tried.ok) {
+    return { check: fail('config', `${tried.error.file}: ${tried.error.error.message.split('\n')[0]}`, `Fix the file (stigmer config list shows each value's origin), or rewrite it with the defaults: stigmer init --force.`) };
   }
+  const loaded = tried.value;
   // The origin chain: what overrides the file, highest first.
   const over = new Map<string, string[]>();
   for (const [key, origin] of Object.entries(loaded.origins)) {

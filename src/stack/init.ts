@@ -16,6 +16,7 @@ import { EXIT, UserError } from '../util/errors.js';
 import { mask } from '../util/mask.js';
 import { stigmerHome } from '../util/paths.js';
 import { TaskError, type Progress } from '../model/kind.js';
+import { describeFailure } from '../model/failure.js';
 import { configPath, loadConfig, temporalRelease, type StigmerConfig } from './config/index.js';
 import { writeFileAtomic } from './config/edit.js';
 import { defaultConfigText, refreshSchemaCopy } from './config/template.js';
@@ -103,7 +104,7 @@ async function downloadTemporal(config: StigmerConfig, app: App): Promise<string
     const sig = app.interruptedBy();
     if (sig) throw new UserError('', signalExitCode[sig]);
     if (err instanceof TaskError) {
-      const f = err.failure;
+      const f = describeFailure(err.failure);
       throw new UserError(
         `✗ Could not install the Temporal CLI v${release.version}: ${f.message}${f.hint ? `\n  ${f.hint}` : ''}\n` +
           '  Set STIGMER_TEMPORAL_DOWNLOAD_URL (or backend.local.temporal.download_url) to use a mirror, or run `stigmer init --no-download`.',

@@ -19,6 +19,7 @@ import { mask } from '../util/mask.js';
 import { dataPaths, stigmerHome } from '../util/paths.js';
 import { LLM_DEFAULTS, LLM_PROVIDERS, isLlmProvider } from './llm/defaults.js';
 import { COMPONENTS } from './local.js';
+import type { RecordedState } from '../model/kind.js';
 
 interface ResolvedView {
   temporal: { managed: boolean; address: string; host: string; port: number; version: string; ui_url: string | null; bin: string | null };
@@ -26,11 +27,16 @@ interface ResolvedView {
   llm: { provider: string; model: string; base_url: string };
 }
 
+/**
+ * A component of the stack: what its task's record says (`ready`, `dead`, `failed`, ...), or
+ * `external` (Temporal that stigmer does not manage), or `stopped` (no record: not started).
+ */
+export type ComponentState = RecordedState | 'external' | 'stopped';
+
 export interface ComponentStatus {
   name: string;
   task: string;
-  /** ready, dead, failed, external, stopped, ... */
-  state: string;
+  state: ComponentState;
   pid: number | null;
   uptime_ms: number | null;
   address: string | null;
@@ -59,7 +65,7 @@ export async function stackStatus(): Promise<StackStatus> {
   const state = StateStore.read(dataPaths(home).state);
   const up = views.some((v) => v.state === 'ready');
   const recorded = state?.tasks['resolve-config']?.outputs as ResolvedView | undefined;
-  const stateOf = (task: string): string => views.find((v) => v.task === task)?.state ?? 'stopped';
+  const stateOf = (task: string): ComponentState => views.find((v) => v.task === task)?.state ?? 'stopped';
 
   // A running stack is described by what it was started with: its checks need no config, so they
   // start now and run while the rest is loaded.
@@ -70,14 +76,15 @@ export async function stackStatus(): Promise<StackStatus> {
 
   const [{ tryLoadConfig, readDotenv }, { resolveStack }] = await Promise.all([import('./config/index.js'), import('./resolve.js')]);
   const loaded = tryLoadConfig({ home });
+  const file = loaded.ok ? loaded.value.file : loaded.error.file;
   const config: StackStatus['config'] = !loaded.ok
-    ? { file: loaded.file, exists: true, valid: false, error: loaded.error.message.split('\n')[0]! }
-    : existsSync(loaded.file)
-      ? { file: loaded.file, exists: true, valid: true }
-      : { file: loaded.file, exists: false, valid: null };
+    ? { file, exists: true, valid: false, error: loaded.error.error.message.split('\n')[0]! }
+    : existsSync(file)
+      ? { file, exists: true, valid: true }
+      : { file, exists: false, valid: null };
   if (!resolved && loaded.ok) {
     try {
-      resolved = resolveStack(loaded.config) as unknown as ResolvedView;
+      resolved = resolveStack(loaded.value.config) as unknown as ResolvedView;
     } catch {
       resolved = recorded;
     }
@@ -150,7 +157,7 @@ function environNames(pid: number): Set<string> | undefined {
  * SERVING / NOT_SERVING / not running / unreachable (...): the readiness check itself, one
  * attempt (grpc.health.v1.Health/Check of the WorkflowService).
  */
-async function temporalHealth(r: ResolvedView, componentState: string): Promise<string> {
+async function temporalHealth(r: ResolvedView, componentState: ComponentState): Promise<string> {
   const t = r.temporal;
   if (t.managed && componentState !== 'ready') return 'not running';
   const [{ GrpcChannel }, { WORKFLOW_SERVICE }] = await Promise.all([import('../process/grpc-client.js'), import('../process/grpc-codec.js')]);

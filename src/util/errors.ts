@@ -19,3 +19,9 @@ export class UserError extends Error {
     this.exitCode = exitCode;
   }
 }
+
+/** The end of an exhaustive `switch`: the compiler proves it unreachable; at run time it is a bug. */
+export function unreachable(value: never, what: string): never {
+  const tag = value && typeof value === 'object' ? ((value as Record<string, unknown>)['type'] ?? (value as Record<string, unknown>)['reason']) : value;
+  throw new Error(`Internal error: ${what} ${JSON.stringify(tag)} is not handled`);
+}

@@ -116,7 +116,7 @@ export function checkEntry(entry: EntryInfo, symlinks: Set<string>): string | un
 function readFailure(file: string, err: unknown): TaskError {
   const e = err as { code?: string; message?: string };
   const detail = e.code === 'TAR_BAD_ARCHIVE' ? 'not a .tar.gz archive' : e.message ?? String(err);
-  return new TaskError(fail.taskError(`could not read the archive ${posix.basename(file)}: ${detail}`, 'The download is not the archive expected; check the URL and the `extract` setting.'));
+  return new TaskError(fail.badArchive(posix.basename(file), detail));
 }
 
 /**

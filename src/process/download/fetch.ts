@@ -171,7 +171,7 @@ export async function fetchToFile(
     if (opts.signal?.aborted) throw abortFailure(opts.signal);
     const fsErr = err as NodeJS.ErrnoException;
     if (fsErr.path !== undefined && fsErr.syscall !== undefined) {
-      throw new TaskError(fail.taskError(`could not write ${fsErr.path}: ${fsErr.code ?? fsErr.message}`, 'Check free disk space and the permissions of the destination directory.'));
+      throw new TaskError(fail.writeFailed('write', fsErr.path, fsErr.code ?? fsErr.message));
     }
     throw networkFailure(url, err, idle, { bytes: done, total });
   } finally {

@@ -122,7 +122,7 @@ async function checkReplaceable(dest: string): Promise<void> {
   }
   if (entries.length === 0 || entries.includes(INSTALL_MARKER)) return;
   throw new TaskError(
-    fail.taskError(`${dest} already exists and holds files stigmer did not install`, 'Remove it, or choose another dest: stigmer only replaces its own installs.'),
+    fail.destNotOurs(dest),
   );
 }
 
@@ -142,7 +142,7 @@ function checkAbort(signal: AbortSignal | undefined, abortFailure: (signal: Abor
 /**
  * Install `params.url` into `params.dest`, or reuse a verified install already there (no network
  * then). Failures are `TaskError`s (download-failed, checksum-mismatch, unsafe-archive, aborted,
- * invalid-input, task-error for the file system); on any failure nothing is left at `dest` that
+ * invalid-input, write-failed and dest-not-ours for the file system); on any failure nothing is left at `dest` that
  * was not there before, and no temp files remain.
  */
 export async function installDownload(params: DownloadParams, opts: InstallOptions = {}): Promise<InstallResult> {
@@ -158,7 +158,7 @@ export async function installDownload(params: DownloadParams, opts: InstallOptio
     if (opts.signal?.aborted) throw (await import('./fetch.js')).abortFailure(opts.signal);
     const e = err as NodeJS.ErrnoException;
     const what = e.code ? `${e.code}${e.path ? ` ${e.path}` : ''}` : e.message;
-    throw new TaskError(fail.taskError(`could not install into ${r.dest}: ${what}`, 'Check the permissions and free space of the destination directory.'));
+    throw new TaskError(fail.writeFailed('install into', r.dest, what));
   }
 }
 
@@ -203,7 +203,7 @@ async function installFresh(r: Resolved, opts: InstallOptions): Promise<Download
     }
     const files = await finishTree(stage, r.mode, archiveModes);
     if (Object.keys(files).length === 0) {
-      throw new TaskError(fail.taskError(`the archive ${r.filename} holds no files`, 'Check the URL and the `extract` setting.'));
+      throw new TaskError(fail.badArchive(r.filename));
     }
     const main = r.extract ? await findMain(stage, files) : r.filename;
     const marker: InstallMarker = { url: r.url, sha256: got.sha256, installedAt: new Date().toISOString(), bytes: got.bytes, main, files, stamps: stampFiles(stage, files) };

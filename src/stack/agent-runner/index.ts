@@ -79,7 +79,7 @@ export async function runAgentRunner(env: NodeJS.ProcessEnv = process.env, io: R
     if (startup.signal.aborted) return EXIT.ok;
     if (!temporal.ok) {
       return fatal(
-        `Temporal is not accepting connections at ${config.temporal.text} (${temporal.lastError}) after ${formatMs(config.temporalConnectTimeoutMs)}; ` +
+        `Temporal is not accepting connections at ${config.temporal.text} (${temporal.error}) after ${formatMs(config.temporalConnectTimeoutMs)}; ` +
           'check TEMPORAL_SERVICE_ADDRESS, or raise STIGMER_TEMPORAL_CONNECT_TIMEOUT',
       );
     }
@@ -89,11 +89,11 @@ export async function runAgentRunner(env: NodeJS.ProcessEnv = process.env, io: R
     if (startup.signal.aborted) return EXIT.ok;
     if (!server.ok) {
       return fatal(
-        `stigmer-server did not answer at ${api.baseUrl}/healthz (${server.lastError}) within ${formatMs(config.serverConnectTimeoutMs)}; ` +
+        `stigmer-server did not answer at ${api.baseUrl}/healthz (${server.error}) within ${formatMs(config.serverConnectTimeoutMs)}; ` +
           'check STIGMER_BACKEND_ENDPOINT, or raise STIGMER_SERVER_CONNECT_TIMEOUT',
       );
     }
-    log(`stigmer-server reachable at ${config.server.text} (${server.detail})`);
+    log(`stigmer-server reachable at ${config.server.text} (${server.value})`);
 
     const { Agent } = await loadUndici();
     llmPool = new Agent({ keepAliveTimeout: 30_000 });

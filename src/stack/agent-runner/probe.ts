@@ -5,8 +5,10 @@
 import net from 'node:net';
 import type { HostPort } from './env.js';
 import type { RunnerApi } from './server-api.js';
+import { err, ok, type Result } from '../../model/result.js';
 
-export type ProbeResult = { ok: true; detail: string } | { ok: false; lastError: string };
+/** What answered ("127.0.0.1", "version 0.1.0"), or the last error before the deadline. */
+export type ProbeResult = Result<string, string>;
 
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
@@ -39,15 +41,15 @@ export async function waitForTcp(target: HostPort, timeoutMs: number, signal: Ab
   let lastError = 'not tried';
   for (let attempt = 0; !signal.aborted; attempt++) {
     for (const host of hosts) {
-      const err = await connectOnce(host, target.port, Math.max(100, Math.min(2000, deadline - Date.now())));
-      if (err === undefined) return { ok: true, detail: host };
-      lastError = err;
+      const failed = await connectOnce(host, target.port, Math.max(100, Math.min(2000, deadline - Date.now())));
+      if (failed === undefined) return ok(host);
+      lastError = failed;
     }
     const left = deadline - Date.now();
     if (left <= 0) break;
     await sleep(Math.min(100 * 2 ** attempt, 2000, left), signal);
   }
-  return { ok: false, lastError: signal.aborted ? 'interrupted' : lastError };
+  return err(signal.aborted ? 'interrupted' : lastError);
 }
 
 /** Poll the server's /healthz until it says ok. */
@@ -57,17 +59,17 @@ export async function waitForServer(api: RunnerApi, timeoutMs: number, signal: A
   for (let attempt = 0; !signal.aborted; attempt++) {
     try {
       const health = await api.health(signal);
-      if (health?.status === 'ok') return { ok: true, detail: health.version ? `version ${health.version}` : 'ok' };
+      if (health?.status === 'ok') return ok(health.version ? `version ${health.version}` : 'ok');
       lastError = `/healthz said ${JSON.stringify(health)}`;
     } catch (e) {
-      const err = e as { code?: string; cause?: { code?: string }; message?: string };
-      const code = err.cause?.code ?? err.code;
-      lastError = code === 'ECONNREFUSED' ? 'connection refused' : (code ?? err.message ?? String(e));
+      const thrown = e as { code?: string; cause?: { code?: string }; message?: string };
+      const code = thrown.cause?.code ?? thrown.code;
+      lastError = code === 'ECONNREFUSED' ? 'connection refused' : (code ?? thrown.message ?? String(e));
     }
     const left = deadline - Date.now();
     if (left <= 0) break;
     await sleep(Math.min(100 * 2 ** attempt, 2000, left), signal);
   }
-  return { ok: false, lastError: signal.aborted ? 'interrupted' : lastError };
+  return err(signal.aborted ? 'interrupted' : lastError);
 }
 

@@ -73,7 +73,7 @@ function yamlText(value: unknown): string {
 export function setConfigValue(file: string, key: string, raw: string): SetResult {
   const spec = requireKey(key);
   const parsed = parseKeyValue(spec, raw);
-  if (!parsed.ok) throw new UserError(`${parsed.message}\n${file} was not changed.`);
+  if (!parsed.ok) throw new UserError(`${parsed.error}\n${file} was not changed.`);
   const { source, created } = readSource(file);
   const doc = created ? parseDocument('') : parseConfigSource(file, source).doc;
   const path = key.split('.');

@@ -33,6 +33,7 @@ import {
   TEMPORAL_DOWNLOAD_BASE,
 } from './defaults.js';
 import type { BackendType, CommandSpec, ConfigFlags, Origin, StigmerConfig } from './types.js';
+import { err, ok, type Result } from '../../model/result.js';
 
 export type { StigmerConfig, ConfigFile, ConfigFlags, Origin, CommandSpec } from './types.js';
 export { CONFIG_KEYS } from './keys.js';
@@ -175,16 +176,22 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   return { config, origins, sources, file, exists: read.exists };
 }
 
+/** Why the config could not be loaded, and which file it is. */
+export interface ConfigProblem {
+  error: UserError;
+  file: string;
+}
+
 /** `loadConfig` that reports an invalid config instead of throwing (for stop, status, logs). */
-export function tryLoadConfig(options: LoadConfigOptions = {}): ({ ok: true } & LoadedConfig) | { ok: false; error: UserError; file: string } {
+export function tryLoadConfig(options: LoadConfigOptions = {}): Result<LoadedConfig, ConfigProblem> {
   try {
-    return { ok: true, ...loadConfig(options) };
-  } catch (err) {
-    if (err instanceof UserError) {
+    return ok(loadConfig(options));
+  } catch (e) {
+    if (e instanceof UserError) {
       const home = resolve(options.home ?? stigmerHome((options.env ?? process.env) as NodeJS.ProcessEnv));
-      return { ok: false, error: err, file: configPath(home) };
+      return err({ error: e, file: configPath(home) });
     }
-    throw err;
+    throw e;
   }
 }
 
@@ -195,7 +202,7 @@ export function configValue(config: StigmerConfig, key: string): unknown {
 
 function parsed(spec: KeySpec, raw: string, what: string): unknown {
   const r = parseKeyValue(spec, raw, what);
-  if (!r.ok) throw new UserError(r.message);
+  if (!r.ok) throw new UserError(r.error);
   return r.value;
 }
 

@@ -4,6 +4,7 @@
  */
 import type { ConfigFlags } from './types.js';
 import { didYouMean } from '../../util/diagnostics.js';
+import { err, ok, type Result } from '../../model/result.js';
 
 export type KeyType = 'string' | 'integer' | 'boolean' | 'enum' | 'list';
 
@@ -109,7 +110,8 @@ export function suggestKey(key: string): string {
   return tail ? ` (did you mean "${tail.key}"?)` : '';
 }
 
-export type Parsed = { ok: true; value: unknown } | { ok: false; message: string };
+/** The typed value, or the message saying what was expected. */
+export type Parsed = Result<unknown, string>;
 
 const TRUE = new Set(['true', 'yes', 'on', '1']);
 const FALSE = new Set(['false', 'no', 'off', '0']);
@@ -119,28 +121,28 @@ const FALSE = new Set(['false', 'no', 'off', '0']);
  * source in the message ("STIGMER_TEMPORAL_PORT", "--llm-provider", the key itself).
  */
 export function parseKeyValue(spec: KeySpec, raw: string, what: string = spec.key): Parsed {
-  const bad = (): Parsed => ({ ok: false, message: `Expected ${what} to be ${spec.expect}, got ${JSON.stringify(raw)}` });
+  const bad = (): Parsed => err(`Expected ${what} to be ${spec.expect}, got ${JSON.stringify(raw)}`);
   const text = raw.trim();
   switch (spec.type) {
     case 'boolean':
-      if (TRUE.has(text.toLowerCase())) return { ok: true, value: true };
-      if (FALSE.has(text.toLowerCase())) return { ok: true, value: false };
+      if (TRUE.has(text.toLowerCase())) return ok(true);
+      if (FALSE.has(text.toLowerCase())) return ok(false);
       return bad();
     case 'integer': {
       if (!/^\d+$/.test(text)) return bad();
       const n = Number(text);
-      return n >= 1 && n <= 65535 ? { ok: true, value: n } : bad();
+      return n >= 1 && n <= 65535 ? ok(n) : bad();
     }
     case 'enum': {
-      if (spec.values?.includes(text)) return { ok: true, value: text };
+      if (spec.values?.includes(text)) return ok(text);
       const r = bad();
-      return r.ok ? r : { ok: false, message: r.message + didYouMean(text, spec.values ?? []) };
+      return r.ok ? r : err(r.error + didYouMean(text, spec.values ?? []));
     }
     case 'list':
       return parseList(raw, bad);
     case 'string':
       if (spec.pattern && !spec.pattern.test(text)) return bad();
-      return { ok: true, value: text };
+      return ok(text);
   }
 }
 
@@ -150,15 +152,15 @@ function parseList(raw: string, bad: () => Parsed): Parsed {
   if (text.startsWith('[')) {
     try {
       const v: unknown = JSON.parse(text);
-      if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return { ok: true, value: v };
+      if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return ok(v);
     } catch {
       // not JSON: try the flow form without quotes
     }
     const inner = text.slice(1, text.endsWith(']') ? -1 : undefined);
     const items = inner.split(',').map((s) => s.trim().replace(/^(['"])(.*)\1$/, '$2')).filter((s) => s !== '');
-    return text.endsWith(']') ? { ok: true, value: items } : bad();
+    return text.endsWith(']') ? ok(items) : bad();
   }
-  return { ok: true, value: text === '' ? [] : text.split(/\s+/) };
+  return ok(text === '' ? [] : text.split(/\s+/));
 }
 
 /** Read a dotted path out of a nested object. */
