@@ -4,10 +4,11 @@
  * interrupt. `resolveTask` turns a node into a `Target`, `runTask` runs one; this file decides
  * when, and what each outcome means for the tasks that need it.
  *
- *   pending --needs settled--> waiting --slot--> running --> ready | done
- *      |                                            |--> failed (a non-optional failure aborts the run)
- *      |--> skipped (if: false, a need failed, run stopped, already satisfied)
- *                                                   |--> cancelled (run aborted while running)
+ *   pending --needs settled--> waiting --slot--> running --> ready | done (satisfied: true when reused)
+ *      |                          |                 |--> failed (a non-optional failure stops the run)
+ *      |                          |                 |--> cancelled (the run stopped while it ran)
+ *      |                          |                 '--> skipped (if: false; --no-deps used its recorded outputs)
+ *      '--------------------------'--> skipped (a need failed or was skipped; the run stopped first)
  *
  * Nothing here renders: it emits events. Undo lives in src/engine/rollback.ts.
  */
