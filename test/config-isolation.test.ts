@@ -43,9 +43,9 @@ for (const [what, text] of Object.entries(BROKEN)) {
       [['graph', '-f', file], /hello/],
       [['up', '-f', file, '--output', 'plain'], /after: done/],
       [['run', 'after', '-f', file, '--output', 'plain'], /after: done/],
-      [['status'], /hello/],
-      [['logs', 'hello'], /hello world/],
-      [['down'], /.*/],
+      [['status', '-f', file], /hello/],
+      [['logs', 'hello', '--file', file], /hello world/],
+      [['down', '-f', file], /.*/],
     ];
     for (const [args, out] of checks) {
       const r = await cli(...args);
