@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { isAlive, readProcStat } from '../src/process/identity.js';
 import { findMarked, INSTANCE_VAR, STACK_VAR } from '../src/process/sweep.js';
 import { inspectPort } from '../src/process/proc.js';
+import { projectDataDir } from '../src/engine/stacks.js';
 import { cleanupHome, cliEnv, cliPath, fixture, freePort, runCli, sleep, tempHome } from './helpers.js';
 
 const node = JSON.stringify(process.execPath);
@@ -21,10 +22,13 @@ function write(home: string, lines: string[]): void {
   writeFileSync(join(home, 'stigmer.tasks.yaml'), ['version: 1', 'tasks:', ...lines, ''].join('\n'));
 }
 
+/** The data dir of the stack of <home>/stigmer.tasks.yaml (its own, under <home>/stacks). */
+const stackDir = (home: string): string => projectDataDir(join(home, 'stigmer.tasks.yaml'), home);
+
 type State = { tasks: Record<string, { status: string; undo: { type: string; pid: number; pgid: number; startTime: number; instance?: string }[] }> };
 const state = (home: string): State | undefined => {
   try {
-    return JSON.parse(readFileSync(join(home, 'state.json'), 'utf8')) as State;
+    return JSON.parse(readFileSync(join(stackDir(home), 'state.json'), 'utf8')) as State;
   } catch {
     return undefined;
   }
@@ -48,17 +52,17 @@ test('a process carrying the stack marker that no record names (spawned, then ki
   try {
     // What a run leaves when it dies between the spawn and the state write: a marked process, no state.
     const orphan = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], {
-      env: { ...cliEnv(home), [STACK_VAR]: home, [INSTANCE_VAR]: 'a1b2c3' },
+      env: { ...cliEnv(home), [STACK_VAR]: stackDir(home), [INSTANCE_VAR]: 'a1b2c3' },
       detached: true,
       stdio: 'ignore',
     });
     orphan.unref();
     await until('the orphan', () => !!readProcStat(orphan.pid!));
-    assert.deepEqual(findMarked(home).map((p) => p.pid), [orphan.pid]);
+    assert.deepEqual(findMarked(stackDir(home)).map((p) => p.pid), [orphan.pid]);
     const r = await runCli(['down'], { home });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`stopped pid ${orphan.pid} \\(.*\\): it carried this stack's marker but no record named it`));
-    assert.equal(findMarked(home).length, 0);
+    assert.equal(findMarked(stackDir(home)).length, 0);
     const again = await runCli(['down'], { home });
     assert.match(again.stderr, /nothing to stop/);
   } finally {
@@ -91,7 +95,7 @@ test('an exec command is recorded while it runs (group, start time), dropped whe
     const r = await runCli(['down'], { home });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`stopped pid ${rec.pid}`));
-    assert.equal(findMarked(home).length, 0, 'both sleeps are gone');
+    assert.equal(findMarked(stackDir(home)).length, 0, 'both sleeps are gone');
   } finally {
     await cleanupHome(home);
   }
@@ -110,24 +114,24 @@ test('a grandchild that called setsid (left the group) is stopped with its servi
     ]);
     const up = await runCli(['up'], { home });
     assert.equal(up.code, 0, up.stderr);
-    await until('the escaped grandchild', () => findMarked(home).some((p) => p.command.startsWith('sleep')));
-    const escaped = findMarked(home).find((p) => p.command.startsWith('sleep'))!;
+    await until('the escaped grandchild', () => findMarked(stackDir(home)).some((p) => p.command.startsWith('sleep')));
+    const escaped = findMarked(stackDir(home)).find((p) => p.command.startsWith('sleep'))!;
     const svc = state(home)!.tasks['api']!.undo[0]!;
     assert.notEqual(escaped.pgid, svc.pgid, 'the grandchild left the service group');
     assert.equal(escaped.instance, svc.instance, 'it carries the instance its service was recorded with');
     const down = await runCli(['down'], { home });
     assert.equal(down.code, 0, down.stderr);
     assert.match(down.stdout, new RegExp(`also stopped pid ${escaped.pid} \\(sleep 300\\) that left its process group`));
-    assert.equal(findMarked(home).length, 0);
+    assert.equal(findMarked(stackDir(home)).length, 0);
 
     // A leftover (its record lost) is stopped before the next up starts anything.
-    const stray = spawn('sleep', ['300'], { env: { ...cliEnv(home), [STACK_VAR]: home, [INSTANCE_VAR]: 'gone' }, detached: true, stdio: 'ignore' });
+    const stray = spawn('sleep', ['300'], { env: { ...cliEnv(home), [STACK_VAR]: stackDir(home), [INSTANCE_VAR]: 'gone' }, detached: true, stdio: 'ignore' });
     stray.unref();
     await until('the stray', () => !!readProcStat(stray.pid!));
     const again = await runCli(['up'], { home });
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, new RegExp(`stopped pid ${stray.pid} \\(sleep 300\\): it carried this stack's marker but no record named it`));
-    assert.ok(findMarked(home).every((p) => p.pid !== stray.pid));
+    assert.ok(findMarked(stackDir(home)).every((p) => p.pid !== stray.pid));
   } finally {
     await runCli(['down'], { home });
     await cleanupHome(home);
