@@ -43,6 +43,18 @@ export interface ProcessWith {
   ports?: Array<number | string>;
   ready?: ProbeSpec;
   stop?: { signal?: string; grace?: unknown };
+  /** variables of stigmer's own environment not passed on (`NAME`, or `PREFIX*`); `env` may set them again */
+  unset_env?: string[];
+}
+
+/** The inherited variables `patterns` name, removed; what the task's `env` sets stays. */
+function unsetInherited(env: NodeJS.ProcessEnv, patterns: readonly string[] | undefined, keep: Record<string, unknown> | undefined): NodeJS.ProcessEnv {
+  if (!patterns?.length) return env;
+  const match = (name: string): boolean => patterns.some((p) => (p.endsWith('*') ? name.startsWith(p.slice(0, -1)) : name === p));
+  for (const name of Object.keys(env)) {
+    if (match(name) && (keep?.[name] === undefined || keep[name] === null)) delete env[name];
+  }
+  return env;
 }
 
 const SETTLE_MS = 100;
@@ -163,7 +175,7 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
   }
   const args = (w.args ?? []).map(String);
   const cwd = resolve(ctx.baseDir, w.cwd ?? '.');
-  const env = childEnv(ctx.env, w.env);
+  const env = unsetInherited(childEnv(ctx.env, w.env), w.unset_env, { ...ctx.env, ...w.env });
   const ports = (w.ports ?? []).map((p, i) => toPort(p, `with.ports[${i}]`));
   const signal = stopSignal(w.stop?.signal);
   const graceMs = toDuration(w.stop?.grace, DEFAULT_GRACE_MS, 'with.stop.grace');

@@ -203,7 +203,7 @@ test('external Temporal not reachable: wait-temporal says so at once, then fails
   const at = `127\\.0\\.0\\.1:${port}`;
   assert.match(start.stdout, new RegExp(`wait-temporal: \\| connection refused \\(${at}\\); waiting up to 500 ms`));
   assert.match(start.stderr, new RegExp(`stigmer: wait-temporal failed: ${at} did not answer SERVING within 500 ms \\(last probe: connection refused \\(${at}\\)\\)\n`));
-  assert.match(start.stderr, new RegExp(`hint: Is Temporal running at ${at}\\? To wait longer, set STIGMER_TEMPORAL_WAIT_TIMEOUT \\(now 500ms\\)`));
+  assert.match(start.stderr, new RegExp(`hint: Is Temporal running at ${at} \\(from --temporal-address\\)\\? To wait longer, set STIGMER_TEMPORAL_WAIT_TIMEOUT \\(now 500ms\\)`));
   await sleep(0);
   assert.deepEqual(processesWithHome(r.home), []);
 });

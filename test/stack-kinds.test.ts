@@ -56,6 +56,14 @@ test('resolve-config: the managed stack values, and the data dir created', async
     ui_url: 'http://localhost:18233',
     version: '1.8.2',
     namespace: 'default',
+    auth: 'none',
+    tls: { enabled: false, server_ca_cert: null, server_name: null, client_cert: null, client_key: null, disable_host_verification: false },
+    profile: null,
+    profile_file: null,
+    api_key_from: null,
+    address_source: 'managed by stigmer',
+    start_args: ['server', 'start-dev', '--ip', '127.0.0.1', '--port', '17233', '--ui-port', '18233', '--db-filename', join(h, 'data', 'temporal.db'), '--namespace', 'default'],
+    ports: [17233, 18233],
     archive_url: `https://github.com/temporalio/cli/releases/download/v1.8.2/temporal_cli_1.8.2_${os}_${arch}.tar.gz`,
     checksums_url: 'https://github.com/temporalio/cli/releases/download/v1.8.2/checksums.txt',
     install_dir: join(h, 'bin', 'temporal-1.8.2'),
@@ -77,7 +85,14 @@ test('resolve-config: the managed stack values, and the data dir created', async
     MODE: 'local',
     STIGMER_BACKEND_ENDPOINT: '127.0.0.1:15051',
     TEMPORAL_SERVICE_ADDRESS: '127.0.0.1:17233',
+    TEMPORAL_ADDRESS: '127.0.0.1:17233',
     TEMPORAL_NAMESPACE: 'default',
+    TEMPORAL_TLS: null,
+    TEMPORAL_TLS_SERVER_CA_CERT_PATH: null,
+    TEMPORAL_TLS_SERVER_NAME: null,
+    TEMPORAL_TLS_CLIENT_CERT_PATH: null,
+    TEMPORAL_TLS_CLIENT_KEY_PATH: null,
+    TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: null,
     STIGMER_LLM_PROVIDER: 'ollama',
     STIGMER_LLM_MODEL: 'qwen2.5-coder:7b',
     STIGMER_LLM_BASE_URL: 'http://localhost:11434',
@@ -114,7 +129,7 @@ test('gather-secrets: ollama needs no key', async (t) => {
   const { ctx, lines } = makeContext(h, { provider: 'ollama' });
   const r = await gatherSecrets.run(ctx);
   assert.deepEqual(lines, ['Using Ollama (no API key required)']);
-  assert.deepEqual(r.outputs, { env: { ANTHROPIC_API_KEY: null, OPENAI_API_KEY: null }, key_env: null, key_set: false, source: 'none' });
+  assert.deepEqual(r.outputs, { env: { ANTHROPIC_API_KEY: null, OPENAI_API_KEY: null, STIGMER_LLM_API_KEY: null, TEMPORAL_API_KEY: null }, key_env: null, key_set: false, source: 'none', temporal_api_key: null, temporal_api_key_from: null });
 });
 
 test('gather-secrets: anthropic from the environment, registered as a secret', async (t) => {
@@ -125,7 +140,7 @@ test('gather-secrets: anthropic from the environment, registered as a secret', a
   ctx.secret = (v) => secrets.push(v);
   const r = await gatherSecrets.run(ctx);
   assert.deepEqual(secrets, [key]);
-  assert.deepEqual(r.outputs, { env: { ANTHROPIC_API_KEY: key, OPENAI_API_KEY: null }, key_env: 'ANTHROPIC_API_KEY', key_set: true, source: 'env' });
+  assert.deepEqual(r.outputs, { env: { ANTHROPIC_API_KEY: key, OPENAI_API_KEY: null, STIGMER_LLM_API_KEY: key, TEMPORAL_API_KEY: null }, key_env: 'ANTHROPIC_API_KEY', key_set: true, source: 'env', temporal_api_key: null, temporal_api_key_from: null });
   assert.deepEqual(lines, ['Using Anthropic (ANTHROPIC_API_KEY from the environment)']);
   assert.ok(!lines.join('\n').includes(key));
 });
@@ -142,7 +157,7 @@ test('gather-secrets: from .env in the working directory', async (t) => {
   });
   const { ctx } = makeContext(h, { provider: 'openai' });
   const r = await gatherSecrets.run(ctx);
-  assert.deepEqual(r.outputs, { env: { ANTHROPIC_API_KEY: null, OPENAI_API_KEY: 'sk-test-dotenv-987654' }, key_env: 'OPENAI_API_KEY', key_set: true, source: '.env' });
+  assert.deepEqual(r.outputs, { env: { ANTHROPIC_API_KEY: null, OPENAI_API_KEY: 'sk-test-dotenv-987654', STIGMER_LLM_API_KEY: 'sk-test-dotenv-987654', TEMPORAL_API_KEY: null }, key_env: 'OPENAI_API_KEY', key_set: true, source: '.env', temporal_api_key: null, temporal_api_key_from: null });
 });
 
 test('gather-secrets: a masked prompt when it can ask; a clear failure when it cannot', async (t) => {

@@ -130,7 +130,7 @@ function readKey(obj: unknown, key: string): unknown {
 }
 
 function display(value: unknown): string {
-  if (Array.isArray(value)) return JSON.stringify(value);
+  if (Array.isArray(value) || (value && typeof value === 'object')) return JSON.stringify(value);
   if (value === undefined || value === null) return '';
   return String(value);
 }

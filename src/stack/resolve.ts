@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { LLM_DEFAULTS } from './llm/defaults.js';
 import { temporalRelease, type TemporalRelease } from './config/temporal.js';
-import { TEMPORAL_NAMESPACE } from './config/defaults.js';
 import type { StigmerConfig } from './config/types.js';
 
 const DEFAULT_WAIT_TIMEOUT = '30s';
@@ -41,36 +40,76 @@ export function resolveStack(config: StigmerConfig, env: Record<string, string |
     args: local.server.args,
     data_dir: local.data_dir,
   };
+  const tls = t.tls;
+  const on = (v: boolean): string | null => (v ? 'true' : null);
   const agentRunner = {
     command: local.agent_runner.command,
     args: local.agent_runner.args,
-    // The environment contract of the agent-runner (plus the provider's key, from gather-secrets).
+    // The environment contract of the agent-runner, by the names Temporal's environment
+    // configuration uses (null ones are left out; the keys come from gather-secrets).
     env: {
       MODE: 'local',
       STIGMER_BACKEND_ENDPOINT: local.endpoint,
       TEMPORAL_SERVICE_ADDRESS: t.address,
-      TEMPORAL_NAMESPACE,
+      TEMPORAL_ADDRESS: t.address,
+      TEMPORAL_NAMESPACE: t.namespace,
+      TEMPORAL_TLS: on(tls.enabled),
+      TEMPORAL_TLS_SERVER_CA_CERT_PATH: tls.enabled ? tls.server_ca_cert : null,
+      TEMPORAL_TLS_SERVER_NAME: tls.enabled ? tls.server_name : null,
+      TEMPORAL_TLS_CLIENT_CERT_PATH: tls.enabled ? tls.client_cert : null,
+      TEMPORAL_TLS_CLIENT_KEY_PATH: tls.enabled ? tls.client_key : null,
+      TEMPORAL_TLS_DISABLE_HOST_VERIFICATION: on(tls.enabled && tls.disable_host_verification),
       STIGMER_LLM_PROVIDER: llm.provider,
       STIGMER_LLM_MODEL: llm.model,
       STIGMER_LLM_BASE_URL: llm.base_url,
     },
   };
+  const dbFile = join(local.data_dir, 'temporal.db');
   const temporal = {
     managed: t.managed,
     address: t.address,
     host,
     port,
-    ui_port: t.managed ? t.ui_port : null,
-    ui_url: t.managed ? `http://localhost:${t.ui_port}` : null,
+    ui_port: t.managed && !t.headless ? t.ui_port : null,
+    ui_url: t.managed && !t.headless ? `http://localhost:${t.ui_port}` : null,
     version: t.version,
-    namespace: TEMPORAL_NAMESPACE,
+    namespace: t.namespace,
+    auth: t.auth,
+    /** the grpc probe's tls block: null fields left out by the probe */
+    tls: { enabled: tls.enabled, server_ca_cert: tls.server_ca_cert, server_name: tls.server_name, client_cert: tls.client_cert, client_key: tls.client_key, disable_host_verification: tls.disable_host_verification },
+    profile: t.profile,
+    profile_file: t.profile_file,
+    /** where the API key is found (a name, never the key) */
+    api_key_from: t.api_key_from,
+    /** what set the address, for messages */
+    address_source: t.managed ? 'managed by stigmer' : `from ${t.address_from}`,
+    /** `temporal server start-dev ...` with the options of the config */
+    start_args: t.managed ? startDevArgs(config, dbFile) : null,
+    /** the ports start-dev binds (the UI's only when not headless) */
+    ports: t.managed ? (t.headless ? [t.port] : [t.port, t.ui_port]) : [],
     archive_url: release?.archiveUrl ?? null,
     checksums_url: release?.checksumsUrl ?? null,
     install_dir: release?.installDir ?? null,
     bin: release?.bin ?? null,
-    db_file: join(local.data_dir, 'temporal.db'),
+    db_file: dbFile,
     /** how long wait-port waits for the Temporal frontend (STIGMER_TEMPORAL_WAIT_TIMEOUT) */
     wait_timeout: env['STIGMER_TEMPORAL_WAIT_TIMEOUT'] || DEFAULT_WAIT_TIMEOUT,
   };
   return { temporal, llm, server, agent_runner: agentRunner, data_dir: local.data_dir, home: config.home };
+}
+
+/** The start-dev command line: stigmer's own flags, then the config's options, extra_args last. */
+export function startDevArgs(config: StigmerConfig, dbFile: string): string[] {
+  const t = config.backend.local.temporal;
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(t.port)];
+  if (t.headless) args.push('--headless');
+  else args.push('--ui-port', String(t.ui_port));
+  args.push('--db-filename', dbFile);
+  const namespaces = new Set(['default', ...t.namespaces, ...(t.namespace ? [t.namespace] : [])]);
+  for (const ns of namespaces) args.push('--namespace', ns);
+  for (const [key, type] of Object.entries(t.search_attributes)) args.push('--search-attribute', `${key}=${type}`);
+  for (const [key, value] of Object.entries(t.dynamic_config)) args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
+  if (t.log_level) args.push('--log-level', t.log_level);
+  args.push(...t.extra_args);
+  return args;
 }

@@ -32,8 +32,9 @@ import {
   MANAGED_TEMPORAL_HOST,
   TEMPORAL_DOWNLOAD_BASE,
 } from './defaults.js';
-import type { BackendType, CommandSpec, ConfigFlags, Origin, StigmerConfig } from './types.js';
+import type { BackendType, CommandSpec, ConfigFlags, Layer, Origin, StigmerConfig } from './types.js';
 import { err, ok, type Result } from '../../model/result.js';
+import { prepareExternal, resolveConnection, resolveDevOptions, type CascadeView } from './temporal-connection.js';
 
 export type { StigmerConfig, ConfigFile, ConfigFlags, Origin, CommandSpec } from './types.js';
 export { CONFIG_KEYS } from './keys.js';
@@ -67,13 +68,6 @@ export function configPath(home: string = stigmerHome()): string {
   return join(home, CONFIG_FILE_NAME);
 }
 
-interface Layer {
-  origin: Origin;
-  /** 0 flag, 1 environment (env and .env), 2 file */
-  rank: number;
-  value: unknown;
-  source: string;
-}
 
 /** Apply the cascade. Throws UserError (exit 2) for an invalid file, flag or variable. */
 export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
@@ -93,12 +87,15 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       out.push({ origin: 'flag', rank: 0, value: parsed(spec, flagRaw, spec.flagName ?? spec.key), source: spec.flagName ?? spec.key });
     }
     if (spec.env) {
-      const real = env[spec.env];
-      if (real !== undefined && real !== '') {
-        out.push({ origin: 'env', rank: 1, value: parsed(spec, real, spec.env), source: spec.env });
-      } else if (dotenv[spec.env] !== undefined && dotenv[spec.env] !== '') {
-        const what = `${spec.env} in ${dotenvFile}`;
-        out.push({ origin: '.env', rank: 1, value: parsed(spec, dotenv[spec.env]!, what), source: what });
+      // The first variable set wins, the real environment before .env.
+      const names = [spec.env, ...(spec.envAliases ?? [])];
+      const real = names.find((n) => env[n] !== undefined && env[n] !== '');
+      const inDotenv = names.find((n) => dotenv[n] !== undefined && dotenv[n] !== '');
+      if (real) {
+        out.push({ origin: 'env', rank: 1, value: parsed(spec, env[real]!, real), source: real });
+      } else if (inDotenv) {
+        const what = `${inDotenv} in ${dotenvFile}`;
+        out.push({ origin: '.env', rank: 1, value: parsed(spec, dotenv[inDotenv]!, what), source: what });
       }
     }
     const fromFile = getPath(read.data, spec.key);
@@ -145,14 +142,19 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   } else {
     managed = pick('backend.local.temporal.managed', true) as boolean;
   }
+  const view: CascadeView = { layers, pick, origins, sources, env, dotenv, dotenvFile, cwd, home };
   let address: string;
+  let profile = { name: null as string | null, file: null as string | null, hasApiKey: false };
   if (managed) {
     address = `${MANAGED_TEMPORAL_HOST}:${port}`;
     origins['backend.local.temporal.address'] = origins['backend.local.temporal.port']!;
     sources['backend.local.temporal.address'] = 'managed: 127.0.0.1 and backend.local.temporal.port';
   } else {
+    profile = prepareExternal(view);
     address = pick('backend.local.temporal.address', `${MANAGED_TEMPORAL_HOST}:${port}`) as string;
   }
+  const connection = resolveConnection(view, managed, profile, managed ? 'managed' : sources['backend.local.temporal.address']!);
+  const devOptions = resolveDevOptions(view);
 
   const server = commandFor('server', pick, layers);
   const agentRunner = commandFor('agent-runner', pick, layers);
@@ -166,7 +168,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
         endpoint,
         data_dir: dataDir,
         llm: { provider, model, base_url: baseUrl },
-        temporal: { managed, address, version, port, ui_port: uiPort, download_url: downloadUrl },
+        temporal: { managed, address, version, port, ui_port: uiPort, download_url: downloadUrl, ...connection, ...devOptions },
         server,
         agent_runner: agentRunner,
       },

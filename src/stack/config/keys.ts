@@ -2,11 +2,12 @@
  * Every leaf key of the config, in listing order, with the environment variable and flag that
  * override it and how a string from the command line or the environment becomes its value.
  */
+import { parse as parseYaml } from 'yaml';
 import type { ConfigFlags } from './types.js';
 import { didYouMean } from '../../util/diagnostics.js';
 import { err, ok, type Result } from '../../model/result.js';
 
-export type KeyType = 'string' | 'integer' | 'boolean' | 'enum' | 'list';
+export type KeyType = 'string' | 'integer' | 'boolean' | 'enum' | 'list' | 'map';
 
 export interface KeySpec {
   /** dotted path, e.g. backend.local.llm.provider */
@@ -18,6 +19,13 @@ export interface KeySpec {
   expect: string;
   /** environment variable that overrides the file */
   env?: string;
+  /** more variables meaning the same, tried after `env` (TEMPORAL_ADDRESS beside TEMPORAL_SERVICE_ADDRESS) */
+  envAliases?: readonly string[];
+  /**
+   * Temporal's own client settings (TEMPORAL_NAMESPACE, TEMPORAL_TLS*, the profile): they apply to
+   * an external Temporal only; a managed one ignores them wherever they are set.
+   */
+  externalOnly?: boolean;
   /** flag of `stigmer local start` that overrides everything */
   flag?: keyof ConfigFlags;
   flagName?: string;
@@ -57,10 +65,26 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     type: 'string',
     expect: 'host:port',
     env: 'TEMPORAL_SERVICE_ADDRESS',
+    envAliases: ['TEMPORAL_ADDRESS'],
     flag: 'temporalAddress',
     flagName: '--temporal-address',
     pattern: HOST_PORT,
   },
+  { key: 'backend.local.temporal.namespace', type: 'string', expect: 'a namespace name', env: 'TEMPORAL_NAMESPACE', externalOnly: true, pattern: /^\S+$/ },
+  { key: 'backend.local.temporal.auth', type: 'enum', values: ['none', 'api-key', 'mtls'], expect: 'one of none, api-key, mtls', externalOnly: true },
+  { key: 'backend.local.temporal.tls.enabled', type: 'boolean', expect: 'true or false', env: 'TEMPORAL_TLS', externalOnly: true },
+  { key: 'backend.local.temporal.tls.server_ca_cert', type: 'string', expect: 'a PEM file path', env: 'TEMPORAL_TLS_SERVER_CA_CERT_PATH', externalOnly: true, pattern: /\S/ },
+  { key: 'backend.local.temporal.tls.server_name', type: 'string', expect: 'a host name', env: 'TEMPORAL_TLS_SERVER_NAME', externalOnly: true, pattern: /^\S+$/ },
+  { key: 'backend.local.temporal.tls.client_cert', type: 'string', expect: 'a PEM file path', env: 'TEMPORAL_TLS_CLIENT_CERT_PATH', externalOnly: true, pattern: /\S/ },
+  { key: 'backend.local.temporal.tls.client_key', type: 'string', expect: 'a PEM file path', env: 'TEMPORAL_TLS_CLIENT_KEY_PATH', externalOnly: true, pattern: /\S/ },
+  {
+    key: 'backend.local.temporal.tls.disable_host_verification',
+    type: 'boolean',
+    expect: 'true or false',
+    env: 'TEMPORAL_TLS_DISABLE_HOST_VERIFICATION',
+    externalOnly: true,
+  },
+  { key: 'backend.local.temporal.profile', type: 'string', expect: 'a profile name of Temporal\'s temporal.toml', env: 'TEMPORAL_PROFILE', externalOnly: true, pattern: /^\S+$/ },
   {
     key: 'backend.local.temporal.version',
     type: 'string',
@@ -77,6 +101,12 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     env: 'STIGMER_TEMPORAL_DOWNLOAD_URL',
     pattern: URL_RE,
   },
+  { key: 'backend.local.temporal.namespaces', type: 'list', expect: 'a list of namespace names' },
+  { key: 'backend.local.temporal.search_attributes', type: 'map', expect: 'a mapping KEY: Type (Text, Keyword, Int, Double, Bool, Datetime, KeywordList)' },
+  { key: 'backend.local.temporal.dynamic_config', type: 'map', expect: 'a mapping KEY: value' },
+  { key: 'backend.local.temporal.headless', type: 'boolean', expect: 'true or false' },
+  { key: 'backend.local.temporal.log_level', type: 'enum', values: ['debug', 'info', 'warn', 'error', 'never'], expect: 'one of debug, info, warn, error, never' },
+  { key: 'backend.local.temporal.extra_args', type: 'list', expect: 'a list of strings' },
   { key: 'backend.local.server.command', type: 'string', expect: 'an executable', env: 'STIGMER_SERVER_BIN', pattern: /\S/ },
   { key: 'backend.local.server.args', type: 'list', expect: 'a list of strings' },
   { key: 'backend.local.agent_runner.command', type: 'string', expect: 'an executable', env: 'STIGMER_AGENT_RUNNER_BIN', pattern: /\S/ },
@@ -140,6 +170,15 @@ export function parseKeyValue(spec: KeySpec, raw: string, what: string = spec.ke
     }
     case 'list':
       return parseList(raw, bad);
+    case 'map': {
+      let v: unknown;
+      try {
+        v = parseYaml(text.startsWith('{') ? text : `{${text}}`);
+      } catch {
+        return bad();
+      }
+      return v && typeof v === 'object' && !Array.isArray(v) ? { ok: true, value: v } : bad();
+    }
     case 'string':
       if (spec.pattern && !spec.pattern.test(text)) return bad();
       return ok(text);

@@ -22,12 +22,62 @@ export interface ConfigFile {
         port?: number;
         ui_port?: number;
         download_url?: string;
+        namespace?: string;
+        auth?: TemporalAuth;
+        tls?: Partial<TemporalTls>;
+        profile?: string;
+        namespaces?: string[];
+        search_attributes?: Record<string, string>;
+        dynamic_config?: Record<string, unknown>;
+        headless?: boolean;
+        log_level?: TemporalLogLevel;
+        extra_args?: string[];
       };
       server?: { command?: string; args?: string[] };
       agent_runner?: { command?: string; args?: string[] };
     };
     cloud?: { endpoint?: string };
   };
+}
+
+export type TemporalAuth = 'none' | 'api-key' | 'mtls';
+export type TemporalLogLevel = 'debug' | 'info' | 'warn' | 'error' | 'never';
+
+/** TLS to an external Temporal (file paths absolute once resolved). */
+export interface TemporalTls {
+  enabled: boolean;
+  server_ca_cert: string | null;
+  server_name: string | null;
+  client_cert: string | null;
+  client_key: string | null;
+  disable_host_verification: boolean;
+}
+
+/** How stigmer connects to the Temporal in use (external settings; a managed one: plaintext, no key). */
+export interface TemporalConnection {
+  namespace: string;
+  auth: TemporalAuth;
+  tls: TemporalTls;
+  /** the Temporal profile in use, and the TOML file it was read from */
+  profile: string | null;
+  profile_file: string | null;
+  /** where an API key is found (a name: TEMPORAL_API_KEY, .env, the profile), never the key */
+  api_key_from: string | null;
+  /** what set the address, for messages: "TEMPORAL_ADDRESS", the config file, "managed" */
+  address_from: string;
+}
+
+/** start-dev options of the managed server, passed through. */
+export interface TemporalDevOptions {
+  /** extra namespaces (default is always created) */
+  namespaces: string[];
+  /** KEY: Type */
+  search_attributes: Record<string, string>;
+  /** KEY: value (passed as JSON) */
+  dynamic_config: Record<string, unknown>;
+  headless: boolean;
+  log_level: TemporalLogLevel | null;
+  extra_args: string[];
 }
 
 export interface CommandSpec {
@@ -57,7 +107,8 @@ export interface StigmerConfig {
         ui_port: number;
         /** release base URL, without a trailing slash */
         download_url: string;
-      };
+      } & TemporalConnection &
+        TemporalDevOptions;
       server: CommandSpec;
       agent_runner: CommandSpec;
     };
@@ -66,7 +117,16 @@ export interface StigmerConfig {
 }
 
 /** Where an effective value came from, highest precedence first. */
-export type Origin = 'flag' | 'env' | '.env' | 'file' | 'default';
+export type Origin = 'flag' | 'env' | '.env' | 'file' | 'profile' | 'default';
+
+/** One source of a key's value in the cascade. */
+export interface Layer {
+  origin: Origin;
+  /** 0 flag, 1 environment (env and .env), 2 file, 3 Temporal profile */
+  rank: number;
+  value: unknown;
+  source: string;
+}
 
 /** The command-line flags that take part in the cascade. */
 export interface ConfigFlags {
