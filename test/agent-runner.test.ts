@@ -280,7 +280,7 @@ for (const provider of ['ollama', 'anthropic', 'openai'] as const) {
       }
     });
     const out = runner.stdout();
-    assert.match(out, new RegExp(`^temporal reachable at ${deps.temporalAddress.replace(/\./g, '\\.')}$`, 'm'));
+    assert.match(out, new RegExp(`^temporal serving at ${deps.temporalAddress.replace(/\./g, '\\.')} \\(SERVING; namespace default REGISTERED\\)$`, 'm'));
     assert.match(out, /^execution exec-1: succeeded \(3 chunks in .+\)$/m);
     assert.match(out, /^SIGTERM received: claiming no more; 0 executions in flight get up to 5\.0 s to finish$/m);
     assert.ok(!out.includes(KEY) && !runner.stderr().includes(KEY), 'the key is never printed');
@@ -413,7 +413,8 @@ test('Temporal unreachable: a clear failure after the bounded retry', async () =
     assert.equal(r.code, 1);
     assert.equal(
       r.stderr,
-      `agent-runner: Temporal is not accepting connections at 127.0.0.1:${port} (connection refused) after 400 ms; check TEMPORAL_SERVICE_ADDRESS, or raise STIGMER_TEMPORAL_CONNECT_TIMEOUT\n`,
+      `agent-runner: Temporal is not serving at 127.0.0.1:${port} (connection refused (127.0.0.1:${port})) after 400 ms; ` +
+        'check TEMPORAL_SERVICE_ADDRESS (or TEMPORAL_ADDRESS), TEMPORAL_NAMESPACE, TEMPORAL_TLS* and TEMPORAL_API_KEY, or raise STIGMER_TEMPORAL_CONNECT_TIMEOUT\n',
     );
     assert.ok(!r.stdout.includes('agent-runner ready'));
   } finally {

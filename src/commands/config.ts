@@ -72,10 +72,13 @@ export function register(program: Command, app: App): void {
 
   /** Notes after a change to the file: an override that hides it, a running stack to restart. */
   async function afterChange(home: string, key: string, verb: 'stays' | 'is'): Promise<string[]> {
-    const { loadConfig } = await import('../stack/config/index.js');
+    const { tryLoadConfig } = await import('../stack/config/index.js');
     const { stackRunning } = await import('../stack/config/edit.js');
     const out: string[] = [];
-    const loaded = loadConfig({ home });
+    const tried = tryLoadConfig({ home });
+    // The file is valid but not yet complete (auth: mtls before its certificate): say what is missing.
+    if (!tried.ok) return [`Note: the config is not usable yet: ${tried.error.error.message.split('\n')[0]}`];
+    const loaded = tried.value;
     const origin = loaded.origins[key];
     if (origin && origin !== 'file' && origin !== 'default') {
       out.push(`Note: ${loaded.sources[key]} (${origin}) takes precedence over the file, so the effective value ${verb} ${display(readKey(loaded.config, key))}.`);

@@ -15,14 +15,28 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { EXIT } from '../util/errors.js';
 import { formatMs } from '../model/failure.js';
-import { mask } from '../util/mask.js';
+import { mask, registerSecret } from '../util/mask.js';
+import type { GrpcTls } from '../process/grpc-client.js';
 import { dataPaths, stigmerHome } from '../util/paths.js';
 import { LLM_DEFAULTS, LLM_PROVIDERS, isLlmProvider } from './llm/defaults.js';
 import { COMPONENTS } from './local.js';
 import type { RecordedState } from '../model/kind.js';
 
 interface ResolvedView {
-  temporal: { managed: boolean; address: string; host: string; port: number; version: string; ui_url: string | null; bin: string | null };
+  temporal: {
+    managed: boolean;
+    address: string;
+    host: string;
+    port: number;
+    version: string;
+    ui_url: string | null;
+    bin: string | null;
+    /** recorded by newer versions: the connection of an external Temporal */
+    auth?: string;
+    tls?: Record<string, unknown>;
+    profile?: string | null;
+    profile_file?: string | null;
+  };
   server: { address: string };
   llm: { provider: string; model: string; base_url: string };
 }
@@ -160,8 +174,24 @@ function environNames(pid: number): Set<string> | undefined {
 async function temporalHealth(r: ResolvedView, componentState: ComponentState): Promise<string> {
   const t = r.temporal;
   if (t.managed && componentState !== 'ready') return 'not running';
-  const [{ GrpcChannel }, { WORKFLOW_SERVICE }] = await Promise.all([import('../process/grpc-client.js'), import('../process/grpc-codec.js')]);
-  const channel = new GrpcChannel({ address: t.address });
+  const [{ GrpcChannel }, { WORKFLOW_SERVICE }, { findTemporalApiKey }] = await Promise.all([
+    import('../process/grpc-client.js'),
+    import('../process/grpc-codec.js'),
+    import('./config/temporal-auth.js'),
+  ]);
+  // An external Temporal with its TLS and API key, as wait-temporal checks it.
+  let key: { value: string; from: string } | undefined;
+  try {
+    key = t.auth ? findTemporalApiKey({ managed: t.managed, auth: t.auth, profile: t.profile ?? null, profile_file: t.profile_file ?? null }, process.env) : undefined;
+  } catch {
+    key = undefined;
+  }
+  if (key) registerSecret(key.value);
+  const channel = new GrpcChannel({
+    address: t.address,
+    ...(t.tls && !t.managed ? { tls: t.tls as GrpcTls } : {}),
+    ...(key ? { apiKey: key.value, apiKeyName: key.from } : {}),
+  });
   try {
     const h = await channel.health(WORKFLOW_SERVICE, { signal: AbortSignal.timeout(PROBE_MS + 200), timeoutMs: PROBE_MS });
     if (h.ok) return h.value;

@@ -4,6 +4,7 @@
  * names it; the runner then exits 2 without touching the network.
  */
 import { hostname } from 'node:os';
+import type { GrpcTls } from '../../process/grpc-client.js';
 import { parseDuration } from '../../util/duration.js';
 import { LLM_DEFAULTS, LLM_PROVIDERS, MODE_DEFAULT_PROVIDER, isLlmProvider, type LlmProvider } from '../llm/defaults.js';
 
@@ -22,6 +23,10 @@ export interface RunnerConfig {
   temporal: HostPort;
   /** TEMPORAL_NAMESPACE (default "default") */
   temporalNamespace: string;
+  /** TEMPORAL_TLS and TEMPORAL_TLS_* (Temporal's environment configuration names) */
+  temporalTls: GrpcTls;
+  /** TEMPORAL_API_KEY: sent as `authorization: Bearer`, turns TLS on unless TEMPORAL_TLS=false */
+  temporalApiKey?: string;
   llm: {
     provider: LlmProvider;
     model: string;
@@ -79,6 +84,34 @@ function duration(env: NodeJS.ProcessEnv, name: string, fallbackMs: number): num
   return ms;
 }
 
+function flag(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
+  const v = get(env, name)?.toLowerCase();
+  if (v === undefined) return undefined;
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new RunnerEnvError(`Expected ${name} to be true or false, got ${JSON.stringify(get(env, name))}`);
+}
+
+/** TLS by Temporal's environment configuration names; a client certificate needs its key. */
+function readTls(env: NodeJS.ProcessEnv): GrpcTls {
+  const tls: GrpcTls = {};
+  const enabled = flag(env, 'TEMPORAL_TLS');
+  if (enabled !== undefined) tls.enabled = enabled;
+  const set = (k: 'server_ca_cert' | 'server_name' | 'client_cert' | 'client_key', name: string): void => {
+    const v = get(env, name);
+    if (v !== undefined) tls[k] = v;
+  };
+  set('server_ca_cert', 'TEMPORAL_TLS_SERVER_CA_CERT_PATH');
+  set('server_name', 'TEMPORAL_TLS_SERVER_NAME');
+  set('client_cert', 'TEMPORAL_TLS_CLIENT_CERT_PATH');
+  set('client_key', 'TEMPORAL_TLS_CLIENT_KEY_PATH');
+  if (flag(env, 'TEMPORAL_TLS_DISABLE_HOST_VERIFICATION')) tls.disable_host_verification = true;
+  if (!!tls.client_cert !== !!tls.client_key) {
+    throw new RunnerEnvError(`${tls.client_cert ? 'TEMPORAL_TLS_CLIENT_CERT_PATH' : 'TEMPORAL_TLS_CLIENT_KEY_PATH'} is set without ${tls.client_cert ? 'TEMPORAL_TLS_CLIENT_KEY_PATH' : 'TEMPORAL_TLS_CLIENT_CERT_PATH'}: a client certificate needs its key`);
+  }
+  return tls;
+}
+
 /** Read the environment; throws RunnerEnvError naming the first bad variable. */
 export function readRunnerEnv(env: NodeJS.ProcessEnv): RunnerConfig {
   const modeText = get(env, 'MODE');
@@ -87,8 +120,10 @@ export function readRunnerEnv(env: NodeJS.ProcessEnv): RunnerConfig {
   const mode = modeText;
 
   const server = hostPort(env, 'STIGMER_BACKEND_ENDPOINT', 'the stigmer-server address', 'localhost:50051');
-  const temporal = hostPort(env, 'TEMPORAL_SERVICE_ADDRESS', 'the Temporal frontend address', 'localhost:7233');
+  const temporal = hostPort(env, get(env, 'TEMPORAL_SERVICE_ADDRESS') || !get(env, 'TEMPORAL_ADDRESS') ? 'TEMPORAL_SERVICE_ADDRESS' : 'TEMPORAL_ADDRESS', 'the Temporal frontend address', 'localhost:7233');
   const temporalNamespace = get(env, 'TEMPORAL_NAMESPACE') ?? 'default';
+  const temporalApiKey = get(env, 'TEMPORAL_API_KEY');
+  const temporalTls = readTls(env);
 
   const providerText = get(env, 'STIGMER_LLM_PROVIDER');
   if (providerText !== undefined && !isLlmProvider(providerText)) {
@@ -127,6 +162,8 @@ export function readRunnerEnv(env: NodeJS.ProcessEnv): RunnerConfig {
     server,
     temporal,
     temporalNamespace,
+    temporalTls,
+    ...(temporalApiKey ? { temporalApiKey } : {}),
     llm: { provider, model, baseUrl, ...(apiKey ? { apiKey } : {}) },
     slots,
     llmTimeoutMs: duration(env, 'STIGMER_LLM_TIMEOUT', 600_000),

@@ -4,7 +4,7 @@
  * and owns the signal handlers.
  *
  *   env check --(bad)--> exit 2
- *   temporal TCP --(deadline)--> exit 1      server /healthz --(deadline)--> exit 1
+ *   temporal gRPC --(deadline)--> exit 1     server /healthz --(deadline)--> exit 1
  *   claiming ... SIGTERM/SIGINT/SIGHUP -> stop claiming -> in-flight finish within the grace,
  *   else released -> exit 0 (a second signal releases at once)
  *
@@ -17,7 +17,7 @@ import { formatMs } from '../../model/failure.js';
 import { mask, registerSecret } from '../../util/mask.js';
 import { loadUndici } from '../llm/http.js';
 import { readRunnerEnv, RunnerEnvError, type RunnerConfig } from './env.js';
-import { waitForServer, waitForTcp } from './probe.js';
+import { waitForServer, waitForTemporal } from './probe.js';
 import { Runner } from './runner.js';
 import { RunnerApi } from './server-api.js';
 
@@ -75,15 +75,15 @@ export async function runAgentRunner(env: NodeJS.ProcessEnv = process.env, io: R
         `${config.slots} slot${config.slots === 1 ? '' : 's'}, server ${config.server.text}, temporal ${config.temporal.text} (namespace ${config.temporalNamespace})`,
     );
 
-    const temporal = await waitForTcp(config.temporal, config.temporalConnectTimeoutMs, startup.signal);
+    const temporal = await waitForTemporal(config, config.temporalConnectTimeoutMs, startup.signal);
     if (startup.signal.aborted) return EXIT.ok;
     if (!temporal.ok) {
       return fatal(
-        `Temporal is not accepting connections at ${config.temporal.text} (${temporal.error}) after ${formatMs(config.temporalConnectTimeoutMs)}; ` +
-          'check TEMPORAL_SERVICE_ADDRESS, or raise STIGMER_TEMPORAL_CONNECT_TIMEOUT',
+        `Temporal is not serving at ${config.temporal.text} (${temporal.error}) after ${formatMs(config.temporalConnectTimeoutMs)}; ` +
+          'check TEMPORAL_SERVICE_ADDRESS (or TEMPORAL_ADDRESS), TEMPORAL_NAMESPACE, TEMPORAL_TLS* and TEMPORAL_API_KEY, or raise STIGMER_TEMPORAL_CONNECT_TIMEOUT',
       );
     }
-    log(`temporal reachable at ${config.temporal.text}`);
+    log(`temporal serving at ${config.temporal.text} (${temporal.value})`);
 
     const server = await waitForServer(api, config.serverConnectTimeoutMs, startup.signal);
     if (startup.signal.aborted) return EXIT.ok;

@@ -1,9 +1,12 @@
 /**
- * Start-up checks: Temporal accepts TCP connections, the stigmer-server answers /healthz. Both
- * retry with backoff until a deadline, so the runner may start a moment before its dependencies.
+ * Start-up checks: Temporal serves (the same gRPC check as stigmer's readiness: Health/Check of
+ * the WorkflowService with the TLS and API key of the environment, then DescribeNamespace), the
+ * stigmer-server answers /healthz. Both retry until a deadline, so the runner may start a moment
+ * before its dependencies; a refused key, TLS failure or unknown namespace ends the wait at once.
  */
-import net from 'node:net';
-import type { HostPort } from './env.js';
+import { formatAddress, parseProbe, waitReady } from '../../process/probes.js';
+import { WORKFLOW_SERVICE } from '../../process/grpc-codec.js';
+import type { RunnerConfig } from './env.js';
 import type { RunnerApi } from './server-api.js';
 import { err, ok, type Result } from '../../model/result.js';
 
@@ -21,35 +24,33 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
     signal.addEventListener('abort', done, { once: true });
   });
 
-function connectOnce(host: string, port: number, timeoutMs: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    const finish = (err?: string): void => {
-      socket.destroy();
-      resolve(err);
-    };
-    socket.setTimeout(timeoutMs, () => finish('connect timed out'));
-    socket.once('connect', () => finish());
-    socket.once('error', (e: NodeJS.ErrnoException) => finish(e.code === 'ECONNREFUSED' ? 'connection refused' : (e.code ?? e.message)));
-  });
-}
-
-/** Poll until something accepts a TCP connection at `target` ("localhost": 127.0.0.1 and ::1). */
-export async function waitForTcp(target: HostPort, timeoutMs: number, signal: AbortSignal): Promise<ProbeResult> {
-  const hosts = target.host === 'localhost' ? ['127.0.0.1', '::1'] : [target.host];
-  const deadline = Date.now() + timeoutMs;
-  let lastError = 'not tried';
-  for (let attempt = 0; !signal.aborted; attempt++) {
-    for (const host of hosts) {
-      const failed = await connectOnce(host, target.port, Math.max(100, Math.min(2000, deadline - Date.now())));
-      if (failed === undefined) return ok(host);
-      lastError = failed;
-    }
-    const left = deadline - Date.now();
-    if (left <= 0) break;
-    await sleep(Math.min(100 * 2 ** attempt, 2000, left), signal);
+/** Poll Temporal until its WorkflowService is SERVING and the namespace is there. */
+export async function waitForTemporal(config: RunnerConfig, timeoutMs: number, signal: AbortSignal): Promise<ProbeResult> {
+  const address = formatAddress(config.temporal.host, config.temporal.port);
+  const { probe } = parseProbe(
+    {
+      grpc: {
+        address,
+        service: WORKFLOW_SERVICE,
+        namespace: config.temporalNamespace,
+        tls: config.temporalTls,
+        api_key: config.temporalApiKey ?? null,
+        api_key_name: config.temporalApiKey ? 'TEMPORAL_API_KEY' : null,
+      },
+    },
+    { logFile: '/dev/null', logOffset: 0, cwd: process.cwd(), env: {} },
+  );
+  const outcome = await waitReady(probe, { signal, intervalMs: 100, timeoutMs });
+  switch (outcome.status) {
+    case 'ready':
+      return ok(outcome.detail);
+    case 'rejected':
+      return err(outcome.detail);
+    case 'timeout':
+      return err(outcome.lastProbe ?? 'no answer');
+    default:
+      return err('interrupted');
   }
-  return err(signal.aborted ? 'interrupted' : lastError);
 }
 
 /** Poll the server's /healthz until it says ok. */

@@ -42,8 +42,9 @@ function ignoreForManaged(v: CascadeView): void {
   for (const k of CONNECTION_KEYS) {
     const key = `${T}.${k}`;
     const set = v.layers[key]!.find((l) => !(k === 'namespace' && l.origin === 'file'));
+    if (k === 'namespace' && v.origins[key] === 'file') continue;
     v.origins[key] = 'default';
-    v.sources[key] = set ? `default (${set.source} ignored: it applies to an external Temporal only)` : 'default';
+    v.sources[key] = set ? `${set.source} ignored: it applies to an external Temporal only` : 'default';
   }
 }
 
@@ -93,9 +94,9 @@ export function resolveConnection(
 ): TemporalConnection {
   const plaintext: TemporalTls = { enabled: false, server_ca_cert: null, server_name: null, client_cert: null, client_key: null, disable_host_verification: false };
   if (managed) {
-    ignoreForManaged(v);
     // The file may pick one of the managed server's namespaces for the agent-runner.
     const ns = v.pick(`${T}.namespace`, TEMPORAL_NAMESPACE, 'default', (l) => l.origin === 'file') as string;
+    ignoreForManaged(v);
     return { namespace: ns, auth: 'none', tls: plaintext, profile: null, profile_file: null, api_key_from: null, address_from: addressFrom };
   }
   const namespace = v.pick(`${T}.namespace`, TEMPORAL_NAMESPACE) as string;
