@@ -17,7 +17,7 @@ const service = JSON.stringify(fixture('service.mjs'));
 interface Ev {
   event: string;
   task: string;
-  reason?: string;
+  why?: string;
   satisfied?: boolean;
   error?: { reason: string; message: string };
 }
@@ -140,7 +140,7 @@ test('a failure skips what needs it, cancels what runs, undoes what was started 
     const failed = evs.find((e) => e.event === 'failed');
     assert.equal(failed?.task, 'boom');
     assert.equal(failed?.error?.message, "sh -c 'echo going down; echo for real >&2; exit 3' exited with code 3");
-    assert.equal(evs.find((e) => e.task === 'after' && e.event === 'skipped')?.reason, 'needs boom, which failed');
+    assert.equal(evs.find((e) => e.task === 'after' && e.event === 'skipped')?.why, 'needs boom, which failed');
     assert.equal(evs.find((e) => e.task === 'slow' && e.event !== 'queued' && e.event !== 'started')?.event, 'cancelled');
     const undone = evs.filter((e) => e.event === 'undone').map((e) => e.task);
     // The cancelled command was recorded while in flight: it is undone too, before what it needs.
@@ -313,7 +313,7 @@ test('a second up restarts nothing; run <task> restarts only that task; --no-dep
 
     const nodeps = await runCli(['run', 'seed', '--no-deps', '--output', 'json'], { home });
     assert.equal(nodeps.code, 0, nodeps.stderr);
-    assert.equal(events(nodeps.stdout).find((e) => e.task === 'db' && e.event === 'skipped')?.reason, 'using its recorded outputs (--no-deps)');
+    assert.equal(events(nodeps.stdout).find((e) => e.task === 'db' && e.event === 'skipped')?.why, 'using its recorded outputs (--no-deps)');
     await runCli(['down'], { home });
     const missing = await runCli(['run', 'seed', '--no-deps'], { home });
     assert.equal(missing.code, 1);

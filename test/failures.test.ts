@@ -86,7 +86,7 @@ test('the JSON output carries the reason\'s own fields next to the rendered mess
   json.event(failed('d', fail.checksumMismatch('https://x/a.tgz', 'a'.repeat(64), 'b'.repeat(64))));
   json.event(failed('s', fail.exitedBeforeReady(3, null, ['line 1', 'exiting'], '/l/s.log')));
   json.event({ type: 'skipped', task: 'after', time: 0, why: 'needs t, which failed' });
-  const [port, sum, exited, skipped] = lines.map((l) => JSON.parse(l) as { error?: Record<string, unknown>; reason?: string });
+  const [port, sum, exited, skipped] = lines.map((l) => JSON.parse(l) as { error?: Record<string, unknown>; why?: string; reason?: string });
   assert.deepEqual(port!.error, {
     reason: 'port-in-use',
     port: 7233,
@@ -101,7 +101,8 @@ test('the JSON output carries the reason\'s own fields next to the rendered mess
   assert.deepEqual(exited!.error!['logTail'], ['line 1', 'exiting']);
   assert.equal(exited!.error!['log'], '/l/s.log');
   assert.equal(exited!.error!['message'], 'exited with code 3 before it was ready');
-  assert.equal(skipped!.reason, 'needs t, which failed');
+  assert.equal(skipped!.why, 'needs t, which failed');
+  assert.equal(skipped!.reason, undefined, 'reason is only ever the failure enum, under error');
 });
 
 /** Runs one task of a kind that throws a plain Error: what each output shows of it. */

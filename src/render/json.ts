@@ -38,9 +38,9 @@ function fieldsOf(ev: EngineEvent): Record<string, unknown> | undefined {
     case 'done':
       return { duration_ms: ms(ev.durationMs), ...(ev.satisfied ? { satisfied: true } : {}), ...(ev.summary ? { summary: ev.summary } : {}) };
     case 'skipped':
-      return { reason: ev.why };
+      return { why: ev.why };
     case 'cancelled':
-      return { duration_ms: ms(ev.durationMs), reason: ev.why };
+      return { duration_ms: ms(ev.durationMs), why: ev.why };
     case 'failed':
       return { duration_ms: ms(ev.durationMs), ...(ev.optional ? { optional: true } : {}), error: errorOf(ev.failure) };
     case 'undone':
