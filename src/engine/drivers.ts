@@ -16,7 +16,8 @@ import { describeFailure, fail, type Failure } from '../model/failure.js';
 import { TaskError, type KindRegistry, type PromptOptions } from '../model/kind.js';
 import { buildGraph, type Graph } from './graph.js';
 import { loadTasksFile, type TasksFile } from './load.js';
-import { acquireLock } from './lock.js';
+import { acquireLock, LockUnwritable, type Lock } from './lock.js';
+import { openState, StateUnreadable } from './open-state.js';
 import { mask } from '../util/mask.js';
 import { dataPaths } from '../util/paths.js';
 import { undoRecorded } from './rollback.js';
@@ -70,21 +71,6 @@ export async function pickRenderer(mode: OutputMode | undefined, graph: Graph): 
 
 export function canPrompt(noInput?: boolean): boolean {
   return !noInput && !process.env['CI'] && !!process.stdin.isTTY && !!(process.stdout.isTTY || process.stderr.isTTY);
-}
-
-function openState(dataDir: string, file?: TasksFile): StateStore {
-  const state = new StateStore(dataPaths(dataDir).state);
-  if (file) {
-    const other = state.data.file;
-    if (other && other !== file.path && Object.values(state.tasks).some((r) => r.undo.length > 0)) {
-      throw new UserError(
-        `${dataDir} holds a running stack started from ${other}.\n` + `Run \`stigmer down --data-dir ${dataDir}\` first, or use another --data-dir.`,
-        EXIT.usage,
-      );
-    }
-    state.data.file = file.path;
-  }
-  return state;
 }
 
 /** Print what failed, with its log tail and hint, on stderr. */
@@ -151,7 +137,8 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
   const lock = acquireLock(dataPaths(o.dataDir).lock, `stigmer ${x.foreground ? 'up --foreground' : 'up'}`);
   app.onForce(() => lock.release());
   try {
-    const state = openState(o.dataDir, x.file);
+    const { state } = openState(o.dataDir, (line) => process.stderr.write(`${line}\n`), x.file);
+    state.reserve();
     recordStack(o.dataDir, x.file.path);
     // What a killed run left without a record would hold ports and files this run needs.
     const leftovers = await stopLeftovers(o.dataDir, Object.values(state.tasks), (line) => o.output !== 'json' && process.stderr.write(`stigmer: ${line}\n`));
@@ -198,6 +185,8 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
       // What this run started and no record holds any more (a finished command's descendants).
       await stopLeftovers(o.dataDir, Object.values(state.tasks), (line) => process.stderr.write(`stigmer: ${line}\n`), { force: app.signal.aborted && !!app.interruptedBy() });
       reportFailures(outcome, failures);
+      const lost = state.firstWriteError;
+      if (lost) process.stderr.write(`stigmer: cannot write ${lost.message}; what this run started was stopped from memory\n`);
       const sig = app.interruptedBy();
       if (sig) return signalExitCode[sig];
       return EXIT.taskFailed;
@@ -287,10 +276,30 @@ export async function runDown(o: CommonOptions & { quiet?: boolean }): Promise<n
     if (!o.quiet && o.output !== 'json') process.stderr.write(`stigmer: nothing to stop (no state in ${paths.root})\n`);
     return EXIT.ok;
   }
-  const lock = acquireLock(paths.lock, 'stigmer down');
-  o.app.onForce(() => lock.release());
+  const say = (line: string): void => void process.stderr.write(`${line}\n`);
+  let troubled = false;
+  let lock: Lock | undefined;
   try {
-    const state = openState(o.dataDir);
+    lock = acquireLock(paths.lock, 'stigmer down');
+  } catch (err) {
+    if (!(err instanceof LockUnwritable)) throw err;
+    // Stopping must work on a read-only or full disk: best effort, and say so.
+    say(`${err.message}; stopping what the state records anyway (no lock)`);
+    troubled = true;
+  }
+  o.app.onForce(() => lock?.release());
+  try {
+    let state: StateStore;
+    try {
+      const opened = openState(o.dataDir, say);
+      state = opened.state;
+      troubled ||= opened.troubled;
+    } catch (err) {
+      if (!(err instanceof StateUnreadable)) throw err;
+      say(`${err.message}; stopping what carries this stack's marker`);
+      await stopLeftovers(o.dataDir, [], (line) => say(`stigmer: ${line}`), { force: o.app.signal.aborted });
+      return err.exitCode;
+    }
     const renderer =
       o.output === 'json'
         ? (await import('../render/json.js')).createJsonRenderer()
@@ -300,20 +309,24 @@ export async function runDown(o: CommonOptions & { quiet?: boolean }): Promise<n
     for (const [name, rec] of Object.entries(state.tasks)) if (rec.undo.length === 0) state.remove(name, false);
     state.save();
     // Whatever still carries the marker escaped its record: stop it too.
-    const say = (line: string): void => {
+    const report = (line: string): void => {
       if (o.output === 'json') process.stdout.write(`${JSON.stringify({ event: 'leftover', message: line, timestamp: new Date().toISOString() })}\n`);
       else process.stdout.write(`${line}\n`);
     };
-    const leftovers = await stopLeftovers(o.dataDir, Object.values(state.tasks), say, { force });
+    const leftovers = await stopLeftovers(o.dataDir, Object.values(state.tasks), report, { force });
+    if (state.writeError) {
+      say(`stigmer: cannot write ${state.writeError.message}; everything recorded was stopped, but the state on disk is stale`);
+      troubled = true;
+    }
     if (res.failed.length) {
       process.stderr.write(`stigmer: could not undo ${res.failed.join(', ')}; they stay recorded: run \`stigmer down\` again\n`);
       return EXIT.taskFailed;
     }
-    if (leftovers.survived.length) return EXIT.taskFailed;
+    if (leftovers.survived.length || troubled) return EXIT.taskFailed;
     if (!o.quiet && o.output !== 'json' && res.undone.length === 0 && leftovers.found.length === 0) process.stdout.write('nothing was running\n');
     return EXIT.ok;
   } finally {
-    lock.release();
+    lock?.release();
   }
 }
 

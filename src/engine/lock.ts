@@ -5,7 +5,16 @@
 import { mkdirSync, openSync, closeSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { UserError, EXIT } from '../util/errors.js';
+import { describeFsError, fsExitCode } from '../util/fs-error.js';
 import { readProcStat, readCmdline } from '../process/proc.js';
+
+/** The lock file cannot be created or written (read-only or full disk, not ours): one line, path and errno. */
+export class LockUnwritable extends UserError {
+  constructor(path: string, err: unknown) {
+    super(`stigmer: cannot take the lock ${describeFsError(err, path)}`, fsExitCode(err));
+    this.name = 'LockUnwritable';
+  }
+}
 
 export interface Lock {
   release(): void;
@@ -23,7 +32,11 @@ function holderAlive(h: Holder): boolean {
 }
 
 export function acquireLock(path: string, what: string): Lock {
-  mkdirSync(dirname(path), { recursive: true });
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+  } catch (err) {
+    throw new LockUnwritable(path, err);
+  }
   const me: Holder = { pid: process.pid, startTime: readProcStat(process.pid)?.startTime ?? 0, command: what };
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
@@ -44,7 +57,7 @@ export function acquireLock(path: string, what: string): Lock {
         },
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new LockUnwritable(path, err);
     }
     let holder: Holder | undefined;
     try {

@@ -7,6 +7,7 @@
 import type { EngineEvent } from '../model/event.js';
 import { fail } from '../model/failure.js';
 import type { StateStore } from './state.js';
+import type { TaskRecord } from '../model/kind.js';
 import { executeUndo } from './undo.js';
 import { basename, dirname } from 'node:path';
 import { SignalRefused } from '../process/identity.js';
@@ -29,12 +30,8 @@ export async function undoRecorded(state: StateStore, opts: UndoOptions): Promis
   const todo = new Set(names);
   const undone: string[] = [];
   const failed: string[] = [];
-  const done = new Map<string, Promise<void>>();
 
   const undoOne = async (name: string): Promise<void> => {
-    // Wait for every dependent in the set (they were started after it and rely on it).
-    const dependents = [...todo].filter((d) => d !== name && (state.record(d)?.needs ?? []).includes(name));
-    await Promise.all(dependents.map((d) => run(d)));
     const rec = state.record(name);
     if (!rec) return;
     if (rec.undo.length === 0) {
@@ -65,17 +62,33 @@ export async function undoRecorded(state: StateStore, opts: UndoOptions): Promis
       opts.emit({ type: 'undone', task: name, time: Date.now(), durationMs: performance.now() - t0 });
     }
   };
-  const run = (name: string): Promise<void> => {
-    let p = done.get(name);
-    if (!p) {
-      p = undoOne(name);
-      done.set(name, p);
-    }
-    return p;
-  };
-  // Latest first, so the recorded events read in reverse completion order.
-  const bySeq = [...todo].sort((a, b) => (state.record(b)?.seq ?? Infinity) - (state.record(a)?.seq ?? Infinity));
-  await Promise.all(bySeq.map((n) => run(n)));
+  await inReverseOrder(todo, (n) => state.record(n), undoOne);
   state.save();
   return { undone, failed };
+}
+
+/**
+ * Run `step` for every task, a task only once every task that needs it (its dependents, per the
+ * recorded needs) is done; independent ones run in parallel. Recorded needs are data: when they
+ * form a cycle, nothing is ready while nothing runs, so the latest of the remaining tasks (highest
+ * seq) goes next, breaking the cycle instead of waiting forever.
+ */
+async function inReverseOrder(names: ReadonlySet<string>, record: (n: string) => TaskRecord | undefined, step: (n: string) => Promise<void>): Promise<void> {
+  const remaining = new Set(names);
+  const inFlight = new Map<string, Promise<string>>();
+  const needs = (n: string): readonly string[] => {
+    const list = record(n)?.needs;
+    return Array.isArray(list) ? list : [];
+  };
+  const seq = (n: string): number => record(n)?.seq ?? Number.MAX_SAFE_INTEGER;
+  const blocked = (n: string): boolean => [...remaining].some((d) => d !== n && needs(d).includes(n));
+  while (remaining.size > 0) {
+    let ready = [...remaining].filter((n) => !inFlight.has(n) && !blocked(n));
+    if (ready.length === 0 && inFlight.size === 0) ready = [[...remaining].reduce((a, b) => (seq(b) > seq(a) ? b : a))];
+    // Latest first, so the recorded events read in reverse completion order.
+    for (const n of ready.sort((a, b) => seq(b) - seq(a))) inFlight.set(n, step(n).then(() => n));
+    const finished = await Promise.race(inFlight.values());
+    inFlight.delete(finished);
+    remaining.delete(finished);
+  }
 }

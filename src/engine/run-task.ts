@@ -10,6 +10,7 @@ import { TaskError, type PromptOptions, type TaskContext, type TaskKind, type Ta
 import type { Target } from '../model/task.js';
 import { mask, maskDeep, registerSecret } from '../util/mask.js';
 import { logFileFor } from '../util/paths.js';
+import { errnoText, isFsError } from '../util/fs-error.js';
 import type { StateStore } from './state.js';
 import { executeUndo } from './undo.js';
 
@@ -91,6 +92,8 @@ export async function runTask(r: TaskRun): Promise<TaskOutcome> {
       recorded.push(u);
       state.update(name, { kind: target.spec.uses, status: 'running', needs: target.needs, specHash: target.specHash, startedAt: new Date().toISOString() });
       state.addUndo(name, u);
+      // Not on disk: a kill -9 now would orphan it. Fail the task; the rollback stops it from memory.
+      if (state.writeError) throw new TaskError(fail.writeFailed('record it in', state.path, errnoText(state.writeError.cause)));
     },
     forgetUndo: (u) => {
       const key = JSON.stringify(u);
@@ -135,6 +138,9 @@ export async function runTask(r: TaskRun): Promise<TaskOutcome> {
       undo.length > 0 && !satisfied,
     );
     const changed = !satisfied && (undo.length > 0 || !kind.pure);
+    if (undo.length > 0 && !satisfied && state.writeError) {
+      return { status: 'failed', failure: fail.writeFailed('record it in', state.path, errnoText(state.writeError.cause)), changed: true };
+    }
     r.emit({ type: status, task: name, durationMs: performance.now() - r.t0, satisfied, ...(result.summary ? { summary: mask(result.summary) } : {}), mode: kind.mode });
     return { status, outputs: out, changed };
   } catch (err) {
@@ -146,6 +152,8 @@ export async function runTask(r: TaskRun): Promise<TaskOutcome> {
       r.emit({ type: 'cancelled', task: name, why: String(abort.signal.reason), durationMs: performance.now() - r.t0 });
       return { status: 'cancelled', changed };
     }
+    // A file the kind could not write (its log on a full disk): the path and errno, not a stack.
+    if (isFsError(err) && err.path) return { status: 'failed', failure: fail.writeFailed('write', err.path, errnoText(err)), changed };
     return { status: 'failed', failure: fail.internalError(target.spec.uses, err), changed };
   } finally {
     if (timer) clearTimeout(timer);

@@ -243,6 +243,8 @@ class Scheduler {
     // --no-deps: a need's recorded outputs stand in for running it (pure kinds are cheap: run them).
     if (this.useRecorded.has(name) && !kind.pure) {
       this.outputs.set(name, previous?.outputs ?? {});
+      // Its needs as the file says now: a stale recorded edge could close a cycle with the rerun task.
+      if (previous) o.state.update(name, { needs: node.needs });
       return this.settle(name, 'skipped', 'using its recorded outputs (--no-deps)');
     }
 

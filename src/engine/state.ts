@@ -2,41 +2,84 @@
  * The state file: what stigmer started and how to undo it, per data dir. Written atomically
  * (temp file + rename) before the engine moves past a task that changed the world, so a later
  * `down` can undo what a killed run left behind. Secret values never reach it (masked).
+ *
+ * Reading it is state-file.ts (it is untrusted data). Writing never throws: a failed write (a
+ * full or read-only disk) is kept in `writeError` and the state lives on in memory, so the
+ * caller fails the task and undoes from memory. A reserve file beside it (RESERVE_BYTES) is given
+ * up when the disk is full, so the write that records a spawn is the least likely to fail.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { maskDeep } from '../util/mask.js';
+import { describeFsError } from '../util/fs-error.js';
 import type { TaskRecord, UndoDescriptor } from '../model/kind.js';
+import { loadState, type StateData, type StateLoad } from './state-file.js';
 
-export interface StateData {
-  version: 1;
-  /** the tasks file the state belongs to */
-  file?: string;
-  updatedAt?: string;
-  seq: number;
-  tasks: Record<string, TaskRecord>;
-}
+export type { StateData, StateLoad } from './state-file.js';
 
 const empty = (): StateData => ({ version: 1, seq: 0, tasks: {} });
+/**
+ * Fault injection for tests: from the N-th write of this process on, every state write fails
+ * with ENOSPC, as on a disk that just filled up (STIGMER_FAULT_STATE_WRITE=N).
+ */
+const FAULT_FROM = Number(process.env['STIGMER_FAULT_STATE_WRITE'] ?? 0);
+let writes = 0;
+
+/** Room kept for the state's own writes (a temp copy beside the old file, with room to spare). */
+const RESERVE_BYTES = 16 * 1024;
 
 export class StateStore {
   data: StateData;
+  /** records the schema refused: never acted on, written back as they were (kept for inspection) */
+  readonly invalid: Record<string, unknown>;
+  /** one line per refused record: "state.json: tasks.a: undo[0]: missing pid" */
+  readonly problems: string[];
+  /** the latest failed write ("<path>: ENOSPC (no space left on device)"), cleared by a good one */
+  writeError: { message: string; cause: unknown } | undefined;
+  /** the first failed write of this process, kept after later writes succeed (for the final report) */
+  firstWriteError: { message: string; cause: unknown } | undefined;
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(readonly path: string) {
-    this.data = StateStore.read(path) ?? empty();
+  /** `loaded`: what `loadState` read (a corrupt or unreadable file counts as empty: the caller dealt with it). */
+  constructor(
+    readonly path: string,
+    loaded: StateLoad = loadState(path),
+  ) {
+    this.data = loaded.status === 'ok' ? loaded.data : empty();
+    this.invalid = loaded.status === 'ok' ? loaded.invalid : {};
+    this.problems = loaded.status === 'ok' ? loaded.problems : [];
   }
 
-  /** The state on disk, or undefined when there is none (a corrupt file reads as none). */
+  /** The valid records on disk, or undefined when there is no readable state. */
   static read(path: string): StateData | undefined {
+    const loaded = loadState(path);
+    return loaded.status === 'ok' ? loaded.data : undefined;
+  }
+
+  /** Set aside room for the state's writes (best effort: a disk already full just has none). */
+  reserve(): void {
+    const file = `${this.path}.reserve`;
     try {
-      const parsed = JSON.parse(readFileSync(path, 'utf8')) as StateData;
-      if (parsed && parsed.version === 1 && parsed.tasks && typeof parsed.tasks === 'object') return parsed;
+      mkdirSync(dirname(this.path), { recursive: true });
+      const fd = openSync(file, 'w', 0o600);
+      try {
+        writeSync(fd, Buffer.alloc(RESERVE_BYTES));
+      } finally {
+        closeSync(fd);
+      }
     } catch {
-      // missing or unreadable: nothing recorded
+      rmSync(file, { force: true });
     }
-    return undefined;
+  }
+
+  private releaseReserve(): boolean {
+    try {
+      rmSync(`${this.path}.reserve`);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   get tasks(): Record<string, TaskRecord> {
@@ -90,19 +133,52 @@ export class StateStore {
     else this.timer ??= setTimeout(() => this.save(), 100);
   }
 
-  save(): void {
+  /** Write the state now if it changed. False when the write failed (see `writeError`). */
+  save(): boolean {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (!this.dirty) return;
-    this.dirty = false;
+    if (!this.dirty) return !this.writeError;
     this.data.updatedAt = new Date().toISOString();
+    try {
+      this.write();
+    } catch (err) {
+      // A full disk: give up the reserve and try once more.
+      let failure = err;
+      if ((err as NodeJS.ErrnoException).code === 'ENOSPC' && this.releaseReserve()) {
+        try {
+          this.write();
+          failure = undefined;
+        } catch (again) {
+          failure = again;
+        }
+      }
+      if (failure !== undefined) {
+        this.writeError = { message: describeFsError(failure, this.path), cause: failure };
+        this.firstWriteError ??= this.writeError;
+        return false;
+      }
+    }
+    this.dirty = false;
+    this.writeError = undefined;
+    return true;
+  }
+
+  private write(): void {
     mkdirSync(dirname(this.path), { recursive: true });
-    if (Object.keys(this.data.tasks).length === 0) {
+    const tasks = { ...this.invalid, ...this.data.tasks };
+    if (Object.keys(tasks).length === 0) {
       rmSync(this.path, { force: true });
+      rmSync(`${this.path}.reserve`, { force: true });
       return;
     }
     const tmp = `${this.path}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(maskDeep(this.data), null, 2) + '\n', { mode: 0o600 });
-    renameSync(tmp, this.path);
+    if (FAULT_FROM > 0 && ++writes >= FAULT_FROM) throw Object.assign(new Error('ENOSPC: no space left on device (injected)'), { code: 'ENOSPC', path: tmp });
+    try {
+      writeFileSync(tmp, JSON.stringify(maskDeep({ ...this.data, tasks }), null, 2) + '\n', { mode: 0o600 });
+      renameSync(tmp, this.path);
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw err;
+    }
   }
 }

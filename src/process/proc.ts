@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskError, type UndoDescriptor } from '../model/kind.js';
 import { fail } from '../model/failure.js';
 import { markEnv, newInstance } from './sweep.js';
+import { errnoText } from '../util/fs-error.js';
 import { groupMembers, HAS_PROC, hasExited, listPids, pidExists, readCmdline, readProcStat, signalRefusal, SignalRefused, type ProcessIdentity } from './identity.js';
 
 export {
@@ -159,15 +160,25 @@ export async function spawnService(spec: ServiceSpec): Promise<StartedService> {
   if (!isDirectory(spec.cwd)) throw new TaskError(fail.spawnFailed(commandLine, `working directory ${spec.cwd} does not exist`));
   const instance = spec.stack === undefined ? undefined : newInstance();
   const env = spec.stack === undefined || instance === undefined ? spec.env : markEnv(spec.env, spec.stack, instance);
-  mkdirSync(dirname(spec.logFile), { recursive: true });
-  const fd = openSync(spec.logFile, 'a');
-  let child: ChildProcess;
+  let fd: number;
   let logOffset: number;
   try {
-    writeSync(fd, `--- ${new Date().toISOString()} starting ${commandLine}\n`);
-    logOffset = fstatSync(fd).size;
+    mkdirSync(dirname(spec.logFile), { recursive: true });
+    fd = openSync(spec.logFile, 'a');
+  } catch (err) {
+    throw new TaskError(fail.writeFailed('open its log', spec.logFile, errnoText(err)));
+  }
+  let child: ChildProcess;
+  try {
+    try {
+      writeSync(fd, `--- ${new Date().toISOString()} starting ${commandLine}\n`);
+      logOffset = fstatSync(fd).size;
+    } catch (err) {
+      throw new TaskError(fail.writeFailed('write its log', spec.logFile, errnoText(err)));
+    }
     child = spawn(spec.command, [...spec.args], { cwd: spec.cwd, env, detached: true, stdio: ['ignore', fd, fd] });
   } catch (err) {
+    if (err instanceof TaskError) throw err;
     throw new TaskError(fail.spawnFailed(commandLine, describeSpawnError(err)));
   } finally {
     // The child holds its own copy of the descriptor.

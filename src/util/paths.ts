@@ -48,6 +48,6 @@ export function findPackageRoot(from: string): string {
 export const packageRoot: string = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
 
 /** The precompiled ajv validator of `schemas/<name>.schema.json` (written by scripts/build-validators.mjs). */
-export function validatorFile(name: 'tasks' | 'config' | 'agent'): string {
+export function validatorFile(name: 'tasks' | 'config' | 'agent' | 'state'): string {
   return join(packageRoot, 'dist', 'validators', `${name}.js`);
 }

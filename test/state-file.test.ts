@@ -1,0 +1,121 @@
+/**
+ * The state file is data, checked like input: a corrupt file is not "nothing was running", a bad
+ * record is reported and never acted on while the rest is undone, and recorded needs that form a
+ * cycle never crash `down`.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readProcStat } from '../src/process/identity.js';
+import { findMarked, INSTANCE_VAR, STACK_VAR } from '../src/process/sweep.js';
+import { loadState } from '../src/engine/state-file.js';
+import { cleanupHome, cliEnv, fixture, freePort, runCli, sleep, tempHome } from './helpers.js';
+
+const node = JSON.stringify(process.execPath);
+const service = JSON.stringify(fixture('service.mjs'));
+
+/** A process carrying the stack's marker, as a service the state recorded would. */
+async function markedSleeper(home: string): Promise<number> {
+  const child = spawn('sleep', ['300'], { env: { ...cliEnv(home), [STACK_VAR]: home, [INSTANCE_VAR]: 'abc123' }, detached: true, stdio: 'ignore' });
+  child.unref();
+  while (!readProcStat(child.pid!)) await sleep(10);
+  return child.pid!;
+}
+
+for (const [what, text] of [
+  ['empty', ''],
+  ['truncated', '{"version": 1, "seq": 2, "tasks": {"svc": {"kind": "process", "status": "ready", "undo": [{"type": "stop-pro'],
+  ['garbage', '\u0000\u0001binary garbage'],
+  ['not a state', '[1, 2, 3]'],
+] as const) {
+  test(`a ${what} state.json is corrupt, not "nothing was running": kept aside, swept by marker, exit 1`, async () => {
+    const home = tempHome();
+    try {
+      const pid = await markedSleeper(home);
+      writeFileSync(join(home, 'state.json'), text);
+      const r = await runCli(['down'], { home });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, /state\.json is corrupt \(.+\); services it recorded may still run\. kept it as .*state\.json\.corrupt-/);
+      assert.doesNotMatch(r.stdout + r.stderr, /nothing was running|internal error/);
+      assert.match(r.stdout, new RegExp(`stopped pid ${pid} \\(sleep 300\\)`));
+      const aside = readdirSync(home).filter((f) => f.startsWith('state.json.corrupt-'));
+      assert.equal(aside.length, 1);
+      assert.equal(readFileSync(join(home, aside[0]!), 'utf8'), text, 'the corrupt file is kept as it was');
+      assert.deepEqual(findMarked(home), []);
+    } finally {
+      await cleanupHome(home);
+    }
+  });
+}
+
+test('bad records are reported one line each and never acted on; the good ones are undone', async () => {
+  const home = tempHome();
+  const port = await freePort();
+  try {
+    writeFileSync(join(home, 'stigmer.tasks.yaml'), ['version: 1', 'tasks:', '  good:', '    uses: process', `    with: { command: ${node}, args: [${service}, "--listen", "${port}"], ports: [${port}], ready: { tcp: { host: 127.0.0.1, port: ${port} } } }`, ''].join('\n'));
+    const up = await runCli(['up'], { home });
+    assert.equal(up.code, 0, up.stderr);
+    const file = join(home, 'state.json');
+    const state = JSON.parse(readFileSync(file, 'utf8')) as { tasks: Record<string, unknown> };
+    const stop = { type: 'stop-process', pid: 4242, pgid: 4242, startTime: 1, command: 'x', signal: 'SIGTERM', graceMs: 10, startedAt: 'now' };
+    Object.assign(state.tasks, {
+      a: null,
+      b: { kind: 'exec', status: 'done', undo: 'x' },
+      c: { kind: 'exec', status: 'done', undo: [null] },
+      d: { kind: 'process', status: 'ready', undo: [{ type: 'stop-process' }] },
+      e: { kind: 'process', status: 'ready', undo: [{ ...stop, pgid: 2.5 }] },
+      f: { kind: 'process', status: 'ready', undo: [{ ...stop, signal: 'rm -rf' }], needs: 'good' },
+    });
+    writeFileSync(file, JSON.stringify(state));
+    const r = await runCli(['down'], { home });
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.doesNotMatch(r.stderr, /internal error|TypeError/);
+    for (const line of [
+      'state.json: tasks.a: Expected object, got null',
+      'state.json: tasks.b: undo: Expected array, got "x"',
+      'state.json: tasks.c: undo[0]: Expected object, got null',
+      'state.json: tasks.d: undo[0]: missing pid',
+      'state.json: tasks.e: pgid 2.5 is not a process group stigmer started; not signalled',
+      'state.json: tasks.f: undo[0].signal: Expected a signal name like SIGTERM, got "rm -rf"',
+      'state.json: tasks.f: needs: Expected array, got "good"',
+    ]) {
+      assert.ok(r.stderr.includes(line), `${line}\n--- in ---\n${r.stderr}`);
+    }
+    assert.match(r.stdout, /good: undone/);
+    const left = loadState(file);
+    assert.equal(left.status, 'ok');
+    assert.deepEqual(Object.keys(left.status === 'ok' ? left.invalid : {}).sort(), ['a', 'b', 'c', 'd', 'e', 'f'], 'bad records are kept for inspection');
+  } finally {
+    await cleanupHome(home);
+  }
+});
+
+test('recorded needs that form a cycle never crash down: everything is undone', async () => {
+  const home = tempHome();
+  const [pa, pb] = [await freePort(), await freePort()];
+  try {
+    const svc = (name: string, port: number): string[] => [`  ${name}:`, '    uses: process', `    with: { command: ${node}, args: [${service}, "--listen", "${port}"], ports: [${port}], ready: { tcp: { host: 127.0.0.1, port: ${port} } } }`];
+    writeFileSync(join(home, 'stigmer.tasks.yaml'), ['version: 1', 'tasks:', ...svc('a', pa), ...svc('b', pb), '    needs: [a]', ''].join('\n'));
+    assert.equal((await runCli(['up'], { home })).code, 0);
+    // Reverse the dependency, then rerun one task with --no-deps: the state's needs are refreshed.
+    writeFileSync(join(home, 'stigmer.tasks.yaml'), ['version: 1', 'tasks:', ...svc('a', pa), '    needs: [b]', ...svc('b', pb), ''].join('\n'));
+    const rerun = await runCli(['run', 'a', '--no-deps'], { home });
+    assert.equal(rerun.code, 0, rerun.stderr);
+    const file = join(home, 'state.json');
+    const state = JSON.parse(readFileSync(file, 'utf8')) as { tasks: Record<string, { needs?: string[] }> };
+    assert.deepEqual(state.tasks['a']!.needs, ['b']);
+    assert.deepEqual(state.tasks['b']!.needs, [], 'the --no-deps need got its needs as the file says now');
+    // A cycle written by hand still undoes.
+    state.tasks['b']!.needs = ['a'];
+    writeFileSync(file, JSON.stringify(state));
+    const r = await runCli(['down'], { home, timeout: 30_000 });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.doesNotMatch(r.stderr, /Maximum call stack|internal error/);
+    assert.match(r.stdout, /a: undone/);
+    assert.match(r.stdout, /b: undone/);
+  } finally {
+    await cleanupHome(home);
+  }
+});
