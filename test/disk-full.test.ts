@@ -102,17 +102,17 @@ test('a state write failing at any point of up (simulated ENOSPC) fails the run,
     const file = await stackFile(home);
     // Every write of up in turn is the first to fail, until up writes fewer times than that.
     for (let n = 1; ; n++) {
-      const up = await runCli(['up', '-f', file], { home, env: { STIGMER_FAULT_STATE_WRITE: String(n) } });
+      const up = await runCli(['up', '-f', file, '--data-dir', home], { home, env: { STIGMER_FAULT_STATE_WRITE: String(n) } });
       if (up.code === 0) {
         assert.ok(n > 4, `up needs at least the four records of its two services, yet it succeeded when write ${n} failed`);
-        assert.equal((await runCli(['down'], { home })).code, 0);
+        assert.equal((await runCli(['down', '--data-dir', home], { home })).code, 0);
         break;
       }
       assert.equal(up.code, 1, `write ${n}: ${up.stdout}${up.stderr}`);
       assertOneLineErrno(up.stderr, home, 'ENOSPC');
       assert.match(up.stderr, /what this run started was stopped from memory/);
       await assertNothingLeft(home);
-      const down = await runCli(['down'], { home });
+      const down = await runCli(['down', '--data-dir', home], { home });
       assert.ok(down.code === 0, `write ${n}: down ${down.code}: ${down.stdout}${down.stderr}`);
     }
   } finally {

@@ -103,7 +103,7 @@ test('stopGroup and killGroupNow refuse a record naming group 0 or 1 before any 
 test('down with a {pid: 0, pgid: 0} record signals nothing, says so, keeps the record and exits 1', async () => {
   const home = tempHome();
   try {
-    const r = await inSession(home, 'exec "$NODE" "$CLI" down', () => writeState(home, { svc: [stop(0, 0)] }));
+    const r = await inSession(home, 'exec "$NODE" "$CLI" down --data-dir "$STIGMER_HOME"', () => writeState(home, { svc: [stop(0, 0)] }));
     assert.equal(r.canaryAlive, true, `the canary in stigmer's own group was killed\n${r.stderr}`);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stdout + r.stderr, /state\.json: tasks\.svc: pgid 0 is not a process group stigmer started; not signalled/);
@@ -129,7 +129,7 @@ test('down never signals its own process group, even with the right leader pid a
   const home = tempHome();
   try {
     // The shell execs stigmer: the record names stigmer's own pid, start time and group.
-    const r = await inSession(home, 'exec "$NODE" "$CLI" down', (me) => writeState(home, { svc: [stop(me.pid, me.pid, me.startTime)] }));
+    const r = await inSession(home, 'exec "$NODE" "$CLI" down --data-dir "$STIGMER_HOME"', (me) => writeState(home, { svc: [stop(me.pid, me.pid, me.startTime)] }));
     assert.equal(r.canaryAlive, true, r.stderr);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stdout + r.stderr, /state\.json: tasks\.svc: pgid \d+ is stigmer's own process group or its caller's; not signalled/);
@@ -142,7 +142,7 @@ test("down never signals its caller's process group", async () => {
   const home = tempHome();
   try {
     // stigmer runs in a session of its own; its parent, the shell, leads the group the record names.
-    const r = await inSession(home, 'setsid "$NODE" "$CLI" down', (me) => writeState(home, { svc: [stop(me.pid, me.pid, me.startTime)] }));
+    const r = await inSession(home, 'setsid "$NODE" "$CLI" down --data-dir "$STIGMER_HOME"', (me) => writeState(home, { svc: [stop(me.pid, me.pid, me.startTime)] }));
     assert.equal(r.canaryAlive, true, r.stderr);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stdout + r.stderr, /state\.json: tasks\.svc: pgid \d+ is stigmer's own process group or its caller's; not signalled/);
@@ -156,7 +156,7 @@ test('up with a {pid: 0, pgid: 0} record of its service never acts on it: report
   try {
     const file = join(home, 'tasks.yaml');
     writeFileSync(file, `version: 1\ntasks:\n  svc:\n    uses: process\n    with:\n      command: ${JSON.stringify(process.execPath)}\n      args: [${JSON.stringify(fixture('service.mjs'))}]\n`);
-    const r = await inSession(home, 'exec "$NODE" "$CLI" up -f tasks.yaml', () => writeState(home, { svc: [stop(0, 0)] }));
+    const r = await inSession(home, 'exec "$NODE" "$CLI" up -f tasks.yaml --data-dir "$STIGMER_HOME"', () => writeState(home, { svc: [stop(0, 0)] }));
     assert.equal(r.canaryAlive, true, r.stderr);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stderr, /state\.json: tasks\.svc: pgid 0 is not a process group stigmer started; not signalled/);
@@ -164,7 +164,7 @@ test('up with a {pid: 0, pgid: 0} record of its service never acts on it: report
     assert.ok(aside, 'the file with the refused record is kept aside');
     assert.equal((JSON.parse(readFileSync(join(home, aside), 'utf8')) as { tasks: Record<string, { undo: Array<{ pgid: number }> }> }).tasks['svc']!.undo[0]!.pgid, 0);
   } finally {
-    await runCli(['down'], { home });
+    await runCli(['down', '--data-dir', home], { home });
     await cleanupHome(home);
   }
 });
@@ -175,7 +175,7 @@ test('down never becomes kill(-1): a record of pgid 1 with init\'s start time (i
   const home = tempHome();
   try {
     // Inside the namespace the shell is pid 1 (init): it reports its start time and checks the canary.
-    const body = '"$NODE" "$CLI" down; code=$?; kill -0 $c 2>/dev/null && echo canary-alive; kill $c 2>/dev/null; exit $code';
+    const body = '"$NODE" "$CLI" down --data-dir "$STIGMER_HOME"; code=$?; kill -0 $c 2>/dev/null && echo canary-alive; kill $c 2>/dev/null; exit $code';
     const r = await inSession(home, body, (me) => writeState(home, { svc: [stop(me.pid, 1, me.startTime)] }), ['unshare', '--pid', '--fork', '--mount-proc']);
     assert.match(r.stdout, /^me 1 \d+$/m, 'the shell is init in its namespace');
     assert.equal(r.canaryAlive, true, r.stderr);
@@ -202,7 +202,7 @@ test('remove-path undo only removes what lies inside the data dir: "" and paths 
       root: [{ type: 'remove-path', path: home }],
       made: [{ type: 'remove-path', path: join(home, 'made') }],
     });
-    const r = await inSession(home, 'exec "$NODE" "$CLI" down', () => {});
+    const r = await inSession(home, 'exec "$NODE" "$CLI" down --data-dir "$STIGMER_HOME"', () => {});
     assert.equal(r.code, 1, r.stdout + r.stderr);
     // Not absolute: the state's schema refuses the record; elsewhere: the undo refuses the path.
     for (const name of ['empty', 'relative']) assert.match(r.stdout + r.stderr, new RegExp(`state\\.json: tasks\\.${name}: undo\\[0\\]\\.path: Expected an absolute path inside the data dir, got "\\.?"`), name);

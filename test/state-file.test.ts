@@ -35,7 +35,7 @@ for (const [what, text] of [
     try {
       const pid = await markedSleeper(home);
       writeFileSync(join(home, 'state.json'), text);
-      const r = await runCli(['down'], { home });
+      const r = await runCli(['down', '--data-dir', home], { home });
       assert.equal(r.code, 1, r.stdout + r.stderr);
       assert.match(r.stderr, /state\.json is corrupt \(.+\); services it recorded may still run\. kept it as .*state\.json\.corrupt-/);
       assert.doesNotMatch(r.stdout + r.stderr, /nothing was running|internal error/);
@@ -55,7 +55,7 @@ test('bad records are reported one line each and never acted on; the good ones a
   const port = await freePort();
   try {
     writeFileSync(join(home, 'stigmer.tasks.yaml'), ['version: 1', 'tasks:', '  good:', '    uses: process', `    with: { command: ${node}, args: [${service}, "--listen", "${port}"], ports: [${port}], ready: { tcp: { host: 127.0.0.1, port: ${port} } } }`, ''].join('\n'));
-    const up = await runCli(['up'], { home });
+    const up = await runCli(['up', '--data-dir', home], { home });
     assert.equal(up.code, 0, up.stderr);
     const file = join(home, 'state.json');
     const state = JSON.parse(readFileSync(file, 'utf8')) as { tasks: Record<string, unknown> };
@@ -69,7 +69,7 @@ test('bad records are reported one line each and never acted on; the good ones a
       f: { kind: 'process', status: 'ready', undo: [{ ...stop, signal: 'rm -rf' }], needs: 'good' },
     });
     writeFileSync(file, JSON.stringify(state));
-    const r = await runCli(['down'], { home });
+    const r = await runCli(['down', '--data-dir', home], { home });
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.doesNotMatch(r.stderr, /internal error|TypeError/);
     for (const line of [
@@ -98,10 +98,10 @@ test('recorded needs that form a cycle never crash down: everything is undone', 
   try {
     const svc = (name: string, port: number): string[] => [`  ${name}:`, '    uses: process', `    with: { command: ${node}, args: [${service}, "--listen", "${port}"], ports: [${port}], ready: { tcp: { host: 127.0.0.1, port: ${port} } } }`];
     writeFileSync(join(home, 'stigmer.tasks.yaml'), ['version: 1', 'tasks:', ...svc('a', pa), ...svc('b', pb), '    needs: [a]', ''].join('\n'));
-    assert.equal((await runCli(['up'], { home })).code, 0);
+    assert.equal((await runCli(['up', '--data-dir', home], { home })).code, 0);
     // Reverse the dependency, then rerun one task with --no-deps: the state's needs are refreshed.
     writeFileSync(join(home, 'stigmer.tasks.yaml'), ['version: 1', 'tasks:', ...svc('a', pa), '    needs: [b]', ...svc('b', pb), ''].join('\n'));
-    const rerun = await runCli(['run', 'a', '--no-deps'], { home });
+    const rerun = await runCli(['run', 'a', '--no-deps', '--data-dir', home], { home });
     assert.equal(rerun.code, 0, rerun.stderr);
     const file = join(home, 'state.json');
     const state = JSON.parse(readFileSync(file, 'utf8')) as { tasks: Record<string, { needs?: string[] }> };
@@ -110,7 +110,7 @@ test('recorded needs that form a cycle never crash down: everything is undone', 
     // A cycle written by hand still undoes.
     state.tasks['b']!.needs = ['a'];
     writeFileSync(file, JSON.stringify(state));
-    const r = await runCli(['down'], { home, timeout: 30_000 });
+    const r = await runCli(['down', '--data-dir', home], { home, timeout: 30_000 });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.doesNotMatch(r.stderr, /Maximum call stack|internal error/);
     assert.match(r.stdout, /a: undone/);

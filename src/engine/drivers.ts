@@ -24,6 +24,7 @@ import { undoRecorded } from './rollback.js';
 import type { Renderer, OutputMode } from '../render/types.js';
 import { StateStore } from './state.js';
 import { recordStack } from './stacks.js';
+import { describeFsError } from '../util/fs-error.js';
 import { forceKillAll } from './undo.js';
 import { stopLeftovers } from './leftovers.js';
 import { findMarked } from '../process/sweep.js';
@@ -139,7 +140,12 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
   try {
     const { state } = openState(o.dataDir, (line) => process.stderr.write(`${line}\n`), x.file);
     state.reserve();
-    recordStack(o.dataDir, x.file.path);
+    try {
+      recordStack(o.dataDir, x.file.path);
+    } catch (err) {
+      // Only `stigmer ls` needs it: a full disk must not stop the run here (the state write will say).
+      process.stderr.write(`stigmer: warning: cannot record the stack for \`stigmer ls\`: ${describeFsError(err)}\n`);
+    }
     // What a killed run left without a record would hold ports and files this run needs.
     const leftovers = await stopLeftovers(o.dataDir, Object.values(state.tasks), (line) => o.output !== 'json' && process.stderr.write(`stigmer: ${line}\n`));
     if (leftovers.survived.length) return EXIT.taskFailed;
