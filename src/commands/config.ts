@@ -26,8 +26,12 @@ export function register(program: Command, app: App): void {
       const { loadConfig, configValue } = await import('../stack/config/index.js');
       const { requireKey } = await import('../stack/config/edit.js');
       const { sectionKeys } = await import('../stack/config/keys.js');
-      const { config: cfg } = loadConfig();
-      if (!sectionKeys().includes(key)) requireKey(key);
+      const { config: cfg, kept } = loadConfig();
+      const spec = sectionKeys().includes(key) ? undefined : requireKey(key);
+      if (spec?.kept) {
+        process.stdout.write(`${spec.secret && key in kept ? '********' : display(kept[key])}\n`);
+        return;
+      }
       process.stdout.write(`${await formatValue(configValue(cfg, key))}\n`);
     });
 
@@ -95,9 +99,10 @@ export function register(program: Command, app: App): void {
     .action(async (opts: { showOrigin?: boolean; json?: boolean }) => {
       const { loadConfig, CONFIG_KEYS } = await import('../stack/config/index.js');
       const loaded = loadConfig();
-      const rows = CONFIG_KEYS.map(({ key }) => ({
+      // The real Stigmer CLI's keys are listed only when the file has them; secrets masked.
+      const rows = CONFIG_KEYS.filter((k) => !k.kept || k.key in loaded.kept).map(({ key, kept, secret }) => ({
         key,
-        value: readKey(loaded.config, key),
+        value: kept ? (secret ? '********' : loaded.kept[key]) : readKey(loaded.config, key),
         origin: loaded.origins[key] ?? 'default',
         source: loaded.sources[key] ?? 'default',
       }));

@@ -61,6 +61,8 @@ export interface LoadedConfig {
   file: string;
   /** whether the config file exists */
   exists: boolean;
+  /** keys of the real Stigmer CLI the file holds (kept as they are, unused): dotted key -> value */
+  kept: Record<string, unknown>;
 }
 
 /** `<home>/config.yaml` */
@@ -175,7 +177,15 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       cloud: { endpoint: cloudEndpoint },
     },
   };
-  return { config, origins, sources, file, exists: read.exists };
+  const kept: Record<string, unknown> = {};
+  for (const spec of CONFIG_KEYS) {
+    if (!spec.kept) continue;
+    const value = getPath(read.data, spec.key);
+    origins[spec.key] = value === undefined ? 'default' : 'file';
+    sources[spec.key] = 'kept for the Stigmer CLI';
+    if (value !== undefined) kept[spec.key] = value;
+  }
+  return { config, origins, sources, file, exists: read.exists, kept };
 }
 
 /** Why the config could not be loaded, and which file it is. */

@@ -7,7 +7,7 @@ import type { ConfigFlags } from './types.js';
 import { didYouMean } from '../../util/diagnostics.js';
 import { err, ok, type Result } from '../../model/result.js';
 
-export type KeyType = 'string' | 'integer' | 'boolean' | 'enum' | 'list' | 'map';
+export type KeyType = 'string' | 'integer' | 'seconds' | 'boolean' | 'enum' | 'list' | 'map';
 
 export interface KeySpec {
   /** dotted path, e.g. backend.local.llm.provider */
@@ -26,6 +26,13 @@ export interface KeySpec {
    * an external Temporal only; a managed one ignores them wherever they are set.
    */
   externalOnly?: boolean;
+  /**
+   * A key the real Stigmer CLI writes to the same config.yaml (its GetDefault() and Config
+   * struct): valid, kept by `config set`, shown by `config list` as kept, unused by stigmer.
+   */
+  kept?: boolean;
+  /** its value is a secret: masked wherever it is shown */
+  secret?: boolean;
   /** flag of `stigmer local start` that overrides everything */
   flag?: keyof ConfigFlags;
   flagName?: string;
@@ -112,6 +119,18 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: 'backend.local.agent_runner.command', type: 'string', expect: 'an executable', env: 'STIGMER_AGENT_RUNNER_BIN', pattern: /\S/ },
   { key: 'backend.local.agent_runner.args', type: 'list', expect: 'a list of strings' },
   { key: 'backend.cloud.endpoint', type: 'string', expect: 'host:port', env: 'STIGMER_CLOUD_ENDPOINT', pattern: HOST_PORT },
+  // Written by the real Stigmer CLI (client-apps/cli/internal/cli/config): kept, not used here.
+  { key: 'backend.local.execution.mode', type: 'enum', values: ['local', 'sandbox', 'auto'], expect: 'one of local, sandbox, auto', kept: true },
+  { key: 'backend.local.execution.sandbox_image', type: 'string', expect: 'a container image', kept: true },
+  { key: 'backend.local.execution.auto_pull', type: 'boolean', expect: 'true or false', kept: true },
+  { key: 'backend.local.execution.cleanup', type: 'boolean', expect: 'true or false', kept: true },
+  { key: 'backend.local.execution.ttl', type: 'seconds', expect: 'a number of seconds', kept: true },
+  { key: 'backend.local.llm.api_key', type: 'string', expect: 'an API key', kept: true, secret: true },
+  { key: 'backend.cloud.token', type: 'string', expect: 'a token', kept: true, secret: true },
+  { key: 'backend.cloud.org_id', type: 'string', expect: 'an organization id', kept: true },
+  { key: 'backend.cloud.env_id', type: 'string', expect: 'an environment id', kept: true },
+  { key: 'context.organization', type: 'string', expect: 'an organization name or id', kept: true },
+  { key: 'context.environment', type: 'string', expect: 'an environment name or id', kept: true },
 ];
 
 const BY_KEY = new Map(CONFIG_KEYS.map((k) => [k.key, k]));
@@ -163,6 +182,8 @@ export function parseKeyValue(spec: KeySpec, raw: string, what: string = spec.ke
       const n = Number(text);
       return n >= 1 && n <= 65535 ? ok(n) : bad();
     }
+    case 'seconds':
+      return /^\d+$/.test(text) ? ok(Number(text)) : bad();
     case 'enum': {
       if (spec.values?.includes(text)) return ok(text);
       const r = bad();
