@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { fail } from '../src/model/failure.js';
 import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/model/kind.js';
 import { UserError } from '../src/util/errors.js';
-import { resolveStack } from '../src/stack/resolve.js';
+import { stackValues } from '../src/stack/resolve.js';
 import type { StigmerConfig } from '../src/stack/config/types.js';
 
 export interface ResolveConfigWith {
@@ -35,7 +35,7 @@ const resolveConfig: TaskKind<ResolveConfigWith> = {
     const config = checkConfig(ctx.with.config);
     let outputs: Record<string, unknown>;
     try {
-      outputs = resolveStack(config, { ...process.env, ...ctx.env });
+      outputs = stackValues(config, { ...process.env, ...ctx.env });
     } catch (err) {
       if (err instanceof UserError) throw new TaskError(fail.invalidInput(err.message));
       throw err;

@@ -25,7 +25,7 @@ function splitAddress(address: string): { host: string; port: number } {
  * `stigmer local status` describes a stopped stack by. Throws UserError for a value that cannot
  * work (an address that is not host:port, a Temporal version with no release).
  */
-export function resolveStack(config: StigmerConfig, env: Record<string, string | undefined> = process.env): Record<string, unknown> {
+export function stackValues(config: StigmerConfig, env: Record<string, string | undefined> = process.env): Record<string, unknown> {
   const local = config.backend.local;
   const t = local.temporal;
   const { host, port } = t.managed ? { host: '127.0.0.1', port: t.port } : splitAddress(t.address);

@@ -88,7 +88,7 @@ export async function stackStatus(): Promise<StackStatus> {
     ? { health: temporalHealth(resolved, stateOf(COMPONENTS.temporal)), llm: llmStatus(resolved) }
     : undefined;
 
-  const [{ tryLoadConfig, readDotenv }, { resolveStack }] = await Promise.all([import('./config/index.js'), import('./resolve.js')]);
+  const [{ tryLoadConfig, readDotenv }, { stackValues }] = await Promise.all([import('./config/index.js'), import('./resolve.js')]);
   const loaded = tryLoadConfig({ home });
   const file = loaded.ok ? loaded.value.file : loaded.error.file;
   const config: StackStatus['config'] = !loaded.ok
@@ -98,7 +98,7 @@ export async function stackStatus(): Promise<StackStatus> {
       : { file, exists: false, valid: null };
   if (!resolved && loaded.ok) {
     try {
-      resolved = resolveStack(loaded.value.config) as unknown as ResolvedView;
+      resolved = stackValues(loaded.value.config) as unknown as ResolvedView;
     } catch {
       resolved = recorded;
     }
