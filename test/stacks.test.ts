@@ -130,5 +130,11 @@ test('ls with no stacks says how to start one; a down with nothing there says wh
   assert.deepEqual(JSON.parse((await runCli(['ls', '--json'], { home })).stdout), { stacks: [] });
   const down = await runCli(['down', '-f', 'nowhere/x.yaml'], { home });
   assert.equal(down.code, 0);
-  assert.match(down.stderr, new RegExp(`^stigmer: nothing to stop \\(no state in ${home}/stacks/nowhere-[0-9a-f]{8}\\)\n$`));
+  assert.match(down.stderr, new RegExp(`^stigmer: nothing to stop \\(no state in ${home}/stacks/nowhere-[0-9a-f]{8}; \`stigmer ls\` lists every stack\\)\n$`));
+  const status = await runCli(['status', '-f', 'nowhere/x.yaml'], { home });
+  assert.match(status.stdout, /^nothing is running \(no state in .*\/stacks\/nowhere-[0-9a-f]{8}; `stigmer ls` lists every stack\)\n$/);
+  // `logs -f x.yaml` (a docker compose habit) is --follow and a task name here: said so.
+  const habit = await runCli(['logs', '-f', 'x.yaml'], { home });
+  assert.equal(habit.code, 2);
+  assert.match(habit.stderr, /\nhint: -f is --follow for logs; name the stack with --file x\.yaml\n$/);
 });

@@ -279,7 +279,7 @@ export async function runDown(o: CommonOptions & { quiet?: boolean }): Promise<n
   const paths = dataPaths(o.dataDir);
   // No state and nothing carrying the stack's marker: nothing to do, and no lock to take.
   if (!existsSync(paths.state) && findMarked(o.dataDir).length === 0) {
-    if (!o.quiet && o.output !== 'json') process.stderr.write(`stigmer: nothing to stop (no state in ${paths.root})\n`);
+    if (!o.quiet && o.output !== 'json') process.stderr.write(`stigmer: nothing to stop (no state in ${paths.root}; \`stigmer ls\` lists every stack)\n`);
     return EXIT.ok;
   }
   const say = (line: string): void => void process.stderr.write(`${line}\n`);

@@ -62,7 +62,7 @@ export function printStatus(dataDir: string, json: boolean): number {
     return EXIT.ok;
   }
   if (!s.tasks.length) {
-    process.stdout.write(`nothing is running (no state in ${dataPaths(dataDir).root})\n`);
+    process.stdout.write(`nothing is running (no state in ${dataPaths(dataDir).root}; \`stigmer ls\` lists every stack)\n`);
     return EXIT.ok;
   }
   const rows = [['TASK', 'STATE', 'PID', 'UPTIME', 'ADDRESS', 'LAST PROBE / ERROR']];

@@ -86,9 +86,12 @@ export async function printLogs(dataDir: string, o: LogOptions): Promise<number>
   if (unknown.length) {
     const names = [...new Set([...logged, ...(o.known ?? [])])].sort();
     const first = unknown[0]!;
+    // `logs -f x.yaml`, a docker compose habit: here -f is --follow.
+    const fileHint = /\.ya?ml$/.test(first) ? `\nhint: -f is --follow for logs; name the stack with --file ${first}` : '';
     throw new UserError(
       `stigmer: no log for "${first}"${didYouMean(first, names)}: the stack has no such task.` +
-        (names.length ? ` Tasks: ${names.join(', ')}` : ` (no logs yet in ${dataPaths(dataDir).logs})`),
+        (names.length ? ` Tasks: ${names.join(', ')}` : ` (no logs yet in ${dataPaths(dataDir).logs})`) +
+        fileHint,
       EXIT.usage,
     );
   }
