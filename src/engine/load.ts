@@ -6,9 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
-import { didYouMean, formatDiagnostics, type Diagnostic } from '../util/diagnostics.js';
-import { diagnosticAt, findNode, pointerPath, syntaxDiagnostics, valueAt, type AjvError, type Validator } from '../util/yaml-source.js';
+import { isScalar, type Document, type LineCounter, type Node as YamlNode } from 'yaml';
+import { didYouMean, formatDiagnostics, suggesting, type Diagnostic } from '../util/diagnostics.js';
+import { readYaml } from '../util/yaml-read.js';
+import { diagnosticAt, findNode, pairIndex, pointerPath, valueAt, type AjvError, type Validator } from '../util/yaml-source.js';
 import { UserError, EXIT } from '../util/errors.js';
 import { findRefs, parseRef } from './expressions.js';
 import { validatorFile } from '../util/paths.js';
@@ -46,13 +47,15 @@ async function tasksValidator(): Promise<Validator> {
 
 /** Diagnostics at paths of one parsed tasks file. */
 class Positions {
+  /** a file with 40,000 tasks must not scan its tasks map once per diagnostic */
+  private readonly lookup = pairIndex();
   constructor(
     readonly doc: Document,
     readonly lc: LineCounter,
   ) {}
   /** the value node at a path, and the key node holding it */
   find(path: (string | number)[]): { node?: YamlNode; key?: YamlNode } {
-    return findNode(this.doc, path);
+    return findNode(this.doc, path, this.lookup);
   }
   diag(file: string, path: (string | number)[], message: string, opts: { onKey?: boolean; offset?: number; length?: number } = {}): Diagnostic {
     const { node, key } = this.find(path);
@@ -61,7 +64,7 @@ class Positions {
   }
 }
 
-function dotted(path: (string | number)[]): string {
+function dotted(path: readonly (string | number)[]): string {
   let out = '';
   for (const seg of path) out += typeof seg === 'number' || /^\d+$/.test(String(seg)) ? `[${seg}]` : out ? `.${seg}` : String(seg);
   return out;
@@ -150,30 +153,37 @@ function schemaProps(e: AjvError): Record<string, unknown> | undefined {
   return (e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties;
 }
 
-/** Find a cycle among `needs` (DFS); returns the path a -> b -> a, or undefined. */
+/**
+ * Find a cycle among `needs` (depth-first, with an explicit stack: a chain of 40,000 tasks must
+ * not overflow the call stack); returns the path a -> b -> a, or undefined.
+ */
 export function findCycle(tasks: Map<string, { needs: string[] }>): string[] | undefined {
-  const color = new Map<string, 0 | 1 | 2>();
-  const stack: string[] = [];
-  const visit = (n: string): string[] | undefined => {
-    color.set(n, 1);
-    stack.push(n);
-    for (const m of tasks.get(n)?.needs ?? []) {
-      if (!tasks.has(m)) continue;
-      const c = color.get(m) ?? 0;
-      if (c === 1) return [...stack.slice(stack.indexOf(m)), m];
-      if (c === 0) {
-        const found = visit(m);
-        if (found) return found;
+  const color = new Map<string, 1 | 2>();
+  for (const root of tasks.keys()) {
+    if (color.has(root)) continue;
+    const path: string[] = [root];
+    const next: number[] = [0]; // per path entry: the index of the need to look at next
+    color.set(root, 1);
+    while (path.length) {
+      const n = path[path.length - 1]!;
+      const needs = tasks.get(n)?.needs ?? [];
+      const i = next[next.length - 1]!;
+      if (i >= needs.length) {
+        color.set(n, 2);
+        path.pop();
+        next.pop();
+        continue;
       }
-    }
-    stack.pop();
-    color.set(n, 2);
-    return undefined;
-  };
-  for (const n of tasks.keys()) {
-    if ((color.get(n) ?? 0) === 0) {
-      const found = visit(n);
-      if (found) return found;
+      next[next.length - 1] = i + 1;
+      const m = needs[i]!;
+      if (!tasks.has(m)) continue;
+      const c = color.get(m);
+      if (c === 1) return [...path.slice(path.indexOf(m)), m];
+      if (c === undefined) {
+        color.set(m, 1);
+        path.push(m);
+        next.push(0);
+      }
     }
   }
   return undefined;
@@ -212,33 +222,20 @@ export async function loadTasksFile(file: string, opts: LoadOptions): Promise<Ta
 }
 
 export async function parseTasks(source: string, path: string, displayPath: string, opts: LoadOptions): Promise<TasksFile> {
-  const lc = new LineCounter();
-  const doc = parseDocument(source, { lineCounter: lc, uniqueKeys: false, prettyErrors: false });
+  const read = readYaml(source, displayPath, {
+    underline: true,
+    // yaml would keep only the last of two equal keys, silently
+    duplicateMessage: (at, key, first) =>
+      at.length === 1 && at[0] === 'tasks' ? `duplicate task "${key}" (first defined on line ${first})` : `${at.length ? `${dotted(at)}: ` : ''}duplicate key "${key}" (first defined on line ${first})`,
+  });
+  const { doc, lc } = read;
   const pos = new Positions(doc, lc);
-  const diags: Diagnostic[] = [];
+  const diags: Diagnostic[] = read.diagnostics;
   const fail = (): never => {
     throw new UserError(formatDiagnostics(diags, source), EXIT.usage);
   };
-
-  diags.push(...syntaxDiagnostics(doc, lc, displayPath, { underline: true }));
   if (diags.length) fail();
-
-  // Duplicate task names (yaml would keep only the last one silently).
-  const tasksNode = isMap(doc.contents) ? doc.contents.items.find((p) => isScalar(p.key) && p.key.value === 'tasks')?.value : undefined;
-  if (isMap(tasksNode)) {
-    const first = new Map<string, number>();
-    for (const pair of tasksNode.items) {
-      if (!isScalar(pair.key)) continue;
-      const name = String(pair.key.value);
-      const range = pair.key.range ?? [0, 0, 0];
-      const here = lc.linePos(range[0]);
-      if (first.has(name)) {
-        diags.push({ file: displayPath, ...here, message: `duplicate task "${name}" (first defined on line ${first.get(name)})`, length: name.length });
-      } else first.set(name, here.line);
-    }
-  }
-
-  const data = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  const data = read.data;
   const validate = await tasksValidator();
   if (!validate(data)) diags.push(...schemaDiagnostics(validate.errors ?? [], data, pos, displayPath));
 
@@ -270,7 +267,7 @@ export async function parseTasks(source: string, path: string, displayPath: stri
     }
     t.needs.forEach((n, i) => {
       if (n === t.name) diags.push(pos.diag(displayPath, ['tasks', t.name, 'needs', i], `tasks.${t.name}.needs[${i}]: a task cannot need itself`));
-      else if (!tasks.has(n)) diags.push(pos.diag(displayPath, ['tasks', t.name, 'needs', i], `tasks.${t.name}.needs[${i}]: unknown task "${n}"${didYouMean(n, tasks.keys())}`));
+      else if (!tasks.has(n)) diags.push(suggesting(pos.diag(displayPath, ['tasks', t.name, 'needs', i], `tasks.${t.name}.needs[${i}]: unknown task "${n}"`), n, () => tasks.keys()));
     });
   }
   const selfless = new Map([...tasks].map(([k, v]) => [k, { needs: v.needs.filter((n) => n !== k) }]));
@@ -285,7 +282,9 @@ export async function parseTasks(source: string, path: string, displayPath: stri
   // References. `config.*` ones are checked once all are seen, and only if there is one.
   const configRefs: { path: (string | number)[]; at: { offset: number; length: number }; where: string; keys: string[] }[] = [];
   for (const t of tasks.values()) {
-    const reachable = cycle ? new Set(t.needs) : transitiveNeeds(tasks, t.name);
+    // computed on the first tasks.* reference only: most tasks have none
+    let reachableSet: Set<string> | undefined;
+    const reachable = (): Set<string> => (reachableSet ??= cycle ? new Set(t.needs) : transitiveNeeds(tasks, t.name));
     const visit = (value: unknown, path: (string | number)[]): void => {
       if (typeof value === 'string') {
         for (const r of findRefs(value)) {
@@ -297,8 +296,8 @@ export async function parseTasks(source: string, path: string, displayPath: stri
           if (typeof ref === 'string') diags.push(pos.diag(displayPath, path, `${where}: ${ref}`, at));
           else if (ref.root === 'tasks') {
             if (!tasks.has(ref.task)) {
-              diags.push(pos.diag(displayPath, path, `${where}: unknown task "${ref.task}" in \${{ ${r.text} }}${didYouMean(ref.task, tasks.keys())}`, at));
-            } else if (!reachable.has(ref.task)) {
+              diags.push(suggesting(pos.diag(displayPath, path, `${where}: unknown task "${ref.task}" in \${{ ${r.text} }}`, at), ref.task, () => tasks.keys()));
+            } else if (!reachable().has(ref.task)) {
               diags.push(pos.diag(displayPath, path, `${where}: \${{ ${r.text} }} refers to task "${ref.task}", which is not among the needs of "${t.name}" (add it to needs)`, at));
             }
           } else if (ref.root === 'config') configRefs.push({ path, at, where, keys: ref.path });

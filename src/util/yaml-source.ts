@@ -2,7 +2,7 @@
  * What the readers of YAML files (tasks file, config.yaml, agent.yaml) share to turn problems into
  * `file:line:col` diagnostics: YAML syntax errors, JSON-pointer paths of ajv errors, and the node
  * (value or key) a path points at. Each reader keeps its own wording of schema errors;
- * src/util/diagnostics.ts formats the result.
+ * src/util/yaml-read.ts parses and src/util/diagnostics.ts formats the result.
  */
 import { isMap, isScalar, isSeq, type Document, type LineCounter, type Node, type Pair } from 'yaml';
 import type { Diagnostic } from './diagnostics.js';
@@ -19,19 +19,6 @@ export interface AjvError {
 
 /** A precompiled ajv validator (dist/validators/*.js). */
 export type Validator = ((data: unknown) => boolean) & { errors?: AjvError[] | null };
-
-/**
- * The YAML syntax errors of a parsed document, one diagnostic each. `prefix` goes before yaml's
- * message; `underline` marks the whole offending text instead of one character.
- */
-export function syntaxDiagnostics(doc: Document, lc: LineCounter, file: string, opts: { prefix?: string; underline?: boolean } = {}): Diagnostic[] {
-  return doc.errors.map((e) => {
-    const { line, col } = e.pos[0] >= 0 ? lc.linePos(e.pos[0]) : { line: 1, col: 1 };
-    // With prettyErrors yaml appends " at line L, column C:" and a code frame; we print our own.
-    const message = `${opts.prefix ?? ''}${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`;
-    return opts.underline ? { file, line, col, message, length: Math.max(1, e.pos[1] - e.pos[0]) } : { file, line, col, message };
-  });
-}
 
 /** Decode one JSON-pointer segment (`~1` is "/", `~0` is "~"). */
 export function decodePointer(s: string): string {
@@ -56,16 +43,40 @@ export function pairOf(map: unknown, key: string | number): Pair<Node, unknown> 
   return map.items.find((p) => isScalar(p.key) && String(p.key.value) === String(key)) as Pair<Node, unknown> | undefined;
 }
 
+/** How findNode finds the pair of a key in a map. */
+export type PairLookup = (map: unknown, key: string | number) => Pair<Node, unknown> | undefined;
+
+/**
+ * pairOf with each map indexed on first use, for many lookups in a document that no longer
+ * changes (pairOf scans the map every time).
+ */
+export function pairIndex(): PairLookup {
+  const index = new WeakMap<object, Map<string, Pair<Node, unknown>>>();
+  return (map, key) => {
+    if (!isMap(map)) return undefined;
+    let byKey = index.get(map);
+    if (!byKey) {
+      byKey = new Map();
+      for (const p of map.items) {
+        const name = isScalar(p.key) ? String(p.key.value) : undefined;
+        if (name !== undefined && !byKey.has(name)) byKey.set(name, p as Pair<Node, unknown>);
+      }
+      index.set(map, byKey);
+    }
+    return byKey.get(String(key));
+  };
+}
+
 /**
  * The value node at a path and the key node holding it. Where the path leaves the document, the
  * deepest node reached (and its key), with `found: false`.
  */
-export function findNode(doc: Document, path: readonly (string | number)[]): { node?: Node; key?: Node; found: boolean } {
+export function findNode(doc: Document, path: readonly (string | number)[], lookup: PairLookup = pairOf): { node?: Node; key?: Node; found: boolean } {
   let node: unknown = doc.contents;
   let key: Node | undefined;
   for (const seg of path) {
     if (isMap(node)) {
-      const pair = pairOf(node, seg);
+      const pair = lookup(node, seg);
       if (!pair) return { node: node as Node, key, found: false };
       key = pair.key;
       node = pair.value;

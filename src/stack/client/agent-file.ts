@@ -6,10 +6,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import type { Document, LineCounter, Node } from 'yaml';
+import { readYaml } from '../../util/yaml-read.js';
 import { UserError, EXIT } from '../../util/errors.js';
 import { didYouMean, formatDiagnostics, type Diagnostic } from '../../util/diagnostics.js';
-import { diagnosticAt, findNode, pairOf, syntaxDiagnostics, valueAt, type AjvError, type Validator } from '../../util/yaml-source.js';
+import { diagnosticAt, findNode, pairOf, valueAt, type AjvError, type Validator } from '../../util/yaml-source.js';
 import { validatorFile } from '../../util/paths.js';
 
 /** What agent.yaml says. */
@@ -54,10 +55,8 @@ export async function readAgentFile(file: string, displayPath: string = file): P
 
 /** Parse and check agent YAML text; `file` names it in the diagnostics. */
 export async function checkAgentSource(source: string, file: string): Promise<AgentSpec> {
-  const lc = new LineCounter();
-  const doc = parseDocument(source, { lineCounter: lc, uniqueKeys: true, prettyErrors: true });
-  if (doc.errors.length) throw new UserError(formatDiagnostics(syntaxDiagnostics(doc, lc, file, { prefix: 'invalid YAML: ' }), source), EXIT.usage);
-  const data: unknown = doc.toJS();
+  const { doc, lc, data, diagnostics } = readYaml(source, file, { prefix: 'invalid YAML: ' });
+  if (diagnostics.length) throw new UserError(formatDiagnostics(diagnostics, source), EXIT.usage);
   const validate = await agentValidator();
   if (validate(data)) return data as AgentSpec;
   const ds = (validate.errors ?? []).map((e) => diagnosticFor(e, doc, lc, data, file));

@@ -7,11 +7,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import { isScalar, type Document, type LineCounter } from 'yaml';
+import { readYaml } from '../../util/yaml-read.js';
 import { UserError } from '../../util/errors.js';
 import { validatorFile } from '../../util/paths.js';
 import { formatDiagnostics, didYouMean, type Diagnostic } from '../../util/diagnostics.js';
-import { diagnosticAt, findNode, pairOf, pointerPath, syntaxDiagnostics, valueAt, type AjvError, type Validator } from '../../util/yaml-source.js';
+import { diagnosticAt, findNode, pairOf, pointerPath, valueAt, type AjvError, type Validator } from '../../util/yaml-source.js';
 import { CONFIG_KEYS, keySpec } from './keys.js';
 import type { ConfigFile } from './types.js';
 
@@ -49,8 +50,8 @@ export function readConfigFile(file: string): ReadConfig {
 
 /** Parse and validate config text; `file` names it in the diagnostics. Throws UserError (exit 2). */
 export function checkConfigSource(file: string, source: string): ConfigFile {
-  const { doc, lineCounter } = parseConfigSource(file, source);
-  const data = dropNulls(doc.toJS() ?? {}) as ConfigFile;
+  const { doc, lineCounter, data: parsed } = parseConfigSource(file, source);
+  const data = dropNulls(parsed ?? {}) as ConfigFile;
   const errors = validateConfig(data);
   if (errors.length) {
     const ds = errors.map((e) => diagnosticFor(file, doc, lineCounter, data, e));
@@ -59,12 +60,11 @@ export function checkConfigSource(file: string, source: string): ConfigFile {
   return data;
 }
 
-/** Parse YAML text; syntax errors become diagnostics (UserError, exit 2). */
-export function parseConfigSource(file: string, source: string): { doc: Document; lineCounter: LineCounter } {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(source, { lineCounter, prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length) throw new UserError(formatDiagnostics(syntaxDiagnostics(doc, lineCounter, file, { prefix: 'invalid YAML: ' }), source));
-  return { doc, lineCounter };
+/** Parse YAML text; syntax errors and what plain data cannot hold become diagnostics (UserError, exit 2). */
+export function parseConfigSource(file: string, source: string): { doc: Document; lineCounter: LineCounter; data: unknown } {
+  const read = readYaml(source, file, { prefix: 'invalid YAML: ' });
+  if (read.diagnostics.length) throw new UserError(formatDiagnostics(read.diagnostics, source));
+  return { doc: read.doc, lineCounter: read.lc, data: read.data };
 }
 
 /** Schema errors of a config object ([] when valid). */
