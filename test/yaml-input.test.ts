@@ -116,7 +116,7 @@ test('CLI: an alias error is exit 2 with its position in validate, up and config
   for (const cmd of ['validate', 'up']) {
     const r = await runCli([cmd, '-f', 't.yaml'], { home });
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /^t\.yaml:5:11: unknown alias \*nope: no anchor &nope before it\n/);
+    assert.match(r.stderr, /^t\.yaml:5:11: unknown alias \*nope: no anchor &nope before it\n/m);
     assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
   }
   mkdirSync(home, { recursive: true });
