@@ -5,13 +5,14 @@
  * timeout) stops the whole group, grandchildren included. Its output goes, ANSI stripped and
  * secrets masked, to the task's log file and to the progress display.
  */
-import { closeSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { closeSync, statSync, writeSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { TaskError, type TaskContext, type TaskKind, type TaskResult, type UndoDescriptor } from '../src/model/kind.js';
 import { fail, formatMs } from '../src/model/failure.js';
 import { mask } from '../src/util/mask.js';
 import { runCommand } from '../src/process/command.js';
 import { abortError, childEnv, formatCommandLine, shortCommand } from '../src/process/proc.js';
+import { openLog } from '../src/process/log-file.js';
 
 export interface ExecWith {
   command: string;
@@ -47,8 +48,7 @@ async function run(ctx: TaskContext<ExecWith>): Promise<TaskResult> {
   if (!isDirectory(cwd)) throw new TaskError(fail.spawnFailed(line, `working directory ${cwd} does not exist`));
   if (ctx.signal.aborted) throw abortError(ctx.signal);
 
-  mkdirSync(dirname(ctx.logFile), { recursive: true });
-  const log = openSync(ctx.logFile, 'a');
+  const log = openLog(ctx.logFile);
   const started = performance.now();
   let result;
   // Recorded while it runs, so a kill -9 of the CLI leaves a record `down` can stop it by.

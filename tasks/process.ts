@@ -45,6 +45,8 @@ export interface ProcessWith {
   stop?: { signal?: string; grace?: unknown };
   /** variables of stigmer's own environment not passed on (`NAME`, or `PREFIX*`); `env` may set them again */
   unset_env?: string[];
+  /** start it with umask 077: what it creates (a database, a store) is the user's alone */
+  private_files?: boolean;
 }
 
 /** The inherited variables `patterns` name, removed; what the task's `env` sets stays. */
@@ -224,7 +226,7 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
   if (ctx.signal.aborted) throw abortError(ctx.signal);
 
   const started = performance.now();
-  const svc = await spawnService({ command: w.command, args, cwd, env, logFile: ctx.logFile, stack: ctx.dataDir });
+  const svc = await spawnService({ command: w.command, args, cwd, env, logFile: ctx.logFile, stack: ctx.dataDir, ...(w.private_files ? { umask: 0o077 } : {}) });
   const undo: UndoDescriptor = {
     type: 'stop-process',
     pid: svc.pid,

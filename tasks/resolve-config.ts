@@ -6,7 +6,7 @@
  *
  * Pure and cheap: it only computes (src/stack/resolve.ts), and makes sure the data dir exists.
  */
-import { mkdirSync } from 'node:fs';
+import { makePrivateDir } from '../src/util/private-dir.js';
 import { fail } from '../src/model/failure.js';
 import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/model/kind.js';
 import { UserError } from '../src/util/errors.js';
@@ -41,9 +41,10 @@ const resolveConfig: TaskKind<ResolveConfigWith> = {
       throw err;
     }
     try {
-      mkdirSync(config.backend.local.data_dir, { recursive: true });
+      makePrivateDir(config.backend.local.data_dir, 'backend.local.data_dir');
     } catch (err) {
-      throw new TaskError(fail.writeFailed('create the data dir', config.backend.local.data_dir, (err as Error).message));
+      // makePrivateDir says why in its own words ("stigmer: cannot use X as the ...: <reason>")
+      throw new TaskError(fail.writeFailed('create the data dir', config.backend.local.data_dir, (err as Error).message.replace(/^stigmer: cannot use .* as the [\w. ]+: /, '')));
     }
     const t = outputs['temporal'] as { managed: boolean; address: string; version: string };
     const { provider, model } = config.backend.local.llm;

@@ -34,6 +34,17 @@ Stigmer stack as components (Temporal health, the LLM and its model, which keys 
  * (types only); load the work inside the action. Help lists the product first, then the engine.
  */
 export function registerCommands(program: Command, app: App): void {
+  // Any command may print a log line, a status or an event a key could hide in, or start a child
+  // that must not inherit one: register the keys before the action runs (with the recorded
+  // processes of the stack it names, and of the local stack).
+  program.hook('preAction', async (_program, action) => {
+    const [{ registerStackSecrets }, { stigmerHome }, { resolveStack }] = await Promise.all([import('../stack/secrets.js'), import('../util/paths.js'), import('../engine/stacks.js')]);
+    const o = action.opts() as { dataDir?: unknown; file?: unknown };
+    const dataDirs = [stigmerHome()];
+    if (typeof o.dataDir === 'string') dataDirs.push(o.dataDir);
+    else if (typeof o.file === 'string') dataDirs.push(resolveStack({ file: o.file }).dataDir);
+    registerStackSecrets({ dataDirs });
+  });
   program.commandsGroup('Stigmer:');
   registerInit(program, app);
   registerLocal(program, app);

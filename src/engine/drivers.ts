@@ -18,6 +18,7 @@ import { buildGraph, type Graph } from './graph.js';
 import { loadTasksFile, type TasksFile } from './load.js';
 import { acquireLock, LockUnwritable, type Lock } from './lock.js';
 import { openState, StateUnreadable } from './open-state.js';
+import { makePrivateDir } from '../util/private-dir.js';
 import { mask } from '../util/mask.js';
 import { dataPaths } from '../util/paths.js';
 import { undoRecorded } from './rollback.js';
@@ -135,6 +136,9 @@ interface Execution {
 async function execute(o: UpOptions, x: Execution): Promise<number> {
   const { app } = o;
   listenWithForce(app, o.dataDir);
+  // a data dir that can never work (a file, /proc, read-only) is one clear line, before the lock
+  makePrivateDir(o.dataDir);
+  makePrivateDir(dataPaths(o.dataDir).logs, 'log dir');
   const lock = acquireLock(dataPaths(o.dataDir).lock, `stigmer ${x.foreground ? 'up --foreground' : 'up'}`);
   app.onForce(() => lock.release());
   try {

@@ -1,5 +1,22 @@
-import { openSync, readSync, fstatSync, closeSync } from 'node:fs';
+import { openSync, readSync, fstatSync, fchmodSync, closeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { displayText, parseLogLine } from './log-line.js';
+import { makePrivateDir } from '../util/private-dir.js';
+
+/**
+ * Open a task's log for appending: private to the user (0600, also a log an older version left
+ * 0644), in a private directory. A service may write a key or a token to its log.
+ */
+export function openLog(file: string): number {
+  makePrivateDir(dirname(file), 'log dir');
+  const fd = openSync(file, 'a', 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+  } catch {
+    // not ours to change (another user's file): it stays as it is
+  }
+  return fd;
+}
 
 const ANSI = /\u001b\[[0-9;?]*[ -/]*[@-~]|\u001b\][^\u0007]*(\u0007|\u001b\\)/g;
 

@@ -9,10 +9,9 @@
  * Darwin has no /proc: identity degrades to the pid alone (start time 0) and port holders are not
  * found. Linux is what is tested.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, readdirSync, readFileSync, readlinkSync, statSync, writeSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskError, type UndoDescriptor } from '../model/kind.js';
 import { fail } from '../model/failure.js';
@@ -35,6 +34,8 @@ export {
   type ProcessIdentity,
   type ProcStat,
 } from './identity.js';
+import { isSecretVariable } from '../util/mask.js';
+import { openLog } from './log-file.js';
 
 const POLL_MS = 20;
 /** How long to wait for a group to vanish after SIGKILL before calling it a failure. */
@@ -86,9 +87,13 @@ export function shortCommand(line: string, max = 160): string {
   return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
 }
 
-/** process.env with each layer on top (later wins); values become strings. */
+/**
+ * process.env with each layer on top (later wins); values become strings. Secret variables (the
+ * API keys, src/util/mask.ts) are not inherited: a layer must name one for the child to get it.
+ */
 export function childEnv(...layers: Array<Record<string, unknown> | undefined>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!isSecretVariable(k)) env[k] = v;
   for (const layer of layers) {
     if (!layer) continue;
     for (const [k, v] of Object.entries(layer)) if (v !== undefined && v !== null) env[k] = String(v);
@@ -125,6 +130,8 @@ export interface ServiceSpec {
   logFile: string;
   /** the data dir of the stack it belongs to: the process and its descendants carry its marker (sweep.ts) */
   stack?: string;
+  /** the file-creation mask the service starts with (default: stigmer's own) */
+  umask?: number;
 }
 
 export interface ExitInfo {
@@ -163,8 +170,7 @@ export async function spawnService(spec: ServiceSpec): Promise<StartedService> {
   let fd: number;
   let logOffset: number;
   try {
-    mkdirSync(dirname(spec.logFile), { recursive: true });
-    fd = openSync(spec.logFile, 'a');
+    fd = openLog(spec.logFile);
   } catch (err) {
     throw new TaskError(fail.writeFailed('open its log', spec.logFile, errnoText(err)));
   }
@@ -176,7 +182,13 @@ export async function spawnService(spec: ServiceSpec): Promise<StartedService> {
     } catch (err) {
       throw new TaskError(fail.writeFailed('write its log', spec.logFile, errnoText(err)));
     }
-    child = spawn(spec.command, [...spec.args], { cwd: spec.cwd, env, detached: true, stdio: ['ignore', fd, fd] });
+    // A child inherits the umask at fork, which spawn does synchronously: set it for that moment.
+    const umask = spec.umask === undefined ? undefined : process.umask(spec.umask);
+    try {
+      child = spawn(spec.command, [...spec.args], { cwd: spec.cwd, env, detached: true, stdio: ['ignore', fd, fd] });
+    } finally {
+      if (umask !== undefined) process.umask(umask);
+    }
   } catch (err) {
     if (err instanceof TaskError) throw err;
     throw new TaskError(fail.spawnFailed(commandLine, describeSpawnError(err)));

@@ -9,7 +9,8 @@
  * The config is written before the download (the download reads it), but the lines print in
  * this order. A failed download exits 1 with the reason; nothing half-installed is left.
  */
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync } from 'node:fs';
+import { makePrivateDir } from '../util/private-dir.js';
 import { join } from 'node:path';
 import { signalExitCode, type App } from '../model/app.js';
 import { EXIT, UserError } from '../util/errors.js';
@@ -35,9 +36,9 @@ export async function runInit(opts: InitOptions): Promise<number> {
   const say = opts.out ?? ((line: string) => process.stdout.write(`${mask(line)}\n`));
   const home = stigmerHome();
   const homeExisted = existsSync(home);
-  mkdirSync(home, { recursive: true, mode: 0o700 });
-  mkdirSync(join(home, 'bin'), { recursive: true });
-  mkdirSync(join(home, 'logs'), { recursive: true });
+  makePrivateDir(home, 'STIGMER_HOME');
+  makePrivateDir(join(home, 'bin'), 'STIGMER_HOME');
+  makePrivateDir(join(home, 'logs'), 'STIGMER_HOME');
 
   const file = configPath(home);
   let configLine: string;
@@ -60,7 +61,7 @@ export async function runInit(opts: InitOptions): Promise<number> {
     }
     throw err;
   }
-  mkdirSync(config.backend.local.data_dir, { recursive: true });
+  makePrivateDir(config.backend.local.data_dir, 'backend.local.data_dir');
   say(homeExisted ? `✓ Config directory exists: ${home}` : `✓ Created config directory: ${home}`);
 
   const temporal = config.backend.local.temporal;

@@ -1,8 +1,12 @@
 /**
  * Secret values registered during a run. Everything stigmer prints, logs, emits as JSON or writes
  * to the state file goes through `mask`, so a registered value never appears in clear.
+ *
+ * Secret variables (API keys) are also kept from child processes: `childEnv` leaves them out of
+ * the environment a child inherits, so only a task that names one in its own `env` receives it.
  */
 const secrets = new Set<string>();
+const secretVariables = new Set<string>();
 
 export const MASK = '********';
 
@@ -31,7 +35,24 @@ export function maskDeep<T>(value: T): T {
   return value;
 }
 
+/**
+ * Variables whose values are secrets: each value found in `sources` is masked from now on, and
+ * the names are never inherited by a child process.
+ */
+export function registerSecretVariables(names: readonly string[], ...sources: Array<Record<string, string | undefined>>): void {
+  for (const name of names) {
+    secretVariables.add(name);
+    for (const source of sources) registerSecret(source[name]);
+  }
+}
+
+/** Whether a variable is a registered secret variable (kept from child processes). */
+export function isSecretVariable(name: string): boolean {
+  return secretVariables.has(name);
+}
+
 /** For tests. */
 export function clearSecrets(): void {
   secrets.clear();
+  secretVariables.clear();
 }

@@ -3,7 +3,8 @@
  * the result is validated before it is written, and written atomically (temp file + rename,
  * mode 0600).
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { makePrivateDir } from '../../util/private-dir.js';
 import { dirname, join } from 'node:path';
 import { parseDocument, type Document } from 'yaml';
 import { LLM_DEFAULTS, MODE_DEFAULT_PROVIDER, isLlmProvider, type LlmProvider } from '../llm/defaults.js';
@@ -138,7 +139,7 @@ function followProvider(doc: Document, provider: LlmProvider, notes: string[]): 
 
 /** Write a file atomically: a temp file in the same directory, then rename over the target. */
 export function writeFileAtomic(file: string, text: string, mode = 0o600): void {
-  mkdirSync(dirname(file), { recursive: true });
+  makePrivateDir(dirname(file), 'directory of the config file');
   const tmp = join(dirname(file), `.${process.pid}.${Date.now()}.tmp`);
   try {
     writeFileSync(tmp, text, { mode });
