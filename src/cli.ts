@@ -7,6 +7,8 @@ import { EXIT, UserError } from './util/errors.js';
 import { mask } from './util/mask.js';
 import { createApp } from './app.js';
 import type { App } from './model/app.js';
+import { didYouMean, printable } from './util/diagnostics.js';
+import type { Command } from 'commander';
 
 const VERSION = '0.1.0';
 
@@ -32,6 +34,11 @@ async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(mask(s)), writeOut: (s) => process.stdout.write(s) });
   registerCommands(program, app);
+  const unknown = unknownHelpTopic(program, argv.slice(2));
+  if (unknown) {
+    process.stderr.write(`${mask(unknown)}\n(run with --help for usage)\n`);
+    return EXIT.usage;
+  }
   try {
     await program.parseAsync(argv);
     return app.exitCode;
@@ -41,13 +48,37 @@ async function main(argv: string[]): Promise<number> {
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     if (err instanceof UserError) {
-      if (err.message) process.stderr.write(`${mask(err.message)}\n`);
+      // a message may quote what the user gave (a path, a value): never let it drive the terminal
+      if (err.message) process.stderr.write(`${mask(err.message).split('\n').map(printable).join('\n')}\n`);
       return err.exitCode;
     }
     const e = err as Error;
     process.stderr.write(`stigmer: internal error: ${mask(e?.stack ?? String(err))}\n`);
     return 70;
   }
+}
+
+/**
+ * `stigmer help nope` (or `stigmer local help nope`): commander prints the whole help for an
+ * unknown topic and says nothing about it. The message it gives for `stigmer nope` instead.
+ */
+function unknownHelpTopic(program: Command, args: string[]): string | undefined {
+  let cmd = program;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a.startsWith('-')) return undefined;
+    const byName = (name: string): Command | undefined => cmd.commands.find((c) => c.name() === name || c.aliases().includes(name));
+    if (a === 'help' && cmd.commands.length && !byName('help')?.commands.length) {
+      const topic = args[i + 1];
+      if (topic === undefined || topic.startsWith('-') || byName(topic)) return undefined;
+      const names = cmd.commands.map((c) => c.name()).filter((n) => n !== 'help');
+      return `error: unknown command '${topic}'${didYouMean(topic, names).replace(' (did you mean "', ' (Did you mean ').replace('"?)', '?)')}`;
+    }
+    const sub = byName(a);
+    if (!sub) return undefined;
+    cmd = sub;
+  }
+  return undefined;
 }
 
 main(process.argv).then(

@@ -9,6 +9,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { EXIT, UserError } from './errors.js';
+import { printable } from './diagnostics.js';
 
 const REASONS: Record<string, string> = {
   EACCES: 'permission denied',
@@ -26,22 +27,25 @@ export function makePrivateDir(dir: string, what = 'data dir'): string {
   const abs = resolve(dir);
   const fail = (at: string, err: NodeJS.ErrnoException | string): never => {
     const why = typeof err === 'string' ? err : `${REASONS[err.code ?? ''] ?? err.message} (${err.code ?? 'error'})`;
-    throw new UserError(`stigmer: cannot use ${abs} as the ${what}: ${at === abs ? '' : `${at}: `}${why}`, EXIT.usage);
+    throw new UserError(`stigmer: cannot use ${printable(abs)} as the ${what}: ${at === abs ? '' : `${printable(at)}: `}${why}`, EXIT.usage);
   };
   const missing: string[] = [];
+  let underFile = false; // ENOTDIR: some parent is a file; keep walking up to name it
   for (let p = abs; ; p = dirname(p)) {
     let isDir: boolean;
     try {
       isDir = statSync(p).isDirectory();
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      if (e.code === 'ENOENT' && dirname(p) !== p) {
+      if ((e.code === 'ENOENT' || e.code === 'ENOTDIR') && dirname(p) !== p) {
+        underFile ||= e.code === 'ENOTDIR';
         missing.push(p);
         continue;
       }
-      return fail(p, e.code === 'ENOTDIR' ? 'a part of the path is a file, not a directory' : e);
+      return fail(p, e);
     }
     if (!isDir) fail(p, 'it is a file, not a directory');
+    if (underFile) fail(p, 'a part of the path is a file, not a directory');
     break;
   }
   for (const p of missing.reverse()) {

@@ -2,9 +2,10 @@
  * The commented default config `stigmer init` writes. Only what names the mode is set; every
  * other key is shown commented out with its default, so a newer stigmer's defaults still apply.
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../util/paths.js';
+import { makePrivateDir } from '../../util/private-dir.js';
 import { LLM_DEFAULTS } from '../llm/defaults.js';
 import {
   DEFAULT_CLOUD_ENDPOINT,
@@ -27,7 +28,7 @@ export function schemaCopyPath(home: string): string {
 /** Copy the package's config schema next to the config (private, like the config). */
 export function refreshSchemaCopy(home: string): void {
   try {
-    mkdirSync(home, { recursive: true, mode: 0o700 });
+    makePrivateDir(home, 'STIGMER_HOME');
     copyFileSync(join(packageRoot, 'schemas', 'config.schema.json'), schemaCopyPath(home));
     chmodSync(schemaCopyPath(home), 0o600);
   } catch {
@@ -40,6 +41,7 @@ export function refreshSchemaCopy(home: string): void {
  * true when it was written.
  */
 export function ensureConfigFile(home: string, file: string, write: (file: string, text: string) => void): boolean {
+  makePrivateDir(home, 'STIGMER_HOME'); // a home that can never work is one clear line here
   refreshSchemaCopy(home);
   if (existsSync(file)) return false;
   write(file, defaultConfigText(home));
