@@ -5,7 +5,8 @@
  *   node dist/bench/index.js [suite...] [--quick] [--no-save]
  *
  * Suites: overhead, readiness, scale, cold-start, compare (the engine, issue 2), local-stack (the
- * stack, issue 3), agent (server and agent-runner, issue 4), log-capture (issue 9); default: all,
+ * stack, issue 3), agent (server and agent-runner, issue 4), log-capture (issue 9), diagnostics (a
+ * broken tasks file's errors, issue 8); default: all,
  * in that order.
  * `--quick` takes fewer runs (for a smoke check); `--no-save` leaves bench/results.json alone.
  */
@@ -22,8 +23,9 @@ import { compare } from './compare.js';
 import { localStack } from './local-stack.js';
 import { agentSuite } from './agent.js';
 import { logCapture } from './log-capture.js';
+import { diagnostics } from './diagnostics.js';
 
-const SUITES: Suite[] = [overhead, readiness, scale, coldStart, compare, localStack, agentSuite, logCapture];
+const SUITES: Suite[] = [overhead, readiness, scale, coldStart, compare, localStack, agentSuite, logCapture, diagnostics];
 
 interface SavedSuite extends SuiteResult {
   date: string;
