@@ -43,6 +43,7 @@ test('no file, no environment: the zero-config defaults, every origin "default"'
           port: 7233,
           ui_port: 8233,
           download_url: 'https://github.com/temporalio/cli/releases/download',
+          bin: null,
           namespace: 'default',
           auth: 'none',
           tls: { enabled: false, server_ca_cert: null, server_name: null, client_cert: null, client_key: null, disable_host_verification: false },

@@ -207,6 +207,18 @@ async function checkTemporal(mod: Loaded, config: import('./config/index.js').St
   } catch (e) {
     return [fail('temporal', (e as Error).message.split('\n')[0]!, 'Use an external Temporal: backend.local.temporal.managed false.')];
   }
+  const { chooseTemporalCli } = await import('./config/temporal.js');
+  let cli: ReturnType<typeof chooseTemporalCli>;
+  try {
+    cli = chooseTemporalCli(config, release);
+  } catch (e) {
+    const [first, ...rest] = (e as Error).message.split('\n');
+    return [fail('temporal', first!, rest.join(' ') || 'Unset backend.local.temporal.bin to let stigmer download the CLI.')];
+  }
+  if (cli.source !== 'download') {
+    const from = cli.source === 'path' ? 'on PATH' : 'backend.local.temporal.bin';
+    return [ok('temporal', `Temporal CLI ${cli.version} (${from}) answers --version: ${cli.bin}`), ok('download', 'Temporal download: not needed (a CLI of your own is used)')];
+  }
   if (existsSync(release.bin)) {
     const r = spawnSync(release.bin, ['--version'], { encoding: 'utf8', timeout: 5000, env: { ...process.env, TEMPORAL_CONFIG_FILE: undefined } });
     const out = `${r.stdout ?? ''}`.trim().split('\n')[0] ?? '';

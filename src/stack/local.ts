@@ -102,7 +102,7 @@ export async function stackLogs(components: string[], o: { lines?: number; since
 }
 
 interface Resolved {
-  temporal?: { managed?: boolean; address?: string; version?: string; ui_url?: string | null };
+  temporal?: { managed?: boolean; address?: string; version?: string; ui_url?: string | null; cli_source?: string | null };
   server?: { address?: string };
   llm?: { provider?: string; model?: string; base_url?: string };
 }
@@ -121,7 +121,8 @@ export function summaryText(outputs: Record<string, unknown>, foreground = false
   const r = outputs as Resolved;
   const t = r.temporal ?? {};
   const lines = ['', '✓ Stigmer is running'];
-  lines.push(`  Temporal gRPC:  ${t.address} (${t.managed ? `managed, Temporal CLI ${t.version}` : 'external'})`);
+  const from = t.cli_source === 'path' ? ' from PATH' : t.cli_source === 'configured' ? ' (backend.local.temporal.bin)' : '';
+  lines.push(`  Temporal gRPC:  ${t.address} (${t.managed ? `managed, Temporal CLI ${t.version}${from}` : 'external'})`);
   if (t.ui_url) lines.push(`  Temporal UI:    ${t.ui_url}`);
   lines.push(`  Server:         ${r.server?.address}`);
   lines.push(`  LLM:            ${r.llm?.provider} ${r.llm?.model} at ${r.llm?.base_url}`);

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { LLM_DEFAULTS } from './llm/defaults.js';
-import { temporalRelease, type TemporalRelease } from './config/temporal.js';
+import { chooseTemporalCli, temporalRelease, type TemporalRelease } from './config/temporal.js';
 import type { StigmerConfig } from './config/types.js';
 
 const DEFAULT_WAIT_TIMEOUT = '30s';
@@ -30,6 +30,8 @@ export function stackValues(config: StigmerConfig, env: Record<string, string | 
   const t = local.temporal;
   const { host, port } = t.managed ? { host: '127.0.0.1', port: t.port } : splitAddress(t.address);
   const release: TemporalRelease | undefined = t.managed ? temporalRelease(config) : undefined;
+  // A CLI the user has (configured, or on PATH) is run as it is: nothing to download.
+  const cli = release ? chooseTemporalCli(config, release, env) : undefined;
   const llm = { ...local.llm, key_env: LLM_DEFAULTS[local.llm.provider].key_env ?? null };
   const server = {
     address: local.endpoint,
@@ -72,7 +74,11 @@ export function stackValues(config: StigmerConfig, env: Record<string, string | 
     port,
     ui_port: t.managed && !t.headless ? t.ui_port : null,
     ui_url: t.managed && !t.headless ? `http://localhost:${t.ui_port}` : null,
-    version: t.version,
+    version: cli?.version ?? t.version,
+    /** where the CLI comes from: download (stigmer's own, verified), configured, path */
+    cli_source: cli?.source ?? null,
+    /** download-temporal runs only for stigmer's own install */
+    download: cli?.source === 'download',
     namespace: t.namespace,
     auth: t.auth,
     /** the grpc probe's tls block: null fields left out by the probe */
@@ -90,7 +96,7 @@ export function stackValues(config: StigmerConfig, env: Record<string, string | 
     archive_url: release?.archiveUrl ?? null,
     checksums_url: release?.checksumsUrl ?? null,
     install_dir: release?.installDir ?? null,
-    bin: release?.bin ?? null,
+    bin: cli?.bin ?? null,
     db_file: dbFile,
     /** how long wait-port waits for the Temporal frontend (STIGMER_TEMPORAL_WAIT_TIMEOUT) */
     wait_timeout: env['STIGMER_TEMPORAL_WAIT_TIMEOUT'] || DEFAULT_WAIT_TIMEOUT,

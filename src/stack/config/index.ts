@@ -135,6 +135,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const uiPort = pick('backend.local.temporal.ui_port', DEFAULT_TEMPORAL_UI_PORT) as number;
   const version = pick('backend.local.temporal.version', DEFAULT_TEMPORAL_VERSION) as string;
   const downloadUrl = stripSlash(pick('backend.local.temporal.download_url', TEMPORAL_DOWNLOAD_BASE) as string);
+  const ownBin = pick('backend.local.temporal.bin', null) as string | null;
   const addressOverride = layers['backend.local.temporal.address']!.find((l) => l.rank < 2);
   let managed: boolean;
   if (addressOverride) {
@@ -170,7 +171,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
         endpoint,
         data_dir: dataDir,
         llm: { provider, model, base_url: baseUrl },
-        temporal: { managed, address, version, port, ui_port: uiPort, download_url: downloadUrl, ...connection, ...devOptions },
+        temporal: { managed, address, version, port, ui_port: uiPort, download_url: downloadUrl, bin: ownBin === null ? null : expandPath(ownBin, home), ...connection, ...devOptions },
         server,
         agent_runner: agentRunner,
       },

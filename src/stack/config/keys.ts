@@ -114,6 +114,7 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
   { key: 'backend.local.temporal.headless', type: 'boolean', expect: 'true or false' },
   { key: 'backend.local.temporal.log_level', type: 'enum', values: ['debug', 'info', 'warn', 'error', 'never'], expect: 'one of debug, info, warn, error, never' },
   { key: 'backend.local.temporal.extra_args', type: 'list', expect: 'a list of strings' },
+  { key: 'backend.local.temporal.bin', type: 'string', expect: 'the path of a Temporal CLI', env: 'STIGMER_TEMPORAL_BIN', pattern: /\S/ },
   { key: 'backend.local.server.command', type: 'string', expect: 'an executable', env: 'STIGMER_SERVER_BIN', pattern: /\S/ },
   { key: 'backend.local.server.args', type: 'list', expect: 'a list of strings' },
   { key: 'backend.local.agent_runner.command', type: 'string', expect: 'an executable', env: 'STIGMER_AGENT_RUNNER_BIN', pattern: /\S/ },

@@ -3,7 +3,9 @@
  *   {base}/v{V}/temporal_cli_{V}_{os}_{arch}.tar.gz   and   {base}/v{V}/checksums.txt
  * installed (verified, atomically) as <home>/bin/temporal-<V>/temporal.
  */
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { UserError } from '../../util/errors.js';
 import type { StigmerConfig } from './types.js';
 
@@ -47,4 +49,58 @@ export function temporalRelease(
     installDir,
     bin: join(installDir, 'temporal'),
   };
+}
+
+/** Which Temporal CLI the managed server runs, and where it came from. */
+export interface TemporalCli {
+  bin: string;
+  /** the version it reports (`temporal --version`), or the release's for a download */
+  version: string;
+  /** configured: backend.local.temporal.bin; path: `temporal` on PATH; download: stigmer's own install */
+  source: 'configured' | 'path' | 'download';
+}
+
+/** `temporal version 1.8.2 (Server ...)` -> 1.8.2, when `bin` runs and says so. */
+function reportedVersion(bin: string): { version?: string; error?: string } {
+  const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.error) return { error: (r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : r.error.message };
+  const m = /temporal version (\d+\.\d+\.\d+\S*)/.exec(r.stdout ?? '');
+  if (r.status !== 0 || !m) return { error: `\`${bin} --version\` answered ${r.status === 0 ? JSON.stringify((r.stdout ?? '').trim().slice(0, 80)) : `with exit code ${r.status}`}` };
+  return { version: m[1]! };
+}
+
+function onPath(name: string, path: string | undefined): string | undefined {
+  for (const dir of (path ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The CLI to run: `backend.local.temporal.bin` when set (it must answer `--version`); else
+ * stigmer's own install when it is there; else a `temporal` on PATH that answers `--version`;
+ * else the release, to be downloaded. Throws UserError for a configured CLI that does not run.
+ */
+export function chooseTemporalCli(config: Pick<StigmerConfig, 'backend'>, release: TemporalRelease, env: Record<string, string | undefined> = process.env): TemporalCli {
+  const own = config.backend.local.temporal.bin;
+  if (own) {
+    const r = reportedVersion(own);
+    if (!r.version) {
+      throw new UserError(`backend.local.temporal.bin (or STIGMER_TEMPORAL_BIN): ${own} is not a working Temporal CLI: ${r.error}\nPoint it at a \`temporal\` executable, or unset it to let stigmer download one: stigmer config unset backend.local.temporal.bin`);
+    }
+    return { bin: own, version: r.version, source: 'configured' };
+  }
+  if (!existsSync(release.bin)) {
+    const found = onPath('temporal', env['PATH']);
+    const version = found ? reportedVersion(found).version : undefined;
+    if (found && version) return { bin: found, version, source: 'path' };
+  }
+  return { bin: release.bin, version: release.version, source: 'download' };
 }

@@ -32,6 +32,7 @@ export interface ConfigFile {
         headless?: boolean;
         log_level?: TemporalLogLevel;
         extra_args?: string[];
+        bin?: string;
       };
       server?: { command?: string; args?: string[] };
       agent_runner?: { command?: string; args?: string[] };
@@ -107,6 +108,8 @@ export interface StigmerConfig {
         ui_port: number;
         /** release base URL, without a trailing slash */
         download_url: string;
+        /** a Temporal CLI of the user's to run instead of downloading one (absolute), or null */
+        bin: string | null;
       } & TemporalConnection &
         TemporalDevOptions;
       server: CommandSpec;
