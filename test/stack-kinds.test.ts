@@ -55,6 +55,8 @@ test('resolve-config: the managed stack values, and the data dir created', async
     ui_port: 18233,
     ui_url: 'http://localhost:18233',
     version: '1.8.2',
+    cli_source: 'download',
+    download: true,
     namespace: 'default',
     auth: 'none',
     tls: { enabled: false, server_ca_cert: null, server_name: null, client_cert: null, client_key: null, disable_host_verification: false },
