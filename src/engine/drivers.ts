@@ -139,7 +139,7 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
   // a data dir that can never work (a file, /proc, read-only) is one clear line, before the lock
   makePrivateDir(o.dataDir);
   makePrivateDir(dataPaths(o.dataDir).logs, 'log dir');
-  const lock = acquireLock(dataPaths(o.dataDir).lock, `stigmer ${x.foreground ? 'up --foreground' : 'up'}`);
+  const lock = await acquireLock(dataPaths(o.dataDir).lock, `stigmer ${x.foreground ? 'up --foreground' : 'up'}`);
   app.onForce(() => lock.release());
   try {
     const { state } = openState(o.dataDir, (line) => process.stderr.write(`${line}\n`), x.file);
@@ -290,7 +290,7 @@ export async function runDown(o: CommonOptions & { quiet?: boolean }): Promise<n
   let troubled = false;
   let lock: Lock | undefined;
   try {
-    lock = acquireLock(paths.lock, 'stigmer down');
+    lock = await acquireLock(paths.lock, 'stigmer down');
   } catch (err) {
     if (!(err instanceof LockUnwritable)) throw err;
     // Stopping must work on a read-only or full disk: best effort, and say so.

@@ -1,12 +1,30 @@
 /**
- * One run at a time per data dir: `run.lock` holds the pid and start time of its holder. A lock
- * whose holder is gone (or whose pid now belongs to another program) is taken over.
+ * One run at a time per data dir, for real: `run.lock` is held with flock(2), a kernel lock that
+ * dies with its holder, so there is no check-then-act window and no stale lock to take over.
+ *
+ * Node has no flock, and the npm bindings need a native build, so a tiny helper holds it: a shell
+ * (util-linux `flock` on its descriptor 3) that stays alive reading its stdin, a pipe from this
+ * process. When stigmer exits, even by kill -9, the pipe closes, the helper exits and the kernel
+ * drops the lock. The helper runs in its own process group (a Ctrl-C must not release the lock
+ * while the undo is still running) and without the stack marker (a sweep must never take it).
+ *
+ * Protocol: lock the descriptor, then check that the path still names the locked file (a holder
+ * removes the file before it unlocks; a waiter that locked the removed file retries), then write
+ * the holder (pid, start time, command) into it, for messages only. A lock file naming a live
+ * holder that does not hold the flock is an older stigmer's: it is respected, never taken over.
+ *
+ * Without util-linux flock (macOS) the file is created atomically with link(2) from a complete
+ * temp file (never empty); a holder that is gone is taken over; an empty file is retried. That
+ * fallback is weaker (documented in the README).
  */
-import { mkdirSync, openSync, closeSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError, EXIT } from '../util/errors.js';
 import { describeFsError, fsExitCode } from '../util/fs-error.js';
 import { readProcStat, readCmdline } from '../process/proc.js';
+import { INSTANCE_VAR, STACK_VAR } from '../process/sweep.js';
 
 /** The lock file cannot be created or written (read-only or full disk, not ours): one line, path and errno. */
 export class LockUnwritable extends UserError {
@@ -17,6 +35,7 @@ export class LockUnwritable extends UserError {
 }
 
 export interface Lock {
+  /** synchronous: also called from the second Ctrl-C */
   release(): void;
 }
 
@@ -26,54 +45,153 @@ interface Holder {
   command?: string;
 }
 
+const FLOCK = ['/usr/bin/flock', '/bin/flock'].find((p) => existsSync(p));
+/** Test hook: a delay (ms) between taking the lock and writing the holder, the window races used to hit. */
+const DELAY_MS = Number(process.env['STIGMER_FAULT_LOCK_DELAY_MS'] ?? 0);
+const BUSY = 75;
+const MOVED = 76;
+
 function holderAlive(h: Holder): boolean {
   const stat = readProcStat(h.pid);
   return !!stat && stat.state !== 'Z' && stat.state !== 'X' && stat.startTime === h.startTime;
 }
 
-export function acquireLock(path: string, what: string): Lock {
+function readHolder(path: string): Holder | undefined {
+  try {
+    const h = JSON.parse(readFileSync(path, 'utf8')) as Partial<Holder>;
+    return typeof h.pid === 'number' && typeof h.startTime === 'number' ? (h as Holder) : undefined;
+  } catch {
+    return undefined; // empty (being written) or not ours
+  }
+}
+
+function busy(path: string, holder: Holder | undefined): UserError {
+  const who = holder ? `pid ${holder.pid}${(readCmdline(holder.pid) ?? holder.command) ? `: ${readCmdline(holder.pid) ?? holder.command}` : ''}` : 'its holder is starting';
+  return new UserError(
+    `stigmer: another stigmer run (${who}) is using ${dirname(path)}.\n` +
+      `Wait for it to finish${holder ? `, or stop it (kill ${holder.pid})` : ''}; use --data-dir to run a separate stack.`,
+    EXIT.taskFailed,
+  );
+}
+
+export async function acquireLock(path: string, what: string): Promise<Lock> {
   try {
     mkdirSync(dirname(path), { recursive: true });
   } catch (err) {
     throw new LockUnwritable(path, err);
   }
   const me: Holder = { pid: process.pid, startTime: readProcStat(process.pid)?.startTime ?? 0, command: what };
-  for (let attempt = 0; attempt < 3; attempt++) {
+  return FLOCK ? kernelLock(path, me, FLOCK) : linkLock(path, me);
+}
+
+/** The helper: exit 75 when another process holds the lock, 76 when the file was replaced meanwhile. */
+function lockHelper(path: string, flock: string): ChildProcess {
+  const script = `exec 3>>"$1" || exit 1; "$2" -n -E ${BUSY} 3 || exit $?; [ "$(stat -L -c %d:%i /proc/self/fd/3)" = "$(stat -c %d:%i "$1" 2>/dev/null)" ] || exit ${MOVED}; echo locked; exec cat >/dev/null`;
+  const env = { ...process.env };
+  delete env[STACK_VAR];
+  delete env[INSTANCE_VAR];
+  return spawn('/bin/sh', ['-c', script, 'stigmer-lock', path, flock], { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env });
+}
+
+async function kernelLock(path: string, me: Holder, flock: string): Promise<Lock> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const helper = lockHelper(path, flock);
+    let stderr = '';
+    helper.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const outcome = await new Promise<'locked' | number>((resolve) => {
+      helper.stdout!.once('data', () => resolve('locked'));
+      helper.once('exit', (code) => resolve(code ?? 1));
+      helper.once('error', () => resolve(1));
+    });
+    if (outcome === BUSY) {
+      const holder = readHolder(path);
+      throw busy(path, holder && holderAlive(holder) ? holder : undefined);
+    }
+    if (outcome === MOVED) continue;
+    if (outcome !== 'locked') {
+      // The shell could not open the file: a read-only or full data dir, or not ours.
+      try {
+        closeSync(openSync(path, 'a', 0o600));
+      } catch (err) {
+        throw new LockUnwritable(path, err);
+      }
+      throw new UserError(`stigmer: cannot take the lock ${path}: ${stderr.trim() || `the lock helper exited with ${outcome}`}`, EXIT.taskFailed);
+    }
+    // Held. The helper must not keep this process alive, and dies when it exits.
+    helper.stdout!.destroy();
+    helper.stderr!.destroy();
+    (helper.stdin as unknown as { unref?: () => void })?.unref?.();
+    helper.unref();
+    const release = (): void => {
+      // Remove the file while still holding it: a waiter that then locks it sees it moved.
+      rmSync(path, { force: true });
+      helper.kill('SIGKILL');
+    };
+    const previous = readHolder(path);
+    if (previous && previous.pid !== me.pid && holderAlive(previous)) {
+      // An older stigmer holding the lock without flock: respect it.
+      helper.kill('SIGKILL');
+      throw busy(path, previous);
+    }
+    if (DELAY_MS > 0) await sleep(DELAY_MS);
     try {
-      const fd = openSync(path, 'wx', 0o600);
-      writeSync(fd, JSON.stringify(me));
-      closeSync(fd);
-      let released = false;
-      return {
-        release: () => {
-          if (released) return;
-          released = true;
-          try {
-            const h = JSON.parse(readFileSync(path, 'utf8')) as Holder;
-            if (h.pid === me.pid) rmSync(path, { force: true });
-          } catch {
-            // already gone
-          }
-        },
-      };
+      writeFileSync(path, JSON.stringify(me), { mode: 0o600 });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new LockUnwritable(path, err);
+      release();
+      throw new LockUnwritable(path, err);
     }
-    let holder: Holder | undefined;
-    try {
-      holder = JSON.parse(readFileSync(path, 'utf8')) as Holder;
-    } catch {
-      holder = undefined; // half-written or corrupt: treat as stale
-    }
-    if (holder && holderAlive(holder)) {
-      const cmd = readCmdline(holder.pid) ?? holder.command ?? '';
-      throw new UserError(
-        `stigmer: another stigmer run (pid ${holder.pid}${cmd ? `: ${cmd}` : ''}) is using ${dirname(path)}.\n` +
-          `Wait for it to finish, or stop it (kill ${holder.pid}); use --data-dir to run a separate stack.`,
-        EXIT.taskFailed,
-      );
-    }
-    rmSync(path, { force: true }); // stale: its holder is gone
+    return onceOnly(release);
   }
-  throw new UserError(`stigmer: could not take the lock ${path}`, EXIT.taskFailed);
+  throw new UserError(`stigmer: could not take the lock ${path}: it kept being replaced`, EXIT.taskFailed);
+}
+
+function onceOnly(release: () => void): Lock {
+  let released = false;
+  return {
+    release: () => {
+      if (released) return;
+      released = true;
+      release();
+    },
+  };
+}
+
+/** Fallback without flock(1): atomic create by link(2), a holder that is gone is taken over. */
+async function linkLock(path: string, me: Holder): Promise<Lock> {
+  const tmp = `${path}.${process.pid}`;
+  try {
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, JSON.stringify(me));
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw new LockUnwritable(path, err);
+  }
+  try {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      try {
+        if (DELAY_MS > 0) await sleep(DELAY_MS);
+        linkSync(tmp, path);
+        return onceOnly(() => {
+          if (readHolder(path)?.pid === me.pid) rmSync(path, { force: true });
+        });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new LockUnwritable(path, err);
+      }
+      const holder = readHolder(path);
+      if (holder && holderAlive(holder)) throw busy(path, holder);
+      if (!holder) {
+        // Empty or unreadable: someone may be writing it. Retry, never take it over.
+        await sleep(20);
+        continue;
+      }
+      rmSync(path, { force: true }); // its holder is gone
+    }
+    throw busy(path, undefined);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
 }
