@@ -1,37 +1,62 @@
 /**
- * 4. Cold start: spawn -> exit of `stigmer --version` and `stigmer validate` on the stack file
- * (the repo's stigmer.tasks.yaml when there is one, else the benchmark's seven-task stack), with
- * bare `node -e 0` as the floor. The commands take turns, so a busy moment hits all of them alike.
+ * 4. Cold start: spawn -> exit of each command a script or an editor runs often, measured
+ * interleaved with bare `node -e 0` (node's own start is the floor): each round runs the floor
+ * and every command once, in a rotating order, so a busy moment hits all of them alike. The rows
+ * are per-pair ratios (command / the floor of the same round), with the absolute times beside.
+ *
+ *   --version, validate and graph on the stack file, status and down on an empty data dir
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cliPath, finishHome, note, repoRoot, runToEnd, stats, tempHome } from './lib.js';
 import type { Row, Suite, SuiteResult } from './report.js';
 import { writeStigmerStack } from './stack.js';
 
+interface Command {
+  label: string;
+  args: string[];
+  /** goal for the ratio to `node -e 0` (issue 13) */
+  goal?: number;
+}
+
 export const coldStart: Suite = {
   name: 'cold-start',
-  title: 'spawn -> exit of `stigmer --version` and `stigmer validate` (node -e 0 as the floor)',
+  title: 'spawn -> exit of --version, validate, graph, status and down (empty), each as a ratio to node -e 0 in the same round',
   async run({ quick }): Promise<SuiteResult> {
-    const runs = quick ? 5 : 15;
+    const rounds = quick ? 5 : 15;
     const home = tempHome('stigmer-bench-');
     try {
       const repoStack = join(repoRoot, 'stigmer.tasks.yaml');
       const stackFile = existsSync(repoStack) ? repoStack : writeStigmerStack(home, { temporal: 17233, server: 17234, runner: 17235 });
-      const commands: { label: string; args: string[]; goal?: number }[] = [
-        { label: 'node -e 0 (the floor)', args: ['-e', '0'] },
-        { label: 'stigmer --version', args: [cliPath, '--version'], goal: 120 },
-        { label: `stigmer validate (${stackFile === repoStack ? 'the repo stack file' : 'the 7-task bench stack'})`, args: [cliPath, 'validate', '-f', stackFile], goal: 120 },
+      const empty = join(home, 'empty-data-dir');
+      mkdirSync(empty, { recursive: true });
+      const floor: Command = { label: 'node -e 0 (the floor)', args: ['-e', '0'] };
+      const commands: Command[] = [
+        { label: 'stigmer --version', args: [cliPath, '--version'], goal: 1.25 },
+        { label: 'stigmer validate', args: [cliPath, 'validate', '-f', stackFile], goal: 1.5 },
+        { label: 'stigmer graph', args: [cliPath, 'graph', '-f', stackFile], goal: 1.5 },
+        { label: 'stigmer status (empty)', args: [cliPath, 'status', '-f', stackFile, '--data-dir', empty], goal: 1.5 },
+        { label: 'stigmer down (empty)', args: [cliPath, 'down', '--data-dir', empty], goal: 1.5 },
       ];
-      note(`cold start: ${runs} runs of each of ${commands.length} commands`);
+      const all = [floor, ...commands];
+      note(`cold start: ${rounds} rounds of ${all.length} commands, interleaved, rotating the order`);
       // One unmeasured round warms the page cache.
-      for (const c of commands) await runToEnd(process.execPath, c.args, { cwd: home, home });
-      const samples = commands.map(() => [] as number[]);
-      for (let i = 0; i < runs; i++) {
-        for (const [j, c] of commands.entries()) samples[j]!.push((await runToEnd(process.execPath, c.args, { cwd: home, home })).ms);
+      for (const c of all) await runToEnd(process.execPath, c.args, { cwd: home, home });
+      const ms = all.map(() => [] as number[]);
+      for (let i = 0; i < rounds; i++) {
+        for (let k = 0; k < all.length; k++) {
+          const j = (i + k) % all.length;
+          ms[j]!.push((await runToEnd(process.execPath, all[j]!.args, { cwd: home, home })).ms);
+        }
       }
-      const rows: Row[] = commands.map((c, j) => ({ bench: '4 cold start', metric: c.label, unit: 'ms', stats: stats(samples[j]!), ...(c.goal ? { goal: { max: c.goal } } : {}) }));
-      return { name: 'cold-start', rows, details: { stackFile: stackFile === repoStack ? 'stigmer.tasks.yaml' : 'bench stack (generated)' } };
+      const base = ms[0]!;
+      const rows: Row[] = [{ bench: '4 cold start', metric: floor.label, unit: 'ms', stats: stats(base) }];
+      for (const [n, c] of commands.entries()) {
+        const own = ms[n + 1]!;
+        rows.push({ bench: '4 cold start', metric: `${c.label} / node -e 0`, unit: 'x', stats: stats(own.map((v, i) => v / base[i]!), 2), ...(c.goal ? { goal: { max: c.goal } } : {}) });
+        rows.push({ bench: '4 cold start', metric: `${c.label} (absolute)`, unit: 'ms', stats: stats(own) });
+      }
+      return { name: 'cold-start', rows, details: { rounds, stackFile: stackFile === repoStack ? 'stigmer.tasks.yaml' : 'bench stack (generated)' } };
     } finally {
       await finishHome(home);
     }

@@ -20,12 +20,14 @@ export interface Stats {
   runs: number[];
 }
 
-export function stats(values: number[]): Stats {
+/** Median, min and max of the samples, rounded to `digits` decimals (ratios want 2). */
+export function stats(values: number[], digits = 1): Stats {
   if (values.length === 0) throw new Error('Internal error: no samples');
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  return { median: round(median), min: round(sorted[0]!), max: round(sorted[sorted.length - 1]!), runs: values.map(round) };
+  const r = (n: number): number => round(n, digits);
+  return { median: r(median), min: r(sorted[0]!), max: r(sorted[sorted.length - 1]!), runs: values.map(r) };
 }
 
 export const round = (n: number, digits = 1): number => Math.round(n * 10 ** digits) / 10 ** digits;

@@ -29,6 +29,8 @@ test('stats: median of odd and even samples, min, max', () => {
   assert.deepEqual(stats([5, 1, 3]), { median: 3, min: 1, max: 5, runs: [5, 1, 3] });
   assert.equal(stats([4, 1, 3, 2]).median, 2.5);
   assert.throws(() => stats([]), /no samples/);
+  // ratios keep two decimals
+  assert.deepEqual(stats([1.234, 1.5, 1.126], 2), { median: 1.23, min: 1.13, max: 1.5, runs: [1.23, 1.5, 1.13] });
 });
 
 test('critical path of the bench stack follows the heaviest chain of needs', () => {
