@@ -21,6 +21,8 @@ import { CONFIG_KEYS } from '../src/stack/config/keys.js';
 import { defaultConfigText } from '../src/stack/config/template.js';
 import { checkAgentSource } from '../src/stack/client/agent-file.js';
 import { makePrivateDir } from '../src/util/private-dir.js';
+import { readStatus } from '../src/engine/inspect.js';
+import { loggedTasks } from '../src/engine/logs.js';
 import { UserError } from '../src/util/errors.js';
 import { packageRoot } from '../src/util/paths.js';
 import { cleanupHome, runCli, tempHome } from './helpers.js';
@@ -205,6 +207,71 @@ test('fuzz: paths given as a data dir or home', async (t) => {
   }
 });
 
+/** A state file as a stack leaves it: a service, a download, an exec, with needs and outputs. */
+function richState(home: string): Record<string, unknown> {
+  return {
+    version: 1,
+    file: join(home, 'stigmer.tasks.yaml'),
+    seq: 3,
+    tasks: {
+      dl: { kind: 'download', status: 'done', seq: 1, needs: [], outputs: { dest: join(home, 'bin') }, undo: [{ type: 'remove-path', path: join(home, 'bin', 'x') }] },
+      svc: {
+        kind: 'process',
+        status: 'ready',
+        seq: 2,
+        needs: ['dl'],
+        outputs: { address: 'localhost:1', pid: 4194000 },
+        lastProbe: 'HTTP 200',
+        // a pid no process has (pid_max is 4194304 at most), with a start time no process matches
+        undo: [{ type: 'stop-process', pid: 4194000, pgid: 4194000, startTime: 1, command: 'node svc.js', signal: 'SIGTERM', graceMs: 10, startedAt: '2026-01-01T00:00:00.000Z' }],
+      },
+      once: { kind: 'exec', status: 'failed', seq: 3, needs: ['svc'], error: 'exited with code 1', undo: [] },
+    },
+  };
+}
+
+/** Replace the value at a random path of `data` with a hostile one. */
+function mutateValue(r: Rand, data: unknown): unknown {
+  // as JSON text, parsed afresh each time: no value is shared (or made circular) between two places
+  const hostile = ['null', '"x"', '""', '0', '-1', '1', '1.5', String(2 ** 53), '[]', '{}', '[null]', 'true', '{"type":"stop-process"}', `"${'a'.repeat(10_000)}"`, '[[[[[[]]]]]]', '{"__proto__":{"x":1}}', '{"constructor":1}'];
+  const copy = JSON.parse(JSON.stringify(data)) as unknown;
+  for (let n = 1 + int(r, 3); n > 0; n--) {
+    let cur = copy as Record<string, unknown>;
+    for (;;) {
+      const keys = cur && typeof cur === 'object' ? Object.keys(cur) : [];
+      if (!keys.length) break;
+      const k = pick(r, keys);
+      const next = cur[k];
+      if (r() < 0.35 || !next || typeof next !== 'object') {
+        cur[k] = JSON.parse(pick(r, hostile)) as unknown;
+        break;
+      }
+      cur = next as Record<string, unknown>;
+    }
+  }
+  return copy;
+}
+
+test('fuzz: state files, read by status and logs (structure and bytes)', async (t) => {
+  const home = tempHome();
+  t.after(() => cleanupHome(home));
+  const r = rng(SEED + 3);
+  const base = richState(home);
+  for (let i = 0; i < 150 * SCALE; i++) {
+    const text = r() < 0.7 ? JSON.stringify(mutateValue(r, base)) : mutate(r, JSON.stringify(base, null, 2));
+    writeFileSync(join(home, 'state.json'), text);
+    const started = performance.now();
+    try {
+      readStatus(home);
+      loggedTasks(home);
+    } catch (err) {
+      const problem = badEnding(err, /state\.json/);
+      if (problem) assert.fail(`state case ${i} (FUZZ_SEED=${SEED}): ${problem}\nstate: ${text.slice(0, 2000)}`);
+    }
+    assert.ok(performance.now() - started < CASE_MS, `state case ${i} took too long`);
+  }
+});
+
 test('fuzz through the CLI: a sample of files, state files, paths and variables; exit 0, 1 or 2, no trace, no hang', async (t) => {
   const home = tempHome();
   t.after(() => cleanupHome(home));
@@ -218,6 +285,10 @@ test('fuzz through the CLI: a sample of files, state files, paths and variables;
   for (let i = 0; i < 4; i++) {
     const text = mutate(r, defaultConfigText(home));
     cases.push({ args: pick(r, [['config', 'list'], ['local', 'status']]), setup: () => writeFileSync(join(home, 'config.yaml'), text) });
+  }
+  for (let i = 0; i < 4; i++) {
+    const text = JSON.stringify(mutateValue(r, richState(home)));
+    cases.push({ args: [...pick(r, [['status'], ['status', '--json'], ['logs']]), '--data-dir', home], setup: () => writeFileSync(join(home, 'state.json'), text) });
   }
   const state = JSON.stringify({ version: 1, seq: 1, tasks: { a: { kind: 'exec', status: 'done', undo: [], seq: 1 } } });
   for (let i = 0; i < 4; i++) {
