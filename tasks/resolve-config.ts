@@ -4,13 +4,15 @@
  *
  *   with: { config: ${{ config }} }       the resolved config (src/config loadConfig)
  *
- * Pure and cheap: it only computes (src/stack/resolve.ts), and makes sure the data dir exists.
+ * Pure and cheap: it only computes (src/stack/resolve.ts), makes sure the data dir exists, and for a
+ * managed Temporal keeps the SQLite file of another CLI minor version as a backup (temporal-db.ts).
  */
 import { makePrivateDir } from '../src/util/private-dir.js';
 import { fail } from '../src/model/failure.js';
 import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/model/kind.js';
 import { UserError } from '../src/util/errors.js';
 import { stackValues } from '../src/stack/resolve.js';
+import { checkTemporalDb } from '../src/stack/temporal-db.js';
 import type { StigmerConfig } from '../src/stack/config/types.js';
 
 export interface ResolveConfigWith {
@@ -46,11 +48,20 @@ const resolveConfig: TaskKind<ResolveConfigWith> = {
       // makePrivateDir says why in its own words ("stigmer: cannot use X as the ...: <reason>")
       throw new TaskError(fail.writeFailed('create the data dir', config.backend.local.data_dir, (err as Error).message.replace(/^stigmer: cannot use .* as the [\w. ]+: /, '')));
     }
-    const t = outputs['temporal'] as { managed: boolean; address: string; version: string };
+    const t = outputs['temporal'] as { managed: boolean; address: string; version: string; db_file: string };
+    let note: string | null = null;
+    if (t.managed) {
+      try {
+        note = checkTemporalDb(t.db_file, t.version).note;
+      } catch (err) {
+        throw new TaskError(fail.writeFailed('keep the old Temporal SQLite file', t.db_file, (err as Error).message));
+      }
+      if (note) ctx.output(note);
+    }
     const { provider, model } = config.backend.local.llm;
     return {
       outputs,
-      summary: `${t.managed ? `managed Temporal ${t.version} on ${t.address}` : `external Temporal at ${t.address}`}; ${provider} ${model}`,
+      summary: `${t.managed ? `managed Temporal ${t.version} on ${t.address}` : `external Temporal at ${t.address}`}; ${provider} ${model}${note ? `; ${note}` : ''}`,
     };
   },
 };

@@ -93,7 +93,9 @@ export function describeError(e: AjvError, data: unknown): string {
     return `unknown key "${where}"${guess || (allowed.length ? ` (expected one of: ${allowed.join(', ')})` : '')}`;
   }
   const value = valueAt(data, path);
-  const spec = keySpec(key);
+  const parent = keySpec(path.slice(0, -1).join('.'));
+  // A value inside a mapping key (search_attributes.CustomerId) is described by its mapping's spec.
+  const spec = keySpec(key) ?? (parent?.type === 'map' && parent.valueExpect ? { ...parent, expect: parent.valueExpect } : undefined);
   const expected = spec ? spec.expect : e.keyword === 'type' && e.params['type'] === 'object' ? 'a mapping of keys' : (e.message ?? 'valid');
   const name = key || 'the config file';
   let msg = `Expected ${name} to be ${expected}, got ${show(value)}`;

@@ -36,6 +36,8 @@ export interface KeySpec {
   /** flag of `stigmer local start` that overrides everything */
   flag?: keyof ConfigFlags;
   flagName?: string;
+  /** for a map: what each value must be */
+  valueExpect?: string;
   /** a string check beyond the type (mirrors the schema's pattern) */
   pattern?: RegExp;
 }
@@ -109,7 +111,12 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     pattern: URL_RE,
   },
   { key: 'backend.local.temporal.namespaces', type: 'list', expect: 'a list of namespace names' },
-  { key: 'backend.local.temporal.search_attributes', type: 'map', expect: 'a mapping KEY: Type (Text, Keyword, Int, Double, Bool, Datetime, KeywordList)' },
+  {
+    key: 'backend.local.temporal.search_attributes',
+    type: 'map',
+    expect: 'a mapping KEY: Type (Text, Keyword, Int, Double, Bool, Datetime, KeywordList)',
+    valueExpect: 'a search attribute type: Text, Keyword, Int, Double, Bool, Datetime or KeywordList',
+  },
   { key: 'backend.local.temporal.dynamic_config', type: 'map', expect: 'a mapping KEY: value' },
   { key: 'backend.local.temporal.headless', type: 'boolean', expect: 'true or false' },
   { key: 'backend.local.temporal.log_level', type: 'enum', values: ['debug', 'info', 'warn', 'error', 'never'], expect: 'one of debug, info, warn, error, never' },
