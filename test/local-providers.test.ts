@@ -197,13 +197,13 @@ test('external Temporal not reachable: wait-temporal says so at once, then fails
   await new Promise<void>((res) => closed.listen(0, '127.0.0.1', res));
   const port = (closed.address() as AddressInfo).port;
   await new Promise<void>((res) => closed.close(() => res()));
-  const env = { ...r.env, STIGMER_TEMPORAL_WAIT_TIMEOUT: '500ms' };
+  const env = { ...r.env, STIGMER_TEMPORAL_WAIT_TIMEOUT: '3s' };
   const start = await runCli(['local', 'start', '--temporal-address', `127.0.0.1:${port}`], { home: r.home, env });
   assert.equal(start.code, 1);
   const at = `127\\.0\\.0\\.1:${port}`;
-  assert.match(start.stdout, new RegExp(`wait-temporal: \\| connection refused \\(${at}\\); waiting up to 500 ms`));
-  assert.match(start.stderr, new RegExp(`stigmer: wait-temporal failed: ${at} did not answer SERVING within 500 ms \\(last probe: connection refused \\(${at}\\)\\)\n`));
-  assert.match(start.stderr, new RegExp(`hint: Is Temporal running at ${at} \\(from --temporal-address\\)\\? To wait longer, set STIGMER_TEMPORAL_WAIT_TIMEOUT \\(now 500ms\\)`));
+  assert.match(start.stdout, new RegExp(`wait-temporal: \\| connection refused \\(${at}\\); waiting up to 3\\.0 s`));
+  assert.match(start.stderr, new RegExp(`stigmer: wait-temporal failed: ${at} did not answer SERVING within 3.0 s \\(last probe: connection refused \\(${at}\\)\\)\n`));
+  assert.match(start.stderr, new RegExp(`hint: Is Temporal running at ${at} \\(from --temporal-address\\)\\? To wait longer, set STIGMER_TEMPORAL_WAIT_TIMEOUT \\(now 3s\\)`));
   await sleep(0);
   assert.deepEqual(processesWithHome(r.home), []);
 });
