@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { cliEnv, cliPath, fixture, freePort, processesWithHome, runCli, sleep } from './helpers.js';
 import { filesContaining, stackRig, type StackRig, type StackRecord } from './temporal-mirror.js';
 
@@ -57,7 +59,13 @@ test('anthropic with the key in the environment: no prompt, the exact runner env
   assert.match(status.stdout, /\nSecrets:   ANTHROPIC_API_KEY set \(agent-runner, environment\) \[needed\], OPENAI_API_KEY not set\n/);
   assert.match(status.stdout, /\nLLM:       anthropic claude-sonnet-4-5 at https:\/\/api\.anthropic\.com; not checked/);
   const json = await runCli(['local', 'status', '--json'], { home: r.home, env });
-  assert.deepEqual(JSON.parse(json.stdout).secrets['ANTHROPIC_API_KEY'], { needed: true, agent_runner: true, environment: true });
+  assert.deepEqual(JSON.parse(json.stdout).secrets['ANTHROPIC_API_KEY'], { needed: true, agent_runner: true, environment: true, source: 'environment' });
+  // a key in .env is said to come from .env, not from the environment
+  writeFileSync(join(r.home, '.env'), 'OPENAI_API_KEY=sk-openai-from-dotenv-0123456789\n');
+  const dotenvStatus = await runCli(['local', 'status'], { home: r.home, env });
+  assert.match(dotenvStatus.stdout, /, OPENAI_API_KEY set \(\.env\)\n/);
+  assert.ok(!dotenvStatus.stdout.includes('sk-openai-from-dotenv'));
+  rmSync(join(r.home, '.env'));
   const again = await runCli(['local', 'start', '--output', 'json'], { home: r.home, env });
   assert.equal(again.code, 0, again.stderr);
   const logs = await runCli(['local', 'logs'], { home: r.home, env });

@@ -66,7 +66,8 @@ export interface StackStatus {
   temporal: (ResolvedView['temporal'] & { health: string }) | null;
   llm: (ResolvedView['llm'] & { reachable: boolean | null; model_present: boolean | null; message: string; hint: string | null }) | null;
   /** key variable -> where it is set (names only, never values) */
-  secrets: Record<string, { needed: boolean; agent_runner: boolean | null; environment: boolean }>;
+  /** `environment`: set where stigmer runs, in the environment or in .env (`source` says which) */
+  secrets: Record<string, { needed: boolean; agent_runner: boolean | null; environment: boolean; source: 'environment' | '.env' | null }>;
 }
 
 /** Bound of one check (TCP connect, Ollama's /api/tags, Temporal's health call). */
@@ -140,6 +141,7 @@ export async function stackStatus(): Promise<StackStatus> {
       needed: resolved?.llm.provider === p,
       agent_runner: runnerEnv ? runnerEnv.has(variable) : null,
       environment: !!(process.env[variable] || dotenv[variable]),
+      source: process.env[variable] ? 'environment' : dotenv[variable] ? '.env' : null,
     };
   }
   return {
@@ -239,7 +241,7 @@ export async function printStackStatus(json: boolean): Promise<number> {
     if (l.hint) out.push(`           hint: ${l.hint}`);
   }
   const secretParts = Object.entries(s.secrets).map(([name, v]) => {
-    const where = [v.agent_runner ? 'agent-runner' : '', v.environment ? 'environment' : ''].filter(Boolean);
+    const where = [v.agent_runner ? 'agent-runner' : '', v.source ?? ''].filter(Boolean);
     return `${name} ${where.length ? `set (${where.join(', ')})` : 'not set'}${v.needed ? ' [needed]' : ''}`;
   });
   const needsNone = s.llm?.provider === 'ollama' ? 'none needed (ollama); ' : '';
