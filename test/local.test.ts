@@ -256,6 +256,10 @@ test('kill -9 of a start in progress: local stop finds and stops what it left', 
   child.kill('SIGKILL');
   await exited;
   // Temporal's readiness is probed in process (gRPC): no probe program can be caught by the kill.
+  // The lock's holder (`cat` on a pipe from the CLI) sees end of file when the CLI dies and exits
+  // by itself; give it a moment, and it must be gone.
+  const lockHolder = (): boolean => processesWithHome(r.home).some((p) => p.cmd === 'cat');
+  for (const until = Date.now() + 10_000; lockHolder() && Date.now() < until; ) await sleep(20);
   const orphans = processesWithHome(r.home);
   assert.equal(orphans.length, 2, `Temporal and the server were orphaned: ${JSON.stringify(orphans)}`);
   const stop = await runCli(['local', 'stop'], { home: r.home, env: r.env });
