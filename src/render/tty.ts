@@ -4,8 +4,18 @@
  * wait for, running ones their elapsed time and last output line, downloads a progress bar.
  * Graphs past `SUMMARY_THRESHOLD` tasks get a one-line summary instead: listr2's default
  * renderer slows down with the square of the task count.
+ *
+ * How a settled task looks:
+ *   ✔ name (1.2 s): summary          done or ready
+ *   ↓ name: skipped, why             never started (a need failed, an `if:` was false)
+ *   ✖ name (1.2 s)                   failed; the reason under it, in full (wrapped, never cut)
+ *     › reason
+ *   ◼ name: cancelled after 1.2 s (why)   was running when the run stopped (another task failed, Ctrl-C)
+ * Only a running task's live output line is cut to the terminal's width (a log line must not push
+ * the view around); listr2 wraps everything else.
  */
-import { Listr, ListrPromptAdapter, ListrTaskEventType, type ListrTaskWrapper } from 'listr2';
+import cliTruncate from 'cli-truncate';
+import { color, figures, Listr, ListrDefaultRendererLogLevels, ListrPromptAdapter, ListrTaskEventType, type ListrTaskWrapper } from 'listr2';
 import type { EngineEvent } from '../model/event.js';
 import { describeFailure } from '../model/failure.js';
 import { mask } from '../util/mask.js';
@@ -26,9 +36,15 @@ interface Slot {
   needs: string[];
   state: 'pending' | 'running' | 'over';
   settled?: EngineEvent;
-  /** the last output or progress line that came before listr2 started the task */
-  early?: string;
+  /** the running task's last output or progress line, as it came (cut to the width when shown) */
+  line?: string;
+  /** set just before a cancelled task's promise rejects: listr2 then shows it rolled back, not failed */
+  cancelled?: boolean;
 }
+
+/** Columns a task's output line may use: listr2 indents it two and puts `› ` before it. */
+const outputWidth = (): number => Math.max(10, (process.stdout.columns || 80) - 6);
+const fit = (line: string): string => cliTruncate(line, outputWidth(), { position: 'end' });
 
 export function createTtyRenderer(tasks: RenderTask[]): Renderer {
   return tasks.length > SUMMARY_THRESHOLD ? summaryRenderer(tasks) : perTaskRenderer(tasks);
@@ -41,34 +57,60 @@ function perTaskRenderer(tasks: RenderTask[]): Renderer {
     const left = slots.get(name)!.needs.filter((n) => !settledNeeds.has(n));
     return left.length ? `${name} (waiting for ${left.join(', ')})` : name;
   };
+  /** What a pending or running task's title says now (the ticker and every settle refresh it). */
+  const liveTitle = (name: string, slot: Slot): string =>
+    slot.state === 'running' && slot.startedAt ? `${name} (${formatMs(Date.now() - slot.startedAt)})` : waitingTitle(name);
   const listr = new Listr(
-    tasks.map((t) => ({
-      title: waitingTitle(t.name),
-      task: (_ctx: unknown, wrapper: Wrapper) =>
-        new Promise<void>((resolve, reject) => {
-          const slot = slots.get(t.name)!;
-          slot.wrapper = wrapper;
-          slot.resolve = resolve;
-          slot.reject = reject;
-          if (slot.settled) apply(slot.settled); // settled before listr2 got here
-          else if (slot.early !== undefined) wrapper.output = slot.early;
-        }),
-      rendererOptions: { persistentOutput: false },
-    })),
+    tasks.map((t) => {
+      const slot = slots.get(t.name)!;
+      return {
+        title: waitingTitle(t.name),
+        task: (_ctx: unknown, wrapper: Wrapper) =>
+          new Promise<void>((resolve, reject) => {
+            slot.wrapper = wrapper;
+            slot.resolve = resolve;
+            slot.reject = reject;
+            // Events may have come before listr2 got here (its renderer loads first): catch up.
+            if (slot.settled) return apply(slot.settled);
+            wrapper.title = liveTitle(t.name, slot);
+            if (slot.line !== undefined) wrapper.output = fit(slot.line);
+          }),
+        // listr2 reads `rollback` when the task's promise rejects: only a cancelled task has one,
+        // so it ends "rolled back" (its own icon) while a failed task ends failed. The engine's
+        // undo is the real rollback; this one only names the state.
+        get rollback() {
+          return slot.cancelled ? async (): Promise<void> => {} : undefined;
+        },
+        rendererOptions: { persistentOutput: false },
+      };
+    }),
     {
       concurrent: true,
       exitOnError: false,
+      exitAfterRollback: false,
+      collectErrors: false,
       registerSignalListeners: false,
       renderer: 'default',
-      rendererOptions: { collapseErrors: false, showErrorMessage: true, formatOutput: 'truncate', removeEmptyLines: true },
+      rendererOptions: {
+        collapseErrors: false,
+        showErrorMessage: true,
+        formatOutput: 'wrap',
+        removeEmptyLines: true,
+        icon: { [ListrDefaultRendererLogLevels.ROLLED_BACK]: figures.squareSmallFilled },
+        color: { [ListrDefaultRendererLogLevels.ROLLED_BACK]: (s?: string): string => color.yellow(s ?? '') },
+      },
       silentRendererCondition: false,
     },
   );
   const done = listr.run().catch(() => {});
+  let columns = process.stdout.columns;
   const ticker = setInterval(() => {
-    const now = Date.now();
+    const resized = process.stdout.columns !== columns;
+    columns = process.stdout.columns;
     for (const [name, slot] of slots) {
-      if (slot.state === 'running' && slot.wrapper && slot.startedAt) slot.wrapper.title = `${name} (${formatMs(now - slot.startedAt)})`;
+      if (slot.state !== 'running' || !slot.wrapper) continue;
+      slot.wrapper.title = liveTitle(name, slot);
+      if (resized && slot.line !== undefined) slot.wrapper.output = fit(slot.line);
     }
   }, 250);
   ticker.unref();
@@ -83,8 +125,8 @@ function perTaskRenderer(tasks: RenderTask[]): Renderer {
         slot.state = 'running';
         slot.startedAt = ev.time;
       }
-      if (ev.type === 'output') slot.early = mask(ev.line);
-      if (ev.type === 'progress') slot.early = formatProgress(ev.progress);
+      if (ev.type === 'output') slot.line = mask(ev.line);
+      if (ev.type === 'progress') slot.line = formatProgress(ev.progress);
       return;
     }
     if (slot.state === 'over') return; // late output after the task settled is ignored
@@ -92,13 +134,15 @@ function perTaskRenderer(tasks: RenderTask[]): Renderer {
       case 'started':
         slot.state = 'running';
         slot.startedAt = ev.time;
-        w.title = ev.task;
+        w.title = liveTitle(ev.task, slot);
         return;
       case 'output':
-        w.output = mask(ev.line);
+        slot.line = mask(ev.line);
+        w.output = fit(slot.line);
         return;
       case 'progress':
-        w.output = formatProgress(ev.progress);
+        slot.line = formatProgress(ev.progress);
+        w.output = fit(slot.line);
         return;
       case 'ready':
       case 'done':
@@ -117,13 +161,15 @@ function perTaskRenderer(tasks: RenderTask[]): Renderer {
           w.skip(`${ev.task}: warning: ${mask(describeFailure(ev.failure).message)}`);
           slot.resolve?.();
         } else {
-          w.title = ev.task;
-          slot.reject?.(new Error(`${ev.task}: ${mask(describeFailure(ev.failure).message)}`));
+          w.title = `${ev.task} (${formatMs(ev.durationMs)})`;
+          slot.reject?.(new Error(mask(describeFailure(ev.failure).message)));
         }
         return;
       case 'cancelled':
         slot.state = 'over';
-        slot.reject?.(new Error(`${ev.task}: cancelled (${ev.why})`));
+        slot.cancelled = true;
+        w.title = `${ev.task}: cancelled after ${formatMs(ev.durationMs)} (${ev.why})`;
+        slot.reject?.(new Error(`cancelled (${ev.why})`));
         return;
       case 'queued':
       case 'undo-started':
@@ -139,7 +185,7 @@ function perTaskRenderer(tasks: RenderTask[]): Renderer {
     event(ev) {
       if (['ready', 'done', 'skipped', 'failed', 'cancelled'].includes(ev.type)) {
         settledNeeds.add(ev.task);
-        for (const [name, slot] of slots) if (slot.state === 'pending' && slot.wrapper) slot.wrapper.title = waitingTitle(name);
+        for (const [name, slot] of slots) if (slot.state === 'pending' && slot.wrapper && !slot.settled) slot.wrapper.title = waitingTitle(name);
       }
       apply(ev);
     },
@@ -157,11 +203,12 @@ function perTaskRenderer(tasks: RenderTask[]): Renderer {
 
 function summaryRenderer(tasks: RenderTask[]): Renderer {
   const total = tasks.length;
-  const counts = { done: 0, skipped: 0, failed: 0 };
+  const counts = { done: 0, skipped: 0, failed: 0, cancelled: 0 };
   const running = new Set<string>();
   let wrapper: Wrapper | undefined;
   let finish!: () => void;
   const over = new Promise<void>((r) => (finish = r));
+  const tally = (): string => `${counts.done} done, ${counts.skipped} skipped, ${counts.failed} failed${counts.cancelled ? `, ${counts.cancelled} cancelled` : ''}`;
   const listr = new Listr([{ title: `${total} tasks`, task: (_c: unknown, w: Wrapper) => ((wrapper = w), over) }], {
     registerSignalListeners: false,
     renderer: 'default',
@@ -170,8 +217,8 @@ function summaryRenderer(tasks: RenderTask[]): Renderer {
   const done = listr.run().catch(() => {});
   const ticker = setInterval(() => {
     if (!wrapper) return;
-    const settled = counts.done + counts.skipped + counts.failed;
-    wrapper.title = `${settled}/${total} tasks settled (${counts.done} done, ${counts.skipped} skipped, ${counts.failed} failed)`;
+    const settled = counts.done + counts.skipped + counts.failed + counts.cancelled;
+    wrapper.title = `${settled}/${total} tasks settled (${tally()})`;
     wrapper.output = running.size ? `running: ${[...running].slice(0, 5).join(', ')}${running.size > 5 ? ` and ${running.size - 5} more` : ''}` : '';
   }, 100);
   ticker.unref();
@@ -180,7 +227,8 @@ function summaryRenderer(tasks: RenderTask[]): Renderer {
       if (ev.type === 'started') running.add(ev.task);
       else if (ev.type === 'ready' || ev.type === 'done') (running.delete(ev.task), counts.done++);
       else if (ev.type === 'skipped') (running.delete(ev.task), counts.skipped++);
-      else if (ev.type === 'failed' || ev.type === 'cancelled') (running.delete(ev.task), counts.failed++);
+      else if (ev.type === 'failed') (running.delete(ev.task), counts.failed++);
+      else if (ev.type === 'cancelled') (running.delete(ev.task), counts.cancelled++);
     },
     async prompt(_task, options) {
       if (!wrapper) return askDirect(options);
@@ -188,7 +236,7 @@ function summaryRenderer(tasks: RenderTask[]): Renderer {
     },
     async end() {
       clearInterval(ticker);
-      if (wrapper) wrapper.title = `${total} tasks: ${counts.done} done, ${counts.skipped} skipped, ${counts.failed} failed`;
+      if (wrapper) wrapper.title = `${total} tasks: ${tally()}`;
       finish();
       await done;
     },
