@@ -6,7 +6,8 @@
  *
  * Suites: overhead, readiness, scale, cold-start, compare (the engine, issue 2), local-stack (the
  * stack, issue 3), agent (server and agent-runner, issue 4), log-capture (issue 9), diagnostics (a
- * broken tasks file's errors, issue 8); default: all,
+ * broken tasks file's errors, issue 8), whole (what a user pays as whole processes against the
+ * physical limit: stack up/down, exec tasks, port open -> dependent runs, issue 13); default: all,
  * in that order.
  * `--quick` takes fewer runs (for a smoke check); `--no-save` leaves bench/results.json alone.
  */
@@ -24,8 +25,9 @@ import { localStack } from './local-stack.js';
 import { agentSuite } from './agent.js';
 import { logCapture } from './log-capture.js';
 import { diagnostics } from './diagnostics.js';
+import { whole } from './whole.js';
 
-const SUITES: Suite[] = [overhead, readiness, scale, coldStart, compare, localStack, agentSuite, logCapture, diagnostics];
+const SUITES: Suite[] = [overhead, readiness, scale, coldStart, compare, localStack, agentSuite, logCapture, diagnostics, whole];
 
 interface SavedSuite extends SuiteResult {
   date: string;

@@ -13,6 +13,7 @@ import { formatTable } from '../bench/report.js';
 import { stats } from '../bench/lib.js';
 import { NEEDS, criticalPath, stigmerYaml, taskWeights } from '../bench/stack.js';
 import { concurrentlyCommand, wireitPackage } from '../bench/compare.js';
+import { bashStackScript, execTasksYaml } from '../bench/whole.js';
 import { runGraph } from '../src/engine/run.js';
 import type { CancelledEvent, EngineEvent, FailedEvent } from '../src/model/event.js';
 import { describeFailure, fail } from '../src/model/failure.js';
@@ -51,6 +52,21 @@ test('the bench stack is a valid tasks file with the same needs as the other too
   const w = wireitPackage({ temporal: 17233, server: 17234, runner: 17235 }) as { wireit: Record<string, { dependencies?: string[] }> };
   assert.deepEqual(w.wireit['start-agent-runner']?.dependencies, ['start-temporal', 'start-server', 'gather-secrets']);
   assert.match(concurrentlyCommand({ temporal: 17233, server: 17234, runner: 17235 }), /wait-on tcp:127\.0\.0\.1:17233 tcp:127\.0\.0\.1:17234 && exec /);
+});
+
+test('the whole-process rows: N independent exec tasks, and a bash stack with the same order of work', async () => {
+  const file = await parseTasks(execTasksYaml(25), '/bench/stigmer.tasks.yaml', 'stigmer.tasks.yaml', { kinds });
+  assert.equal(file.tasks.size, 25);
+  for (const t of file.tasks.values()) {
+    assert.equal(t.uses, 'exec');
+    assert.deepEqual(t.needs, []);
+  }
+  const script = bashStackScript({ temporal: 17233, server: 17234, runner: 17235 }).split('\n');
+  const at = (re: RegExp): number => script.findIndex((l) => re.test(l));
+  // the agent-runner starts only once both other ports answer, and the script says ready after its own
+  assert.ok(at(/until open 17233 && open 17234/) < at(/--listen' '17235'/));
+  assert.ok(at(/--listen' '17235'/) < at(/until open 17235/));
+  assert.ok(at(/until open 17235/) < at(/^echo ready$/));
 });
 
 test('the table marks goals met and missed', () => {

@@ -119,3 +119,42 @@ test('recorded needs that form a cycle never crash down: everything is undone', 
     await cleanupHome(home);
   }
 });
+
+test('the state written piece by piece is the whole state, masked, after every kind of change', async () => {
+  const { StateStore } = await import('../src/engine/state.js');
+  const { clearSecrets, registerSecret } = await import('../src/util/mask.js');
+  const home = tempHome();
+  try {
+    const path = join(home, 'state.json');
+    writeFileSync(path, JSON.stringify({ version: 1, seq: 0, tasks: { bad: { kind: 7 }, old: { kind: 'exec', status: 'done', undo: [] } } }));
+    const state = new StateStore(path);
+    const onDisk = (): unknown => JSON.parse(readFileSync(path, 'utf8'));
+    let masked = false;
+    const expected = (): unknown => {
+      const text = JSON.stringify({ ...state.data, tasks: { ...state.invalid, ...state.data.tasks } });
+      return JSON.parse(masked ? text.replaceAll('s3cr3t-value', '********') : text);
+    };
+    const step = { type: 'stop-process' as const, pid: 1, pgid: 1, startTime: 1, command: 'x s3cr3t-value', signal: 'SIGTERM' as const, graceMs: 1, startedAt: '2026-01-01T00:00:00.000Z' };
+    state.update('a', { kind: 'exec', status: 'running' }, true);
+    assert.deepEqual(onDisk(), expected());
+    state.addUndo('a', step);
+    assert.deepEqual(onDisk(), expected());
+    assert.match(readFileSync(path, 'utf8'), /s3cr3t-value/);
+    // A secret registered later masks what was already written, unchanged records too.
+    registerSecret('s3cr3t-value');
+    masked = true;
+    state.update('b', { kind: 'exec', status: 'done' }, true);
+    assert.deepEqual(onDisk(), expected());
+    assert.doesNotMatch(readFileSync(path, 'utf8'), /s3cr3t-value/);
+    state.forgetUndo('a', step);
+    state.save();
+    assert.deepEqual((onDisk() as { tasks: Record<string, { undo: unknown[] }> }).tasks['a']!.undo, []);
+    state.remove('b');
+    assert.deepEqual(onDisk(), expected());
+    assert.equal((onDisk() as { tasks: Record<string, unknown> }).tasks['bad'] !== undefined, true);
+    assert.deepEqual(loadState(path).status, 'ok');
+  } finally {
+    clearSecrets();
+    await cleanupHome(home);
+  }
+});

@@ -10,7 +10,7 @@
  */
 import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { maskDeep } from '../util/mask.js';
+import { maskDeep, secretsGeneration } from '../util/mask.js';
 import { describeFsError } from '../util/fs-error.js';
 import type { TaskRecord, UndoDescriptor } from '../model/kind.js';
 import { loadState, type StateData, type StateLoad } from './state-file.js';
@@ -40,6 +40,13 @@ export class StateStore {
   firstWriteError: { message: string; cause: unknown } | undefined;
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
+  /**
+   * Each record's JSON as last written. A run of N tasks writes the file about N times (every
+   * spawn is recorded before the engine moves on), so serializing only the records that changed
+   * keeps each write to copying strings. A cached piece is used only for the same record object
+   * with the same undo list, masked under the same secrets.
+   */
+  private readonly pieces = new Map<string, { rec: unknown; undo: unknown; secrets: number; json: string }>();
 
   /** `loaded`: what `loadState` read (a corrupt or unreadable file counts as empty: the caller dealt with it). */
   constructor(
@@ -113,7 +120,9 @@ export class StateStore {
     const kept = rec.undo.filter((u) => JSON.stringify(u) !== key);
     if (kept.length === rec.undo.length) return;
     rec.undo = kept;
-    this.touch(true);
+    // Not flushed: a step left on disk for a process that is gone is refused by its identity
+    // (pid + start time) when `down` reads it, and the next write drops it.
+    this.touch(false);
   }
 
   remove(task: string, flush = true): void {
@@ -163,6 +172,30 @@ export class StateStore {
     return true;
   }
 
+  /**
+   * The file's text: what `JSON.stringify(maskDeep(state), null, 2)` gives with `tasks` last, each
+   * record's part taken from `pieces` when it has not changed.
+   */
+  private serialize(tasks: Record<string, unknown>): string {
+    const { tasks: _, ...rest } = this.data;
+    const head = JSON.stringify(maskDeep(rest), null, 2);
+    const generation = secretsGeneration();
+    const parts: string[] = [];
+    const seen = new Set<string>();
+    for (const [name, rec] of Object.entries(tasks)) {
+      seen.add(name);
+      const undo = (rec as { undo?: unknown } | null)?.undo;
+      let piece = this.pieces.get(name);
+      if (!piece || piece.rec !== rec || piece.undo !== undo || piece.secrets !== generation) {
+        piece = { rec, undo, secrets: generation, json: JSON.stringify(maskDeep(rec), null, 2).replaceAll('\n', '\n    ') };
+        this.pieces.set(name, piece);
+      }
+      parts.push(`    ${JSON.stringify(name)}: ${piece.json}`);
+    }
+    for (const name of this.pieces.keys()) if (!seen.has(name)) this.pieces.delete(name);
+    return `${head.slice(0, -2)},\n  "tasks": {\n${parts.join(',\n')}\n  }\n}\n`;
+  }
+
   private write(): void {
     mkdirSync(dirname(this.path), { recursive: true });
     const tasks = { ...this.invalid, ...this.data.tasks };
@@ -174,7 +207,7 @@ export class StateStore {
     const tmp = `${this.path}.tmp-${process.pid}`;
     if (FAULT_FROM > 0 && ++writes >= FAULT_FROM) throw Object.assign(new Error('ENOSPC: no space left on device (injected)'), { code: 'ENOSPC', path: tmp });
     try {
-      writeFileSync(tmp, JSON.stringify(maskDeep({ ...this.data, tasks }), null, 2) + '\n', { mode: 0o600 });
+      writeFileSync(tmp, this.serialize(tasks), { mode: 0o600 });
       renameSync(tmp, this.path);
     } catch (err) {
       rmSync(tmp, { force: true });

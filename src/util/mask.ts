@@ -7,12 +7,22 @@
  */
 const secrets = new Set<string>();
 const secretVariables = new Set<string>();
+/** Changes whenever the set of secrets does: text masked under an older generation may need masking again. */
+let generation = 0;
 
 export const MASK = '********';
 
 export function registerSecret(value: string | undefined): void {
   // Very short values would mask innocent text; real keys are long.
-  if (value && value.length >= 6) secrets.add(value);
+  if (value && value.length >= 6 && !secrets.has(value)) {
+    secrets.add(value);
+    generation++;
+  }
+}
+
+/** See `generation`: equal numbers mean the same secrets are masked. */
+export function secretsGeneration(): number {
+  return generation;
 }
 
 export function mask(text: string): string {
@@ -55,4 +65,5 @@ export function isSecretVariable(name: string): boolean {
 export function clearSecrets(): void {
   secrets.clear();
   secretVariables.clear();
+  generation++;
 }
