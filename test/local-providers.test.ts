@@ -13,6 +13,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cliEnv, cliPath, fixture, freePort, processesWithHome, runCli, sleep } from './helpers.js';
 import { filesContaining, stackRig, type StackRig, type StackRecord } from './temporal-mirror.js';
+import { startScreen } from './tmux.js';
 
 async function rig(t: { after: (fn: () => Promise<void>) => void }): Promise<StackRig> {
   const r = await stackRig();
@@ -199,6 +200,34 @@ async function externalTemporal(r: StackRig, port: number, externalPid: number):
   assert.ok(still);
 }
 
+test('external Temporal not reachable, on a terminal: the time waited and the last error while waiting, then the whole reason and a hint naming the variable', async (t) => {
+  const r = await rig(t);
+  const closed = net.createServer();
+  await new Promise<void>((res) => closed.listen(0, '127.0.0.1', res));
+  const port = (closed.address() as AddressInfo).port;
+  await new Promise<void>((res) => closed.close(() => res()));
+  const at = `127\\.0\\.0\\.1:${port}`;
+  const env = { ...r.env, TEMPORAL_SERVICE_ADDRESS: `127.0.0.1:${port}`, STIGMER_TEMPORAL_WAIT_TIMEOUT: '4s', NO_COLOR: '1' };
+  const screen = await startScreen(['local', 'start'], { home: r.home, env, cols: 100, rows: 50 });
+  t.after(() => screen.close());
+  // While waiting: the title counts up, the line under it has the last error and the time waited.
+  const waiting = await screen.waitFor(new RegExp(`wait-temporal \\([\\d.]+ m?s\\)\n\\s+› connection refused \\(${at}\\); waited [\\d.]+ m?s of 4\\.0 s`));
+  assert.match(waiting, /start-agent-runner \(waiting for wait-temporal\)/);
+  assert.equal(await screen.exitCode(), 1, await screen.text());
+  const text = await screen.text();
+  const view = text.slice(0, text.indexOf('stigmer: wait-temporal failed'));
+  assert.match(view, /^✖ wait-temporal \([\d.]+ m?s\)$/m);
+  assert.ok(view.replace(/\s+/g, ' ').includes(`› 127.0.0.1:${port} did not answer SERVING within 4.0 s (last probe: connection refused (127.0.0.1:${port}))`), view);
+  assert.doesNotMatch(view, /…/);
+  assert.match(
+    text.replace(/\n/g, ''),
+    new RegExp(`hint: Is the external Temporal at ${at} \\(from TEMPORAL_SERVICE_ADDRESS\\) up and reachable from here\\? To wait longer, set STIGMER_TEMPORAL_WAIT_TIMEOUT \\(now 4s\\)`),
+  );
+  await screen.close();
+  await sleep(0);
+  assert.deepEqual(processesWithHome(r.home), []);
+});
+
 test('external Temporal not reachable: wait-temporal says so at once, then fails naming the address and the timeout variable', async (t) => {
   const r = await rig(t);
   const closed = net.createServer();
@@ -211,7 +240,7 @@ test('external Temporal not reachable: wait-temporal says so at once, then fails
   const at = `127\\.0\\.0\\.1:${port}`;
   assert.match(start.stdout, new RegExp(`wait-temporal: \\| connection refused \\(${at}\\); waiting up to 3\\.0 s`));
   assert.match(start.stderr, new RegExp(`stigmer: wait-temporal failed: ${at} did not answer SERVING within 3.0 s \\(last probe: connection refused \\(${at}\\)\\)\n`));
-  assert.match(start.stderr, new RegExp(`hint: Is Temporal running at ${at} \\(from --temporal-address\\)\\? To wait longer, set STIGMER_TEMPORAL_WAIT_TIMEOUT \\(now 3s\\)`));
+  assert.match(start.stderr, new RegExp(`hint: Is the external Temporal at ${at} \\(from --temporal-address\\) up and reachable from here\\? To wait longer, set STIGMER_TEMPORAL_WAIT_TIMEOUT \\(now 3s\\)`));
   await sleep(0);
   assert.deepEqual(processesWithHome(r.home), []);
 });

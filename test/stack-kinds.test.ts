@@ -49,6 +49,7 @@ test('resolve-config: the managed stack values, and the data dir created', async
   const arch = process.arch === 'arm64' ? 'arm64' : 'amd64';
   assert.deepEqual(r.outputs['temporal'], {
     managed: true,
+    label: 'the managed Temporal',
     address: '127.0.0.1:17233',
     host: '127.0.0.1',
     port: 17233,

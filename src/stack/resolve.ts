@@ -69,6 +69,8 @@ export function stackValues(config: StigmerConfig, env: Record<string, string | 
   const dbFile = join(local.data_dir, 'temporal.db');
   const temporal = {
     managed: t.managed,
+    /** which Temporal this is, for messages: a wait on an external one must say so */
+    label: t.managed ? 'the managed Temporal' : 'the external Temporal',
     address: t.address,
     host,
     port,
