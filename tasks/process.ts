@@ -10,6 +10,11 @@
  * On failure or abort this kind does not stop the process itself: its undo is recorded, and the
  * engine runs the recorded undo steps of failed and cancelled tasks.
  *
+ * Supervised (`ctx.supervised`: the engine's process stays, as `up --foreground` and the supervisor
+ * do), its stdout and stderr are pipes into a log writer (stamped lines, rotation by `with.log`),
+ * and the result carries the running instance with its `with.restart` / `with.health` for the
+ * supervisor to watch. Otherwise it writes straight to its log file and may outlive the CLI.
+ *
  * Without a `ready` block the service counts as ready once it has survived a short settle time
  * (SETTLE_MS): a command that dies at once (bad flag, missing file) still fails its task.
  *
@@ -26,12 +31,14 @@ import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
-import { TaskError, type TaskContext, type TaskKind, type TaskResult, type UndoDescriptor } from '../src/model/kind.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TaskError, type RunningInstance, type SupervisionSpec, type TaskContext, type TaskKind, type TaskResult, type UndoDescriptor } from '../src/model/kind.js';
 import { fail, formatMs } from '../src/model/failure.js';
 import { abortError, childEnv, groupMembers, HAS_PROC, inspectPort, isAlive, readProcStat, spawnService, type StopProcess } from '../src/process/proc.js';
 import { tailLines } from '../src/process/log-file.js';
 import { describeProbe, disposeProbe, formatAddress, parseProbe, probeOnce, toDuration, toPort, waitReady, type Probe, type ProbeResult, type ProbeSpec, type WaitOutcome } from '../src/process/probes.js';
 import { executeUndo } from '../src/engine/undo.js';
+import { parseLog, parseRestart } from '../src/supervisor/policy.js';
 
 export interface ProcessWith {
   command: string;
@@ -47,6 +54,12 @@ export interface ProcessWith {
   unset_env?: string[];
   /** start it with umask 077: what it creates (a database, a store) is the user's alone */
   private_files?: boolean;
+  /** what the supervisor does when it exits after ready (src/supervisor/policy.ts) */
+  restart?: unknown;
+  /** the liveness check the supervisor runs after ready */
+  health?: Record<string, unknown>;
+  /** rotation of the captured log: { max_size, keep } */
+  log?: unknown;
 }
 
 /** The inherited variables `patterns` name, removed; what the task's `env` sets stays. */
@@ -181,6 +194,18 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
   const ports = (w.ports ?? []).map((p, i) => toPort(p, `with.ports[${i}]`));
   const signal = stopSignal(w.stop?.signal);
   const graceMs = toDuration(w.stop?.grace, DEFAULT_GRACE_MS, 'with.stop.grace');
+  const invalidAs = <T>(read: () => T): T => {
+    try {
+      return read();
+    } catch (err) {
+      throw new TaskError(fail.invalidInput((err as Error).message));
+    }
+  };
+  const restart = invalidAs(() => parseRestart(w.restart));
+  const logPolicy = invalidAs(() => parseLog(w.log));
+  const supervision: SupervisionSpec = { restart, ...(w.health ? { health: w.health } : {}), cwd, env };
+  const running = (svc: { pid: number; pgid: number; startTime: number }, exited?: RunningInstance['exited']): { running?: RunningInstance } =>
+    ctx.supervised ? { running: { pid: svc.pid, pgid: svc.pgid, startTime: svc.startTime, ...(exited ? { exited } : {}), supervision } } : {};
   // Parsed before anything starts so a bad probe fails without side effects; the log offset is
   // filled in once the process runs.
   const target = { logFile: ctx.logFile, logOffset: 0, cwd, env };
@@ -201,7 +226,7 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
     if (reusable && isAlive(recorded) && readProcStat(recorded.pid)?.pgid === recorded.pgid) {
       const check = await checkRecorded(recorded, parsed?.probe, ports, ctx.signal);
       if (ctx.signal.aborted) throw abortError(ctx.signal);
-      if (check.ok) return { satisfied: true, outputs: prev.outputs!, summary: `already running (pid ${recorded.pid})`, lastProbe: check.detail };
+      if (check.ok) return { satisfied: true, outputs: prev.outputs!, summary: `already running (pid ${recorded.pid})`, lastProbe: check.detail, ...running(recorded) };
       ctx.output(`pid ${recorded.pid} is running but not healthy (${check.detail}); restarting it`);
     }
     // Also stops what a dead instance left in its group; never signals a reused pid.
@@ -226,7 +251,17 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
   if (ctx.signal.aborted) throw abortError(ctx.signal);
 
   const started = performance.now();
-  const svc = await spawnService({ command: w.command, args, cwd, env, logFile: ctx.logFile, stack: ctx.dataDir, ...(w.private_files ? { umask: 0o077 } : {}) });
+  const svc = await spawnService({
+    command: w.command,
+    args,
+    cwd,
+    env,
+    logFile: ctx.logFile,
+    stack: ctx.dataDir,
+    ...(w.private_files ? { umask: 0o077 } : {}),
+    // Supervised: its output is piped to the supervisor's log writer (stamped lines, rotation).
+    ...(ctx.supervised ? { capture: logPolicy } : {}),
+  });
   const undo: UndoDescriptor = {
     type: 'stop-process',
     pid: svc.pid,
@@ -255,11 +290,20 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
     : await settle(svc.exited, ctx.signal);
 
   const tail = (): string[] => tailLines(ctx.logFile, 20, { since: svc.logOffset });
+  // Captured output is written asynchronously: what it printed last is on disk before the tail is read.
+  if (svc.log && outcome.status !== 'ready') {
+    await (outcome.status === 'exited' ? Promise.race([svc.logClosed, sleep(1000)]) : svc.log.flush());
+  }
   switch (outcome.status) {
     case 'ready': {
       const outputs: Record<string, unknown> = { pid: svc.pid, pgid: svc.pgid, log: ctx.logFile, ...(address ? { address } : {}) };
       const how = parsed ? ` (${outcome.detail})` : '';
-      return { outputs, summary: `ready after ${formatMs(performance.now() - started)}, pid ${svc.pid}${how}`, ...(parsed ? { lastProbe: outcome.detail } : {}) };
+      return {
+        outputs,
+        summary: `ready after ${formatMs(performance.now() - started)}, pid ${svc.pid}${how}`,
+        ...(parsed ? { lastProbe: outcome.detail } : {}),
+        ...running(svc, svc.exited),
+      };
     }
     case 'exited':
       throw new TaskError(fail.exitedBeforeReady(outcome.exit.code, outcome.exit.signal, tail(), ctx.logFile));

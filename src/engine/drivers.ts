@@ -183,6 +183,8 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
       ...(x.force ? { force: x.force } : {}),
       ...(prompting ? { prompt: async (task: string, opts: PromptOptions) => pre.answered(task, opts) ?? (renderer.prompt ? renderer.prompt(task, opts) : ask(opts)) } : {}),
       emit,
+      // The foreground CLI stays: it reads the services' output (pipes) and supervises them.
+      ...(x.foreground ? { supervised: true } : {}),
     });
     await renderer.end();
 

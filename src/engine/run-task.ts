@@ -6,7 +6,7 @@
 import { dirname } from 'node:path';
 import { fail, type Failure } from '../model/failure.js';
 import type { EventInput } from '../model/event.js';
-import { TaskError, type PromptOptions, type TaskContext, type TaskKind, type TaskRecord, type UndoDescriptor } from '../model/kind.js';
+import { TaskError, type PromptOptions, type RunningInstance, type TaskContext, type TaskKind, type TaskRecord, type UndoDescriptor } from '../model/kind.js';
 import type { Target } from '../model/task.js';
 import { mask, maskDeep, registerSecret } from '../util/mask.js';
 import { logFileFor } from '../util/paths.js';
@@ -16,7 +16,7 @@ import { executeUndo } from './undo.js';
 
 /** How a task's run ended; `changed` says whether it changed the world (started, installed...). */
 export type TaskOutcome =
-  | { status: 'ready' | 'done'; outputs: Record<string, unknown>; changed: boolean }
+  | { status: 'ready' | 'done'; outputs: Record<string, unknown>; changed: boolean; running?: RunningInstance }
   | { status: 'cancelled'; changed: boolean }
   | { status: 'failed'; failure: Failure; changed: boolean };
 
@@ -33,6 +33,8 @@ export interface TaskRun {
   abort: AbortController;
   canPrompt: boolean;
   prompt: ((task: string, options: PromptOptions) => Promise<string>) | undefined;
+  /** the engine's process stays and supervises (TaskContext.supervised) */
+  supervised?: boolean;
   /** `performance.now()` when the scheduler picked the task up */
   t0: number;
   /** false once the scheduler settled the task: late output is dropped */
@@ -79,6 +81,7 @@ export async function runTask(r: TaskRun): Promise<TaskOutcome> {
     specHash: target.specHash,
     force: r.force,
     canPrompt: r.canPrompt && !!r.prompt,
+    ...(r.supervised ? { supervised: true } : {}),
     output: (line) => {
       if (r.live()) r.emit({ type: 'output', task: name, line: mask(line) });
     },
@@ -142,7 +145,7 @@ export async function runTask(r: TaskRun): Promise<TaskOutcome> {
       return { status: 'failed', failure: fail.writeFailed('record it in', state.path, errnoText(state.writeError.cause)), changed: true };
     }
     r.emit({ type: status, task: name, durationMs: performance.now() - r.t0, satisfied, ...(result.summary ? { summary: mask(result.summary) } : {}), mode: kind.mode });
-    return { status, outputs: out, changed };
+    return { status, outputs: out, changed, ...(result.running ? { running: result.running } : {}) };
   } catch (err) {
     const changed = recorded.length > 0;
     if (err instanceof TaskError) return { status: 'failed', failure: err.failure, changed };

@@ -19,7 +19,7 @@ import type { EngineEvent, EventInput } from '../model/event.js';
 import type { Graph } from './graph.js';
 import { maskDeep } from '../util/mask.js';
 import type { StateStore } from './state.js';
-import type { KindRegistry, PromptOptions, TaskKind, TaskStatus } from '../model/kind.js';
+import type { KindRegistry, PromptOptions, RunningInstance, TaskKind, TaskStatus } from '../model/kind.js';
 import type { TaskNode } from '../model/task.js';
 import { resolveTask } from './resolve-task.js';
 import { runTask, stopPrevious, type TaskOutcome } from './run-task.js';
@@ -43,6 +43,18 @@ export interface RunOptions {
   canPrompt: boolean;
   prompt?: (task: string, options: PromptOptions) => Promise<string>;
   emit: (ev: EngineEvent) => void;
+  /** the caller stays and supervises the services (`up --foreground`, the supervisor): see RunOutcome.services */
+  supervised?: boolean;
+}
+
+/**
+ * A service this run started or adopted, for the supervisor: its instance, and how to run its
+ * task again (same resolved inputs; its needs are not run again; a new undo record is written
+ * before its readiness probe runs).
+ */
+export interface ServiceRun {
+  running: RunningInstance;
+  rerun(signal: AbortSignal, emit: (ev: EventInput) => void): Promise<TaskOutcome>;
 }
 
 export interface RunOutcome {
@@ -57,6 +69,8 @@ export interface RunOutcome {
   changed: string[];
   status: Map<string, TaskStatus>;
   outputs: Map<string, Record<string, unknown>>;
+  /** with `supervised`: every service that is ready, by task */
+  services: Map<string, ServiceRun>;
 }
 
 class Semaphore {
@@ -87,6 +101,7 @@ export async function runGraph(o: RunOptions): Promise<RunOutcome> {
 class Scheduler {
   private readonly status = new Map<string, TaskStatus>();
   private readonly outputs = new Map<string, Record<string, unknown>>();
+  private readonly services = new Map<string, ServiceRun>();
   /** task -> why it cannot run (a need failed, was cancelled or skipped for that reason) */
   private readonly blocked = new Map<string, string>();
   /** task -> how many of its needs have not settled yet */
@@ -152,6 +167,7 @@ class Scheduler {
       changed: this.changed,
       status: this.status,
       outputs: this.outputs,
+      services: this.services,
     };
   }
 
@@ -269,6 +285,11 @@ class Scheduler {
 
     const abort = new AbortController();
     this.inflight.add(abort);
+    const ensureDir = (dir: string): void => {
+      if (this.logDirs.has(dir)) return;
+      mkdirSync(dir, { recursive: true });
+      this.logDirs.add(dir);
+    };
     try {
       const outcome = await runTask({
         target,
@@ -281,15 +302,38 @@ class Scheduler {
         abort,
         canPrompt: o.canPrompt,
         prompt: o.prompt,
+        ...(o.supervised ? { supervised: true } : {}),
         t0,
         live: () => this.status.get(name) === 'running',
-        ensureDir: (dir) => {
-          if (this.logDirs.has(dir)) return;
-          mkdirSync(dir, { recursive: true });
-          this.logDirs.add(dir);
-        },
+        ensureDir,
         emit: (ev) => this.emit(ev),
       });
+      if (outcome.status === 'ready' && outcome.running) {
+        // Run again by the supervisor: same inputs, never a prompt, its record's instance replaced.
+        const rerun = (signal: AbortSignal, emit: (ev: EventInput) => void): Promise<TaskOutcome> => {
+          const again = new AbortController();
+          if (signal.aborted) again.abort(signal.reason);
+          else signal.addEventListener('abort', () => again.abort(signal.reason), { once: true });
+          return runTask({
+            target,
+            kind,
+            state: o.state,
+            baseDir: o.baseDir,
+            dataDir: o.dataDir,
+            previous: o.state.record(name),
+            force: true,
+            abort: again,
+            canPrompt: false,
+            prompt: undefined,
+            supervised: true,
+            t0: performance.now(),
+            live: () => true,
+            ensureDir,
+            emit,
+          });
+        };
+        this.services.set(name, { running: outcome.running, rerun });
+      }
       this.finishTask(name, outcome, t0, kind.mode);
     } finally {
       // After settling: a failure's halt also aborts this task's own signal.

@@ -80,6 +80,38 @@ export interface TaskResult {
   summary?: string;
   /** the readiness probe's latest result, kept for `stigmer status` */
   lastProbe?: string;
+  /**
+   * A service's running instance, for the supervisor (never written to the state): what to watch
+   * after ready. Kinds return it only when `ctx.supervised`.
+   */
+  running?: RunningInstance;
+}
+
+/** How a supervised instance exited: a code, or the signal that ended it (both null: not seen). */
+export interface ExitSeen {
+  code: number | null;
+  signal: string | null;
+}
+
+/** A service instance as the supervisor watches it (src/supervisor/watch.ts). */
+export interface RunningInstance {
+  pid: number;
+  pgid: number;
+  startTime: number;
+  /** settles when it exits; absent for an instance adopted from an earlier run (its exit is polled) */
+  exited?: Promise<ExitSeen>;
+  /** `with.restart`, `with.health` and `with.stop` as the kind read them (plain data, validated) */
+  supervision: SupervisionSpec;
+}
+
+/** What the supervisor needs of a service's `with` (parsed by the kind; interpreted by src/supervisor). */
+export interface SupervisionSpec {
+  restart: { policy: 'no' | 'on-failure' | 'always'; backoffMs: number; maxBackoffMs: number; maxRestarts: number; windowMs: number };
+  /** the liveness check's raw `with.health` (probe fields resolved), when it has one */
+  health?: Record<string, unknown>;
+  /** where its probes run */
+  cwd: string;
+  env: NodeJS.ProcessEnv;
 }
 
 /** Progress of a long step, e.g. a download. */
@@ -110,7 +142,20 @@ export interface TaskRecord {
   seq?: number;
   /** how long it took, in ms (for the critical path) */
   durationMs?: number;
+  /** a supervised service's state (the supervisor writes these; absent without one) */
+  service?: ServiceState;
+  /** restarts by the supervisor since the stack came up */
+  restarts?: number;
+  lastExit?: { code: number | null; signal: string | null; at: string };
+  health?: { ok: boolean; at: string; detail?: string; failures: number };
+  /** when the pending restart is due (ISO), or null */
+  nextRestartAt?: string | null;
+  /** when the running instance was last ready (ISO) */
+  readyAt?: string;
 }
+
+/** A supervised service's state, as the supervisor last wrote it. */
+export type ServiceState = 'starting' | 'ready' | 'restarting' | 'unhealthy' | 'crash-loop' | 'stopped';
 
 export interface PromptOptions {
   message: string;
@@ -156,6 +201,12 @@ export interface TaskContext<W = Record<string, unknown>> {
   prompt(options: PromptOptions): Promise<string>;
   /** whether prompting is possible at all (TTY on stdin/stdout, no --no-input, no CI) */
   canPrompt: boolean;
+  /**
+   * The process running the engine stays and supervises what starts (`up --foreground`, the
+   * supervisor daemon): a service's output may be piped to it, and its instance is returned in
+   * `TaskResult.running`.
+   */
+  supervised?: boolean;
 }
 
 /** A task kind: one file in `tasks/`. */

@@ -165,6 +165,8 @@ class FileLogWriter implements LogWriter {
   async close(): Promise<void> {
     if (this.closed) return this.flush();
     for (const c of this.captures) this.flushCarry(c);
+    // Lines dropped at the very end are marked too (no later line would carry the marker).
+    if (this.gap) this.enqueue('', 0, true);
     this.closed = true;
     await this.flush();
     closeSync(this.fd);

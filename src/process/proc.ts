@@ -36,6 +36,7 @@ export {
 } from './identity.js';
 import { isSecretVariable } from '../util/mask.js';
 import { openLog } from './log-file.js';
+import { openLogWriter, type LogWriter } from './log-writer.js';
 
 const POLL_MS = 20;
 /** How long to wait for a group to vanish after SIGKILL before calling it a failure. */
@@ -132,6 +133,12 @@ export interface ServiceSpec {
   stack?: string;
   /** the file-creation mask the service starts with (default: stigmer's own) */
   umask?: number;
+  /**
+   * Capture stdout and stderr through pipes into `logFile` (log-writer.ts: stamped lines,
+   * rotation). Only for a process that stays to read them (a supervisor): without it the
+   * service writes straight to the file and may outlive the CLI.
+   */
+  capture?: { maxSize: number; keep: number };
 }
 
 export interface ExitInfo {
@@ -155,6 +162,10 @@ export interface StartedService extends ProcessIdentity {
   waitExit(): Promise<ExitInfo>;
   /** its STIGMER_INSTANCE, when it was started for a stack */
   instance?: string;
+  /** with `capture`: its log writer (closed once both pipes ended) */
+  log?: LogWriter;
+  /** with `capture`: settles when both pipes ended and the log is closed */
+  logClosed?: Promise<void>;
 }
 
 /**
@@ -163,6 +174,7 @@ export interface StartedService extends ProcessIdentity {
  * `TaskError(spawn-failed)` when the command cannot be started.
  */
 export async function spawnService(spec: ServiceSpec): Promise<StartedService> {
+  if (spec.capture) return spawnCaptured(spec, spec.capture);
   const commandLine = formatCommandLine(spec.command, spec.args);
   if (!isDirectory(spec.cwd)) throw new TaskError(fail.spawnFailed(commandLine, `working directory ${spec.cwd} does not exist`));
   const instance = spec.stack === undefined ? undefined : newInstance();
@@ -223,6 +235,74 @@ export async function spawnService(spec: ServiceSpec): Promise<StartedService> {
     logOffset,
     exited,
     waitExit,
+    ...(instance ? { instance } : {}),
+  };
+}
+
+/** `spawnService` with stdout and stderr piped into a log writer (see ServiceSpec.capture). */
+async function spawnCaptured(spec: ServiceSpec, capture: { maxSize: number; keep: number }): Promise<StartedService> {
+  const commandLine = formatCommandLine(spec.command, spec.args);
+  if (!isDirectory(spec.cwd)) throw new TaskError(fail.spawnFailed(commandLine, `working directory ${spec.cwd} does not exist`));
+  const instance = spec.stack === undefined ? undefined : newInstance();
+  const env = spec.stack === undefined || instance === undefined ? spec.env : markEnv(spec.env, spec.stack, instance);
+  let log: LogWriter;
+  try {
+    log = openLogWriter({ file: spec.logFile, maxSize: capture.maxSize, keep: capture.keep });
+  } catch (err) {
+    throw new TaskError(fail.writeFailed('open its log', spec.logFile, errnoText(err)));
+  }
+  log.writeEvent(`starting ${commandLine}`);
+  await log.flush();
+  if (log.stats.lastError) {
+    await log.close();
+    throw new TaskError(fail.writeFailed('write its log', spec.logFile, log.stats.lastError));
+  }
+  let logOffset = 0;
+  try {
+    logOffset = statSync(spec.logFile).size;
+  } catch {
+    // rotated away meanwhile: its output starts the new file
+  }
+  let child: ChildProcess;
+  const umask = spec.umask === undefined ? undefined : process.umask(spec.umask);
+  try {
+    child = spawn(spec.command, [...spec.args], { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    await log.close();
+    throw new TaskError(fail.spawnFailed(commandLine, describeSpawnError(err)));
+  } finally {
+    if (umask !== undefined) process.umask(umask);
+  }
+  if (child.pid === undefined) {
+    const [err] = await once(child, 'error');
+    await log.close();
+    throw new TaskError(fail.spawnFailed(commandLine, describeSpawnError(err)));
+  }
+  child.on('error', () => {});
+  const exited = new Promise<ExitInfo>((res) => child.once('exit', (code, signal) => res({ code, signal })));
+  const stat = HAS_PROC ? readProcStat(child.pid) : undefined;
+  // Read continuously; the writer never pauses a pipe (a service must never block on its output).
+  const logClosed = Promise.all([log.attach(child.stdout!, 'out'), log.attach(child.stderr!, 'err')]).then(() => log.close());
+  child.unref();
+  const waitExit = async (): Promise<ExitInfo> => {
+    child.ref();
+    try {
+      return await exited;
+    } finally {
+      child.unref();
+    }
+  };
+  return {
+    pid: child.pid,
+    pgid: stat?.pgid ?? child.pid,
+    startTime: stat?.startTime ?? 0,
+    child,
+    commandLine,
+    logOffset,
+    exited,
+    waitExit,
+    log,
+    logClosed,
     ...(instance ? { instance } : {}),
   };
 }
