@@ -134,7 +134,7 @@ interface Rig {
   address: string;
   client: StigmerClient;
   server: Proc;
-  runner?: Proc;
+  runner?: Proc | undefined;
   startRunner(env?: Record<string, string | undefined>): Promise<void>;
   stopRunner(): Promise<void>;
   restartServer(): Promise<number>;

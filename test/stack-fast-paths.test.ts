@@ -28,7 +28,7 @@ const node = process.execPath;
 const service = fixture('service.mjs');
 
 /** An exec probe that appends a line to `counter` each time it runs and passes. */
-function countingProbe(counter: string): ProcessWith['ready'] {
+function countingProbe(counter: string): NonNullable<ProcessWith['ready']> {
   return { exec: { command: node, args: ['-e', `require('fs').appendFileSync(${JSON.stringify(counter)}, 'x')`] }, interval: '50ms', timeout: '10s' };
 }
 

@@ -9,10 +9,10 @@ import type { App } from '../model/app.js';
 import { logOptions, runLogs, type LogFlags } from './engine.js';
 
 interface ConfigFlagOpts {
-  llmProvider?: string;
-  llmModel?: string;
-  llmBaseUrl?: string;
-  temporalAddress?: string;
+  llmProvider?: string | undefined;
+  llmModel?: string | undefined;
+  llmBaseUrl?: string | undefined;
+  temporalAddress?: string | undefined;
 }
 
 interface StartOpts extends ConfigFlagOpts {

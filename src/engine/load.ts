@@ -54,7 +54,7 @@ class Positions {
     readonly lc: LineCounter,
   ) {}
   /** the value node at a path, and the key node holding it */
-  find(path: (string | number)[]): { node?: YamlNode; key?: YamlNode } {
+  find(path: (string | number)[]): { node?: YamlNode | undefined; key?: YamlNode | undefined } {
     return findNode(this.doc, path, this.lookup);
   }
   diag(file: string, path: (string | number)[], message: string, opts: { onKey?: boolean; offset?: number; length?: number } = {}): Diagnostic {

@@ -133,9 +133,9 @@ export interface TaskRecord {
   startedAt?: string;
   finishedAt?: string;
   /** one line: the latest readiness probe result */
-  lastProbe?: string;
-  /** the failure message of the last run, if it failed */
-  error?: string;
+  lastProbe?: string | undefined;
+  /** the failure message of the last run, if it failed (`undefined` clears it on update) */
+  error?: string | undefined;
   /** the task's needs when it ran: `down` undoes dependents first without the tasks file */
   needs?: string[];
   /** completion order within the state: undo runs in reverse */

@@ -88,7 +88,7 @@ interface Capture {
   carryAt: number;
   /** a held line was written before its newline came: that newline ends nothing */
   cut: boolean;
-  timer?: NodeJS.Timeout;
+  timer?: NodeJS.Timeout | undefined;
 }
 
 export function openLogWriter(o: LogWriterOptions): LogWriter {

@@ -77,9 +77,11 @@ function perTaskRenderer(tasks: RenderTask[]): Renderer {
           }),
         // listr2 reads `rollback` when the task's promise rejects: only a cancelled task has one,
         // so it ends "rolled back" (its own icon) while a failed task ends failed. The engine's
-        // undo is the real rollback; this one only names the state.
+        // undo is the real rollback; this one only names the state. listr2 tests `task.rollback`
+        // for truthiness, so undefined here is the same as no rollback (the cast is for
+        // exactOptionalPropertyTypes, which types the field as present-or-absent).
         get rollback() {
-          return slot.cancelled ? async (): Promise<void> => {} : undefined;
+          return (slot.cancelled ? async (): Promise<void> => {} : undefined) as () => Promise<void>;
         },
         rendererOptions: { persistentOutput: false },
       };

@@ -71,7 +71,7 @@ export function pairIndex(): PairLookup {
  * The value node at a path and the key node holding it. Where the path leaves the document, the
  * deepest node reached (and its key), with `found: false`.
  */
-export function findNode(doc: Document, path: readonly (string | number)[], lookup: PairLookup = pairOf): { node?: Node; key?: Node; found: boolean } {
+export function findNode(doc: Document, path: readonly (string | number)[], lookup: PairLookup = pairOf): { node?: Node | undefined; key?: Node | undefined; found: boolean } {
   let node: unknown = doc.contents;
   let key: Node | undefined;
   for (const seg of path) {
@@ -100,7 +100,7 @@ export function diagnosticAt(
   lc: LineCounter,
   node: Node | null | undefined,
   message: string,
-  opts: { fallback?: number; offset?: number; length?: number; maxLength?: number } = {},
+  opts: { fallback?: number | undefined; offset?: number | undefined; length?: number | undefined; maxLength?: number | undefined } = {},
 ): Diagnostic {
   const range = node?.range;
   const { line, col } = lc.linePos((range?.[0] ?? opts.fallback ?? 0) + (opts.offset ?? 0));
