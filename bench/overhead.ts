@@ -9,8 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { cliPath, finishHome, freePort, note, readStamps, repoRoot, runToEnd, start, stats, stopGroup, tempHome, until, type Stats } from './lib.js';
+import { cliPath, finishHome, freePort, note, readStamps, runToEnd, start, stats, stopGroup, tempHome, until, type Stats } from './lib.js';
 import type { Row, Suite, SuiteResult } from './report.js';
 import { NEEDS, WORK, criticalPath, seconds, serviceArgs, taskWeights, writeStigmerStack, type Baselines, type StackPorts, type StackTask } from './stack.js';
 
@@ -96,14 +95,15 @@ export async function runStigmerUp(): Promise<UpRun> {
   try {
     const ports = await stackPorts();
     const file = writeStigmerStack(home, ports);
-    const r = await runToEnd(process.execPath, [cliPath, 'up', '-f', file, '--output', 'json', '--no-input'], { cwd: home, home });
+    const data = join(home, 'data');
+    const r = await runToEnd(process.execPath, [cliPath, 'up', '-f', file, '--data-dir', data, '--output', 'json', '--no-input'], { cwd: home, home });
     try {
       const events = parseEvents(r.stdout);
       const first = Math.min(...events.filter((e) => e.event === 'queued').map((e) => e.time));
       const last = Math.max(...events.filter((e) => e.event === 'ready' || e.event === 'done').map((e) => e.time));
       const finished = events.filter((e) => e.event === 'ready' || e.event === 'done').length;
       if (finished !== 7) throw new Error(`stigmer up finished ${finished} of 7 tasks:\n${r.stdout}${r.stderr}`);
-      const runnerListen = readStamps(readFileSync(join(home, 'logs', 'start-agent-runner.log'), 'utf8'), 'listening', ports.runner)[0];
+      const runnerListen = readStamps(readFileSync(join(data, 'logs', 'start-agent-runner.log'), 'utf8'), 'listening', ports.runner)[0];
       if (runnerListen === undefined) throw new Error('the agent-runner log has no listen stamp');
       return {
         wallMs: r.ms,
@@ -116,7 +116,7 @@ export async function runStigmerUp(): Promise<UpRun> {
         endedAt: r.endedAt,
       };
     } finally {
-      await runToEnd(process.execPath, [cliPath, 'down', '--output', 'json'], { cwd: home, home });
+      await runToEnd(process.execPath, [cliPath, 'down', '-f', file, '--data-dir', data, '--output', 'json'], { cwd: home, home });
     }
   } finally {
     await finishHome(home);
@@ -129,22 +129,6 @@ function taskExtra(u: UpRun, task: StackTask, weight: number): number {
   const first = Math.min(...u.events.filter((e) => e.event === 'queued').map((e) => e.time));
   const from = NEEDS[task].length ? Math.max(...NEEDS[task].map(finish)) : first;
   return finish(task) - from - weight;
-}
-
-/** How long `await import("execa")` takes in a fresh node process (what the first exec task waits for). */
-async function execaImportMs(runs: number): Promise<number[]> {
-  const home = tempHome('stigmer-bench-');
-  try {
-    const script = (what: string): string[] => ['--input-type=module', '-e', `const t = performance.now(); ${what}; process.stdout.write(String(performance.now() - t));`];
-    const out: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const r = await runToEnd(process.execPath, script(`await import(${JSON.stringify(pathToFileURL(join(repoRoot, 'node_modules', 'execa', 'index.js')).href)})`), { cwd: home, home });
-      out.push(Number(r.stdout));
-    }
-    return out;
-  } finally {
-    await finishHome(home);
-  }
 }
 
 /** The port-holder check the process kind makes before each start (in this process, a free port). */
@@ -175,8 +159,7 @@ export const overhead: Suite = {
     // Where the overhead goes: each task on the critical path, from the moment its last need
     // finished (or the run began) to its own finish, minus its bare work.
     const extra = cp.path.map((task) => ({ task, stats: stats(ups.map((u) => taskExtra(u, task, weights[task]))) }));
-    // Two costs the kinds pay on the path, measured alone.
-    const execa = stats(await execaImportMs(runs));
+    // A cost the process kind pays on the path, measured alone.
     const portCheck = stats(await portCheckMs(runs * 3));
     const rows: Row[] = [
       { bench: '1 overhead', metric: 'engine: first event -> all ready, minus critical path', unit: 'ms', stats: stats(ups.map((u) => u.engineMs - cp.ms)), goal: { max: 60 } },
@@ -185,7 +168,6 @@ export const overhead: Suite = {
       { bench: '1 overhead', metric: '  of which exit: last event -> exit', unit: 'ms', stats: stats(ups.map((u) => u.exitMs)) },
       { bench: '1 overhead', metric: 'critical path (bare work)', unit: 'ms', stats: stats([cp.ms]) },
       ...extra.map((e): Row => ({ bench: '1 overhead', metric: `  on the path: ${e.task}, beyond its bare work`, unit: 'ms', stats: e.stats })),
-      { bench: '1 overhead', metric: '  alone: import of execa (the first exec task)', unit: 'ms', stats: execa },
       { bench: '1 overhead', metric: '  alone: port-holder check before a service starts', unit: 'ms', stats: portCheck },
     ];
     return {

@@ -8,7 +8,7 @@
  *              read from the task's log file
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { cliPath, finishHome, freePort, note, readStamps, runToEnd, start, stats, stopGroup, tempHome, until, type Spawned } from './lib.js';
 import { parseEvents } from './overhead.js';
 import type { Suite, SuiteResult } from './report.js';
@@ -27,8 +27,9 @@ const dependent = `  after:
     with: { command: "true" }
 `;
 
+/** The data dir is named, so the logs are found where the bench looks. */
 function cliArgs(file: string): string[] {
-  return [cliPath, 'up', '-f', file, '--output', 'json', '--no-input'];
+  return [cliPath, 'up', '-f', file, '--data-dir', join(dirname(file), 'data'), '--output', 'json', '--no-input'];
 }
 
 function measure(stdout: string, waiter: string, listenAt: number): Sample {
@@ -90,11 +91,11 @@ ${dependent.replace('{NEED}', 'svc')}`,
     );
     try {
       const r = await runToEnd(process.execPath, cliArgs(file), { cwd: home, home });
-      const listenAt = readStamps(readFileSync(join(home, 'logs', 'svc.log'), 'utf8'), 'listening')[0];
+      const listenAt = readStamps(readFileSync(join(home, 'data', 'logs', 'svc.log'), 'utf8'), 'listening')[0];
       if (listenAt === undefined) throw new Error('the service log has no listen stamp');
       return measure(r.stdout, 'svc', listenAt);
     } finally {
-      await runToEnd(process.execPath, [cliPath, 'down'], { cwd: home, home });
+      await runToEnd(process.execPath, [cliPath, 'down', '-f', file, '--data-dir', join(home, 'data')], { cwd: home, home });
     }
   } finally {
     await finishHome(home);

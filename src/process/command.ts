@@ -1,8 +1,10 @@
 /**
- * Foreground commands (the exec kind, exec probes), through execa: run to completion in their own
- * process group, so an abort stops grandchildren too (execa's own cancelSignal only kills the
- * direct child, and a grandchild holding the output pipe would keep `await` hanging).
+ * Foreground commands (the exec kind, exec probes): run to completion in their own process group,
+ * so an abort stops grandchildren too (a grandchild holding the output pipe would keep the wait
+ * hanging). node's own spawn, not execa: nothing here needs more than a group, two pipes and the
+ * exit, and execa cost ~20 ms to import on the first exec of a run and ~1 ms a command after.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { stripAnsi } from './log-file.js';
 import { describeSpawnError, groupGone, groupMembers, HAS_PROC, isAlive, processIdentity, readProcStat, type ProcessIdentity } from './proc.js';
 import { markEnv, newInstance } from './sweep.js';
@@ -102,23 +104,31 @@ function lineSplitter(emit: (line: string) => void): { push(chunk: string): void
  * Never throws for the command's own failures: they are in the result.
  */
 export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
-  const { execa } = await import('execa');
   const graceMs = spec.graceMs ?? 2000;
   const tail: string[] = [];
   let stdout = '';
   let aborted = false;
   const instance = spec.stack === undefined ? undefined : newInstance();
-  const sub = execa(spec.command, [...spec.args], {
-    cwd: spec.cwd,
-    env: spec.stack === undefined || instance === undefined ? spec.env : markEnv(spec.env, spec.stack, instance),
-    extendEnv: false,
-    detached: true,
-    stdin: 'ignore',
-    buffer: false,
-    reject: false,
-    stripFinalNewline: false,
-    windowsHide: true,
-    ...(spec.signal ? { cancelSignal: spec.signal } : {}),
+  let sub: ChildProcess;
+  try {
+    sub = spawn(spec.command, [...spec.args], {
+      cwd: spec.cwd,
+      env: spec.stack === undefined || instance === undefined ? spec.env : markEnv(spec.env, spec.stack, instance),
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      windowsHide: true,
+    });
+  } catch (err) {
+    // arguments node refuses before spawning (a NUL byte in one)
+    return { exitCode: null, signal: null, stdout: '', tail, aborted: false, spawnError: describeSpawnError(err) };
+  }
+  // Settles once the command exited and its output pipes closed, or when it could not start.
+  const settled = new Promise<{ code: number | null; signal: NodeJS.Signals | null } | { error: unknown }>((res) => {
+    // after a spawn, an error is a failed kill of a process that is gone: nothing to report
+    sub.on('error', (error) => {
+      if (sub.pid === undefined) res({ error });
+    });
+    sub.once('close', (code, signal) => res({ code, signal }));
   });
   const pgid = sub.pid;
   const onAbort = (): void => {
@@ -158,12 +168,10 @@ export async function runCommand(spec: CommandSpec): Promise<CommandResult> {
     readable.on('end', () => split.end());
   }
   try {
-    const r = await sub;
-    if (r.failed && r.exitCode === undefined && r.signal === undefined && !r.isCanceled) {
-      return { exitCode: null, signal: null, stdout: '', tail, aborted: false, spawnError: describeSpawnError(r.cause ?? r) };
-    }
+    const r = await settled;
+    if ('error' in r) return { exitCode: null, signal: null, stdout: '', tail, aborted: false, spawnError: describeSpawnError(r.error) };
     const out = stripAnsi(stdout).slice(0, STDOUT_CAP);
-    return { exitCode: r.exitCode ?? null, signal: (r.signal as NodeJS.Signals | undefined) ?? null, stdout: out, tail, aborted: aborted || r.isCanceled };
+    return { exitCode: r.code, signal: r.signal, stdout: out, tail, aborted };
   } finally {
     spec.signal?.removeEventListener('abort', onAbort);
     if (pgid !== undefined) foreground.delete(pgid);
