@@ -2,7 +2,7 @@
  * `stigmer local ...` end to end, offline: the packaged stigmer.tasks.yaml on the stand-in
  * Temporal (downloaded from a local release mirror), the fixture server and agent-runner, random
  * ports, a temp STIGMER_HOME. Zero-config start, status, logs, `stigmer run start-agent-runner`,
- * a second start as a no-op, stop; port conflicts; Temporal dying during startup; a broken config.
+ * `local restart <component>` from any directory, a second start as a no-op, stop; port conflicts; Temporal dying during startup; a broken config.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -114,6 +114,32 @@ test('zero-config: local start, status, logs, run start-agent-runner, a second s
   assert.notEqual(after['agent-runner'], before['agent-runner']);
   assert.equal(r.records('agent-runner').length, 2);
   assert.deepEqual(r.records('agent-runner')[1]!.env['TEMPORAL_SERVICE_ADDRESS'], `127.0.0.1:${temporal}`);
+
+  // ... and from any directory (runCli's cwd is the home, no tasks file there): local restart <component>
+  const away = await runCli(['run', 'start-agent-runner'], { home: r.home, env: r.env });
+  assert.equal(away.code, 2);
+  assert.equal(away.stderr, "stigmer run start-agent-runner: there is no ./stigmer.tasks.yaml here. start-agent-runner is the local Stigmer stack's task; from any directory:\n  stigmer local restart agent-runner\n");
+  const restartRunner = await runCli(['local', 'restart', 'agent-runner'], { home: r.home, env: r.env });
+  assert.equal(restartRunner.code, 0, restartRunner.stderr);
+  assert.match(restartRunner.stdout, /start-agent-runner: \| stopped pid \d+[\s\S]*start-agent-runner: ready \(/);
+  assert.match(restartRunner.stdout, /start-server: ready \(already running, reused\)/);
+  assert.match(restartRunner.stdout, /start-temporal: ready \(already running, reused\)/);
+  const restarted = await componentPids(r);
+  assert.deepEqual([restarted['temporal'], restarted['server']], [before['temporal'], before['server']]);
+  assert.ok(restarted['agent-runner'] && restarted['agent-runner'] !== after['agent-runner']);
+  assert.equal(r.records('agent-runner').length, 3);
+  const restartServer = await runCli(['local', 'restart', 'server'], { home: r.home, env: r.env });
+  assert.equal(restartServer.code, 0, restartServer.stderr);
+  const serverRestarted = await componentPids(r);
+  assert.notEqual(serverRestarted['server'], before['server']);
+  assert.deepEqual([serverRestarted['temporal'], serverRestarted['agent-runner']], [before['temporal'], restarted['agent-runner']], 'what needs the server keeps running');
+  const unknown = await runCli(['local', 'restart', 'agnt-runner'], { home: r.home, env: r.env });
+  assert.equal(unknown.code, 2);
+  assert.equal(unknown.stderr, 'stigmer local restart: no component "agnt-runner" (did you mean "agent-runner"?). Components: temporal, server, agent-runner\n');
+  const fg = await runCli(['local', 'restart', 'server', '--foreground'], { home: r.home, env: r.env });
+  assert.equal(fg.code, 2);
+  assert.match(fg.stderr, /--foreground restarts the whole stack/);
+  assert.deepEqual(await componentPids(r), serverRestarted, 'refused restarts change nothing');
 
   const stop = await runCli(['local', 'stop'], { home: r.home, env: r.env });
   assert.equal(stop.code, 0, stop.stderr);
@@ -264,5 +290,14 @@ test('kill -9 of a start in progress: local stop finds and stops what it left', 
   assert.equal(orphans.length, 2, `Temporal and the server were orphaned: ${JSON.stringify(orphans)}`);
   const stop = await runCli(['local', 'stop'], { home: r.home, env: r.env });
   assert.equal(stop.code, 0, stop.stderr);
+  assert.deepEqual(processesWithHome(r.home), []);
+});
+
+test('local restart temporal with an external Temporal: refused, nothing started', async (t) => {
+  const r = await rig(t);
+  const res = await runCli(['local', 'restart', 'temporal'], { home: r.home, env: { ...r.env, TEMPORAL_SERVICE_ADDRESS: '127.0.0.1:7233' } });
+  assert.equal(res.code, 2);
+  assert.equal(res.stderr, 'stigmer local restart temporal: the Temporal in use is external (127.0.0.1:7233); stigmer does not run it, so it does not restart it\n');
+  assert.deepEqual(r.temporalStarts(), []);
   assert.deepEqual(processesWithHome(r.home), []);
 });

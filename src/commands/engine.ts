@@ -54,6 +54,23 @@ async function scope(): Promise<{ config: () => Promise<unknown>; env: Record<st
   return { config: () => (config ??= load()), env: loadDotenv(process.cwd(), process.env) };
 }
 
+/**
+ * `stigmer run start-agent-runner` away from a tasks file: that task is the Stigmer stack's, whose
+ * file lives in the package; `local restart <component>` reruns it from any directory.
+ */
+async function pointAtLocalRestart(task: string, file: string): Promise<void> {
+  const { existsSync } = await import('node:fs');
+  if (file !== DEFAULT_FILE || existsSync(file)) return;
+  const { COMPONENTS } = await import('../stack/local.js');
+  const component = Object.entries(COMPONENTS).find(([, t]) => t === task)?.[0];
+  if (!component) return;
+  const { UserError, EXIT } = await import('../util/errors.js');
+  throw new UserError(
+    `stigmer run ${task}: there is no ./stigmer.tasks.yaml here. ${task} is the local Stigmer stack's task; from any directory:\n  stigmer local restart ${component}`,
+    EXIT.usage,
+  );
+}
+
 export function register(program: Command, app: App): void {
 
   fileOptions(program.command('up'))
@@ -98,6 +115,7 @@ export function register(program: Command, app: App): void {
     .option('--no-input', 'never prompt; fail when input is needed')
     .addOption(outputOption())
     .action(async (task: string, o: FileOpts & { deps: boolean; input: boolean; output: 'auto' | 'plain' | 'json' }) => {
+      await pointAtLocalRestart(task, o.file);
       const [{ runTask }, stack] = await Promise.all([import('../engine/drivers.js'), stackOf(o)]);
       app.exitCode = await runTask({ file: o.file, kinds, dataDir: stack.dataDir, ...(await scope()), app, output: o.output, task, noDeps: !o.deps, noInput: !o.input });
     });

@@ -59,11 +59,16 @@ export function register(program: Command, app: App): void {
     });
 
   startOptions(local.command('restart'))
+    .argument('[component...]', 'temporal, server or agent-runner (or a task of the stack): restart only these, leaving the rest running')
     .description('stop the stack, then start it again (picks up config changes; a broken config stops nothing)')
-    .option('--foreground', 'stay attached and stream the logs; Ctrl-C stops everything')
-    .action(async (o: StartOpts) => {
-      const { restartStack } = await import('../stack/local.js');
-      app.exitCode = await restartStack({ app, kinds: (await import('./kinds.js')).kinds, flags: flagsOf(o), noInput: !o.input, output: o.output, ...(o.foreground ? { foreground: true } : {}) });
+    .option('--foreground', 'stay attached and stream the logs; Ctrl-C stops everything (the whole stack only)')
+    .addHelpText('after', '\nExamples:\n  stigmer local restart                  the whole stack\n  stigmer local restart agent-runner     only the agent-runner (from any directory)')
+    .action(async (components: string[], o: StartOpts) => {
+      const { restartStack, restartComponents } = await import('../stack/local.js');
+      const opts = { app, kinds: (await import('./kinds.js')).kinds, flags: flagsOf(o), noInput: !o.input, output: o.output };
+      if (components.length === 0) app.exitCode = await restartStack({ ...opts, ...(o.foreground ? { foreground: true } : {}) });
+      else if (o.foreground) throw new (await import('../util/errors.js')).UserError('stigmer local restart: --foreground restarts the whole stack; leave out the component names, or --foreground', 2);
+      else app.exitCode = await restartComponents(opts, components);
     });
 
   local

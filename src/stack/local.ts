@@ -79,6 +79,45 @@ export async function restartStack(o: StartOptions): Promise<number> {
 }
 
 /**
+ * `stigmer local restart <component...>`: each component's task is rerun the way `stigmer run`
+ * reruns a task (its running instance stopped, then started again), on the packaged stack file, so
+ * it works from any directory. What it needs is reused while still satisfied (started again only if
+ * the config changed it); what needs it is left running. A broken config stops nothing.
+ */
+export async function restartComponents(o: StartOptions, components: string[]): Promise<number> {
+  const [{ loadConfig, loadDotenv }, { runTask }, { knownTaskNames }] = await Promise.all([import('./config/index.js'), import('../engine/drivers.js'), import('../engine/logs.js')]);
+  const home = stigmerHome();
+  const known = await knownTaskNames(home, STACK_FILE);
+  const tasks = components.map((c) => {
+    const task = (COMPONENTS as Record<string, string>)[c] ?? c;
+    if (!known.includes(task)) {
+      throw new UserError(`stigmer local restart: no component "${c}"${didYouMean(c, [...Object.keys(COMPONENTS), ...known])}. Components: ${Object.keys(COMPONENTS).join(', ')}`, EXIT.usage);
+    }
+    return task;
+  });
+  const { config } = loadConfig({ home, flags: o.flags });
+  const t = config.backend.local.temporal;
+  if (tasks.includes(COMPONENTS.temporal) && !t.managed) {
+    throw new UserError(`stigmer local restart temporal: the Temporal in use is external (${t.address}); stigmer does not run it, so it does not restart it`, EXIT.usage);
+  }
+  for (const task of tasks) {
+    const code = await runTask({
+      file: STACK_FILE,
+      kinds: o.kinds,
+      dataDir: home,
+      config: () => Promise.resolve(config),
+      env: loadDotenv(process.cwd(), process.env),
+      app: o.app,
+      task,
+      ...(o.output ? { output: o.output } : {}),
+      ...(o.noInput ? { noInput: true } : {}),
+    });
+    if (code !== EXIT.ok) return code;
+  }
+  return EXIT.ok;
+}
+
+/**
  * `stigmer local logs [component...]`: component names (temporal, server, agent-runner) or any
  * task name of the stack; lines are prefixed by task name.
  */
