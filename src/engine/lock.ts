@@ -23,7 +23,7 @@ import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError, EXIT } from '../util/errors.js';
 import { describeFsError, fsExitCode } from '../util/fs-error.js';
-import { readProcStat, readCmdline } from '../process/proc.js';
+import { readProcStat, readCmdline, hasExited } from '../process/proc.js';
 import { INSTANCE_VAR, STACK_VAR } from '../process/sweep.js';
 
 /** The lock file cannot be created or written (read-only or full disk, not ours): one line, path and errno. */
@@ -126,6 +126,7 @@ async function kernelLock(path: string, me: Holder, flock: string): Promise<Lock
       // Remove the file while still holding it: a waiter that then locks it sees it moved.
       rmSync(path, { force: true });
       helper.kill('SIGKILL');
+      awaitGone(helper.pid);
     };
     const previous = readHolder(path);
     if (previous && previous.pid !== me.pid && holderAlive(previous)) {
@@ -143,6 +144,21 @@ async function kernelLock(path: string, me: Holder, flock: string): Promise<Lock
     return onceOnly(release);
   }
   throw new UserError(`stigmer: could not take the lock ${path}: it kept being replaced`, EXIT.taskFailed);
+}
+
+/**
+ * Wait (bounded, synchronously: release runs from the second Ctrl-C too) until the killed helper
+ * is dead, so nothing of this run outlives the command that took the lock, not even for the few
+ * milliseconds the kernel takes to deliver the SIGKILL on a busy machine.
+ */
+function awaitGone(pid: number | undefined): void {
+  if (!pid) return;
+  const tick = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 500; i++) {
+    const stat = readProcStat(pid);
+    if (!stat || hasExited(stat)) return;
+    Atomics.wait(tick, 0, 0, 1);
+  }
 }
 
 function onceOnly(release: () => void): Lock {
