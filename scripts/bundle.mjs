@@ -71,6 +71,8 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   external,
+  // the version's one home is package.json: inlined, so `stigmer --version` reads no file (src/util/version.ts)
+  define: { __STIGMER_VERSION__: JSON.stringify(pkg.version) },
   plugins: [commonJsFacade],
   write: false,
   metafile: process.argv.includes('--analyze'),

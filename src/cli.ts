@@ -8,9 +8,8 @@ import { mask } from './util/mask.js';
 import { createApp } from './app.js';
 import type { App } from './model/app.js';
 import { didYouMean, printable } from './util/diagnostics.js';
+import { BUNDLED_VERSION } from './util/version.js';
 import type { Command } from 'commander';
-
-const VERSION = '0.1.0';
 
 // `stigmer up | head` closes our stdout early: keep running (and undoing) instead of crashing.
 for (const stream of [process.stdout, process.stderr]) {
@@ -19,17 +18,20 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
+/** The bundle knows its version; tsc's unbundled output reads package.json (a lazy import, never taken in the bundle). */
+const version = async (): Promise<string> => BUNDLED_VERSION ?? (await import('./util/paths.js')).stigmerVersion();
+
 async function main(argv: string[]): Promise<number> {
   // Scripts call `stigmer --version` often: answer it without loading the command tree.
   if (argv.length === 3 && (argv[2] === '--version' || argv[2] === '-V')) {
-    process.stdout.write(`${VERSION}\n`);
+    process.stdout.write(`${await version()}\n`);
     return EXIT.ok;
   }
   const [{ Command, CommanderError }, { registerCommands }] = await Promise.all([import('commander'), import('./commands/index.js')]);
   const app: App = createApp();
   const program = new Command('stigmer')
     .description('Zero-config local Stigmer, and the task-graph runner under it.')
-    .version(VERSION, '-V, --version', 'print the version')
+    .version(await version(), '-V, --version', 'print the version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(mask(s)), writeOut: (s) => process.stdout.write(s) });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupHome, cliPath, repoRoot, runCli, tempHome } from './helpers.js';
-import { findPackageRoot, packageRoot, validatorFile } from '../src/util/paths.js';
+import { findPackageRoot, packageRoot, stigmerVersion, validatorFile } from '../src/util/paths.js';
 
 const bundleDir = join(repoRoot, 'dist', 'bundle');
 
@@ -37,6 +37,21 @@ test('bin/stigmer.js runs the bundle, whose chunks compute no path from their ow
     const text = readFileSync(join(bundleDir, chunk), 'utf8');
     assert.doesNotMatch(text, /new URL\(\s*["']\.\.?\//, `${chunk}: a path relative to the chunk's own file`);
   }
+});
+
+test('the version has one home, package.json: the bundle inlines it (--version reads no file), tsc\'s output reads it', async (t) => {
+  const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+  const home = tempHome();
+  t.after(() => cleanupHome(home));
+  for (const flag of ['--version', '-V']) {
+    const r = await runCli([flag], { home });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${version}\n`);
+  }
+  assert.equal(stigmerVersion(), version);
+  const inlined = readdirSync(bundleDir).filter((f) => readFileSync(join(bundleDir, f), 'utf8').includes(`BUNDLED_VERSION = true ? ${JSON.stringify(version)} :`));
+  assert.equal(inlined.length, 1, 'one chunk holds the inlined version');
+  assert.doesNotMatch(readFileSync(join(repoRoot, 'src', 'cli.ts'), 'utf8'), /['"`]\d+\.\d+\.\d+['"`]/, 'src/cli.ts spells a version');
 });
 
 test('the bundled CLI: the packaged stack file and validators, and named exports of a lazily imported CommonJS package', async (t) => {

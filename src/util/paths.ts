@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BUNDLED_VERSION } from './version.js';
 
 /** The root of everything stigmer keeps: `STIGMER_HOME`, else `~/.stigmer`. */
 export function stigmerHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -46,6 +47,11 @@ export function findPackageRoot(from: string): string {
 
 /** The package root (where package.json, stigmer.tasks.yaml, schemas/ and dist/ ship). */
 export const packageRoot: string = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
+
+/** stigmer's version: package.json's (its one home), inlined by the bundle, else read from the file. */
+export function stigmerVersion(): string {
+  return BUNDLED_VERSION ?? (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+}
 
 /** The precompiled ajv validator of `schemas/<name>.schema.json` (written by scripts/build-validators.mjs). */
 export function validatorFile(name: 'tasks' | 'config' | 'agent' | 'state'): string {

@@ -7,11 +7,10 @@
  * This is a process entry of its own (the stack starts it as a service), so it installs its own
  * signal handlers: the CLI's "undoing what was started" handling does not apply to a server.
  */
-import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { EXIT } from '../../util/errors.js';
-import { packageRoot } from '../../util/paths.js';
+import { stigmerVersion } from '../../util/paths.js';
 import { formatAddress, isLoopback, parseAddress, type Address } from '../../util/address.js';
 import { DEFAULT_LEASE_MS } from './model.js';
 import { Store, StoreCorruptError } from './store.js';
@@ -53,13 +52,6 @@ export function readServerEnv(env: NodeJS.ProcessEnv): ServerEnv {
   return { address, dataDir: resolve(dataDir), leaseMs };
 }
 
-function packageVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
 
 const out = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -110,7 +102,7 @@ export async function runServer(env: NodeJS.ProcessEnv = process.env): Promise<n
   }
 
   const service = new Service(store, { leaseMs: cfg.leaseMs, log: (l) => out(`stigmer-server: ${l}`) });
-  const api = createApiServer({ service, version: packageVersion(), startedAt: Date.now(), log: err });
+  const api = createApiServer({ service, version: stigmerVersion(), startedAt: Date.now(), log: err });
   const bindHost = cfg.address.host === 'localhost' ? '127.0.0.1' : cfg.address.host;
 
   try {
