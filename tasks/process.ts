@@ -210,13 +210,17 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
   // filled in once the process runs.
   const target = { logFile: ctx.logFile, logOffset: 0, cwd, env };
   let parsed = w.ready ? parseProbe(w.ready, target, 'with.ready') : undefined;
+  // The address its readiness probe reaches, as written (status shows the same text as the
+  // config, e.g. Temporal's 127.0.0.1:7233), else its first port.
   const address = parsed?.probe.kind === 'tcp'
     ? formatAddress(parsed.probe.host, parsed.probe.port)
-    : ports[0] !== undefined
-      ? `localhost:${ports[0]}`
+    : parsed?.probe.kind === 'grpc'
+      ? parsed.probe.spec.address
       : parsed?.probe.kind === 'http'
         ? new URL(parsed.probe.url).host
-        : undefined;
+        : ports[0] !== undefined
+          ? `localhost:${ports[0]}`
+          : undefined;
 
   // An instance recorded by an earlier run.
   const recorded = recordedInstance(ctx);

@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { appendEvent, eventsFile, followEvents, formatEvent, parseEvent, readEvents, type SupervisorEvent } from '../src/supervisor/events.js';
 import { registerSecret } from '../src/util/mask.js';
-import { cleanupHome, tempHome } from './helpers.js';
+import { cleanupHome, cliEnv, cliPath, runCli, tempHome } from './helpers.js';
 
 test('events: appended lines read back in order, fields in a fixed order, file private', async (t) => {
   const dir = tempHome();
@@ -137,4 +139,67 @@ test('events: one line each for people', () => {
   assert.equal(formatEvent({ at, task: 'server', type: 'crash-loop', code: 3, max: 5 }), `${at} server crash-loop code 3 (more than 5 restarts)`);
   assert.equal(formatEvent({ at, task: null, type: 'supervisor-started', pid: 7 }), `${at} supervisor supervisor-started pid 7`);
   assert.equal(formatEvent({ at, task: 'x', type: 'unhealthy', detail: 'line1\nline2' }), `${at} x unhealthy - line1 line2`);
+});
+
+test('stigmer events: --no-follow prints what is recorded (text and JSON), filtered by task; follow prints new ones; Ctrl-C exits 130 quietly', async (t) => {
+  const home = tempHome();
+  const dir = join(home, 'stack');
+  const children: ChildProcess[] = [];
+  t.after(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await cleanupHome(home);
+  });
+  const none = await runCli(['events', '--no-follow', '--data-dir', dir], { home });
+  assert.equal(none.code, 0);
+  assert.equal(none.stdout, '');
+  assert.match(none.stderr, /^stigmer: no events recorded yet \(.*\/stack\/events\.jsonl: a supervised stack writes them once it is up\)\n$/);
+
+  appendEvent(dir, { task: null, type: 'supervisor-started', pid: 7, at: '2026-12-02T14:00:00.000Z' });
+  appendEvent(dir, { task: 'server', type: 'exited', code: 1, signal: null, at: '2026-12-02T14:00:01.000Z' });
+  appendEvent(dir, { task: 'server', type: 'restarting', attempt: 1, max: 5, delay_ms: 1000, at: '2026-12-02T14:00:01.001Z' });
+  appendEvent(dir, { task: 'agent-runner', type: 'ready', at: '2026-12-02T14:00:02.000Z' });
+  const text = await runCli(['events', '--no-follow', '--data-dir', dir], { home });
+  assert.equal(text.code, 0, text.stderr);
+  assert.equal(
+    text.stdout,
+    [
+      '2026-12-02T14:00:00.000Z supervisor   supervisor-started pid 7',
+      '2026-12-02T14:00:01.000Z server       exited code 1',
+      '2026-12-02T14:00:01.001Z server       restarting (1/5) in 1s',
+      '2026-12-02T14:00:02.000Z agent-runner ready',
+      '',
+    ].join('\n'),
+  );
+  const json = await runCli(['events', '--json', '--no-follow', '-n', '2', 'server', '--data-dir', dir], { home });
+  assert.deepEqual(
+    json.stdout.trim().split('\n').map((l) => JSON.parse(l) as unknown),
+    [
+      { at: '2026-12-02T14:00:01.000Z', task: 'server', type: 'exited', code: 1, signal: null },
+      { at: '2026-12-02T14:00:01.001Z', task: 'server', type: 'restarting', attempt: 1, max: 5, delay_ms: 1000 },
+    ],
+  );
+  const since = await runCli(['events', '--json', '--no-follow', '--since', '2026-12-02T14:00:01.5Z', '--data-dir', dir], { home });
+  assert.equal(since.stdout.trim().split('\n').length, 1);
+
+  // Following: the last 2, then a new one as it is appended.
+  const child = spawn(process.execPath, [cliPath, 'events', '--json', '-n', '2', '--data-dir', dir], { env: cliEnv(home), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const until = async (what: () => boolean): Promise<void> => {
+    for (let i = 0; i < 3000 && !what(); i++) await new Promise((r) => setTimeout(r, 10));
+  };
+  await until(() => out.split('\n').length > 2);
+  appendEvent(dir, { task: 'server', type: 'ready', at: '2026-12-02T14:00:03.000Z' });
+  await until(() => out.includes('14:00:03'));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  child.kill('SIGINT');
+  assert.equal(await exited, 130);
+  assert.deepEqual(
+    out.trim().split('\n').map((l) => (JSON.parse(l) as SupervisorEvent).type),
+    ['restarting', 'ready', 'ready'],
+  );
+  assert.equal(err, '');
 });

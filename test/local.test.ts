@@ -147,6 +147,7 @@ test('zero-config: local start, status, logs, run start-agent-runner, a second s
   const stopAgain = await runCli(['local', 'stop'], { home: r.home, env: r.env });
   assert.equal(stopAgain.code, 0, stopAgain.stderr);
   const stopped = await runCli(['local', 'status'], { home: r.home, env: r.env });
+  assert.equal(stopped.code, 3, 'stopped (LSB)');
   assert.equal(stopped.stdout.split('\n')[0], `Stigmer local stack: stopped (${r.home})`);
   assert.ok(stopped.stdout.includes('health: not running'), stopped.stdout);
 });

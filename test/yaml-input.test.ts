@@ -125,7 +125,7 @@ test('CLI: an alias error is exit 2 with its position in validate, up and config
   assert.equal(list.code, 2, list.stderr);
   assert.match(list.stderr, /config\.yaml:5:36: aliases expand this document to more than 100000 values/);
   const status = await runCli(['local', 'status'], { home });
-  assert.equal(status.code, 0, status.stderr);
+  assert.equal(status.code, 3, status.stderr); // stopped
   assert.match(status.stdout, /Config: +\S+config\.yaml is invalid: \S+config\.yaml:5:36: aliases expand/);
   assert.doesNotMatch(status.stdout + status.stderr, /internal error|ReferenceError/);
 });

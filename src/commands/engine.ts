@@ -138,6 +138,15 @@ export function register(program: Command, app: App): void {
       app.exitCode = await runLogs(app, o, (opts) => printLogs(stack.dataDir, { ...opts, tasks, known }));
     });
 
+  eventOptions(fileOptions(program.command('events')))
+    .argument('[task...]', "only these tasks' events (the supervisor's own are always shown)")
+    .description("the stack's lifecycle events (started, ready, exited, restarting, unhealthy, healthy, crash-loop, stopped): the last 10, then new ones until Ctrl-C")
+    .addHelpText('after', '\nExamples:\n  stigmer events --json                 # one JSON object per line, following\n  stigmer events server --no-follow     # what was recorded for one service, then exit')
+    .action(async (tasks: string[], o: FileOpts & EventFlags) => {
+      const [{ printEvents }, stack] = await Promise.all([import('../supervisor/print-events.js'), stackOf(o)]);
+      app.exitCode = await runEvents(app, o, (opts) => printEvents(stack.dataDir, { ...opts, tasks }));
+    });
+
   program
     .command('ls')
     .description('every stack on this machine: state (running, degraded, stopped), services up, supervisor pid, tasks file, data dir')
@@ -181,6 +190,27 @@ export function logOptions(cmd: Command): Command {
     .option('-n, --lines <n>', 'the last N lines of each task (default 100; all of them with --since)', nonNegativeInt)
     .option('--since <when>', 'only lines since a duration ago (10m, 2h, 90s) or a time (2026-12-02T06:30:00Z)')
     .option('--timestamps', "show each line's time (RFC 3339, UTC)");
+}
+
+export interface EventFlags {
+  json?: boolean;
+  follow: boolean;
+  lines?: number;
+  since?: string;
+}
+
+/** The flags `events` and `local events` share. */
+export function eventOptions(cmd: Command): Command {
+  return cmd
+    .option('--json', 'one JSON object per line: {"at","task","type",...}')
+    .option('-n, --lines <n>', 'the last N recorded events first (default 10; all of them with --since or --no-follow)', nonNegativeInt)
+    .option('--since <when>', 'only events since a duration ago (10m, 2h, 90s) or a time (2026-12-02T06:30:00Z)')
+    .option('--no-follow', 'print the recorded events and exit');
+}
+
+/** Run an events command: Ctrl-C while following ends it with 130 and says nothing. */
+export async function runEvents(app: App, o: EventFlags, print: (opts: { json: boolean; lines?: number; since?: number; follow: boolean; signal: AbortSignal }) => Promise<number>): Promise<number> {
+  return runLogs(app, o, (opts) => print({ json: !!o.json, follow: opts.follow, signal: opts.signal, ...(opts.lines !== undefined ? { lines: opts.lines } : {}), ...(opts.since !== undefined ? { since: opts.since } : {}) }));
 }
 
 /** Run a logs command: Ctrl-C while following ends it with 130 and says nothing. */

@@ -6,7 +6,7 @@
  */
 import { Option, type Command } from 'commander';
 import type { App } from '../model/app.js';
-import { logOptions, runLogs, type LogFlags } from './engine.js';
+import { eventOptions, logOptions, runEvents, runLogs, type EventFlags, type LogFlags } from './engine.js';
 
 interface ConfigFlagOpts {
   llmProvider?: string | undefined;
@@ -87,6 +87,15 @@ export function register(program: Command, app: App): void {
     .action(async (components: string[], o: LogFlags) => {
       const { stackLogs } = await import('../stack/local.js');
       app.exitCode = await runLogs(app, o, (opts) => stackLogs(components, opts));
+    });
+
+  eventOptions(local.command('events'))
+    .argument('[component...]', 'temporal, server or agent-runner (or task names); default: all')
+    .description("the stack's lifecycle events (restarts, health, crash loops): the last 10, then new ones until Ctrl-C")
+    .action(async (components: string[], o: EventFlags) => {
+      const [{ printEvents }, { stigmerHome }, { COMPONENTS }] = await Promise.all([import('../supervisor/print-events.js'), import('../util/paths.js'), import('../stack/local.js')]);
+      const tasks = components.map((c) => (COMPONENTS as Record<string, string>)[c] ?? c);
+      app.exitCode = await runEvents(app, o, (opts) => printEvents(stigmerHome(), { ...opts, tasks }));
     });
 
   local

@@ -8,70 +8,75 @@ import { formatMs } from '../model/failure.js';
 import { criticalPath, type Graph } from './graph.js';
 import { mask } from '../util/mask.js';
 import { dataPaths } from '../util/paths.js';
-import { isAlive } from '../process/proc.js';
 import { StateStore } from './state.js';
-import type { RecordedState, TaskRecord } from '../model/kind.js';
+import { readStatus, stackHealth, STATUS_EXIT, type SupervisorView, type TaskStatusView } from './status-view.js';
 
-export interface TaskStatusView {
-  task: string;
-  kind: string;
-  /** recorded status, or `dead` for a service whose process is gone */
-  state: RecordedState;
-  pid?: number;
-  uptime_ms?: number;
-  address?: string;
-  last_probe?: string;
-  error?: string;
-  started_at?: string;
-}
-
-function view(task: string, rec: TaskRecord): TaskStatusView {
-  const proc = rec.undo.find((u) => u.type === 'stop-process');
-  const out = (rec.outputs ?? {}) as Record<string, unknown>;
-  const v: TaskStatusView = { task, kind: rec.kind, state: rec.status };
-  if (proc && proc.type === 'stop-process') {
-    v.pid = proc.pid;
-    if (isAlive(proc)) v.uptime_ms = Date.now() - Date.parse(proc.startedAt);
-    else v.state = rec.status === 'ready' || rec.status === 'running' ? 'dead' : rec.status;
-  }
-  if (typeof out['address'] === 'string') v.address = out['address'];
-  if (rec.lastProbe) v.last_probe = rec.lastProbe;
-  if (rec.error) v.error = rec.error;
-  if (rec.startedAt) v.started_at = rec.startedAt;
-  return v;
-}
-
-export function readStatus(dataDir: string): { file?: string; tasks: TaskStatusView[] } {
-  const data = StateStore.read(dataPaths(dataDir).state);
-  if (!data) return { tasks: [] };
-  const tasks = Object.entries(data.tasks)
-    .sort((a, b) => (a[1].seq ?? Infinity) - (b[1].seq ?? Infinity))
-    .map(([n, r]) => view(n, r));
-  return { ...(data.file ? { file: data.file } : {}), tasks };
-}
+export { readStatus, type TaskStatusView } from './status-view.js';
 
 export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
 }
 
+/** "code 1" / "SIGKILL", and how long ago. */
+export function describeExit(e: NonNullable<TaskStatusView['last_exit']>, now = Date.now()): string {
+  return `${e.signal ? e.signal : `code ${e.code ?? '?'}`}, ${ago(e.at, now)}`;
+}
+
+/** "ok 2.0 s ago" / "failing (3) 1.1 s ago: <detail>" */
+export function describeHealth(h: NonNullable<TaskStatusView['health']>, now = Date.now()): string {
+  return h.ok ? `ok ${ago(h.at, now)}` : `failing (${h.failures}) ${ago(h.at, now)}${h.detail ? `: ${h.detail}` : ''}`;
+}
+
+export function ago(at: string, now = Date.now()): string {
+  return `${formatMs(Math.max(0, now - Date.parse(at)))} ago`;
+}
+
+/** The supervisor line under a status table, or undefined when the stack has none. */
+export function describeSupervisor(s: SupervisorView | null, now = Date.now()): string | undefined {
+  if (!s) return undefined;
+  if (s.alive) return `supervisor: pid ${s.pid}, up ${s.uptime_ms !== null ? formatMs(s.uptime_ms) : '?'}`;
+  const seen = s.last_seen ? `, last seen ${s.last_seen} (${ago(s.last_seen, now)})` : '';
+  return `supervisor: pid ${s.pid} is gone${seen}: nothing restarts the services now; \`stigmer up\` brings the stack back`;
+}
+
+/** The last column: why it is in its state, or what its probe last said. */
+function note(t: TaskStatusView): string {
+  if (t.state === 'restarting' && t.next_restart_in_ms !== undefined) return `next restart in ${formatMs(t.next_restart_in_ms)}`;
+  if (t.state === 'crash-loop') return `gave up after ${t.restarts ?? '?'} restarts${t.error ? `: ${t.error}` : ''}`;
+  // The readiness probe's result describes an instance that is up, not one being replaced.
+  return t.error ?? (t.state === 'ready' || t.state === 'running' || t.state === 'done' ? (t.last_probe ?? '') : '');
+}
+
+/** Exit code 0 every service up, 1 degraded, 3 stopped (status-view.ts). */
 export function printStatus(dataDir: string, json: boolean): number {
-  const s = readStatus(dataDir);
+  const now = Date.now();
+  const s = readStatus(dataDir, now);
+  const health = stackHealth(s.tasks);
+  const code = STATUS_EXIT[health];
   if (json) {
-    process.stdout.write(JSON.stringify({ data_dir: dataPaths(dataDir).root, file: s.file ?? null, tasks: s.tasks }, null, 2) + '\n');
-    return EXIT.ok;
+    process.stdout.write(mask(JSON.stringify({ data_dir: dataPaths(dataDir).root, file: s.file ?? null, state: health, tasks: s.tasks, supervisor: s.supervisor }, null, 2)) + '\n');
+    return code;
   }
   if (!s.tasks.length) {
     process.stdout.write(`nothing is running (no state in ${dataPaths(dataDir).root}; \`stigmer ls\` lists every stack)\n`);
-    return EXIT.ok;
+    return code;
   }
-  const rows = [['TASK', 'STATE', 'PID', 'UPTIME', 'ADDRESS', 'LAST PROBE / ERROR']];
+  // The supervision columns appear once a supervisor recorded something.
+  const supervised = s.supervisor !== null || s.tasks.some((t) => t.restarts !== undefined || t.last_exit || t.health);
+  const rows = [['TASK', 'STATE', 'PID', 'UPTIME', ...(supervised ? ['RESTARTS', 'LAST EXIT', 'HEALTH'] : []), 'ADDRESS', supervised ? 'NOTE' : 'LAST PROBE / ERROR']];
   for (const t of s.tasks) {
-    rows.push([t.task, t.state, t.pid ? String(t.pid) : '-', t.uptime_ms !== undefined ? formatMs(t.uptime_ms) : '-', t.address ?? '-', t.error ?? t.last_probe ?? '']);
+    const sup = supervised
+      ? [t.restarts !== undefined ? String(t.restarts) : '-', t.last_exit ? describeExit(t.last_exit, now) : '-', t.health && t.uptime_ms !== undefined ? describeHealth(t.health, now) : '-']
+      : [];
+    rows.push([t.task, t.state, t.pid ? String(t.pid) : '-', t.uptime_ms !== undefined ? formatMs(t.uptime_ms) : '-', ...sup, t.address ?? '-', note(t)]);
   }
-  process.stdout.write(mask(table(rows)) + '\n');
-  if (s.file) process.stdout.write(`\nstack: ${s.file}\n`);
-  return EXIT.ok;
+  const lines = [table(rows)];
+  const supLine = describeSupervisor(s.supervisor, now);
+  lines.push('', `${health === 'running' ? 'running' : health === 'stopped' ? 'stopped' : `degraded (${s.tasks.filter((t) => t.state !== 'ready' && t.state !== 'running' && t.state !== 'done' && t.state !== 'skipped').map((t) => `${t.task} ${t.state}`).join(', ')})`}${s.file ? `: ${s.file}` : ''}`);
+  if (supLine) lines.push(supLine);
+  process.stdout.write(mask(lines.join('\n')) + '\n');
+  return code;
 }
 
 /** `stigmer graph`: tasks, needs and the critical path (weighted by the last recorded durations). */

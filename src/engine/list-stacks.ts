@@ -5,14 +5,14 @@
  *   running   every recorded service is up
  *   degraded  some are up, some are not (dead, restarting, unhealthy, crash-looping), or none
  *             is up but some are still recorded: `up` brings them back, `down` clears them
- *   stopped   nothing recorded
+ *   stopped   nothing recorded, or every service was stopped
+ * (the rule of `stigmer status`'s exit code: status-view.ts)
  */
-import { readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { EXIT } from '../util/errors.js';
 import { stigmerHome } from '../util/paths.js';
-import { isAlive } from '../process/proc.js';
-import { readStatus, table } from './inspect.js';
+import { table } from './inspect.js';
+import { isService, readStatus, stackHealth } from './status-view.js';
 import { knownDataDirs, readStackRecord } from './stacks.js';
 
 export type StackState = 'running' | 'degraded' | 'stopped';
@@ -31,24 +31,21 @@ export interface StackView {
 
 const UP = new Set(['ready', 'running']);
 
-/** The supervisor a data dir records (`supervisor.json`), if any. */
-function supervisorOf(dataDir: string): StackView['supervisor'] {
-  try {
-    const info = JSON.parse(readFileSync(join(dataDir, 'supervisor.json'), 'utf8')) as { pid?: unknown; startTime?: unknown };
-    if (typeof info.pid !== 'number') return null;
-    return { pid: info.pid, alive: isAlive({ pid: info.pid, startTime: typeof info.startTime === 'number' ? info.startTime : 0 }) };
-  } catch {
-    return null;
-  }
-}
-
 export function describeStack(dataDir: string, home = stigmerHome()): StackView {
   const status = readStatus(dataDir);
-  const services = status.tasks.filter((t) => t.pid !== undefined).map((t) => ({ task: t.task, state: t.state, ...(t.pid !== undefined ? { pid: t.pid } : {}) }));
-  const up = services.filter((s) => UP.has(s.state)).length;
-  const state: StackState = services.length === 0 ? 'stopped' : up === services.length ? 'running' : 'degraded';
+  const services = status.tasks.filter(isService).map((t) => ({ task: t.task, state: t.state, ...(t.pid !== undefined ? { pid: t.pid } : {}) }));
+  // A stack whose state records only finished steps (no services) is not running anything.
+  const state: StackState = services.length === 0 ? (stackHealth(status.tasks) === 'degraded' ? 'degraded' : 'stopped') : stackHealth(status.tasks);
   const file = status.file ?? readStackRecord(dataDir)?.file ?? null;
-  return { name: resolve(dataDir) === resolve(home) ? 'local' : basename(dataDir), data_dir: resolve(dataDir), file, state, services, supervisor: supervisorOf(dataDir) };
+  const sup = status.supervisor;
+  return {
+    name: resolve(dataDir) === resolve(home) ? 'local' : basename(dataDir),
+    data_dir: resolve(dataDir),
+    file,
+    state,
+    services,
+    supervisor: sup ? { pid: sup.pid, alive: sup.alive } : null,
+  };
 }
 
 export function listStacks(home = stigmerHome()): StackView[] {

@@ -22,6 +22,21 @@ export interface StateData {
   updatedAt?: string;
   seq: number;
   tasks: Record<string, TaskRecord>;
+  /** the supervisor that runs this stack (absent: started without one) */
+  supervisor?: SupervisorRecord;
+}
+
+/** The stack's supervisor process, as it records itself. */
+export interface SupervisorRecord {
+  pid: number;
+  /** field 22 of /proc/<pid>/stat: tells a reused pid apart */
+  startTime: number;
+  /** ISO time it started */
+  startedAt: string;
+  /** ISO time it last refreshed the state (every few seconds while alive) */
+  lastSeen: string;
+  /** its Unix socket */
+  socket: string;
 }
 
 export type StateLoad =

@@ -142,20 +142,50 @@ export interface TaskRecord {
   seq?: number;
   /** how long it took, in ms (for the critical path) */
   durationMs?: number;
-  /** a supervised service's state (the supervisor writes these; absent without one) */
+  // Written by the supervisor after the graph is ready (a service of a supervised stack):
+  /** what the supervisor says of the service now */
   service?: ServiceState;
-  /** restarts by the supervisor since the stack came up */
+  /** restarts since it was first ready */
   restarts?: number;
-  lastExit?: { code: number | null; signal: string | null; at: string };
-  health?: { ok: boolean; at: string; detail?: string; failures: number };
-  /** when the pending restart is due (ISO), or null */
+  /** how it last exited */
+  lastExit?: ExitRecord;
+  /** the latest liveness check */
+  health?: HealthRecord;
+  /** when a scheduled restart is due (null: none pending) */
   nextRestartAt?: string | null;
-  /** when the running instance was last ready (ISO) */
+  /** ISO time the running instance became ready (its first readiness or after its latest restart) */
   readyAt?: string;
 }
 
-/** A supervised service's state, as the supervisor last wrote it. */
+/**
+ * A supervised service, as its supervisor records it (state.json `service`):
+ *   starting    spawned, readiness probe not passed yet (a restart in progress)
+ *   ready       up, and (with `health`) passing its liveness checks
+ *   restarting  exited or unhealthy; a restart is scheduled (`nextRestartAt`)
+ *   unhealthy   `failures` consecutive liveness checks failed; being stopped for a restart
+ *   crash-loop  restarted too often within the window: no more restarts
+ *   stopped     stopped on purpose (down); one that exited by itself is `dead` to status
+ */
 export type ServiceState = 'starting' | 'ready' | 'restarting' | 'unhealthy' | 'crash-loop' | 'stopped';
+
+/** How a process ended: its exit code, or the signal that ended it. */
+export interface ExitRecord {
+  code: number | null;
+  signal: string | null;
+  /** ISO time */
+  at: string;
+}
+
+/** The latest liveness check of a service. */
+export interface HealthRecord {
+  ok: boolean;
+  /** ISO time of the check */
+  at: string;
+  /** one line: what the check saw ("HTTP 200", "connect ECONNREFUSED 127.0.0.1:8080") */
+  detail?: string;
+  /** consecutive failed checks so far */
+  failures: number;
+}
 
 export interface PromptOptions {
   message: string;

@@ -13,14 +13,13 @@
  * Only light modules are imported statically.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { EXIT } from '../util/errors.js';
 import { formatMs } from '../model/failure.js';
 import { mask, registerSecret } from '../util/mask.js';
 import type { GrpcTls } from '../process/grpc-client.js';
 import { dataPaths, stigmerHome } from '../util/paths.js';
 import { LLM_DEFAULTS, LLM_PROVIDERS, isLlmProvider } from './llm/defaults.js';
 import { COMPONENTS } from './local.js';
-import type { RecordedState } from '../model/kind.js';
+import type { SupervisorView, TaskStatusView, ViewState } from '../engine/status-view.js';
 
 interface ResolvedView {
   temporal: {
@@ -42,10 +41,11 @@ interface ResolvedView {
 }
 
 /**
- * A component of the stack: what its task's record says (`ready`, `dead`, `failed`, ...), or
- * `external` (Temporal that stigmer does not manage), or `stopped` (no record: not started).
+ * A component of the stack: what `stigmer status` says of its task (`ready`, `restarting`,
+ * `crash-loop`, `dead`, ...), or `external` (Temporal that stigmer does not manage), or `stopped`
+ * (no record: not started).
  */
-export type ComponentState = RecordedState | 'external' | 'stopped';
+export type ComponentState = ViewState | 'external' | 'stopped';
 
 export interface ComponentStatus {
   name: string;
@@ -54,11 +54,17 @@ export interface ComponentStatus {
   pid: number | null;
   uptime_ms: number | null;
   address: string | null;
+  /** supervised: restarts so far, how it last exited, its latest liveness check (else null) */
+  restarts: number | null;
+  last_exit: TaskStatusView['last_exit'] | null;
+  health: TaskStatusView['health'] | null;
+  /** a restart is scheduled in this long */
+  next_restart_in_ms: number | null;
 }
 
 export interface StackStatus {
-  /** running (every component up), partial, stopped */
-  stack: 'running' | 'partial' | 'stopped';
+  /** running (every managed component up), degraded (some are not), stopped (none recorded) */
+  stack: 'running' | 'degraded' | 'stopped';
   home: string;
   /** `exists: false`: no config file yet (the defaults apply); `valid` is then null */
   config: { file: string; exists: boolean; valid: boolean | null; error?: string };
@@ -68,15 +74,18 @@ export interface StackStatus {
   /** key variable -> where it is set (names only, never values) */
   /** `environment`: set where stigmer runs, in the environment or in .env (`source` says which) */
   secrets: Record<string, { needed: boolean; agent_runner: boolean | null; environment: boolean; source: 'environment' | '.env' | null }>;
+  /** the stack's supervisor (null: started without one) */
+  supervisor: SupervisorView | null;
 }
 
 /** Bound of one check (TCP connect, Ollama's /api/tags, Temporal's health call). */
 const PROBE_MS = 1000;
 
 export async function stackStatus(): Promise<StackStatus> {
-  const [{ readStatus }, { StateStore }] = await Promise.all([import('../engine/inspect.js'), import('../engine/state.js')]);
+  const [{ readStatus }, { StateStore }] = await Promise.all([import('../engine/status-view.js'), import('../engine/state.js')]);
   const home = stigmerHome();
-  const views = readStatus(home).tasks;
+  const status = readStatus(home);
+  const views = status.tasks;
   const state = StateStore.read(dataPaths(home).state);
   const up = views.some((v) => v.state === 'ready');
   const recorded = state?.tasks['resolve-config']?.outputs as ResolvedView | undefined;
@@ -108,22 +117,31 @@ export async function stackStatus(): Promise<StackStatus> {
 
   const components: ComponentStatus[] = Object.entries(COMPONENTS).map(([name, task]) => {
     const v = views.find((x) => x.task === task);
+    // The address as the config writes it: the same text `stigmer status` shows for the task.
     const address = name === 'temporal' ? (resolved?.temporal.address ?? null) : name === 'server' ? (resolved?.server.address ?? null) : null;
+    const none = { restarts: null, last_exit: null, health: null, next_restart_in_ms: null };
     if (name === 'temporal' && resolved && !resolved.temporal.managed) {
-      return { name, task, state: 'external', pid: null, uptime_ms: null, address };
+      return { name, task, state: 'external', pid: null, uptime_ms: null, address, ...none };
     }
+    if (!v) return { name, task, state: 'stopped', pid: null, uptime_ms: null, address: null, ...none };
     return {
       name,
       task,
-      state: v ? v.state : 'stopped',
-      pid: v?.pid ?? null,
-      uptime_ms: v?.uptime_ms ?? null,
-      address: v && (v.state === 'ready' || v.state === 'dead') ? address : null,
+      state: v.state,
+      pid: v.pid ?? null,
+      uptime_ms: v.uptime_ms ?? null,
+      address: v.state === 'stopped' || v.state === 'undone' ? null : (v.address ?? address),
+      restarts: v.restarts ?? null,
+      last_exit: v.last_exit ?? null,
+      // a dead process's last check is history, not health
+      health: v.uptime_ms !== undefined ? (v.health ?? null) : null,
+      next_restart_in_ms: v.next_restart_in_ms ?? null,
     };
   });
   const managed = components.filter((c) => c.state !== 'external');
   const ready = managed.filter((c) => c.state === 'ready').length;
-  const stack: StackStatus['stack'] = ready === 0 ? 'stopped' : ready === managed.length ? 'running' : 'partial';
+  const started = managed.filter((c) => c.state !== 'stopped' && c.state !== 'undone').length;
+  const stack: StackStatus['stack'] = started === 0 ? 'stopped' : ready === managed.length ? 'running' : 'degraded';
 
   const runner = views.find((v) => v.task === COMPONENTS['agent-runner']);
   const runnerEnv = runner?.pid && runner.state === 'ready' ? environNames(runner.pid) : undefined;
@@ -152,6 +170,7 @@ export async function stackStatus(): Promise<StackStatus> {
     temporal: resolved ? { ...pick(resolved.temporal), health } : null,
     llm,
     secrets,
+    supervisor: status.supervisor,
   };
 }
 
@@ -215,19 +234,27 @@ async function llmStatus(r: ResolvedView): Promise<StackStatus['llm']> {
   return { provider, model, base_url, reachable: c.reachable, model_present: c.modelPresent ?? null, message: c.message, hint: c.hint ?? null };
 }
 
+/** Exit code 0 when every component is up, 1 when degraded, 3 when stopped (as `stigmer status`). */
 export async function printStackStatus(json: boolean): Promise<number> {
   const s = await stackStatus();
+  const code = s.stack === 'running' ? 0 : s.stack === 'stopped' ? 3 : 1;
   if (json) {
     process.stdout.write(`${mask(JSON.stringify(s, null, 2))}\n`);
-    return EXIT.ok;
+    return code;
   }
-  const { table } = await import('../engine/inspect.js');
+  const { table, describeExit, describeHealth, describeSupervisor } = await import('../engine/inspect.js');
+  const now = Date.now();
   const out: string[] = [`Stigmer local stack: ${s.stack} (${s.home})`, ''];
-  const rows = [['COMPONENT', 'STATE', 'PID', 'UPTIME', 'ADDRESS']];
+  const supervised = s.supervisor !== null || s.components.some((c) => c.restarts !== null || c.last_exit);
+  const rows = [['COMPONENT', 'STATE', 'PID', 'UPTIME', ...(supervised ? ['RESTARTS', 'LAST EXIT', 'HEALTH'] : []), 'ADDRESS']];
   for (const c of s.components) {
-    rows.push([c.name, c.state, c.pid ? String(c.pid) : '-', c.uptime_ms !== null ? formatMs(c.uptime_ms) : '-', c.address ?? '-']);
+    const sup = supervised ? [c.restarts !== null ? String(c.restarts) : '-', c.last_exit ? describeExit(c.last_exit, now) : '-', c.health ? describeHealth(c.health, now) : '-'] : [];
+    const next = c.next_restart_in_ms !== null ? ` (next restart in ${formatMs(c.next_restart_in_ms)})` : '';
+    rows.push([c.name, c.state, c.pid ? String(c.pid) : '-', c.uptime_ms !== null ? formatMs(c.uptime_ms) : '-', ...sup, `${c.address ?? '-'}${next}`]);
   }
   out.push(table(rows), '');
+  const supLine = describeSupervisor(s.supervisor, now);
+  if (supLine) out.push(`Supervisor:${supLine.slice('supervisor:'.length)}`);
   if (s.temporal) {
     const t = s.temporal;
     const what = t.managed ? `managed, Temporal CLI ${t.version}` : 'external';
@@ -249,5 +276,5 @@ export async function printStackStatus(json: boolean): Promise<number> {
   if (!s.config.exists) out.push(`Config:    ${s.config.file} does not exist yet: the defaults apply (\`stigmer init\` or \`stigmer local start\` writes it)`);
   else if (!s.config.valid) out.push(`Config:    ${s.config.file} is invalid: ${s.config.error} (see \`stigmer config list\`)`);
   process.stdout.write(`${mask(out.join('\n'))}\n`);
-  return EXIT.ok;
+  return code;
 }

@@ -20,6 +20,7 @@ import { closeSync, fstatSync, openSync, readSync, renameSync, statSync, writeSy
 import { join } from 'node:path';
 import { mask } from '../util/mask.js';
 import { dataPaths } from '../util/paths.js';
+import { makePrivateDir } from '../util/private-dir.js';
 
 /** What happened, one word each. */
 export type SupervisorEventType =
@@ -109,7 +110,14 @@ export function appendEvent(dataDir: string, ev: NewEvent, o: { maxSize?: number
       // not there yet
     }
     if (size > 0 && size + line.length > (o.maxSize ?? EVENTS_MAX_SIZE)) renameSync(file, rotatedFile(dataDir));
-    const fd = openSync(file, 'a', 0o600);
+    let fd: number;
+    try {
+      fd = openSync(file, 'a', 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      makePrivateDir(dataDir); // not recursive mkdir: under /proc that one never returns
+      fd = openSync(file, 'a', 0o600);
+    }
     try {
       writeSync(fd, line);
     } finally {
