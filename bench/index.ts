@@ -10,12 +10,14 @@
  * physical limit: stack up/down, exec tasks, port open -> dependent runs, issue 13); default: all,
  * in that order.
  * `--quick` takes fewer runs (for a smoke check); `--no-save` leaves bench/results.json alone.
+ * A full run of every suite (no names, no --quick) also rewrites README.md's results table.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { note, repoRoot, runIfMain } from './lib.js';
 import { formatTable, passes, type Suite, type SuiteResult } from './report.js';
+import { readmeBlock, replaceBlock } from './readme-table.js';
 import { overhead } from './overhead.js';
 import { readiness } from './readiness.js';
 import { scale } from './scale.js';
@@ -96,6 +98,16 @@ async function main(argv: string[]): Promise<number> {
     const file = join(repoRoot, 'bench', 'results.json');
     note(`results written to ${file}`);
     saveResults(file, results);
+    // The README shows one run's figures: only a run of every suite rewrites its table.
+    if (names.length === 0) {
+      const readme = join(repoRoot, 'README.md');
+      const text = replaceBlock(readFileSync(readme, 'utf8'), readmeBlock(results, { date: new Date().toISOString(), node: process.version, cpus: cpus().length, loadavg: loadavg().map((l) => Math.round(l * 100) / 100) }));
+      if (text === undefined) note('README.md has no bench:results markers: its table is left alone');
+      else {
+        writeFileSync(readme, text);
+        note(`README table written from this run`);
+      }
+    }
   }
   return 0;
 }

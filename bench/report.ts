@@ -7,7 +7,7 @@ export interface Row {
   /** the benchmark, e.g. "1 overhead" */
   bench: string;
   metric: string;
-  unit: 'ms' | 'MB' | 'x';
+  unit: 'ms' | 'us' | 'MB' | 'x';
   stats: Stats;
   /** the goal the median is held to, if any (`min`: at least, e.g. a throughput ratio) */
   goal?: { max: number } | { min: number } | { lowest: true };
@@ -44,6 +44,7 @@ export function passes(row: Row): boolean | undefined {
 function fmt(n: number, unit: Row['unit']): string {
   if (unit === 'MB') return `${n.toFixed(1)} MB`;
   if (unit === 'x') return `${n.toFixed(2)}x`;
+  if (unit === 'us') return `${n >= 100 ? n.toFixed(0) : n.toFixed(1)} us`;
   return `${n >= 100 ? n.toFixed(0) : n.toFixed(1)} ms`;
 }
 

@@ -14,6 +14,7 @@ import { stats } from '../bench/lib.js';
 import { NEEDS, criticalPath, stigmerYaml, taskWeights } from '../bench/stack.js';
 import { concurrentlyCommand, wireitPackage } from '../bench/compare.js';
 import { bashStackScript, execTasksYaml } from '../bench/whole.js';
+import { BEGIN, END, readmeBlock, replaceBlock } from '../bench/readme-table.js';
 import { runGraph } from '../src/engine/run.js';
 import type { CancelledEvent, EngineEvent, FailedEvent } from '../src/model/event.js';
 import { describeFailure, fail } from '../src/model/failure.js';
@@ -67,6 +68,32 @@ test('the whole-process rows: N independent exec tasks, and a bash stack with th
   assert.ok(at(/until open 17233 && open 17234/) < at(/--listen' '17235'/));
   assert.ok(at(/--listen' '17235'/) < at(/until open 17235/));
   assert.ok(at(/until open 17235/) < at(/^echo ready$/));
+});
+
+test("the README block lists each goal row of the run, met or missed, with the run's node -e 0", () => {
+  const block = readmeBlock(
+    [
+      {
+        name: 'x',
+        details: {},
+        rows: [
+          { bench: '4 cold start', metric: 'node -e 0 (the floor)', unit: 'ms', stats: stats([80, 90, 85]) },
+          { bench: '4 cold start', metric: 'a | b / node -e 0', unit: 'x', stats: stats([1.2, 1.3, 1.25], 2), goal: { max: 1.5 } },
+          { bench: '3 scale', metric: 'per task', unit: 'us', stats: stats([70]), goal: { max: 60 } },
+        ],
+      },
+    ],
+    { date: '2026-12-02T14:00:00.000Z', node: 'v20.20.0', cpus: 2, loadavg: [1, 2, 3] },
+  );
+  const lines = block.split('\n');
+  assert.equal(lines[0], BEGIN);
+  assert.equal(lines.at(-1), END);
+  assert.match(lines[1]!, /2026-12-02 14:00 UTC, Node v20\.20\.0, 2 CPUs.*`node -e 0` median 85\.0 ms/);
+  assert.ok(lines.includes('| 4 cold start | a \\| b / node -e 0 | 1.25x | 1.20x .. 1.30x | 3 | <= 1.50x | met |'));
+  assert.ok(lines.includes('| 3 scale | per task | 70.0 us | 70.0 us .. 70.0 us | 1 | <= 60.0 us | **missed** |'));
+  assert.equal(lines.filter((l) => l.includes('floor')).length, 0);
+  assert.equal(replaceBlock(`a\n${BEGIN}\nold\n${END}\nb`, block), `a\n${block}\nb`);
+  assert.equal(replaceBlock('no markers', block), undefined);
 });
 
 test('the table marks goals met and missed', () => {
