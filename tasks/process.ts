@@ -39,6 +39,7 @@ import { tailLines } from '../src/process/log-file.js';
 import { describeProbe, disposeProbe, formatAddress, parseProbe, probeOnce, toDuration, toPort, waitReady, type Probe, type ProbeResult, type ProbeSpec, type WaitOutcome } from '../src/process/probes.js';
 import { executeUndo } from '../src/engine/undo.js';
 import { parseLog, parseRestart } from '../src/supervisor/policy.js';
+import { parseHealth } from '../src/supervisor/health.js';
 
 export interface ProcessWith {
   command: string;
@@ -203,6 +204,7 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
   };
   const restart = invalidAs(() => parseRestart(w.restart));
   const logPolicy = invalidAs(() => parseLog(w.log));
+  if (w.health) invalidAs(() => parseHealth(w.health, { cwd, env }));
   const supervision: SupervisionSpec = { restart, ...(w.health ? { health: w.health } : {}), cwd, env };
   const running = (svc: { pid: number; pgid: number; startTime: number }, exited?: RunningInstance['exited']): { running?: RunningInstance } =>
     ctx.supervised ? { running: { pid: svc.pid, pgid: svc.pgid, startTime: svc.startTime, ...(exited ? { exited } : {}), supervision } } : {};

@@ -76,8 +76,14 @@ test('supervised: a million lines are captured with rotation bounding the total 
     t.ctx.supervised = true;
     t.ctx.recordUndo = (u) => undos.push(u);
     // It may finish printing within the settle time: then it "exited before ready" with code 0.
-    const result = await processKind.run(t.ctx).catch(() => undefined);
-    if (result?.running?.exited) await result.running.exited;
+    // The child does not hold the event loop (a service must not hold its host open): this test does.
+    const holdLoop = setInterval(() => {}, 1000);
+    try {
+      const result = await processKind.run(t.ctx).catch(() => undefined);
+      if (result?.running?.exited) await result.running.exited;
+    } finally {
+      clearInterval(holdLoop);
+    }
     // The log is closed once both pipes ended: wait for its last line (bounded). The writer never
     // blocks the service: when the disk falls behind, lines are dropped and a marker says how many.
     const logs = join(home, 'logs');

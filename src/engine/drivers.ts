@@ -206,40 +206,54 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
     reportFailures(outcome, failures);
 
     o.onReady?.(outcome);
-    if (x.foreground) return await stayInForeground(o, x.graph, state);
+    if (x.foreground) return await stayInForeground(o, x.graph, state, outcome);
     return EXIT.ok;
   } finally {
     lock.release();
   }
 }
 
-/** Foreground: stream every service's log, prefixed, until a signal; then undo everything. */
-async function stayInForeground(o: UpOptions, graph: Graph, state: StateStore): Promise<number> {
+/**
+ * Foreground: stream every service's log, prefixed, and supervise the services (restart policies,
+ * liveness checks: src/supervisor/) until a signal; then stop supervising (no restart pending or in
+ * flight) and undo everything.
+ */
+async function stayInForeground(o: UpOptions, graph: Graph, state: StateStore, outcome: RunOutcome): Promise<number> {
   const services = graph.order.filter((n) => state.record(n)?.undo.some((u) => u.type === 'stop-process'));
   // Said at once, with the addresses onReady printed, not after a module load.
   process.stderr.write(`stigmer: ${services.length} service(s) running in the foreground; press Ctrl-C to stop them all\n`);
   const { followLogs } = await import('./logs.js');
+  const { superviseRun } = await import('./supervise.js');
   const stopFollowing = new AbortController();
   const following = followLogs(o.dataDir, services, { signal: stopFollowing.signal });
-  // A service dying in the foreground ends the session too.
-  const watch = setInterval(() => {
-    void import('../process/proc.js').then(({ isAlive }) => {
-      for (const n of services) {
-        const u = state.record(n)?.undo.find((d) => d.type === 'stop-process');
-        if (u && u.type === 'stop-process' && !isAlive(u)) {
-          process.stderr.write(`stigmer: ${n} exited; stopping the rest\n`);
-          o.app.interrupt('SIGTERM');
-          return;
-        }
-      }
-    });
-  }, 500);
+  // Restarts, liveness and exits are `---` lines in the logs streamed above, and events in events.jsonl.
+  const sup = superviseRun({ dataDir: o.dataDir, state, services: outcome.services });
+  // A service nobody supervises (a kind that returns no running instance) dying ends the session.
+  const unsupervised = services.filter((n) => !outcome.services.has(n));
+  const watch = unsupervised.length
+    ? setInterval(() => {
+        void import('../process/proc.js').then(({ isAlive }) => {
+          for (const n of unsupervised) {
+            const u = state.record(n)?.undo.find((d) => d.type === 'stop-process');
+            if (u && u.type === 'stop-process' && !isAlive(u)) {
+              process.stderr.write(`stigmer: ${n} exited; stopping the rest\n`);
+              o.app.interrupt('SIGTERM');
+              return;
+            }
+          }
+        });
+      }, 500)
+    : undefined;
   await new Promise<void>((r) => (o.app.signal.aborted ? r() : o.app.signal.addEventListener('abort', () => r(), { once: true })));
-  clearInterval(watch);
+  if (watch) clearInterval(watch);
+  // No restart may start behind the undo: cancel pending ones, wait for one in flight (it is recorded).
+  await sup.stop();
   stopFollowing.abort();
   await following;
   const renderer = (await import('../render/plain.js')).createPlainRenderer(process.stderr, { timestamps: false });
   const res = await undoRecorded(state, { emit: (ev) => renderer.event(ev) });
+  sup.stopped();
+  state.save();
   if (res.failed.length) return EXIT.taskFailed;
   return signalExitCode[(o.app.interruptedBy() ?? 'SIGINT') as InterruptSignal];
 }

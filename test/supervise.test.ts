@@ -1,0 +1,209 @@
+/**
+ * Supervision in `stigmer up --foreground` (the CLI is the host): restart policies with backoff,
+ * crash-loop, a dependent left alone, policy `no`, and a stop during a backoff. Backoff timing is
+ * read from the recorded events (events.jsonl), never from the wall clock of the test.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readEvents, type SupervisorEvent } from '../src/supervisor/events.js';
+import { cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, sleep, tempHome } from './helpers.js';
+
+const node = process.execPath;
+const service = fixture('service.mjs');
+
+interface Rig {
+  home: string;
+  data: string;
+  file: string;
+}
+
+function rig(yaml: string[]): Rig {
+  const home = tempHome();
+  const data = join(home, 'data');
+  mkdirSync(data, { recursive: true });
+  const file = join(home, 'stigmer.tasks.yaml');
+  writeFileSync(file, ['version: 1', 'tasks:', ...yaml, ''].join('\n'));
+  return { home, data, file };
+}
+
+/** A process task running the fake service on `port`, with extra `with` lines. */
+function svc(name: string, port: number, args: string[], withLines: string[] = [], needs: string[] = []): string {
+  return [
+    `  ${name}:`,
+    `    uses: process`,
+    ...(needs.length ? [`    needs: [${needs.join(', ')}]`] : []),
+    `    with:`,
+    `      command: ${node}`,
+    `      args: [${[service, '--listen', String(port), ...args].map((a) => JSON.stringify(a)).join(', ')}]`,
+    `      ports: [${port}]`,
+    `      ready: { tcp: { host: 127.0.0.1, port: ${port} }, timeout: 20s }`,
+    `      stop: { signal: SIGTERM, grace: 2s }`,
+    ...withLines.map((l) => `      ${l}`),
+  ].join('\n');
+}
+
+interface Foreground {
+  child: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exit: Promise<number | null>;
+}
+
+function foreground(r: Rig): Foreground {
+  const child = spawn(node, [cliPath, 'up', '--foreground', '-f', r.file, '--data-dir', r.data], { cwd: r.home, env: cliEnv(r.home), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (err += d));
+  const exit = new Promise<number | null>((res) => child.on('close', (code) => res(code)));
+  return { child, out: () => out, err: () => err, exit };
+}
+
+async function until(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`not in time: ${what}`);
+    await sleep(25);
+  }
+}
+
+const events = (r: Rig, task?: string): SupervisorEvent[] => readEvents(r.data).filter((e) => task === undefined || e.task === task);
+const types = (evs: SupervisorEvent[]): string => evs.map((e) => e.type).join(' ');
+
+interface StateRecord {
+  status: string;
+  service?: string;
+  restarts?: number;
+  lastExit?: { code: number | null; signal: string | null; at: string };
+  nextRestartAt?: string | null;
+  readyAt?: string;
+  undo: { pid: number }[];
+}
+
+function record(r: Rig, task: string): StateRecord | undefined {
+  const f = join(r.data, 'state.json');
+  if (!existsSync(f)) return undefined;
+  try {
+    return (JSON.parse(readFileSync(f, 'utf8')) as { tasks: Record<string, StateRecord> }).tasks[task];
+  } catch {
+    return undefined; // mid-rename
+  }
+}
+
+/**
+ * Stop the foreground CLI by pid (SIGINT, as Ctrl-C), check that nothing it started is left;
+ * returns its exit code and the events as it left them.
+ */
+async function finish(r: Rig, fg: Foreground): Promise<{ code: number | null; events: SupervisorEvent[] }> {
+  if (fg.child.exitCode === null) fg.child.kill('SIGINT');
+  const code = await fg.exit;
+  const evs = events(r);
+  await cleanupHome(r.home);
+  return { code, events: evs };
+}
+
+test('on-failure: a service crashing after ready is restarted with doubling backoff, then crash-loop; its dependent is not restarted', async () => {
+  const [p1, p2] = [await freePort(), await freePort()];
+  const r = rig([
+    svc('flaky', p1, ['--exit-after', '150', '--code', '3'], ['restart: { policy: on-failure, backoff: 50ms, max_backoff: 150ms, max_restarts: 3, window: 1m }']),
+    svc('web', p2, [], [], ['flaky']),
+  ]);
+  const fg = foreground(r);
+  try {
+    await until('crash-loop', () => events(r, 'flaky').some((e) => e.type === 'crash-loop'), 60_000);
+    const evs = events(r, 'flaky');
+    // three rounds of exited -> restarting -> started -> ready, then the fourth exit is a crash loop
+    assert.equal(types(evs), 'exited restarting started ready exited restarting started ready exited restarting started ready exited crash-loop');
+    const restarting = evs.filter((e) => e.type === 'restarting');
+    assert.deepEqual(restarting.map((e) => [e.attempt, e.max, e.delay_ms]), [[1, 3, 50], [2, 3, 100], [3, 3, 150]]);
+    assert.ok(restarting.every((e) => e.detail === 'exit code 3'));
+    // the restart never came before its backoff: started - restarting >= delay (as recorded)
+    for (const [i, e] of evs.entries()) {
+      if (e.type !== 'restarting') continue;
+      const started = evs[i + 1]!;
+      assert.equal(started.type, 'started');
+      assert.ok(Date.parse(started.at) - Date.parse(e.at) >= e.delay_ms!, `${started.at} - ${e.at} < ${e.delay_ms}`);
+    }
+    // every exit is the code it exited with; each restarted instance has a new pid
+    assert.ok(evs.filter((e) => e.type === 'exited').every((e) => e.code === 3 && e.signal === null));
+    const pids = evs.filter((e) => e.type === 'started').map((e) => e.pid);
+    assert.equal(new Set(pids).size, 3);
+    const crash = evs.at(-1)!;
+    assert.equal(crash.code, 3);
+    assert.equal(crash.max, 3);
+    assert.match(crash.detail!, /more than 3 restarts within 1m; last: exit code 3; last log line: exiting with code 3/);
+
+    await until('crash-loop recorded, its group stopped', () => record(r, 'flaky')?.service === 'crash-loop' && record(r, 'flaky')?.undo.length === 0);
+    const rec = record(r, 'flaky')!;
+    assert.equal(rec.restarts, 3);
+    assert.equal(rec.lastExit?.code, 3);
+    assert.equal(rec.nextRestartAt, null);
+
+    // the dependent kept its one instance
+    assert.equal(events(r, 'web').length, 0);
+    assert.equal(record(r, 'web')?.service, 'ready');
+
+    // the log says it in stigmer's own lines
+    const log = readFileSync(join(r.data, 'logs', 'flaky.log'), 'utf8');
+    assert.match(log, / --- exited with exit code 3; restarting in 50ms \(1\/3\)\n/);
+    assert.match(log, / --- restarted after exit code 3 \(2\/3\)\n/);
+    assert.match(log, / --- crash loop: more than 3 restarts within 1m/);
+    assert.ok(fg.child.exitCode === null, 'the session goes on');
+  } finally {
+    const end = await finish(r, fg);
+    assert.equal(end.code, 130, fg.err());
+    // Ctrl-C stopped both on purpose: a stopped event each
+    assert.deepEqual(end.events.filter((e) => e.type === 'stopped').map((e) => e.task).sort(), ['flaky', 'web']);
+  }
+});
+
+test('a crash once is restarted once and stays ready; policy no leaves a crashed service down and the rest running', async () => {
+  const [p1, p2] = [await freePort(), await freePort()];
+  const marker = join(tmpdir(), `stigmer-crashed-once-${process.pid}-${Date.now()}`);
+  const r = rig([
+    svc('once', p1, ['--exit-after', '100', '--code', '1', '--once', marker], ['restart: { policy: always, backoff: 50ms }']),
+    svc('plain', p2, ['--exit-after', '100', '--code', '2']),
+  ]);
+  const fg = foreground(r);
+  try {
+    await until('once ready again', () => types(events(r, 'once')) === 'exited restarting started ready');
+    await until('plain exited', () => events(r, 'plain').some((e) => e.type === 'exited'));
+    assert.equal(types(events(r, 'plain')), 'exited');
+    assert.equal(events(r, 'plain')[0]!.code, 2);
+    await until('plain recorded', () => record(r, 'plain')?.lastExit?.code === 2);
+    assert.equal(record(r, 'plain')!.restarts ?? 0, 0);
+    assert.match(readFileSync(join(r.data, 'logs', 'plain.log'), 'utf8'), / --- exited after exit code 2; not restarted \(restart policy no\)\n/);
+    const rec = record(r, 'once')!;
+    assert.equal(rec.service, 'ready');
+    assert.equal(rec.restarts, 1);
+    assert.equal(rec.lastExit?.code, 1);
+    const started = events(r, 'once').find((e) => e.type === 'started')!;
+    assert.equal(rec.undo[0]!.pid, started.pid, 'the undo record is the new instance');
+    assert.ok(fg.child.exitCode === null, 'the session goes on with what still runs');
+  } finally {
+    assert.equal((await finish(r, fg)).code, 130, fg.err());
+    rmSync(marker, { force: true });
+  }
+});
+
+test('Ctrl-C (or SIGTERM) during a backoff cancels the pending restart; everything is stopped', async () => {
+  const port = await freePort();
+  const r = rig([svc('slow', port, ['--exit-after', '100', '--code', '1'], ['restart: { policy: on-failure, backoff: 30s }'])]);
+  const fg = foreground(r);
+  try {
+    await until('restarting', () => events(r, 'slow').some((e) => e.type === 'restarting'));
+    await until('recorded', () => record(r, 'slow')?.service === 'restarting');
+    const rec = record(r, 'slow')!;
+    assert.ok(rec.nextRestartAt && Date.parse(rec.nextRestartAt) - Date.parse(events(r, 'slow').at(-1)!.at) === 30_000);
+    fg.child.kill('SIGTERM');
+    assert.equal(await fg.exit, 143, fg.err());
+    assert.equal(types(events(r, 'slow')), 'exited restarting stopped', 'no restart after the stop');
+    assert.deepEqual(processesWithHome(r.home), []);
+  } finally {
+    await finish(r, fg);
+  }
+});
