@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { cleanupHome, repoRoot, sleep, tempHome } from './helpers.js';
-import { buildTarGz, checksumsFile, sha256hex, startMirror } from './mirror.js';
+import { buildTarGz, buildTarZst, checksumsFile, sha256hex, startMirror, zstdCompress } from './mirror.js';
 import type { ArchiveEntry, Mirror } from './mirror.js';
 import download from '../tasks/download.js';
 import type { DownloadWith } from '../tasks/download.js';
@@ -445,3 +445,91 @@ test('invalid parameters are reported as invalid input', async () => {
     await cleanupHome(home);
   }
 });
+
+// ---------------------------------------------------------------------------------------------
+// .tar.zst archives (Ollama's Linux releases), with both decoders: the `zstd` program and fzstd.
+
+const OLLAMA_TREE: ArchiveEntry[] = [
+  { path: 'bin', type: 'dir' },
+  { path: 'bin/ollama', content: '#!/bin/sh\necho "ollama version is 0.32.15"\n', mode: 0o755 },
+  { path: 'lib/ollama', type: 'dir' },
+  { path: 'lib/ollama/libggml-base.so', content: randomBytes(300_000) },
+  { path: 'lib/ollama/cuda_v12/libcudart.so.12.8.90', content: 'cuda'.repeat(50_000) },
+  { path: 'lib/ollama/cuda_v12/libcudart.so.12', type: 'symlink', linkpath: 'libcudart.so.12.8.90' },
+];
+
+for (const decoder of ['program', 'js'] as const) {
+  const env: Record<string, string> = decoder === 'js' ? { STIGMER_ZSTD: 'js' } : {};
+  const withDecoder = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const before = process.env['STIGMER_ZSTD'];
+    if (decoder === 'js') process.env['STIGMER_ZSTD'] = 'js';
+    else delete process.env['STIGMER_ZSTD'];
+    try {
+      return await fn();
+    } finally {
+      if (before === undefined) delete process.env['STIGMER_ZSTD'];
+      else process.env['STIGMER_ZSTD'] = before;
+    }
+  };
+
+  test(`.tar.zst (${decoder} decoder): verified by a sha256sum.txt with ./ names, extracted with its bin/ + lib/ layout, modes and links kept`, async () => {
+    const archive = buildTarZst(OLLAMA_TREE);
+    const sums = `${sha256hex(archive)}  ./ollama-linux-amd64.tar.zst\n${sha256hex('other')}  ./ollama-darwin.tgz\n`;
+    await withMirror({ '/v0.32.15/ollama-linux-amd64.tar.zst': archive, '/v0.32.15/sha256sum.txt': sums }, async (m, home) => {
+      const w: DownloadWith = { url: `${m.url}/v0.32.15/ollama-linux-amd64.tar.zst`, checksums_url: `${m.url}/v0.32.15/sha256sum.txt`, dest: 'bin/ollama-0.32.15' };
+      const run = await withDecoder(() => runKind(w, { baseDir: home, env }));
+      assert.equal(run.error, undefined, run.error?.message);
+      const dest = join(home, 'bin', 'ollama-0.32.15');
+      assert.deepEqual(run.result!.outputs['files'], ['bin/ollama', 'lib/ollama/cuda_v12/libcudart.so.12.8.90', 'lib/ollama/libggml-base.so']);
+      assert.equal(run.result!.outputs['path'], dest);
+      assert.equal(statSync(join(dest, 'bin/ollama')).mode & 0o777, 0o755);
+      assert.equal(statSync(join(dest, 'lib/ollama/libggml-base.so')).mode & 0o777, 0o644);
+      assert.ok(readFileSync(join(dest, 'lib/ollama/libggml-base.so')).equals(OLLAMA_TREE[3]!.content as Buffer));
+      assert.equal(readFileSync(join(dest, 'lib/ollama/cuda_v12/libcudart.so.12'), 'utf8'), 'cuda'.repeat(50_000));
+      assert.ok(lstatSync(join(dest, 'lib/ollama/cuda_v12/libcudart.so.12')).isSymbolicLink());
+      const how = decoder === 'js' ? 'fzstd (JavaScript)' : 'zstd (';
+      assert.ok(run.lines.some((l) => l.startsWith(`extracting ollama-linux-amd64.tar.zst with ${how}`)), run.lines.join('\n'));
+      assert.deepEqual(temps(dest), []);
+    });
+  });
+
+  test(`hostile .tar.zst archives (${decoder} decoder) are rejected whole with the same messages as .tar.gz`, async () => {
+    const home = tempHome();
+    const mirror = await startMirror({});
+    try {
+      mkdirSync(join(home, 'a', 'b'), { recursive: true });
+      writeFileSync(join(home, 'a', 'keep'), 'untouched');
+      const before = tree(home);
+      for (const h of hostile) {
+        const archive = buildTarZst([{ path: 'LICENSE', content: 'MIT\n' }, { path: 'ollama', content: TEMPORAL, mode: 0o755 }, ...h.entries(home)]);
+        mirror.routes['/o.tar.zst'] = archive;
+        const dest = join(home, 'a', 'b', 'dest');
+        const run = await withDecoder(() => runKind({ url: `${mirror.url}/o.tar.zst`, sha256: sha256hex(archive), dest }, { baseDir: home, env }));
+        assert.equal(run.error?.failure.reason, 'unsafe-archive', `${h.name}: ${run.error?.message ?? 'installed'}`);
+        assert.equal(run.error?.message, `refused archive: entry "${h.entry(home)}" ${h.why}`, h.name);
+        assert.deepEqual(tree(home), before, h.name);
+        assert.equal(readFileSync(join(home, 'a', 'keep'), 'utf8'), 'untouched');
+      }
+    } finally {
+      await mirror.close();
+      await cleanupHome(home);
+    }
+  });
+
+  test(`a damaged .tar.zst (${decoder} decoder) with a matching sha256 is a bad archive; nothing installed`, async () => {
+    const good = buildTarZst(OLLAMA_TREE);
+    const cases: [string, Buffer][] = [
+      ['not zstd at all', Buffer.from('this is not zstd data at all, just text')],
+      ['cut in the middle of a frame', good.subarray(0, Math.floor(good.length / 2))],
+      ['zstd of something that is not a tar', zstdCompress(randomBytes(4096))],
+    ];
+    for (const [name, body] of cases) {
+      await withMirror({ '/o.tar.zst': body }, async (m, home) => {
+        const run = await withDecoder(() => runKind({ url: `${m.url}/o.tar.zst`, sha256: sha256hex(body), dest: 'o' }, { baseDir: home, env }));
+        assert.equal(run.error?.failure.reason, 'bad-archive', `${name}: ${run.error?.message ?? 'installed'}`);
+        assert.match(run.error!.message, /o\.tar\.zst/, name);
+        assert.deepEqual(tree(home), [], name);
+      });
+    }
+  });
+}

@@ -3,6 +3,7 @@
  * by a node:http server on 127.0.0.1 with redirects, 404s, truncated and slow bodies, and the
  * goreleaser `checksums.txt` format. Nothing here reaches beyond loopback.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -37,6 +38,26 @@ const BLOCK = 512;
  * paths, `..`, escaping links), so any entry can be produced verbatim.
  */
 export async function buildTarGz(entries: ArchiveEntry[]): Promise<Buffer> {
+  return gzipSync(buildTar(entries));
+}
+
+/**
+ * A .tar.zst of the given entries, compressed by the `zstd` program (real compressed blocks, as
+ * Ollama's Linux releases have them).
+ */
+export function buildTarZst(entries: ArchiveEntry[], level = 3): Buffer {
+  return zstdCompress(buildTar(entries), level);
+}
+
+/** `zstd -<level>` of `data` (multi-threaded, as release builds are). */
+export function zstdCompress(data: Buffer, level = 3): Buffer {
+  const r = spawnSync('zstd', [`-${level}`, '-T0', '-q', '-c'], { input: data, maxBuffer: 1 << 30 });
+  if (r.error || r.status !== 0) throw new Error(`zstd failed: ${r.error?.message ?? r.stderr.toString()}`);
+  return r.stdout;
+}
+
+/** An uncompressed tar of exactly the given entries. */
+export function buildTar(entries: ArchiveEntry[]): Buffer {
   const blocks: Buffer[] = [];
   const mtime = new Date('2026-01-01T00:00:00Z');
   for (const e of entries) {
@@ -61,7 +82,7 @@ export async function buildTarGz(entries: ArchiveEntry[]): Promise<Buffer> {
     if (pad) blocks.push(Buffer.alloc(pad));
   }
   blocks.push(Buffer.alloc(BLOCK * 2));
-  return gzipSync(Buffer.concat(blocks));
+  return Buffer.concat(blocks);
 }
 
 export function sha256hex(buf: Buffer | string): string {

@@ -1,5 +1,5 @@
 /**
- * Download, verify and install a file or a .tar.gz into a directory, atomically.
+ * Download, verify and install a file, a .tar.gz or a .tar.zst into a directory, atomically.
  *
  *   <dest>.tmp-<pid>-<rand>.part   the download, hashed while it streams   (archives only)
  *   <dest>.tmp-<pid>-<rand>/       the extracted tree (or the single file) + install marker
@@ -130,9 +130,9 @@ async function checkReplaceable(dest: string): Promise<void> {
  * The fetching and extracting modules, loaded only when something must be installed: a start that
  * finds a verified install (every `local start` after the first) does not pay for them.
  */
-async function loadFetching(): Promise<typeof import('./fetch.js') & typeof import('./archive.js')> {
-  const [fetching, archive] = await Promise.all([import('./fetch.js'), import('./archive.js')]);
-  return { ...fetching, ...archive };
+async function loadFetching(): Promise<typeof import('./fetch.js') & typeof import('./archive.js') & typeof import('./zstd.js')> {
+  const [fetching, archive, zstd] = await Promise.all([import('./fetch.js'), import('./archive.js'), import('./zstd.js')]);
+  return { ...fetching, ...archive, ...zstd };
 }
 
 function checkAbort(signal: AbortSignal | undefined, abortFailure: (signal: AbortSignal) => TaskError): void {
@@ -165,7 +165,7 @@ export async function installDownload(params: DownloadParams, opts: InstallOptio
 async function installFresh(r: Resolved, opts: InstallOptions): Promise<DownloadOutputs> {
   const say = (line: string): void => opts.onOutput?.(line);
   const fetchOpts = { signal: opts.signal, idleTimeoutMs: r.idleTimeoutMs };
-  const { abortFailure, extractArchive, fetchText, fetchToFile, scanArchive } = await loadFetching();
+  const { abortFailure, extractArchive, extractZstArchive, fetchText, fetchToFile, isTarZst, scanArchive, zstdDecoder } = await loadFetching();
   checkAbort(opts.signal, abortFailure);
   await checkReplaceable(r.dest);
   await mkdir(dirname(r.dest), { recursive: true });
@@ -192,9 +192,16 @@ async function installFresh(r: Resolved, opts: InstallOptions): Promise<Download
 
     let archiveModes = new Map<string, number>();
     if (r.extract) {
-      say(`extracting ${r.filename}`);
-      const listing = await scanArchive(part);
-      await extractArchive(part, stage, listing);
+      let listing;
+      if (isTarZst(r.filename)) {
+        const decoder = zstdDecoder();
+        say(`extracting ${r.filename} with ${decoder.name}`);
+        listing = await extractZstArchive(part, stage, decoder, r.filename);
+      } else {
+        say(`extracting ${r.filename}`);
+        listing = await scanArchive(part);
+        await extractArchive(part, stage, listing);
+      }
       await rm(part, { force: true });
       archiveModes = listing.files;
     } else {

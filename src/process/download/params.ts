@@ -17,7 +17,7 @@ export interface DownloadParams {
   sha256?: string | undefined;
   /** URL of a `<sha256>  <filename>` checksums file listing the URL's last path segment */
   checksumsUrl?: string | undefined;
-  /** extract a .tar.gz into dest (default: whether the URL ends in .tar.gz or .tgz) */
+  /** extract a .tar.gz or .tar.zst into dest (default: whether the URL ends in .tar.gz, .tgz, .tar.zst or .tzst) */
   extract?: boolean | undefined;
   /** mode of every installed file, e.g. "0755" or 0o755 (default: 0755 for a single file; for an archive, 0755 where the archive had +x, else 0644) */
   mode?: string | number | undefined;
@@ -96,7 +96,7 @@ export function resolveParams(p: DownloadParams): Resolved {
     url: p.url,
     dest: resolve(p.dest),
     filename,
-    extract: p.extract ?? /\.(tar\.gz|tgz)$/i.test(filename),
+    extract: p.extract ?? /\.(tar\.gz|tgz|tar\.zst|tzst)$/i.test(filename),
   };
   if (dirname(r.dest) === r.dest) throw invalid(`Expected dest to be a directory below the root, got "${p.dest}"`);
   if (p.sha256 !== undefined) r.sha256 = p.sha256.toLowerCase();
