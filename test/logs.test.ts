@@ -147,3 +147,40 @@ test('logs -f: follows across rotations and restarts, each line once and in orde
     child.kill('SIGKILL');
   }
 });
+
+for (const keep of [1, 3]) {
+  test(`logs -f: several rotations between two looks (keep ${keep}) lose no line`, async (t) => {
+    const home = tempHome();
+    t.after(() => cleanupHome(home));
+    const dir = join(home, 'd');
+    const w = openLogWriter({ file: join(dir, 'logs', 'svc.log'), maxSize: 2048, keep });
+    w.writeEvent('starting');
+    await w.flush();
+    const child = spawn(process.execPath, [cliPath, 'logs', 'svc', '-f', '-n', '1', '--data-dir', dir], { env: cliEnv(home), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!out.includes('--- starting') && Date.now() < deadline) await sleep(20);
+      // Bursts of ~2 KiB x (keep + 1) written at once: up to keep + 1 rotations before the follower
+      // looks again (more than that would drop the follower's file and one newer: kept files only).
+      const perBurst = Math.floor((2048 * (keep + 1)) / 46) - 2;
+      let n = 0;
+      for (let b = 0; b < 5; b++) {
+        const lines = Array.from({ length: perBurst }, () => Buffer.from(`line ${++n}\n`));
+        await w.attach(Readable.from(lines), 'out');
+        await w.flush();
+        await sleep(300);
+      }
+      await w.close();
+      assert.ok(w.stats.rotations >= 5 * keep, `${w.stats.rotations} rotations`);
+      while (!out.includes(`line ${n}\n`) && Date.now() < deadline) await sleep(20);
+      child.kill('SIGINT');
+      assert.equal(await exited, 130);
+      assert.deepEqual(out.trimEnd().split('\n'), ['--- starting', ...Array.from({ length: n }, (_, i) => `line ${i + 1}`)]);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+}

@@ -4,7 +4,7 @@
  * timestamp (logs written before capture) take the time of the nearest stamped line before them
  * (else after them, else the file's mtime), so they still merge in roughly the right place.
  */
-import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { parseLogLine, type LogStream } from '../process/log-line.js';
 
 export interface LogEntry {
@@ -126,6 +126,19 @@ export function readTaskTail(task: string, file: string, want: TailWant, endAt?:
   return want.lines === 0 ? [] : all.slice(-want.lines);
 }
 
+/** Every whole line of a file (a rotated one: complete). */
+function readWhole(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  return lines.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
+}
+
 function exists(f: string): boolean {
   try {
     statSync(f);
@@ -193,12 +206,34 @@ export class LogFollower {
       if (this.partial) out.push(...this.entries([this.partial]));
       closeSync(this.fd!);
       this.fd = undefined;
+      // Rotated more than once since the last look: the files in between, oldest first.
+      for (const f of this.between()) out.push(...this.entries(readWhole(f)));
       if (current !== undefined) {
         this.open(true);
         out.push(...this.drain());
       }
     }
     return out;
+  }
+
+  /**
+   * Rotated files newer than the one followed: it is `<file>.k` now, so `.k-1` .. `.1`; when it
+   * is gone (rotated past `keep`), every rotated file is newer than it.
+   */
+  private between(): string[] {
+    const found: string[] = [];
+    for (let i = 1; i <= MAX_ROTATED; i++) {
+      const f = `${this.file}.${i}`;
+      let ino: number;
+      try {
+        ino = statSync(f).ino;
+      } catch {
+        break;
+      }
+      if (ino === this.ino) break;
+      found.push(f);
+    }
+    return found.reverse();
   }
 
   private drain(): LogEntry[] {
