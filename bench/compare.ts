@@ -12,12 +12,14 @@
  */
 import { writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { finishHome, note, readStamps, repoRoot, sleep, start, stats, stopGroup, tempHome, until } from './lib.js';
+import { epochNow, finishHome, note, readStamps, repoRoot, sleep, start, stats, stopGroup, tempHome, until } from './lib.js';
 import { runStigmerUp, stackPorts } from './overhead.js';
 import type { Row, Suite, SuiteResult } from './report.js';
 import { SERVICE, WORK, seconds, serviceArgs, type StackPorts } from './stack.js';
 
 const SETTLE_MS = 300;
+/** wait-on's interval when tuned (its default is 250 ms). */
+const TUNED_MS = 10;
 
 const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 const nodeBin = join(repoRoot, 'node_modules', '.bin');
@@ -30,12 +32,18 @@ function serviceCommand(port: number, afterMs: number): string {
  * The way a package.json script usually does it: one-shots chained with `&&`, services started
  * by concurrently, the service that needs others behind `wait-on tcp:...`.
  */
-export function concurrentlyCommand(p: StackPorts): string {
+export function concurrentlyCommand(p: StackPorts, o: { intervalMs?: number; allReady?: boolean } = {}): string {
+  const waitOn = o.intervalMs === undefined ? 'wait-on' : `wait-on -i ${o.intervalMs}`;
   const temporal = `sleep ${seconds(WORK.download)} && exec ${serviceCommand(p.temporal, WORK.temporalAfter)}`;
   const server = `sleep ${seconds(WORK.secrets)} && exec ${serviceCommand(p.server, WORK.serverAfter)}`;
-  const runner = `wait-on tcp:127.0.0.1:${p.temporal} tcp:127.0.0.1:${p.server} && exec ${serviceCommand(p.runner, WORK.runnerAfter)}`;
-  return `sleep ${seconds(WORK.config)} && concurrently --names temporal,server,runner ${[temporal, server, runner].map(q).join(' ')}`;
+  const runner = `${waitOn} tcp:127.0.0.1:${p.temporal} tcp:127.0.0.1:${p.server} && exec ${serviceCommand(p.runner, WORK.runnerAfter)}`;
+  // The readiness a script needs to say "everything is up": one more wait-on, on every service.
+  const ready = `${waitOn} tcp:127.0.0.1:${p.temporal} tcp:127.0.0.1:${p.server} tcp:127.0.0.1:${p.runner} && echo ${ALL_READY}`;
+  const commands = o.allReady ? [temporal, server, runner, ready] : [temporal, server, runner];
+  return `sleep ${seconds(WORK.config)} && concurrently --names ${o.allReady ? 'temporal,server,runner,ready' : 'temporal,server,runner'} ${commands.map(q).join(' ')}`;
 }
+
+const ALL_READY = 'all-services-ready';
 
 /** The stack as wireit scripts: one-shots are plain scripts, services wait for their listen line. */
 export function wireitPackage(p: StackPorts): Record<string, unknown> {
@@ -60,27 +68,40 @@ export function wireitPackage(p: StackPorts): Record<string, unknown> {
   };
 }
 
-/** Start a tool that stays in the foreground; time spawn -> the agent-runner's listen stamp. */
-async function untilRunnerListens(command: string, args: string[], dir: string, ports: StackPorts, env: Record<string, string | undefined>): Promise<number> {
-  const p = start(command, args, { cwd: dir, home: dir, env });
+/**
+ * Start a tool that stays in the foreground; time spawn -> the agent-runner's listen stamp, or
+ * (`allReady`) -> the moment it prints that every service answers.
+ */
+async function untilRunnerListens(command: string, args: string[], dir: string, ports: StackPorts, env: Record<string, string | undefined>, allReady = false): Promise<number> {
+  let readyAt: number | undefined;
+  const p = start(command, args, {
+    cwd: dir,
+    home: dir,
+    env,
+    onStdout: () => {
+      if (allReady && readyAt === undefined && p.stdout().includes(ALL_READY)) readyAt = epochNow();
+    },
+  });
   try {
     await Promise.race([
-      until('the agent-runner to listen', () => readStamps(p.stdout(), 'listening', ports.runner).length > 0, 60_000),
+      allReady
+        ? until('the tool to say all services are ready', () => readyAt !== undefined, 60_000)
+        : until('the agent-runner to listen', () => readStamps(p.stdout(), 'listening', ports.runner).length > 0, 60_000),
       p.exited.then((e) => {
         throw new Error(`${command} exited early with ${e.code ?? e.signal}:\n${p.stdout()}${p.stderr()}`);
       }),
     ]);
-    return readStamps(p.stdout(), 'listening', ports.runner)[0]! - p.startedAt;
+    return (allReady ? readyAt! : readStamps(p.stdout(), 'listening', ports.runner)[0]!) - p.startedAt;
   } finally {
     await stopGroup(p, 5000);
   }
 }
 
-async function runConcurrently(): Promise<number> {
+async function runConcurrently(o: { intervalMs?: number; allReady?: boolean } = {}): Promise<number> {
   const dir = tempHome('stigmer-bench-');
   try {
     const ports = await stackPorts();
-    return await untilRunnerListens('sh', ['-c', concurrentlyCommand(ports)], dir, ports, { PATH: `${nodeBin}${delimiter}${process.env['PATH'] ?? ''}` });
+    return await untilRunnerListens('sh', ['-c', concurrentlyCommand(ports, o)], dir, ports, { PATH: `${nodeBin}${delimiter}${process.env['PATH'] ?? ''}` }, o.allReady);
   } finally {
     await finishHome(dir);
   }
@@ -105,13 +126,15 @@ async function runWireit(): Promise<number> {
 
 export const compare: Suite = {
   name: 'compare',
-  title: 'the stack of real processes: stigmer vs concurrently + wait-on vs wireit (spawn -> all up)',
+  title: 'the stack of real processes: stigmer vs concurrently + wait-on (default, tuned, on every service) vs wireit (spawn -> all up)',
   async run({ quick }): Promise<SuiteResult> {
-    const runs = quick ? 2 : 5;
-    note(`compare: ${runs} rounds of stigmer, concurrently + wait-on, wireit`);
+    const runs = quick ? 2 : 7;
+    note(`compare: ${runs} rounds of stigmer, concurrently + wait-on (three ways), wireit`);
     const s: number[] = [];
     const sListen: number[] = [];
     const c: number[] = [];
+    const cTuned: number[] = [];
+    const cAll: number[] = [];
     const w: number[] = [];
     const failures: string[] = [];
     const tools: (() => Promise<void>)[] = [
@@ -121,6 +144,8 @@ export const compare: Suite = {
         sListen.push(up.runnerListenMs);
       },
       async () => void c.push(await runConcurrently()),
+      async () => void cTuned.push(await runConcurrently({ intervalMs: TUNED_MS })),
+      async () => void cAll.push(await runConcurrently({ intervalMs: TUNED_MS, allReady: true })),
       async () => void w.push(await runWireit()),
     ];
     for (let i = 0; i < runs; i++) {
@@ -138,13 +163,21 @@ export const compare: Suite = {
       }
     }
     const stigmer = stats(s);
-    const others = [stats(c).median, stats(w).median];
+    const others = [stats(c).median, stats(cTuned).median, stats(cAll).median, stats(w).median];
     const rows: Row[] = [
       { bench: '5 compare', metric: 'stigmer up: spawn -> exit, all ready', unit: 'ms', stats: stigmer, goal: { lowest: true }, pass: others.every((o) => stigmer.median < o) },
       { bench: '5 compare', metric: '  (stigmer: spawn -> agent-runner listening)', unit: 'ms', stats: stats(sListen) },
-      { bench: '5 compare', metric: 'concurrently + wait-on: spawn -> agent-runner listening', unit: 'ms', stats: stats(c) },
+      { bench: '5 compare', metric: 'concurrently + wait-on (250 ms default): spawn -> agent-runner listening', unit: 'ms', stats: stats(c) },
+      { bench: '5 compare', metric: `concurrently + wait-on -i ${TUNED_MS}: spawn -> agent-runner listening`, unit: 'ms', stats: stats(cTuned) },
+      { bench: '5 compare', metric: `concurrently + wait-on -i ${TUNED_MS} on every service: spawn -> says all ready`, unit: 'ms', stats: stats(cAll) },
       { bench: '5 compare', metric: 'wireit: spawn -> agent-runner listening', unit: 'ms', stats: stats(w) },
     ];
+    // Per-round ratios (a failed run drops its round from that peer's ratio).
+    const peers: [string, number[]][] = [['concurrently + wait-on (default)', c], [`concurrently + wait-on -i ${TUNED_MS}`, cTuned], [`concurrently + wait-on -i ${TUNED_MS}, every service`, cAll], ['wireit', w]];
+    for (const [label, xs] of peers) {
+      const ratios = xs.length === s.length ? s.map((v, i) => v / xs[i]!) : [stigmer.median / stats(xs).median];
+      rows.push({ bench: '5 compare', metric: `  stigmer up / ${label}`, unit: 'x', stats: stats(ratios, 2) });
+    }
     return { name: 'compare', rows, details: { failures, concurrentlyCommand: concurrentlyCommand({ temporal: 7233, server: 7234, runner: 7235 }).replaceAll(SERVICE, 'test/fixtures/service.mjs').replaceAll(process.execPath, 'node') } };
   },
 };
