@@ -207,3 +207,47 @@ test('Ctrl-C (or SIGTERM) during a backoff cancels the pending restart; everythi
     await finish(r, fg);
   }
 });
+
+test('the host API in-process: runGraph(supervised) + superviseRun; restart(task) replaces one instance, its dependent untouched; stop() then undo leaves nothing', async () => {
+  const { loadTasksFile } = await import('../src/engine/load.js');
+  const { buildGraph } = await import('../src/engine/graph.js');
+  const { runGraph } = await import('../src/engine/run.js');
+  const { StateStore } = await import('../src/engine/state.js');
+  const { undoRecorded } = await import('../src/engine/rollback.js');
+  const { superviseRun } = await import('../src/engine/supervise.js');
+  const { kinds } = await import('../src/commands/kinds.js');
+  const { isAlive } = await import('../src/process/proc.js');
+  const [p1, p2] = [await freePort(), await freePort()];
+  const r = rig([svc('db', p1, []), svc('api', p2, [], [], ['db'])]);
+  // the services carry this test's home, like a CLI's (how cleanupHome finds leftovers)
+  const file = await loadTasksFile(r.file, { kinds, config: async () => undefined });
+  const state = new StateStore(join(r.data, 'state.json'));
+  const env = { ...process.env, STIGMER_HOME: r.home };
+  try {
+    const outcome = await runGraph({
+      graph: buildGraph(file), kinds, baseDir: r.home, dataDir: r.data, state, config: undefined, env, signal: new AbortController().signal, canPrompt: false, emit: () => {}, supervised: true,
+    });
+    assert.ok(outcome.ok);
+    assert.deepEqual([...outcome.services.keys()].sort(), ['api', 'db']);
+    const sup = superviseRun({ dataDir: r.data, state, services: outcome.services });
+    const seen: string[] = [];
+    sup.on((ev) => seen.push(`${ev.task}:${ev.type}`));
+    const before = { db: state.record('db')!.undo[0] as { pid: number; startTime: number }, api: state.record('api')!.undo[0] as { pid: number; startTime: number } };
+    const res = await sup.restart('db');
+    assert.equal(res.status, 'ready');
+    const db = state.record('db')!.undo[0] as { pid: number; startTime: number };
+    assert.notEqual(db.pid, before.db.pid);
+    assert.ok(isAlive(db) && !isAlive(before.db));
+    assert.equal((state.record('api')!.undo[0] as { pid: number }).pid, before.api.pid, 'the dependent keeps its instance');
+    assert.ok(isAlive(before.api));
+    assert.deepEqual(seen, ['db:stopped', 'db:started', 'db:ready']);
+    assert.equal(state.record('db')!.restarts, 1);
+    await assert.rejects(sup.restart('nope'), /nope is not a supervised service \(supervised: db, api\)/);
+    await sup.stop();
+    const undone = await undoRecorded(state, { emit: () => {} });
+    assert.deepEqual(undone.failed, []);
+    sup.stopped();
+  } finally {
+    await cleanupHome(r.home);
+  }
+});

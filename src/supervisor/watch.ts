@@ -217,7 +217,7 @@ class Watched {
           this.sup.event({ task: this.task, type: 'unhealthy', detail: r.detail });
           this.sup.logLine(this.task, `unhealthy after ${r.failures} failed liveness checks: ${r.detail}`);
           this.o.record(this.task, { service: 'unhealthy', health: { ok: false, at: new Date().toISOString(), detail: r.detail, failures: r.failures } }, true);
-          this.ended({ code: null, signal: null, reason: 'unhealthy' }, r.detail);
+          this.ended({ code: null, signal: null, reason: 'unhealthy' }, `unhealthy: ${r.detail}`);
         },
       });
     }
@@ -246,6 +246,11 @@ class Watched {
     switch (decision.action) {
       case 'none': {
         const policy = this.tracker.policy.policy;
+        if (ending.reason === 'unhealthy') {
+          // Left running, marked unhealthy: `stigmer restart` (or a policy) would restart it.
+          this.sup.logLine(this.task, `not restarted (restart policy ${policy}); it stays unhealthy`);
+          return;
+        }
         this.sup.logLine(this.task, `exited after ${what}; not restarted (restart policy ${policy})`);
         // Left as it is: `status` tells a dead instance by its identity; what it left is stopped.
         this.pending = this.o.stopTask(this.task).catch(() => {});
