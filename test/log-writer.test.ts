@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { openLogWriter } from '../src/process/log-writer.js';
@@ -144,4 +144,23 @@ test('log writer: when the disk falls behind, lines are dropped and counted, nev
   // The last gap has no later line to mark it: it is in stats only.
   assert.ok(counted <= w.stats.dropped && counted >= 0);
   for (let i = 1; i < kept.length; i++) assert.ok(kept[i]! > kept[i - 1]!, 'order kept');
+});
+
+test('log writer: its folder removed under it, a rotation cannot reopen the file: lines are dropped and counted, nothing thrown', async (t) => {
+  const home = tempHome();
+  t.after(() => cleanupHome(home));
+  const file = join(home, 'gone', 'svc.log');
+  const w = openLogWriter({ file, maxSize: 4096, keep: 1, maxPending: 1 << 30 });
+  const input = new PassThrough();
+  const attached = w.attach(input, 'out');
+  input.write('before the folder went away\n');
+  await w.flush();
+  rmSync(join(home, 'gone'), { recursive: true, force: true });
+  for (let i = 0; i < 200; i++) input.write(`line ${i} ${'x'.repeat(60)}\n`);
+  input.end();
+  await attached;
+  await w.close();
+  assert.ok(w.stats.dropped > 0, 'what could not be written is counted');
+  assert.match(w.stats.lastError ?? '', /ENOENT/);
+  assert.ok(!existsSync(join(home, 'gone')), 'the removed folder is not made again');
 });

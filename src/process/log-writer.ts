@@ -169,7 +169,7 @@ class FileLogWriter implements LogWriter {
     if (this.gap) this.enqueue('', 0, true);
     this.closed = true;
     await this.flush();
-    closeSync(this.fd);
+    if (this.fd >= 0) closeSync(this.fd);
   }
 
   /** A chunk of one pipe: its complete lines are queued, a trailing partial line is held. */
@@ -284,6 +284,11 @@ class FileLogWriter implements LogWriter {
       }
     }
     if (this.size > 0 && this.size + buf.length > this.maxSize) this.rotate();
+    if (this.fd < 0) {
+      // The file could not be opened again (its folder was removed): the lines are lost, counted.
+      this.stats.dropped += countLines(buf);
+      return this.writeNext();
+    }
     this.writeAll(buf, 0);
   }
 
@@ -313,8 +318,15 @@ class FileLogWriter implements LogWriter {
     } catch (err) {
       this.stats.lastError = (err as Error).message;
     }
-    this.fd = openFile(this.file);
-    this.size = fstatSync(this.fd).size;
+    try {
+      this.fd = openFile(this.file);
+      this.size = fstatSync(this.fd).size;
+    } catch (err) {
+      // Never thrown at the service's owner: this writer's lines are dropped and counted from now.
+      this.fd = -1;
+      this.size = 0;
+      this.stats.lastError = (err as Error).message;
+    }
   }
 }
 
