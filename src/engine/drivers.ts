@@ -28,6 +28,7 @@ import { recordStack } from './stacks.js';
 import { describeFsError } from '../util/fs-error.js';
 import { forceKillAll } from './undo.js';
 import { stopLeftovers } from './leftovers.js';
+import { hasCgroups } from '../process/cgroup.js';
 import { findMarked } from '../process/sweep.js';
 
 export interface CommonOptions {
@@ -298,7 +299,7 @@ export async function runDown(o: CommonOptions & { quiet?: boolean }): Promise<n
   listenWithForce(o.app, o.dataDir);
   const paths = dataPaths(o.dataDir);
   // No state and nothing carrying the stack's marker: nothing to do, and no lock to take.
-  if (!existsSync(paths.state) && findMarked(o.dataDir).length === 0) {
+  if (!existsSync(paths.state) && findMarked(o.dataDir).length === 0 && !hasCgroups(o.dataDir)) {
     if (!o.quiet && o.output !== 'json') process.stderr.write(`stigmer: nothing to stop (no state in ${paths.root}; \`stigmer ls\` lists every stack)\n`);
     return EXIT.ok;
   }

@@ -6,7 +6,14 @@
  */
 import type { TaskRecord } from '../model/kind.js';
 import { sweep, type MarkedProcess, type SweepResult } from '../process/sweep.js';
+import { stopLeftoverCgroups } from '../process/cgroup.js';
 import { describeProcs } from './undo.js';
+
+function claimedInstances(records: readonly TaskRecord[]): Set<string> {
+  const out = new Set<string>();
+  for (const rec of records) for (const u of rec.undo) if (u.type === 'stop-process' && typeof u.instance === 'string') out.add(u.instance);
+  return out;
+}
 
 /** What the records still claim: their spawn instances and process groups. */
 function claimedBy(records: readonly TaskRecord[]): (p: MarkedProcess) => boolean {
@@ -31,11 +38,13 @@ export async function stopLeftovers(
   records: readonly TaskRecord[],
   say: (line: string) => void,
   opts: { force?: boolean } = {},
-): Promise<SweepResult & { found: MarkedProcess[] }> {
+): Promise<SweepResult & { found: Pick<MarkedProcess, 'pid' | 'command'>[] }> {
+  // The stack's cgroups no record claims first (they reach a process that cleared its environment).
+  const cgroups = await stopLeftoverCgroups(dataDir, claimedInstances(records), opts);
+  if (cgroups.length) say(`stopped ${describeProcs(cgroups)}: it was in a cgroup of this stack but no record named it (left by a run that was killed)`);
   const res = await sweep(dataDir, { keep: claimedBy(records), ...(opts.force ? { signal: 'SIGKILL' as const, graceMs: 0 } : {}) });
-  if (res.found.length === 0) return res;
   const done = [...res.stopped, ...res.killed];
   if (done.length) say(`stopped ${describeProcs(done)}: it carried this stack's marker but no record named it (left by a run that was killed, or it left its process group)`);
   if (res.survived.length) say(`could not stop ${describeProcs(res.survived)}: still running after SIGKILL`);
-  return res;
+  return { ...res, found: [...cgroups, ...res.found] };
 }

@@ -10,6 +10,7 @@ import { formatMs } from '../model/failure.js';
 import { killForegroundGroups } from '../process/command.js';
 import { inspectPort, killGroupNow, shortCommand, stopGroup, type StopProcess } from '../process/proc.js';
 import { sweep, type MarkedProcess } from '../process/sweep.js';
+import { killCgroupNow, stopCgroup } from '../process/cgroup.js';
 import { dataPaths, stigmerHome } from '../util/paths.js';
 
 export interface UndoContext {
@@ -48,7 +49,11 @@ export async function executeUndo(desc: UndoDescriptor, opts: UndoContext = {}):
  * foreground command still running (the second Ctrl-C: no grace periods, no awaiting).
  */
 export function forceKillAll(descs: readonly UndoDescriptor[]): void {
-  for (const desc of descs) if (desc.type === 'stop-process') killGroupNow(desc);
+  for (const desc of descs) {
+    if (desc.type !== 'stop-process') continue;
+    killGroupNow(desc);
+    if (typeof desc.instance === 'string') killCgroupNow(desc.instance);
+  }
   killForegroundGroups();
 }
 
@@ -72,14 +77,21 @@ async function stopRecorded(desc: StopProcess, opts: UndoContext): Promise<strin
 /** Descendants of the instance that left its group (double fork, setsid): found by its marker. */
 async function escapees(desc: StopProcess, opts: UndoContext): Promise<string> {
   if (!desc.instance || !opts.dataDir) return '';
+  // Its cgroup first, where it has one: cgroup.kill reaches even a descendant that cleared its environment.
+  const cg = await stopCgroup(opts.dataDir, desc.instance, {
+    signal: opts.force ? 'SIGKILL' : desc.signal,
+    graceMs: opts.force ? 0 : Math.min(desc.graceMs, 10_000),
+    ...(opts.force ? { force: true } : {}),
+  });
   const swept = await sweep(opts.dataDir, {
     instance: desc.instance,
     signal: opts.force ? 'SIGKILL' : desc.signal,
     graceMs: opts.force ? 0 : Math.min(desc.graceMs, 10_000),
   });
-  if (swept.found.length === 0) return '';
   if (swept.survived.length) throw new Error(`${describeProcs(swept.survived)} of ${desc.command} still running after SIGKILL`);
-  return `; also stopped ${describeProcs(swept.found)} that left its process group`;
+  const all = [...cg.found, ...swept.found];
+  if (all.length === 0) return '';
+  return `; also stopped ${describeProcs(all)} that left its process group${cg.killed ? ' (cgroup.kill)' : ''}`;
 }
 
 function heldPorts(desc: StopProcess): string {
@@ -91,7 +103,7 @@ function heldPorts(desc: StopProcess): string {
 }
 
 /** "pid 12 (sleep 60)" or "3 processes: pid 12 (sleep 60), ..." */
-export function describeProcs(procs: readonly MarkedProcess[]): string {
+export function describeProcs(procs: readonly Pick<MarkedProcess, 'pid' | 'command'>[]): string {
   const each = procs.map((p) => `pid ${p.pid} (${shortCommand(p.command, 60)})`);
   return procs.length === 1 ? each[0]! : `${procs.length} processes: ${each.join(', ')}`;
 }

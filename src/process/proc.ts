@@ -16,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskError, type UndoDescriptor } from '../model/kind.js';
 import { fail } from '../model/failure.js';
 import { markEnv, newInstance } from './sweep.js';
+import { createCgroup, inCgroup, placeInCgroup, releaseCgroup, removeCgroup } from './cgroup.js';
 import { errnoText } from '../util/fs-error.js';
 import { groupMembers, HAS_PROC, hasExited, listPids, pidExists, readCmdline, readProcStat, signalRefusal, SignalRefused, type ProcessIdentity } from './identity.js';
 
@@ -168,6 +169,18 @@ export interface StartedService extends ProcessIdentity {
   logClosed?: Promise<void>;
 }
 
+/** What to exec: the service itself, or, with a cgroup, a shell that moves into it first (cgroup.ts). */
+function launch(spec: ServiceSpec, env: NodeJS.ProcessEnv, cgroup: string | undefined): { command: string; args: string[] } {
+  return (cgroup && inCgroup(cgroup, spec.command, spec.args, env, spec.cwd)) || { command: spec.command, args: [...spec.args] };
+}
+
+/** Make sure a just-spawned service is in its cgroup (the shell moved it already), or drop the cgroup when it did not start. */
+function cgroupOf(child: ChildProcess, cgroup: string | undefined): void {
+  if (!cgroup) return;
+  if (child.pid === undefined) removeCgroup(cgroup);
+  else placeInCgroup(cgroup, child.pid);
+}
+
 /**
  * Start a service detached (own session and process group), its stdout and stderr appended to
  * `logFile` through a file descriptor, so it outlives the CLI and keeps logging. Throws
@@ -179,6 +192,7 @@ export async function spawnService(spec: ServiceSpec): Promise<StartedService> {
   if (!isDirectory(spec.cwd)) throw new TaskError(fail.spawnFailed(commandLine, `working directory ${spec.cwd} does not exist`));
   const instance = spec.stack === undefined ? undefined : newInstance();
   const env = spec.stack === undefined || instance === undefined ? spec.env : markEnv(spec.env, spec.stack, instance);
+  const cgroup = spec.stack === undefined || instance === undefined ? undefined : createCgroup(spec.stack, instance);
   let fd: number;
   let logOffset: number;
   try {
@@ -197,11 +211,14 @@ export async function spawnService(spec: ServiceSpec): Promise<StartedService> {
     // A child inherits the umask at fork, which spawn does synchronously: set it for that moment.
     const umask = spec.umask === undefined ? undefined : process.umask(spec.umask);
     try {
-      child = spawn(spec.command, [...spec.args], { cwd: spec.cwd, env, detached: true, stdio: ['ignore', fd, fd] });
+      const run = launch(spec, env, cgroup);
+      child = spawn(run.command, run.args, { cwd: spec.cwd, env, detached: true, stdio: ['ignore', fd, fd] });
     } finally {
       if (umask !== undefined) process.umask(umask);
     }
+    cgroupOf(child, cgroup);
   } catch (err) {
+    if (cgroup) removeCgroup(cgroup);
     if (err instanceof TaskError) throw err;
     throw new TaskError(fail.spawnFailed(commandLine, describeSpawnError(err)));
   } finally {
@@ -264,10 +281,14 @@ async function spawnCaptured(spec: ServiceSpec, capture: { maxSize: number; keep
     // rotated away meanwhile: its output starts the new file
   }
   let child: ChildProcess;
+  const cgroup = spec.stack === undefined || instance === undefined ? undefined : createCgroup(spec.stack, instance);
   const umask = spec.umask === undefined ? undefined : process.umask(spec.umask);
   try {
-    child = spawn(spec.command, [...spec.args], { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const run = launch(spec, env, cgroup);
+    child = spawn(run.command, run.args, { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    cgroupOf(child, cgroup);
   } catch (err) {
+    if (cgroup) removeCgroup(cgroup);
     await log.close();
     throw new TaskError(fail.spawnFailed(commandLine, describeSpawnError(err)));
   } finally {
@@ -342,11 +363,17 @@ export async function stopGroup(desc: StopProcess, opts: { force?: boolean } = {
   const pgid = desc.pgid;
   if (!opts.force && desc.signal !== 'SIGKILL') {
     signalGroup(pgid, desc.signal);
-    if (await waitGroupGone(pgid, desc.graceMs)) return 'stopped';
+    if (await waitGroupGone(pgid, desc.graceMs)) return released(desc, 'stopped');
   }
   signalGroup(pgid, 'SIGKILL');
-  if (await waitGroupGone(pgid, KILL_WAIT_MS)) return 'killed';
+  if (await waitGroupGone(pgid, KILL_WAIT_MS)) return released(desc, 'killed');
   throw new Error(`process group ${pgid} is still running after SIGKILL`);
+}
+
+/** An emptied cgroup of the instance is removed (one still holding escapees is left to the undo's sweep). */
+function released(desc: StopProcess, result: StopResult): StopResult {
+  if (typeof desc.instance === 'string') releaseCgroup(desc.instance);
+  return result;
 }
 
 /** SIGKILL the group now, synchronously, if it is still ours (the second Ctrl-C). */
