@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { processIdentity } from '../src/process/proc.js';
-import { cleanupHome, runCli, tempHome } from './helpers.js';
+import { cleanupHome, cliEnv, cliPath, fixture, freePort, runCli, tempHome } from './helpers.js';
 
 interface Proc {
   pid: number;
@@ -19,10 +19,12 @@ interface Proc {
 }
 
 /** A temp home whose sleepers are stopped (by pid) before it is checked and removed. */
-function rig(t: { after: (fn: () => Promise<void>) => void }): { home: string; proc: (dead?: boolean) => Promise<Proc> } {
+function rig(t: { after: (fn: () => Promise<void>) => void }): { home: string; proc: (dead?: boolean) => Promise<Proc>; first: (fn: () => Promise<void>) => void } {
   const home = tempHome();
   const children: ChildProcess[] = [];
+  const before: (() => Promise<void>)[] = [];
   t.after(async () => {
+    for (const fn of before) await fn();
     for (const c of children) c.kill('SIGKILL');
     await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
     await cleanupHome(home);
@@ -37,7 +39,7 @@ function rig(t: { after: (fn: () => Promise<void>) => void }): { home: string; p
     if (dead) await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
     return { pid, startTime, child };
   };
-  return { home, proc };
+  return { home, proc, first: (fn) => before.push(fn) };
 }
 
 const ago = (ms: number): string => new Date(Date.now() - ms).toISOString();
@@ -68,11 +70,12 @@ interface StatusJson {
   supervisor: { pid: number; alive: boolean; uptime_ms: number | null; last_seen: string | null } | null;
 }
 
-async function status(home: string, dir: string): Promise<{ code: number | null; json: StatusJson; text: string }> {
+/** `live`: the stack changes meanwhile (a real run), so the text and JSON calls may see different moments. */
+async function status(home: string, dir: string, live = false): Promise<{ code: number | null; json: StatusJson; text: string }> {
   const j = await runCli(['status', '--json', '--data-dir', dir], { home });
   const text = await runCli(['status', '--data-dir', dir], { home });
   assert.equal(j.stderr, '');
-  assert.equal(text.code, j.code, 'text and JSON agree on the exit code');
+  if (!live) assert.equal(text.code, j.code, 'text and JSON agree on the exit code');
   return { code: j.code, json: JSON.parse(j.stdout) as StatusJson, text: text.stdout };
 }
 
@@ -142,7 +145,7 @@ test('status: restarting (next restart in), unhealthy and crash-loop are degrade
   assert.equal(crashed['uptime_ms'], undefined);
 
   const row = (task: string): string => s.text.split('\n').find((l) => l.startsWith(`${task} `))!;
-  assert.match(row('waiting'), /^waiting +restarting +- +- +1 +SIGKILL, \d+(\.\d)? m?s ago +- +127\.0\.0\.1:4002 +next restart in 1\d(\.\d)? s$/);
+  assert.match(row('waiting'), /^waiting +restarting +- +- +1 +SIGKILL, \d+(\.\d)? m?s ago +- +127\.0\.0\.1:4002 +next restart in (1\d|20)(\.\d)? s$/);
   assert.match(row('hung'), /^hung +unhealthy +\d+ +\d+(\.\d)? s +- +- +failing \(3\) \d+(\.\d)? m?s ago: timed out after 2 s +127\.0\.0\.1:4003$/);
   assert.match(row('looping'), /^looping +crash-loop +- +- +5 +code 3, \d+(\.\d)? s ago +- +127\.0\.0\.1:4004 +gave up after 5 restarts: exited with code 3$/);
   assert.match(row('crashed'), new RegExp(`^crashed +dead +${gone3.pid} +- +- +- +- +127\\.0\\.0\\.1:4005$`), 'no health, no probe for a dead one');
@@ -260,4 +263,87 @@ test('local status: a dead component is degraded (exit 1) with no stale probe; t
   assert.equal(engine.code, 1);
   assert.match(engine.stdout, /\nstart-temporal +ready .* 127\.0\.0\.1:7233 +HTTP 200\n/);
   assert.match(engine.stdout, /\nstart-server +dead .* localhost:50051\n/);
+});
+
+/** A process task running the fake service on `port` (test/fixtures/service.mjs). */
+function svcTask(name: string, port: number, args: string[], withLines: string[] = []): string {
+  return [
+    `  ${name}:`,
+    `    uses: process`,
+    `    with:`,
+    `      command: ${process.execPath}`,
+    `      args: [${[fixture('service.mjs'), '--listen', String(port), ...args].map((a) => JSON.stringify(a)).join(', ')}]`,
+    `      ports: [${port}]`,
+    `      ready: { tcp: { host: 127.0.0.1, port: ${port} }, timeout: 20s }`,
+    `      stop: { signal: SIGTERM, grace: 2s }`,
+    ...withLines.map((l) => `      ${l}`),
+  ].join('\n');
+}
+
+/** `up --foreground` on a tasks file in `home` (data dir `<home>/data`); stopped by pid (SIGINT) at the end. */
+function foreground(r: { home: string; first: (fn: () => Promise<void>) => void }, tasks: string[]): { data: string; out: () => string } {
+  const home = r.home;
+  const data = join(home, 'data');
+  const file = join(home, 'stigmer.tasks.yaml');
+  writeFileSync(file, ['version: 1', 'tasks:', ...tasks, ''].join('\n'));
+  const child = spawn(process.execPath, [cliPath, 'up', '--foreground', '-f', file, '--data-dir', data], { cwd: home, env: cliEnv(home), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise((r) => child.once('close', r));
+  r.first(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+    await exited;
+  });
+  return { data, out: () => out };
+}
+
+async function poll<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await get();
+    if (ok(v)) return v;
+    if (Date.now() > end) throw new Error(`not in time: ${what}: ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('status and events on a real supervised run (up --foreground): restarting (exit 1) then ready again (exit 0); policy no: dead', async (t) => {
+  const r1 = rig(t);
+  const home = r1.home;
+  const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
+  const marker = join(home, 'crashed-once');
+  const fg = foreground(r1, [
+    svcTask('flaky', p1, ['--exit-after', '300', '--code', '3', '--once', marker], ['restart: { policy: on-failure, backoff: 4s }']),
+    svcTask('steady', p2, []),
+  ]);
+  const st = (): Promise<{ code: number | null; json: StatusJson; text: string }> => status(home, fg.data, true);
+  const restarting = await poll('flaky restarting', st, (s) => s.json.tasks.find((x) => x.task === 'flaky')?.state === 'restarting');
+  assert.equal(restarting.code, 1, restarting.text);
+  const flaky = byTask(restarting.json, 'flaky');
+  assert.equal(flaky['pid'], undefined);
+  assert.equal((flaky['last_exit'] as { code: number }).code, 3);
+  assert.ok((flaky['next_restart_in_ms'] as number) > 0 && (flaky['next_restart_in_ms'] as number) <= 4000);
+  assert.equal(flaky['restarts'], 1);
+  if (restarting.text.includes('flaky   restarting')) assert.match(restarting.text, /\nflaky +restarting +- +- +1 +code 3, .* next restart in \d/);
+  assert.equal(byTask(restarting.json, 'steady')['state'], 'ready');
+
+  const again = await poll('flaky ready again', st, (s) => s.json.tasks.find((x) => x.task === 'flaky')?.state === 'ready' && s.code === 0);
+  assert.equal(again.json.state, 'running');
+  assert.equal(byTask(again.json, 'flaky')['restarts'], 1);
+  const events = await runCli(['events', '--json', '--no-follow', 'flaky', '--data-dir', fg.data], { home });
+  assert.deepEqual(
+    events.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { type: string }).type),
+    ['exited', 'restarting', 'started', 'ready'],
+  );
+  const ls = await runCli(['ls', '--json'], { home });
+  assert.equal((JSON.parse(ls.stdout) as { stacks: { data_dir: string; state: string }[] }).stacks.find((s) => s.data_dir === fg.data)?.state, 'running');
+
+  // A second, unsupervised service that exits: dead, the stack degraded.
+  const r2 = rig(t);
+  const home2 = r2.home;
+  const fg2 = foreground(r2, [svcTask('plain', p3, ['--exit-after', '300', '--code', '2'])]);
+  const dead = await poll('plain dead', () => status(home2, fg2.data, true), (s) => s.json.tasks[0]?.state === 'dead');
+  assert.equal(dead.code, 1);
+  assert.equal((byTask(dead.json, 'plain')['last_exit'] as { code: number }).code, 2);
 });

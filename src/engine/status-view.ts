@@ -5,7 +5,8 @@
  *
  * A service's state, in order of precedence:
  *   crash-loop / stopped      the supervisor gave up on it / stopped it on purpose
- *   restarting                a restart is scheduled and the supervisor is alive to do it
+ *   restarting                a restart is scheduled and the supervisor (or the `up --foreground`
+ *                             holding the lock) is alive to do it
  *   dead                      its process is gone (and nobody will bring it back)
  *   starting / unhealthy      as the supervisor recorded it, while the process lives
  *   ready, running, ...       the record's status
@@ -15,6 +16,7 @@
  *   1  degraded: something is restarting, unhealthy, crash-looping, dead or failed
  *   3  stopped: nothing is recorded, or every service was stopped
  */
+import { readFileSync } from 'node:fs';
 import { dataPaths } from '../util/paths.js';
 import { isAlive } from '../process/proc.js';
 import { StateStore } from './state.js';
@@ -115,6 +117,8 @@ export function taskView(task: string, rec: TaskRecord, supervised: boolean, now
   if (service === 'crash-loop' || service === 'stopped') v.state = service;
   else if (service === 'restarting' && supervised) v.state = 'restarting';
   else if (proc && !alive) v.state = rec.status === 'ready' || rec.status === 'running' || service !== undefined ? 'dead' : rec.status;
+  // Supervised, and its instance gone and forgotten (it exited and its policy left it down).
+  else if (!proc && service !== undefined) v.state = 'dead';
   else if (alive && (service === 'starting' || service === 'unhealthy')) v.state = service;
   // A dead service keeps its last pid for the record; one waiting for its restart has none.
   if (!alive && v.state !== 'dead') delete v.pid;
@@ -138,13 +142,27 @@ export function taskView(task: string, rec: TaskRecord, supervised: boolean, now
   return v;
 }
 
+/**
+ * Whether the run holding the data dir's lock is alive: `up --foreground` supervises its
+ * services itself, without a supervisor record.
+ */
+function lockHolderAlive(dataDir: string): boolean {
+  try {
+    const h = JSON.parse(readFileSync(dataPaths(dataDir).lock, 'utf8')) as { pid?: unknown; startTime?: unknown };
+    return typeof h.pid === 'number' && typeof h.startTime === 'number' && isAlive({ pid: h.pid, startTime: h.startTime });
+  } catch {
+    return false;
+  }
+}
+
 export function readStatus(dataDir: string, now = Date.now()): StatusView {
   const data = StateStore.read(dataPaths(dataDir).state);
   if (!data) return { tasks: [], supervisor: null };
   const supervisor = supervisorView(data, now);
+  const watched = supervisor ? supervisor.alive : lockHolderAlive(dataDir);
   const tasks = Object.entries(data.tasks)
     .sort((a, b) => (a[1].seq ?? Infinity) - (b[1].seq ?? Infinity))
-    .map(([n, r]) => taskView(n, r, !!supervisor?.alive, now));
+    .map(([n, r]) => taskView(n, r, watched, now));
   return { ...(data.file ? { file: data.file } : {}), tasks, supervisor };
 }
 
