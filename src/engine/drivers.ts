@@ -15,7 +15,7 @@ import { EXIT, UserError } from '../util/errors.js';
 import { describeFailure, fail, type Failure } from '../model/failure.js';
 import { TaskError, type KindRegistry, type PromptOptions } from '../model/kind.js';
 import { buildGraph, type Graph } from './graph.js';
-import { loadTasksFile, type TasksFile } from './load.js';
+import type { TasksFile } from './load.js';
 import { acquireLock, LockUnwritable, type Lock } from './lock.js';
 import { openState, StateUnreadable } from './open-state.js';
 import { makePrivateDir } from '../util/private-dir.js';
@@ -260,6 +260,8 @@ async function stayInForeground(o: UpOptions, graph: Graph, state: StateStore, o
 }
 
 export async function runUp(o: UpOptions): Promise<number> {
+  // the YAML reader is loaded only by the commands that read a tasks file (not down)
+  const { loadTasksFile } = await import('./load.js');
   const file = await loadTasksFile(o.file, { config: o.config, kinds: o.kinds });
   for (const t of o.only ?? []) if (!file.tasks.has(t)) throw new UserError(`--only ${t}: no such task in ${file.displayPath}${didYouMean(t, file.tasks.keys())}`, EXIT.usage);
   const graph = buildGraph(file, o.only);
@@ -268,6 +270,7 @@ export async function runUp(o: UpOptions): Promise<number> {
 
 /** `stigmer run <task>`: rerun one step (its previous instance is undone first). */
 export async function runTask(o: RunTaskOptions): Promise<number> {
+  const { loadTasksFile } = await import('./load.js');
   const file = await loadTasksFile(o.file, { config: o.config, kinds: o.kinds });
   if (!file.tasks.has(o.task)) {
     throw new UserError(`stigmer: no task "${o.task}" in ${file.displayPath}${didYouMean(o.task, file.tasks.keys())}\nTasks: ${[...file.tasks.keys()].join(', ')}`, EXIT.usage);

@@ -13,7 +13,7 @@ import type { TaskRecord } from '../model/kind.js';
 import { signalRefusal } from '../process/identity.js';
 import { describeFsError } from '../util/fs-error.js';
 import { validatorFile } from '../util/paths.js';
-import { pointerPath, type AjvError, type Validator } from '../util/yaml-source.js';
+import { pointerPath, type AjvError, type Validator } from '../util/json-pointer.js';
 
 export interface StateData {
   version: 1;

@@ -7,28 +7,7 @@
 import { isMap, isScalar, isSeq, type Document, type LineCounter, type Node, type Pair } from 'yaml';
 import type { Diagnostic } from './diagnostics.js';
 
-/** One error of a precompiled ajv validator (the fields the readers use). */
-export interface AjvError {
-  instancePath: string;
-  keyword: string;
-  params: Record<string, unknown>;
-  message?: string;
-  schemaPath?: string;
-  parentSchema?: { description?: string };
-}
-
-/** A precompiled ajv validator (dist/validators/*.js). */
-export type Validator = ((data: unknown) => boolean) & { errors?: AjvError[] | null };
-
-/** Decode one JSON-pointer segment (`~1` is "/", `~0` is "~"). */
-export function decodePointer(s: string): string {
-  return s.replace(/~1/g, '/').replace(/~0/g, '~');
-}
-
-/** An ajv `instancePath` ("/tasks/a~1b") as path segments (["tasks", "a/b"]). */
-export function pointerPath(instancePath: string): string[] {
-  return instancePath.split('/').slice(1).map(decodePointer);
-}
+export { decodePointer, pointerPath, type AjvError, type Validator } from './json-pointer.js';
 
 /** The value at a path in plain data (undefined where the path leaves the data). */
 export function valueAt(data: unknown, path: readonly (string | number)[]): unknown {
