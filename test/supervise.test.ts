@@ -120,7 +120,7 @@ test('on-failure: a service crashing after ready is restarted with doubling back
     assert.equal(types(evs), 'exited restarting started ready exited restarting started ready exited restarting started ready exited crash-loop');
     const restarting = evs.filter((e) => e.type === 'restarting');
     assert.deepEqual(restarting.map((e) => [e.attempt, e.max, e.delay_ms]), [[1, 3, 50], [2, 3, 100], [3, 3, 150]]);
-    assert.ok(restarting.every((e) => e.detail === 'exit code 3'));
+    assert.ok(restarting.every((e) => e.detail === 'exited with code 3'));
     // the restart never came before its backoff: started - restarting >= delay (as recorded)
     for (const [i, e] of evs.entries()) {
       if (e.type !== 'restarting') continue;
@@ -149,7 +149,7 @@ test('on-failure: a service crashing after ready is restarted with doubling back
 
     // the log says it in stigmer's own lines
     const log = readFileSync(join(r.data, 'logs', 'flaky.log'), 'utf8');
-    assert.match(log, / --- exited with exit code 3; restarting in 50ms \(1\/3\)\n/);
+    assert.match(log, / --- exited with code 3; restarting in 50ms \(1\/3\)\n/);
     assert.match(log, / --- restarted after exit code 3 \(2\/3\)\n/);
     assert.match(log, / --- crash loop: more than 3 restarts within 1m/);
     assert.ok(fg.child.exitCode === null, 'the session goes on');

@@ -268,8 +268,8 @@ class Watched {
       case 'restart': {
         const due = now + decision.delayMs;
         this.restarts++;
-        this.sup.event({ at, task: this.task, type: 'restarting', attempt: decision.attempt, max: decision.max, delay_ms: decision.delayMs, detail: why ?? what });
-        this.sup.logLine(this.task, `${ending.reason === 'exited' ? `exited with ${what}` : (why ?? what)}; restarting in ${formatWindow(decision.delayMs)} (${decision.attempt}/${decision.max})`);
+        this.sup.event({ at, task: this.task, type: 'restarting', attempt: decision.attempt, max: decision.max, delay_ms: decision.delayMs, detail: why ?? exitDetail(ending) });
+        this.sup.logLine(this.task, `${why ?? exitDetail(ending)}; restarting in ${formatWindow(decision.delayMs)} (${decision.attempt}/${decision.max})`);
         this.o.record(this.task, { service: 'restarting', restarts: this.restarts, nextRestartAt: new Date(due).toISOString() }, true);
         this.pending = this.restartAfter(decision.delayMs, `restarted after ${what} (${decision.attempt}/${decision.max})`);
         return;
@@ -353,6 +353,13 @@ class Watched {
     await this.pending;
     this.o.record(this.task, { nextRestartAt: null }, false);
   }
+}
+
+/** "exited with code 1", "killed by SIGKILL", "exited (code unknown)": why a restart is due. */
+function exitDetail(e: Ending): string {
+  if (e.signal) return `killed by ${e.signal}`;
+  if (e.code !== null) return `exited with code ${e.code}`;
+  return 'exited (code unknown)';
 }
 
 /** The last line the service itself printed (not one of stigmer's `---` lines). */
