@@ -400,6 +400,21 @@ test('config set on the shipped template uncomments the line the template shows,
   const bad = await runCli(['config', 'unset', 'backend.local.temporal.prot'], { home: h });
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /did you mean "backend\.local\.temporal\.port"/);
+
+  // A key already set, set again with a longer or shorter value: its comment keeps its column too.
+  for (const [key, value] of [
+    ['backend.local.llm.provider', 'anthropic'],
+    ['backend.local.llm.provider', 'openai'],
+    ['backend.local.temporal.port', '7300'],
+    ['backend.local.temporal.port', '17300'],
+    ['backend.local.temporal.port', '9'],
+  ]) {
+    const r = await runCli(['config', 'set', key!, value!], { home: h });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  expected = swap(template, '      provider: ollama              #', '      provider: openai              #');
+  expected = swap(expected, '      # port: 7233                   # gRPC frontend', '      port: 9                        # gRPC frontend');
+  assert.equal(readFileSync(file, 'utf8'), expected);
 });
 
 test('config unset of the only key of a section comments the section out; a user comment on the line stays', async (t) => {

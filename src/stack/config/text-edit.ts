@@ -136,7 +136,15 @@ export function setInSource(source: string, path: string[], valueText: string): 
   if (found.pair) {
     const value = found.pair.value as Node | null;
     if (!isScalar(value) || !value.range || value.value === null) return undefined;
-    return source.slice(0, value.range[0]) + valueText + source.slice(value.range[1]);
+    // `provider: ollama   # ollama | anthropic`: the comment after the value keeps its column.
+    let after = source.slice(value.range[1]);
+    const gap = /^( +)#/.exec(after);
+    if (gap) {
+      const spaces = gap[1]!.length;
+      const grown = valueText.length - (value.range[1] - value.range[0]);
+      after = ' '.repeat(Math.max(Math.min(2, spaces), spaces - grown)) + after.slice(spaces);
+    }
+    return source.slice(0, value.range[0]) + valueText + after;
   }
   const map = found.maps[found.maps.length - 1]!;
   const rest = path.slice(found.maps.length - 1);
