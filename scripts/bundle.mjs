@@ -4,6 +4,8 @@
 // Why: node 20's ESM loader costs ~0.5 ms a file, and `stigmer validate` loaded ~110 of them
 // (ours, yaml's ~60 CommonJS files, commander); bundled it loads ~20. Measured here (medians):
 //   import('execa')  85 ms from node_modules, 21 ms bundled (local start's exec probes use it)
+//   @grpc/grpc-js    66 CommonJS files: ~85 ms from node_modules, ~55 ms bundled (min of 8 on a
+//     busy machine); loaded lazily by the grpc probe and by local status, which must start fast
 //   import('undici') 74 ms from node_modules, 43 ms bundled, but on no path that must start fast
 //     (downloads, LLM calls in the agent-runner): 1 MB kept external
 //   tar and listr2 gain nothing worth it (13 -> 13 ms, 17 -> 14 ms) and stay external, as does
@@ -19,7 +21,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const BUNDLED = new Set(['yaml', 'commander', 'execa']);
+const BUNDLED = new Set(['yaml', 'commander', 'execa', '@grpc/grpc-js']);
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 const external = Object.keys(pkg.dependencies).filter((name) => !BUNDLED.has(name));
 
