@@ -14,6 +14,7 @@
  */
 import { isAbsolute, join } from 'node:path';
 import { parseDuration } from '../src/util/duration.js';
+import { formatBytes } from '../src/util/format.js';
 import { fail } from '../src/model/failure.js';
 import { installDownload } from '../src/process/download/install.js';
 import type { DownloadParams } from '../src/process/download/install.js';
@@ -62,12 +63,6 @@ export function downloadParams(ctx: TaskContext<DownloadWith>): DownloadParams {
     mode: w.mode,
     idleTimeoutMs: idleTimeout(ctx),
   };
-}
-
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
 }
 
 const download: TaskKind<DownloadWith> = {

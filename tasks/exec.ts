@@ -8,7 +8,8 @@
 import { closeSync, statSync, writeSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { TaskError, type TaskContext, type TaskKind, type TaskResult, type UndoDescriptor } from '../src/model/kind.js';
-import { fail, formatMs } from '../src/model/failure.js';
+import { fail } from '../src/model/failure.js';
+import { formatMs } from '../src/util/format.js';
 import { mask } from '../src/util/mask.js';
 import { runCommand } from '../src/process/command.js';
 import { abortError, childEnv, formatCommandLine, shortCommand } from '../src/process/proc.js';

@@ -8,7 +8,8 @@
  * cannot change (refused credentials, TLS, an unknown namespace) fails at once.
  */
 import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../src/model/kind.js';
-import { fail, formatMs } from '../src/model/failure.js';
+import { fail } from '../src/model/failure.js';
+import { formatMs } from '../src/util/format.js';
 import { abortError } from '../src/process/proc.js';
 import { describeProbe, formatAddress, parseProbe, waitReady, type ProbeSpec } from '../src/process/probes.js';
 

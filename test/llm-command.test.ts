@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { cleanupHome, fixture, freePort, runCli, tempHome } from './helpers.js';
 import type { FakeLlm } from './fixtures/fake-llm.mjs';
-import { plainPullView, ttyPullView, formatBytes } from '../src/stack/llm/pull-view.js';
+import { plainPullView, ttyPullView } from '../src/stack/llm/pull-view.js';
+import { formatBytes } from '../src/util/format.js';
 
 const { startFakeLlm } = (await import(pathToFileURL(fixture('fake-llm.mjs')).href)) as typeof import('./fixtures/fake-llm.mjs');
 
@@ -152,6 +153,12 @@ test('pull views: plain steps of 10 %, a terminal bar that survives width 0', ()
   tty.update({ status: 'pulling abc', total: 2_000_000_000, completed: 1_000_000_000 });
   tty.finish();
   assert.equal(out, `\r\u001b[2Kpulling abc ${'█'.repeat(20)}${'░'.repeat(20)}  50% 1.0 GB/2.0 GB\n`);
-  assert.equal(formatBytes(999), '999 B');
-  assert.equal(formatBytes(4_683_087_332), '4.7 GB');
+  assert.equal(formatBytes(999, 'decimal'), '999 B');
+  assert.equal(formatBytes(4_683_087_332, 'decimal'), '4.7 GB');
+  assert.equal(formatBytes(274_000_000, 'decimal'), '274 MB');
+  // the same function in binary units, as downloads and progress bars print sizes
+  assert.equal(formatBytes(512), '512 B');
+  assert.equal(formatBytes(20_582), '20.1 KiB');
+  assert.equal(formatBytes(47_500_000), '45.3 MiB');
+  assert.equal(formatBytes(3 * 1024 ** 3), '3.0 GiB');
 });

@@ -74,7 +74,7 @@ export function register(program: Command, app: App): void {
     .action(async (opts: Opts & { json?: boolean }) => {
       const target = await ollamaTarget(opts);
       const { listModels } = await import('../stack/llm/ollama.js');
-      const { formatBytes } = await import('../stack/llm/pull-view.js');
+      const { formatBytes } = await import('../util/format.js');
       let models;
       try {
         models = await listModels({ baseUrl: target.baseUrl });
@@ -93,7 +93,7 @@ export function register(program: Command, app: App): void {
         ['NAME', 'SIZE', 'MODIFIED', ''],
         ...models.map((m) => [
           m.name,
-          m.size === undefined ? '-' : formatBytes(m.size),
+          m.size === undefined ? '-' : formatBytes(m.size, 'decimal'),
           m.modified_at ? m.modified_at.slice(0, 10) : '-',
           m.name === target.model || m.name === `${target.model}:latest` ? '(configured)' : '',
         ]),

@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { EXIT } from '../util/errors.js';
-import { formatMs } from '../model/failure.js';
+import { formatMs } from '../util/format.js';
 import { criticalPath, type Graph } from './graph.js';
 import { mask } from '../util/mask.js';
 import { dataPaths } from '../util/paths.js';

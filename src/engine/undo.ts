@@ -6,7 +6,7 @@
 import { lstat, realpath, rm } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { UndoDescriptor } from '../model/kind.js';
-import { formatMs } from '../model/failure.js';
+import { formatMs } from '../util/format.js';
 import { killForegroundGroups } from '../process/command.js';
 import { inspectPort, killGroupNow, shortCommand, stopGroup, type StopProcess } from '../process/proc.js';
 import { sweep, type MarkedProcess } from '../process/sweep.js';

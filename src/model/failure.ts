@@ -8,6 +8,7 @@
  * tasks file's `hints:` for that reason.
  */
 import { unreachable } from '../util/errors.js';
+import { formatMs } from '../util/format.js';
 interface Base {
   /** what to do about it, when the one `describeFailure` gives is not the best guess */
   hint?: string;
@@ -349,10 +350,3 @@ export const fail = {
     return { reason: 'internal-error', kind, message: e ? e.message : String(err), ...(stack ? { stack } : {}) };
   },
 };
-
-/** "250 ms", "1.2 s", "2 min" */
-export function formatMs(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  if (ms < 120_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
-  return `${Math.round(ms / 60_000)} min`;
-}

@@ -6,7 +6,8 @@ import type { EngineEvent } from '../model/event.js';
 import { describeFailure } from '../model/failure.js';
 import { mask } from '../util/mask.js';
 import { unreachable } from '../util/errors.js';
-import { clock, formatMs, formatProgress } from './format.js';
+import { clock, formatProgress } from './format.js';
+import { formatMs } from '../util/format.js';
 import type { Renderer } from './types.js';
 
 export function createPlainRenderer(out: NodeJS.WritableStream = process.stdout, opts: { timestamps?: boolean } = {}): Renderer {

@@ -21,7 +21,8 @@ import { describeFailure } from '../model/failure.js';
 import { mask } from '../util/mask.js';
 import { unreachable } from '../util/errors.js';
 import type { PromptOptions } from '../model/kind.js';
-import { formatMs, formatProgress } from './format.js';
+import { formatProgress } from './format.js';
+import { formatMs } from '../util/format.js';
 import type { RenderTask, Renderer } from './types.js';
 
 const SUMMARY_THRESHOLD = 60;

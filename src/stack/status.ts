@@ -13,7 +13,7 @@
  * Only light modules are imported statically.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { formatMs } from '../model/failure.js';
+import { formatMs } from '../util/format.js';
 import { mask, registerSecret } from '../util/mask.js';
 import type { GrpcTls } from '../process/grpc-client.js';
 import { dataPaths, stigmerHome } from '../util/paths.js';

@@ -8,7 +8,8 @@ import { createWriteStream } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
-import { fail, formatMs } from '../../model/failure.js';
+import { fail } from '../../model/failure.js';
+import { formatMs } from '../../util/format.js';
 import type { Progress } from '../../model/kind.js';
 import { TaskError } from '../../model/kind.js';
 

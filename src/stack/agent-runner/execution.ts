@@ -11,7 +11,7 @@
  * the lease.
  */
 import type { Dispatcher } from 'undici';
-import { formatMs } from '../../model/failure.js';
+import { formatMs } from '../../util/format.js';
 import { mask } from '../../util/mask.js';
 import { describeRetry, isLlmError, streamChat } from '../llm/index.js';
 import type { RunnerConfig } from './env.js';

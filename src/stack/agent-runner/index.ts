@@ -13,7 +13,7 @@
  */
 import type { Agent } from 'undici';
 import { EXIT } from '../../util/errors.js';
-import { formatMs } from '../../model/failure.js';
+import { formatMs } from '../../util/format.js';
 import { mask, registerSecret } from '../../util/mask.js';
 import { loadUndici } from '../llm/http.js';
 import { readRunnerEnv, RunnerEnvError, type RunnerConfig } from './env.js';

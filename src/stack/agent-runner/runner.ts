@@ -3,7 +3,7 @@
  * whenever a slot is free. `stop()` ends the loop (aborting the pending long poll); `drain()` then
  * lets in-flight executions finish within the grace period and releases the rest.
  */
-import { formatMs } from '../../model/failure.js';
+import { formatMs } from '../../util/format.js';
 import { ExecutionRun, type ExecutionDeps, type Outcome } from './execution.js';
 import { ServerApiError, type Claim } from './server-api.js';
 

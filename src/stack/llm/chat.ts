@@ -10,7 +10,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { registerSecret } from '../../util/mask.js';
-import { formatMs } from '../../model/failure.js';
+import { formatMs } from '../../util/format.js';
 import { LlmError, isLlmError } from './errors.js';
 import { CallScope, backoffMs, describeSocketError, firstHeader, isRetryableStatus, isSpendCap, parseErrorBody, parseRetryAfter, readText, requestIdOf, send } from './http.js';
 import { PROTOCOLS, type ChatEnd, type ChatTarget } from './protocols.js';

@@ -7,7 +7,7 @@
  * compile of its wasm HTTP parser (~80 ms) to a start that otherwise takes ~200 ms on a running
  * stack.
  */
-import { formatMs } from '../../model/failure.js';
+import { formatMs } from '../../util/format.js';
 
 export interface ProviderCheck {
   /** /api/tags answered */

@@ -4,7 +4,7 @@
  * `LlmError`s with the provider's own message.
  */
 import type { Dispatcher } from 'undici';
-import { formatMs } from '../../model/failure.js';
+import { formatMs } from '../../util/format.js';
 import type { LlmProvider } from './defaults.js';
 import { LlmError } from './errors.js';
 

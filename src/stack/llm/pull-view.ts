@@ -3,23 +3,12 @@
  * lines (`pulling 6a0746a1ec1a: 45%`, one per 10 % step) anywhere else.
  */
 import type { PullProgress } from './ollama.js';
+import { formatBytes } from '../../util/format.js';
 
 export interface PullView {
   update(p: PullProgress): void;
   /** end the current line (before printing anything else) */
   finish(): void;
-}
-
-/** 4683087332 -> "4.7 GB" (decimal units, as Ollama prints them) */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
 function percent(p: PullProgress): number | undefined {
@@ -75,7 +64,7 @@ export function ttyPullView(stream: { write(s: string): unknown; columns?: numbe
       if (pct !== undefined) {
         // Guard a terminal that reports width 0 (some CI terminals do).
         const columns = stream.columns && stream.columns > 20 ? stream.columns : 80;
-        const sizes = `${formatBytes(p.completed ?? 0)}/${formatBytes(p.total!)}`;
+        const sizes = `${formatBytes(p.completed ?? 0, 'decimal')}/${formatBytes(p.total!, 'decimal')}`;
         const barWidth = Math.max(10, Math.min(40, columns - p.status.length - sizes.length - 12));
         const filled = Math.round((pct / 100) * barWidth);
         line = `${p.status} ${'█'.repeat(filled)}${'░'.repeat(barWidth - filled)} ${String(pct).padStart(3)}% ${sizes}`;
