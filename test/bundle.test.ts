@@ -6,7 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { cleanupHome, cliPath, repoRoot, runCli, tempHome } from './helpers.js';
 import { findPackageRoot, packageRoot, stigmerVersion, validatorFile } from '../src/util/paths.js';
@@ -30,13 +31,24 @@ test('findPackageRoot: the nearest package.json named "stigmer", from any depth'
 });
 
 test('bin/stigmer.js runs the bundle, whose chunks compute no path from their own location', () => {
-  assert.match(readFileSync(cliPath, 'utf8'), /^#!\/usr\/bin\/env node\nimport '\.\.\/dist\/bundle\/cli\.js';\n$/);
+  assert.match(readFileSync(cliPath, 'utf8'), /^#!\/usr\/bin\/env node\n(\/\/.*\n)*try \{\n  await import\('\.\.\/dist\/bundle\/cli\.js'\);\n/);
   const chunks = readdirSync(bundleDir).filter((f) => f.endsWith('.js'));
   assert.ok(chunks.includes('cli.js') && chunks.length > 10, `expected a split bundle, got ${chunks.join(', ')}`);
   for (const chunk of chunks) {
     const text = readFileSync(join(bundleDir, chunk), 'utf8');
     assert.doesNotMatch(text, /new URL\(\s*["']\.\.?\//, `${chunk}: a path relative to the chunk's own file`);
   }
+});
+
+test('bin/stigmer.js in a checkout that was not built: exit 1 and the command that builds it, no trace', (t) => {
+  const root = tempHome();
+  t.after(() => cleanupHome(root));
+  mkdirSync(join(root, 'bin'));
+  copyFileSync(cliPath, join(root, 'bin', 'stigmer.js'));
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'stigmer.js'), '--version'], { encoding: 'utf8' });
+  assert.equal(r.status, 1);
+  assert.equal(r.stdout, '');
+  assert.equal(r.stderr, `stigmer: this checkout is not built yet (no dist/bundle/cli.js)\n  hint: run: npm run build   (in ${root}/)\n`);
 });
 
 test('the version has one home, package.json: the bundle inlines it (--version reads no file), tsc\'s output reads it', async (t) => {
