@@ -41,8 +41,8 @@ function noKeys(): Record<string, string | null> {
 }
 
 /** Why no prompt can be shown (for the message). */
-function whyNoPrompt(): string {
-  if (process.argv.includes('--no-input')) return '--no-input was given';
+function whyNoPrompt(ctx: { noInput?: boolean }): string {
+  if (ctx.noInput) return '--no-input was given';
   if (process.env['CI']) return 'CI is set, so stigmer does not prompt';
   return 'no terminal to ask on';
 }
@@ -70,7 +70,7 @@ async function llmKey(ctx: TaskContext<GatherSecretsWith>): Promise<Gathered> {
     source = '.env';
   }
   if (!value) {
-    if (!ctx.canPrompt) throw new TaskError(fail.missingSecret(variable, whyNoPrompt()));
+    if (!ctx.canPrompt) throw new TaskError(fail.missingSecret(variable, whyNoPrompt(ctx)));
     const answer = (await ctx.prompt({ message: `Enter ${PROVIDER_NAMES[provider]} API key`, mask: true })).trim();
     if (!answer) throw new TaskError(fail.missingSecret(variable, 'an empty key was entered'));
     value = answer;
@@ -94,7 +94,7 @@ async function temporalKey(ctx: TaskContext<GatherSecretsWith>): Promise<{ value
   if (!value) {
     if (!ctx.canPrompt) {
       throw new TaskError({
-        ...fail.missingSecret(TEMPORAL_API_KEY, `${whyNoPrompt()}; backend.local.temporal.auth is api-key`),
+        ...fail.missingSecret(TEMPORAL_API_KEY, `${whyNoPrompt(ctx)}; backend.local.temporal.auth is api-key`),
         hint: `Set ${TEMPORAL_API_KEY} in the environment or in .env (or api_key in your Temporal profile), or run interactively to be asked for it.`,
       });
     }

@@ -8,10 +8,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliEnv, cliPath, processesWithHome, runCli, sleep } from './helpers.js';
 import { stackRig, type StackRig } from './temporal-mirror.js';
+import { readProcStat } from '../src/process/proc.js';
 
 async function rig(t: { after: (fn: () => Promise<void>) => void }, opts?: Parameters<typeof stackRig>[0]): Promise<StackRig> {
   const r = await stackRig(opts);
@@ -86,9 +88,12 @@ test('zero-config: local start, status, logs, run start-agent-runner, a second s
   assert.equal(status.code, 0, status.stderr);
   const lines = status.stdout.split('\n');
   assert.equal(lines[0], `Stigmer local stack: running (${r.home})`);
-  assert.match(lines[3]!, new RegExp(`^temporal +ready +\\d+ +\\S+ (ms|s) +127\\.0\\.0\\.1:${temporal}$`));
-  assert.match(lines[4]!, new RegExp(`^server +ready +\\d+ +\\S+ (ms|s) +127\\.0\\.0\\.1:${server}$`));
-  assert.match(lines[5]!, /^agent-runner +ready +\d+ +\S+ (ms|s) +-$/);
+  // under the supervisor: RESTARTS, LAST EXIT and HEALTH columns (none yet), and the supervisor's line
+  assert.match(lines[3]!, new RegExp(`^temporal +ready +\\d+ +\\S+ (ms|s) +- +- +- +127\\.0\\.0\\.1:${temporal}$`));
+  assert.match(lines[4]!, new RegExp(`^server +ready +\\d+ +\\S+ (ms|s) +- +- +- +127\\.0\\.0\\.1:${server}$`));
+  assert.match(lines[5]!, /^agent-runner +ready +\d+ +\S+ (ms|s) +- +- +- +-$/);
+  const supervisorPid = (JSON.parse(readFileSync(join(r.home, 'state.json'), 'utf8')) as { supervisor: { pid: number } }).supervisor.pid;
+  assert.ok(lines.some((l) => new RegExp(`^Supervisor: +pid ${supervisorPid}, up `).test(l)), status.stdout);
   assert.ok(lines.includes(`Temporal:  127.0.0.1:${temporal} (managed, Temporal CLI 1.8.2), UI http://localhost:${ui}; health: SERVING`), status.stdout);
   assert.ok(lines.includes(`LLM:       ollama qwen2.5-coder:7b at ${r.ollamaUrl}; reachable, model pulled`), status.stdout);
   assert.ok(lines.includes('Secrets:   none needed (ollama); ANTHROPIC_API_KEY not set, OPENAI_API_KEY not set'), status.stdout);
@@ -282,13 +287,17 @@ test('kill -9 of a start in progress: local stop finds and stops what it left', 
   assert.deepEqual(recorded(), ['start-server', 'start-temporal']);
   child.kill('SIGKILL');
   await exited;
-  // Temporal's readiness is probed in process (gRPC): no probe program can be caught by the kill.
-  // The lock's holder (`cat` on a pipe from the CLI) sees end of file when the CLI dies and exits
-  // by itself; give it a moment, and it must be gone.
-  const lockHolder = (): boolean => processesWithHome(r.home).some((p) => p.cmd === 'cat');
-  for (const until = Date.now() + 10_000; lockHolder() && Date.now() < until; ) await sleep(20);
-  const orphans = processesWithHome(r.home);
-  assert.equal(orphans.length, 2, `Temporal and the server were orphaned: ${JSON.stringify(orphans)}`);
+  // The run goes on in the stack's supervisor, the parent of Temporal and the server: nothing is
+  // orphaned. What runs is the supervisor, the holders of its two locks (its own and the run's:
+  // `cat` on a pipe from it) and the two services. Temporal's readiness is probed in process
+  // (gRPC): no probe program runs.
+  const supervisor = (JSON.parse(readFileSync(state, 'utf8')) as { supervisor?: { pid: number } }).supervisor;
+  assert.ok(supervisor, 'the state records the supervisor');
+  const running = processesWithHome(r.home);
+  const others = running.filter((p) => p.pid !== supervisor.pid && p.cmd !== 'cat');
+  assert.ok(running.some((p) => p.pid === supervisor.pid && /internal supervise/.test(p.cmd)), JSON.stringify(running));
+  assert.equal(others.length, 2, `Temporal and the server, nothing else: ${JSON.stringify(running)}`);
+  for (const p of others) assert.equal(readProcStat(p.pid)?.ppid, supervisor.pid, `${p.cmd} is the supervisor's child, not an orphan`);
   const stop = await runCli(['local', 'stop'], { home: r.home, env: r.env });
   assert.equal(stop.code, 0, stop.stderr);
   assert.deepEqual(processesWithHome(r.home), []);
@@ -300,5 +309,32 @@ test('local restart temporal with an external Temporal: refused, nothing started
   assert.equal(res.code, 2);
   assert.equal(res.stderr, 'stigmer local restart temporal: the Temporal in use is external (127.0.0.1:7233); stigmer does not run it, so it does not restart it\n');
   assert.deepEqual(r.temporalStarts(), []);
+  assert.deepEqual(processesWithHome(r.home), []);
+});
+
+test('local restart agent-runner from any directory: only the runner is restarted, by the supervisor; the others keep running', async (t) => {
+  const r = await rig(t);
+  const start = await runCli(['local', 'start'], { home: r.home, env: r.env });
+  assert.equal(start.code, 0, start.stderr);
+  const before = await componentPids(r);
+  const elsewhere = mkdtempSync(join(tmpdir(), 'stigmer-cwd-'));
+  t.after(() => rmSync(elsewhere, { recursive: true, force: true }));
+  const restart = await runCli(['local', 'restart', 'agent-runner', '--output', 'plain'], { home: r.home, env: r.env, cwd: elsewhere });
+  assert.equal(restart.code, 0, restart.stderr);
+  assert.match(restart.stdout, /start-agent-runner: ready/);
+  assert.match(restart.stdout, /start-server: ready \(already running, reused\)/);
+  assert.doesNotMatch(restart.stdout, /start-(temporal|server): \| (stopped|started) pid/, 'Temporal and the server are not touched');
+  const after = await componentPids(r);
+  assert.notEqual(after['agent-runner'], before['agent-runner']);
+  assert.equal(after['temporal'], before['temporal']);
+  assert.equal(after['server'], before['server']);
+  const supervisor = (JSON.parse(readFileSync(join(r.home, 'state.json'), 'utf8')) as { supervisor: { pid: number } }).supervisor.pid;
+  assert.equal(readProcStat(after['agent-runner']!)?.ppid, supervisor, "the new runner is the supervisor's child");
+  assert.equal(r.records('agent-runner').length, 2, 'a second runner started');
+  const unknown = await runCli(['local', 'restart', 'agent-runer'], { home: r.home, env: r.env });
+  assert.equal(unknown.code, 2, unknown.stderr);
+  assert.match(unknown.stderr, /no component "agent-runer" \(did you mean "agent-runner"\?\)/);
+  const stop = await runCli(['local', 'stop'], { home: r.home, env: r.env });
+  assert.equal(stop.code, 0, stop.stderr);
   assert.deepEqual(processesWithHome(r.home), []);
 });

@@ -86,6 +86,22 @@ export function register(program: Command, app: App): void {
       const [{ runUp }, stack, { existsSync }] = await Promise.all([import('../engine/drivers.js'), stackOf(o), import('node:fs')]);
       // Said once, when the stack's data dir is made; `stigmer ls` and `status` show it later.
       if (stack.from === 'project' && !existsSync(stack.dataDir) && o.output !== 'json') process.stderr.write(`stigmer: this stack keeps its state and logs in ${stack.dataDir}\n`);
+      if (!o.foreground) {
+        // Detached: the data dir's supervisor runs the graph and stays the parent of its services.
+        const { upThroughSupervisor } = await import('../daemon/client.js');
+        const { loadDotenv } = await import('../stack/config/dotenv.js');
+        app.exitCode = await upThroughSupervisor({
+          file: o.file,
+          dataDir: stack.dataDir,
+          env: loadDotenv(process.cwd(), process.env),
+          app,
+          output: o.output,
+          noInput: !o.input,
+          ...(o.only ? { only: o.only } : {}),
+          ...(o.concurrency ? { concurrency: o.concurrency } : {}),
+        });
+        return;
+      }
       app.exitCode = await runUp({
         file: o.file,
         kinds,
@@ -104,8 +120,9 @@ export function register(program: Command, app: App): void {
     .description("undo everything the stack's state recorded, in reverse order (safe to run twice; the tasks file need not exist or be valid)")
     .addOption(outputOption())
     .action(async (o: FileOpts & { output: 'auto' | 'plain' | 'json' }) => {
-      const [{ runDown }, stack] = await Promise.all([import('../engine/drivers.js'), stackOf(o)]);
-      app.exitCode = await runDown({ dataDir: stack.dataDir, app, output: o.output });
+      const [{ runDown }, stack, { downThroughSupervisor }] = await Promise.all([import('../engine/drivers.js'), stackOf(o), import('../daemon/client.js')]);
+      // The live supervisor undoes the stack and exits; without one, undo from the state file.
+      app.exitCode = (await downThroughSupervisor({ dataDir: stack.dataDir, app, output: o.output })) ?? (await runDown({ dataDir: stack.dataDir, app, output: o.output }));
     });
 
   fileOptions(program.command('run'))
@@ -118,6 +135,16 @@ export function register(program: Command, app: App): void {
       await pointAtLocalRestart(task, o.file);
       const [{ runTask }, stack] = await Promise.all([import('../engine/drivers.js'), stackOf(o)]);
       app.exitCode = await runTask({ file: o.file, kinds, dataDir: stack.dataDir, ...(await scope()), app, output: o.output, task, noDeps: !o.deps, noInput: !o.input });
+    });
+
+  fileOptions(program.command('restart'))
+    .argument('<task>', 'the service to restart')
+    .description("restart one service of the running stack through its supervisor: stop it (its stop signal and grace), start it, wait until it is ready; the tasks that need it keep running")
+    .option('--no-input', 'never prompt; fail when input is needed')
+    .addOption(outputOption())
+    .action(async (task: string, o: FileOpts & { input: boolean; output: 'auto' | 'plain' | 'json' }) => {
+      const [stack, { restartThroughSupervisor }, { loadDotenv }] = await Promise.all([stackOf(o), import('../daemon/client.js'), import('../stack/config/dotenv.js')]);
+      app.exitCode = await restartThroughSupervisor({ file: o.file, task, dataDir: stack.dataDir, env: loadDotenv(process.cwd(), process.env), app, output: o.output, noInput: !o.input });
     });
 
   fileOptions(program.command('status'))

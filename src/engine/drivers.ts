@@ -22,7 +22,7 @@ import { makePrivateDir } from '../util/private-dir.js';
 import { mask } from '../util/mask.js';
 import { dataPaths } from '../util/paths.js';
 import { undoRecorded } from './rollback.js';
-import type { Renderer, OutputMode } from '../render/types.js';
+import type { Renderer, OutputMode, RenderTask } from '../render/types.js';
 import { StateStore } from './state.js';
 import { recordStack } from './stacks.js';
 import { describeFsError } from '../util/fs-error.js';
@@ -35,6 +35,31 @@ export interface CommonOptions {
   dataDir: string;
   app: App;
   output?: OutputMode;
+  /**
+   * Where the run's output goes and how it asks (default: this process's terminal). The
+   * supervisor runs the engine with an `io` that forwards all of it to the attached client.
+   */
+  io?: RunIo;
+  /** called with the state once it is open under the lock (the supervisor records itself in it) */
+  onState?: (state: StateStore) => void;
+}
+
+/** What a view shows: the run's tasks (`run`), the undo of a failed run (`undo`), a `down` (`down`). */
+export type ViewKind = 'run' | 'undo' | 'down';
+
+/** The terminal side of a run: its views, its stderr/stdout lines, its prompts. */
+export interface RunIo {
+  /** one line (or several) for stderr, without the final newline */
+  err(line: string): void;
+  /** text for stdout, as is */
+  out(text: string): void;
+  view(kind: ViewKind, tasks: RenderTask[]): Promise<Renderer>;
+  /** whether prompting is possible at all */
+  canPrompt: boolean;
+  /** a masked prompt on the bare terminal (before the view starts) */
+  ask(opts: PromptOptions): Promise<string>;
+  /** everything is ready: the run's outputs */
+  ready?(outcome: RunOutcome): void;
 }
 
 export interface UpOptions extends CommonOptions {
@@ -49,6 +74,8 @@ export interface UpOptions extends CommonOptions {
   /** the environment for `${{ env.* }}` (real environment over .env) */
   env: Record<string, string | undefined>;
   foreground?: boolean;
+  /** the process running the engine stays after ready (the supervisor): services are supervised */
+  supervised?: boolean;
   only?: string[];
   noInput?: boolean;
   concurrency?: number;
@@ -63,13 +90,40 @@ export interface RunTaskOptions extends Omit<UpOptions, 'only' | 'foreground'> {
 
 /** The renderer for this run: json when asked, listr2 on a terminal, plain lines otherwise. */
 export async function pickRenderer(mode: OutputMode | undefined, graph: Graph): Promise<Renderer> {
+  return openView('run', mode, renderTasks(graph));
+}
+
+const renderTasks = (graph: Graph): RenderTask[] => graph.order.map((n) => ({ name: n, needs: graph.nodes.get(n)!.needs }));
+
+/**
+ * A view on this process's terminal: a run's (json, listr2 on a terminal, plain lines), the undo
+ * of a failed run (the run's json stream, else plain lines on stderr), a down's (json or plain on
+ * stdout). `previous`: the run's view, which a json undo goes on with.
+ */
+export async function openView(kind: ViewKind, mode: OutputMode | undefined, tasks: RenderTask[], previous?: Renderer): Promise<Renderer> {
+  if (kind === 'undo') return mode === 'json' && previous ? previous : (await import('../render/plain.js')).createPlainRenderer(process.stderr, { timestamps: false });
   if (mode === 'json') return (await import('../render/json.js')).createJsonRenderer();
+  if (kind === 'down') return (await import('../render/plain.js')).createPlainRenderer(process.stdout, { timestamps: false });
   const tty = mode === 'tty' || (mode !== 'plain' && process.stdout.isTTY && !process.env['CI'] && (process.stdout.columns ?? 0) > 0);
-  if (tty) {
-    const tasks = graph.order.map((n) => ({ name: n, needs: graph.nodes.get(n)!.needs }));
-    return (await import('../render/tty.js')).createTtyRenderer(tasks);
-  }
+  if (tty) return (await import('../render/tty.js')).createTtyRenderer(tasks);
   return (await import('../render/plain.js')).createPlainRenderer();
+}
+
+/** The io of a run on this process's own terminal. */
+export function terminalIo(app: App, mode: OutputMode | undefined, noInput: boolean | undefined, onReady?: (outcome: RunOutcome) => void): RunIo {
+  let main: Renderer | undefined;
+  return {
+    err: (line) => void process.stderr.write(`${line}\n`),
+    out: (text) => void process.stdout.write(text),
+    view: async (kind, tasks) => {
+      const r = await openView(kind, mode, tasks, main);
+      if (kind === 'run') main = r;
+      return r;
+    },
+    canPrompt: canPrompt(noInput),
+    ask: (opts) => askOnTerminal(app, opts),
+    ...(onReady ? { ready: onReady } : {}),
+  };
 }
 
 export function canPrompt(noInput?: boolean): boolean {
@@ -77,7 +131,7 @@ export function canPrompt(noInput?: boolean): boolean {
 }
 
 /** Print what failed, with its log tail and hint, on stderr. */
-export function reportFailures(outcome: RunOutcome, failures: Map<string, Failure>): void {
+export function reportFailures(outcome: RunOutcome, failures: Map<string, Failure>, err: (line: string) => void = (line) => void process.stderr.write(`${line}\n`)): void {
   for (const name of outcome.failed) {
     const failure = failures.get(name);
     if (!failure) continue;
@@ -88,13 +142,13 @@ export function reportFailures(outcome: RunOutcome, failures: Map<string, Failur
     if (f.hint) lines.push(`  hint: ${f.hint}`);
     // Only here, and only with STIGMER_DEBUG=1: never in a task line, an event or the state.
     if (failure.reason === 'internal-error' && failure.stack) lines.push(failure.stack);
-    process.stderr.write(mask(lines.join('\n')) + '\n');
+    err(mask(lines.join('\n')));
   }
   for (const name of outcome.warnings) {
     const failure = failures.get(name);
     if (!failure) continue;
     const f = describeFailure(failure);
-    process.stderr.write(mask(`stigmer: warning: ${name}: ${f.message}${f.hint ? `\n  hint: ${f.hint}` : ''}`) + '\n');
+    err(mask(`stigmer: warning: ${name}: ${f.message}${f.hint ? `\n  hint: ${f.hint}` : ''}`));
   }
 }
 
@@ -102,7 +156,7 @@ export function reportFailures(outcome: RunOutcome, failures: Map<string, Failur
  * A masked prompt on the bare terminal. Ctrl-C there (the prompt library reports it as an
  * ExitPromptError, not as a signal) is the user's interrupt: the run stops and exits 130.
  */
-async function askOnTerminal(app: App, opts: PromptOptions): Promise<string> {
+export async function askOnTerminal(app: App, opts: PromptOptions): Promise<string> {
   try {
     return await (await import('../render/tty.js')).askDirect(opts);
   } catch (err) {
@@ -118,7 +172,7 @@ async function askOnTerminal(app: App, opts: PromptOptions): Promise<string> {
  * Listen for signals; on the second one, SIGKILL every process group the state file records.
  * The hook reads the file at that moment, so it also covers what was recorded a millisecond ago.
  */
-function listenWithForce(app: App, dataDir: string): void {
+export function listenWithForce(app: App, dataDir: string): void {
   app.listen();
   app.onForce(() => {
     const data = StateStore.read(dataPaths(dataDir).state);
@@ -136,6 +190,7 @@ interface Execution {
 
 async function execute(o: UpOptions, x: Execution): Promise<number> {
   const { app } = o;
+  const io = o.io ?? terminalIo(app, o.output, o.noInput, o.onReady);
   listenWithForce(app, o.dataDir);
   // a data dir that can never work (a file, /proc, read-only) is one clear line, before the lock
   makePrivateDir(o.dataDir);
@@ -143,19 +198,20 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
   const lock = await acquireLock(dataPaths(o.dataDir).lock, `stigmer ${x.foreground ? 'up --foreground' : 'up'}`);
   app.onForce(() => lock.release());
   try {
-    const { state } = openState(o.dataDir, (line) => process.stderr.write(`${line}\n`), x.file);
+    const { state } = openState(o.dataDir, io.err, x.file);
+    o.onState?.(state);
     state.reserve();
     try {
       recordStack(o.dataDir, x.file.path);
     } catch (err) {
       // Only `stigmer ls` needs it: a full disk must not stop the run here (the state write will say).
-      process.stderr.write(`stigmer: warning: cannot record the stack for \`stigmer ls\`: ${describeFsError(err)}\n`);
+      io.err(`stigmer: warning: cannot record the stack for \`stigmer ls\`: ${describeFsError(err)}`);
     }
     // What a killed run left without a record would hold ports and files this run needs.
-    const leftovers = await stopLeftovers(o.dataDir, Object.values(state.tasks), (line) => o.output !== 'json' && process.stderr.write(`stigmer: ${line}\n`));
+    const leftovers = await stopLeftovers(o.dataDir, Object.values(state.tasks), (line) => o.output !== 'json' && io.err(`stigmer: ${line}`));
     if (leftovers.survived.length) return EXIT.taskFailed;
     const failures = new Map<string, Failure>();
-    const prompting = canPrompt(o.noInput);
+    const prompting = io.canPrompt;
     const common = {
       kinds: o.kinds,
       baseDir: x.file.dir,
@@ -167,13 +223,14 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
       signal: app.signal,
       ...(x.useRecorded ? { useRecorded: x.useRecorded } : {}),
       canPrompt: prompting,
+      ...(o.noInput ? { noInput: true } : {}),
     };
     // Prompts are asked before the view starts (on the bare terminal); nothing asks twice.
     const { preflight } = await import('./preflight.js');
-    const ask = (opts: PromptOptions): Promise<string> => askOnTerminal(app, opts);
+    const ask = (opts: PromptOptions): Promise<string> => io.ask(opts);
     const pre = await preflight({ ...common, ...(prompting ? { prompt: (_task: string, opts: PromptOptions) => ask(opts) } : {}) }, x.file, x.graph);
     if (pre.interrupted) return signalExitCode[app.interruptedBy() ?? 'SIGINT'];
-    const renderer = await pickRenderer(o.output, pre.graph);
+    const renderer = await io.view('run', renderTasks(pre.graph));
     const emit = (ev: EngineEvent): void => {
       if (ev.type === 'failed') failures.set(ev.task, ev.failure);
       renderer.event(ev);
@@ -184,29 +241,29 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
       ...(x.force ? { force: x.force } : {}),
       ...(prompting ? { prompt: async (task: string, opts: PromptOptions) => pre.answered(task, opts) ?? (renderer.prompt ? renderer.prompt(task, opts) : ask(opts)) } : {}),
       emit,
-      // The foreground CLI stays: it reads the services' output (pipes) and supervises them.
-      ...(x.foreground ? { supervised: true } : {}),
+      // The foreground CLI and the supervisor stay: they read the services' output (pipes) and supervise them.
+      ...(x.foreground || o.supervised ? { supervised: true } : {}),
     });
     await renderer.end();
 
     if (!outcome.ok) {
-      const undoRenderer = o.output === 'json' ? renderer : (await import('../render/plain.js')).createPlainRenderer(process.stderr, { timestamps: false });
+      const undoRenderer = await io.view('undo', []);
       // Undo what this run started (a stack that was already up stays up), newest first.
       await undoRecorded(state, { only: new Set(outcome.changed), emit: (ev) => undoRenderer.event(ev) });
       for (const [name, rec] of Object.entries(state.tasks)) if (x.graph.nodes.has(name) && rec.undo.length === 0 && rec.status !== 'ready') state.remove(name, false);
       state.save();
       // What this run started and no record holds any more (a finished command's descendants).
-      await stopLeftovers(o.dataDir, Object.values(state.tasks), (line) => process.stderr.write(`stigmer: ${line}\n`), { force: app.signal.aborted && !!app.interruptedBy() });
-      reportFailures(outcome, failures);
+      await stopLeftovers(o.dataDir, Object.values(state.tasks), (line) => io.err(`stigmer: ${line}`), { force: app.signal.aborted && !!app.interruptedBy() });
+      reportFailures(outcome, failures, io.err);
       const lost = state.firstWriteError;
-      if (lost) process.stderr.write(`stigmer: cannot write ${lost.message}; what this run started was stopped from memory\n`);
+      if (lost) io.err(`stigmer: cannot write ${lost.message}; what this run started was stopped from memory`);
       const sig = app.interruptedBy();
       if (sig) return signalExitCode[sig];
       return EXIT.taskFailed;
     }
-    reportFailures(outcome, failures);
+    reportFailures(outcome, failures, io.err);
 
-    o.onReady?.(outcome);
+    io.ready?.(outcome);
     if (x.foreground) return await stayInForeground(o, x.graph, state, outcome);
     return EXIT.ok;
   } finally {
@@ -298,19 +355,21 @@ export async function runTask(o: RunTaskOptions): Promise<number> {
 }
 
 /** `stigmer down`: undo everything the state recorded, in reverse. Needs no tasks file. */
-export async function runDown(o: CommonOptions & { quiet?: boolean }): Promise<number> {
+export async function runDown(o: CommonOptions & { quiet?: boolean; heldLock?: boolean }): Promise<number> {
   listenWithForce(o.app, o.dataDir);
+  const io = o.io ?? terminalIo(o.app, o.output, true);
   const paths = dataPaths(o.dataDir);
   // No state and nothing carrying the stack's marker: nothing to do, and no lock to take.
   if (!existsSync(paths.state) && findMarked(o.dataDir).length === 0 && !hasCgroups(o.dataDir)) {
-    if (!o.quiet && o.output !== 'json') process.stderr.write(`stigmer: nothing to stop (no state in ${paths.root}; \`stigmer ls\` lists every stack)\n`);
+    if (!o.quiet && o.output !== 'json') io.err(`stigmer: nothing to stop (no state in ${paths.root}; \`stigmer ls\` lists every stack)`);
     return EXIT.ok;
   }
-  const say = (line: string): void => void process.stderr.write(`${line}\n`);
+  const say = io.err;
   let troubled = false;
   let lock: Lock | undefined;
   try {
-    lock = await acquireLock(paths.lock, 'stigmer down');
+    // `heldLock`: the supervisor takes over a run of its own that holds it (and writes no more)
+    if (!o.heldLock) lock = await acquireLock(paths.lock, 'stigmer down');
   } catch (err) {
     if (!(err instanceof LockUnwritable)) throw err;
     // Stopping must work on a read-only or full disk: best effort, and say so.
@@ -330,18 +389,21 @@ export async function runDown(o: CommonOptions & { quiet?: boolean }): Promise<n
       await stopLeftovers(o.dataDir, [], (line) => say(`stigmer: ${line}`), { force: o.app.signal.aborted });
       return err.exitCode;
     }
-    const renderer =
-      o.output === 'json'
-        ? (await import('../render/json.js')).createJsonRenderer()
-        : (await import('../render/plain.js')).createPlainRenderer(process.stdout, { timestamps: false });
+    o.onState?.(state);
+    const renderer = await io.view('down', []);
     const force = o.app.signal.aborted;
     const res = await undoRecorded(state, { emit: (ev) => renderer.event(ev), force });
     for (const [name, rec] of Object.entries(state.tasks)) if (rec.undo.length === 0) state.remove(name, false);
+    // The stack is down: no supervisor runs it any more (one that asked for this down is exiting).
+    if (state.data.supervisor) {
+      delete state.data.supervisor;
+      state.touch(false);
+    }
     state.save();
     // Whatever still carries the marker escaped its record: stop it too.
     const report = (line: string): void => {
-      if (o.output === 'json') process.stdout.write(`${JSON.stringify({ event: 'leftover', message: line, timestamp: new Date().toISOString() })}\n`);
-      else process.stdout.write(`${line}\n`);
+      if (o.output === 'json') io.out(`${JSON.stringify({ event: 'leftover', message: line, timestamp: new Date().toISOString() })}\n`);
+      else io.out(`${line}\n`);
     };
     const leftovers = await stopLeftovers(o.dataDir, Object.values(state.tasks), report, { force });
     if (state.writeError) {
@@ -349,11 +411,11 @@ export async function runDown(o: CommonOptions & { quiet?: boolean }): Promise<n
       troubled = true;
     }
     if (res.failed.length) {
-      process.stderr.write(`stigmer: could not undo ${res.failed.join(', ')}; they stay recorded: run \`stigmer down\` again\n`);
+      say(`stigmer: could not undo ${res.failed.join(', ')}; they stay recorded: run \`stigmer down\` again`);
       return EXIT.taskFailed;
     }
     if (leftovers.survived.length || troubled) return EXIT.taskFailed;
-    if (!o.quiet && o.output !== 'json' && res.undone.length === 0 && leftovers.found.length === 0) process.stdout.write('nothing was running\n');
+    if (!o.quiet && o.output !== 'json' && res.undone.length === 0 && leftovers.found.length === 0) io.out('nothing was running\n');
     return EXIT.ok;
   } finally {
     lock?.release();

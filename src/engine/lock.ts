@@ -37,6 +37,8 @@ export class LockUnwritable extends UserError {
 export interface Lock {
   /** synchronous: also called from the second Ctrl-C */
   release(): void;
+  /** settles once the helper holding it exited (after `release`); a process leaving for good awaits it */
+  readonly gone: Promise<void>;
 }
 
 interface Holder {
@@ -65,7 +67,8 @@ function readHolder(path: string): Holder | undefined {
   }
 }
 
-function busy(path: string, holder: Holder | undefined): UserError {
+/** The refusal of a run while `holder` (when known) holds the lock at `path`. */
+export function lockBusy(path: string, holder: Holder | undefined): UserError {
   const who = holder ? `pid ${holder.pid}${(readCmdline(holder.pid) ?? holder.command) ? `: ${readCmdline(holder.pid) ?? holder.command}` : ''}` : 'its holder is starting';
   return new UserError(
     `stigmer: another stigmer run (${who}) is using ${dirname(path)}.\n` +
@@ -105,7 +108,7 @@ async function kernelLock(path: string, me: Holder, flock: string): Promise<Lock
     });
     if (outcome === BUSY) {
       const holder = readHolder(path);
-      throw busy(path, holder && holderAlive(holder) ? holder : undefined);
+      throw lockBusy(path, holder && holderAlive(holder) ? holder : undefined);
     }
     if (outcome === MOVED) continue;
     if (outcome !== 'locked') {
@@ -117,6 +120,7 @@ async function kernelLock(path: string, me: Holder, flock: string): Promise<Lock
       }
       throw new UserError(`stigmer: cannot take the lock ${path}: ${stderr.trim() || `the lock helper exited with ${outcome}`}`, EXIT.taskFailed);
     }
+    const exited = new Promise<void>((res) => helper.once('exit', () => res()));
     // Held. The helper must not keep this process alive, and dies when it exits.
     helper.stdout!.destroy();
     helper.stderr!.destroy();
@@ -132,7 +136,7 @@ async function kernelLock(path: string, me: Holder, flock: string): Promise<Lock
     if (previous && previous.pid !== me.pid && holderAlive(previous)) {
       // An older stigmer holding the lock without flock: respect it.
       helper.kill('SIGKILL');
-      throw busy(path, previous);
+      throw lockBusy(path, previous);
     }
     if (DELAY_MS > 0) await sleep(DELAY_MS);
     try {
@@ -141,7 +145,7 @@ async function kernelLock(path: string, me: Holder, flock: string): Promise<Lock
       release();
       throw new LockUnwritable(path, err);
     }
-    return onceOnly(release);
+    return onceOnly(release, exited);
   }
   throw new UserError(`stigmer: could not take the lock ${path}: it kept being replaced`, EXIT.taskFailed);
 }
@@ -161,9 +165,10 @@ function awaitGone(pid: number | undefined): void {
   }
 }
 
-function onceOnly(release: () => void): Lock {
+function onceOnly(release: () => void, gone: Promise<void> = Promise.resolve()): Lock {
   let released = false;
   return {
+    gone,
     release: () => {
       if (released) return;
       released = true;
@@ -198,7 +203,7 @@ async function linkLock(path: string, me: Holder): Promise<Lock> {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new LockUnwritable(path, err);
       }
       const holder = readHolder(path);
-      if (holder && holderAlive(holder)) throw busy(path, holder);
+      if (holder && holderAlive(holder)) throw lockBusy(path, holder);
       if (!holder) {
         // Empty or unreadable: someone may be writing it. Retry, never take it over.
         await sleep(20);
@@ -206,7 +211,7 @@ async function linkLock(path: string, me: Holder): Promise<Lock> {
       }
       rmSync(path, { force: true }); // its holder is gone
     }
-    throw busy(path, undefined);
+    throw lockBusy(path, undefined);
   } finally {
     rmSync(tmp, { force: true });
   }

@@ -32,6 +32,7 @@ export interface TaskRun {
   /** aborted by the scheduler when the run stops; runTask aborts it with 'timeout' */
   abort: AbortController;
   canPrompt: boolean;
+  noInput?: boolean;
   prompt: ((task: string, options: PromptOptions) => Promise<string>) | undefined;
   /** the engine's process stays and supervises (TaskContext.supervised) */
   supervised?: boolean;
@@ -82,6 +83,7 @@ export async function runTask(r: TaskRun): Promise<TaskOutcome> {
     force: r.force,
     canPrompt: r.canPrompt && !!r.prompt,
     ...(r.supervised ? { supervised: true } : {}),
+    ...(r.noInput ? { noInput: true } : {}),
     output: (line) => {
       if (r.live()) r.emit({ type: 'output', task: name, line: mask(line) });
     },

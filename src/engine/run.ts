@@ -41,6 +41,8 @@ export interface RunOptions {
   /** `run --no-deps`: take these tasks' outputs from the state instead of running them (pure kinds still run) */
   useRecorded?: Set<string>;
   canPrompt: boolean;
+  /** the user said --no-input */
+  noInput?: boolean;
   prompt?: (task: string, options: PromptOptions) => Promise<string>;
   emit: (ev: EngineEvent) => void;
   /** the caller stays and supervises the services (`up --foreground`, the supervisor): see RunOutcome.services */
@@ -301,6 +303,7 @@ class Scheduler {
         force,
         abort,
         canPrompt: o.canPrompt,
+        ...(o.noInput ? { noInput: true } : {}),
         prompt: o.prompt,
         ...(o.supervised ? { supervised: true } : {}),
         t0,

@@ -39,6 +39,7 @@ export class StateStore {
   /** the first failed write of this process, kept after later writes succeed (for the final report) */
   firstWriteError: { message: string; cause: unknown } | undefined;
   private dirty = false;
+  private frozen = false;
   private timer: NodeJS.Timeout | undefined;
   /**
    * Each record's JSON as last written. A run of N tasks writes the file about N times (every
@@ -142,10 +143,21 @@ export class StateStore {
     else this.timer ??= setTimeout(() => this.save(), 100);
   }
 
+  /**
+   * Write nothing more: another store took the file over (a `down` in the supervisor undoing a
+   * run still in progress, from what the file records). This one lives on in memory only.
+   */
+  freeze(): void {
+    this.frozen = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
   /** Write the state now if it changed. False when the write failed (see `writeError`). */
   save(): boolean {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.frozen) return !this.writeError;
     if (!this.dirty) return !this.writeError;
     this.data.updatedAt = new Date().toISOString();
     try {

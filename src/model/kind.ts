@@ -237,6 +237,8 @@ export interface TaskContext<W = Record<string, unknown>> {
    * `TaskResult.running`.
    */
   supervised?: boolean;
+  /** the user said --no-input (for the message that says why nothing was asked) */
+  noInput?: boolean;
 }
 
 /** A task kind: one file in `tasks/`. */

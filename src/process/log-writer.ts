@@ -28,6 +28,7 @@ import { dirname } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { Readable } from 'node:stream';
 import { Stamp, type LogStream } from './log-line.js';
+import { errnoText } from '../util/fs-error.js';
 
 export interface LogWriterOptions {
   /** the current log file, e.g. `<data-dir>/logs/<task>.log` */
@@ -295,7 +296,7 @@ class FileLogWriter implements LogWriter {
   private writeAll(buf: Buffer, from: number): void {
     write(this.fd, buf, from, buf.length - from, null, (err, n) => {
       if (err) {
-        this.stats.lastError = err.message;
+        this.stats.lastError = errnoText(err);
         this.stats.dropped += countLines(buf.subarray(from));
       } else {
         this.size += n;
@@ -316,7 +317,7 @@ class FileLogWriter implements LogWriter {
       else rmSync(this.file, { force: true });
       this.stats.rotations++;
     } catch (err) {
-      this.stats.lastError = (err as Error).message;
+      this.stats.lastError = errnoText(err);
     }
     try {
       this.fd = openFile(this.file);

@@ -9,6 +9,7 @@
  * Darwin has no /proc: identity degrades to the pid alone (start time 0) and port holders are not
  * found. Linux is what is tested.
  */
+import { withParentDeath } from './parent-death.js';
 import { closeSync, fstatSync, readdirSync, readFileSync, readlinkSync, statSync, writeSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -211,7 +212,8 @@ export async function spawnService(spec: ServiceSpec): Promise<StartedService> {
     // A child inherits the umask at fork, which spawn does synchronously: set it for that moment.
     const umask = spec.umask === undefined ? undefined : process.umask(spec.umask);
     try {
-      const run = launch(spec, env, cgroup);
+      const launched = launch(spec, env, cgroup);
+      const run = withParentDeath(launched.command, launched.args, spec.cwd, env ?? process.env);
       child = spawn(run.command, run.args, { cwd: spec.cwd, env, detached: true, stdio: ['ignore', fd, fd] });
     } finally {
       if (umask !== undefined) process.umask(umask);
@@ -284,7 +286,8 @@ async function spawnCaptured(spec: ServiceSpec, capture: { maxSize: number; keep
   const cgroup = spec.stack === undefined || instance === undefined ? undefined : createCgroup(spec.stack, instance);
   const umask = spec.umask === undefined ? undefined : process.umask(spec.umask);
   try {
-    const run = launch(spec, env, cgroup);
+    const launched = launch(spec, env, cgroup);
+    const run = withParentDeath(launched.command, launched.args, spec.cwd, env ?? process.env);
     child = spawn(run.command, run.args, { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     cgroupOf(child, cgroup);
   } catch (err) {

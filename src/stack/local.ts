@@ -13,6 +13,7 @@ import { dataPaths, packageRoot, stigmerHome } from '../util/paths.js';
 import { didYouMean } from '../util/diagnostics.js';
 import type { OutputMode } from '../render/types.js';
 import type { KindRegistry } from '../model/kind.js';
+import type { RunOutcome } from '../engine/run.js';
 import type { ConfigFlags, StigmerConfig } from './config/types.js';
 
 /** The stack file shipped with the package. */
@@ -45,6 +46,26 @@ export async function startStack(o: StartOptions): Promise<number> {
     process.stderr.write('stigmer: note: backend.type is cloud; `stigmer local start` runs the local stack anyway\n');
   }
   const json = o.output === 'json';
+  const onReady = (outcome: RunOutcome): void => {
+    const resolved = outcome.outputs.get('resolve-config');
+    if (!resolved) return;
+    if (json) process.stdout.write(`${JSON.stringify({ event: 'summary', ...summaryData(resolved) })}\n`);
+    else process.stdout.write(mask(summaryText(resolved, o.foreground)));
+  };
+  if (!o.foreground) {
+    // Detached: the stack's supervisor runs it and stays the parent of its services.
+    const { upThroughSupervisor } = await import('../daemon/client.js');
+    return upThroughSupervisor({
+      file: STACK_FILE,
+      dataDir: home,
+      config,
+      env: loadDotenv(process.cwd(), process.env),
+      app: o.app,
+      ...(o.output ? { output: o.output } : {}),
+      ...(o.noInput ? { noInput: true } : {}),
+      onReady,
+    });
+  }
   return runUp({
     file: STACK_FILE,
     kinds: o.kinds,
@@ -55,18 +76,15 @@ export async function startStack(o: StartOptions): Promise<number> {
     ...(o.output ? { output: o.output } : {}),
     ...(o.noInput ? { noInput: true } : {}),
     ...(o.foreground ? { foreground: true } : {}),
-    onReady: (outcome) => {
-      const resolved = outcome.outputs.get('resolve-config');
-      if (!resolved) return;
-      if (json) process.stdout.write(`${JSON.stringify({ event: 'summary', ...summaryData(resolved) })}\n`);
-      else process.stdout.write(mask(summaryText(resolved, o.foreground)));
-    },
+    onReady,
   });
 }
 
 export async function stopStack(app: App, output?: OutputMode, quiet = false): Promise<number> {
-  const { runDown } = await import('../engine/drivers.js');
-  return runDown({ dataDir: stigmerHome(), app, ...(output ? { output } : {}), quiet });
+  const [{ runDown }, { downThroughSupervisor }] = await Promise.all([import('../engine/drivers.js'), import('../daemon/client.js')]);
+  const o = { dataDir: stigmerHome(), app, ...(output ? { output } : {}), quiet };
+  // The live supervisor undoes the stack and exits; without one, undo from the state file.
+  return (await downThroughSupervisor(o)) ?? (await runDown(o));
 }
 
 export async function restartStack(o: StartOptions): Promise<number> {
@@ -100,13 +118,33 @@ export async function restartComponents(o: StartOptions, components: string[]): 
   if (tasks.includes(COMPONENTS.temporal) && !t.managed) {
     throw new UserError(`stigmer local restart temporal: the Temporal in use is external (${t.address}); stigmer does not run it, so it does not restart it`, EXIT.usage);
   }
+  const env = loadDotenv(process.cwd(), process.env);
   for (const task of tasks) {
+    // The stack's supervisor restarts it when one runs (the new instance is its child, supervised);
+    // a stack without one (started by an older stigmer) is restarted here, as `stigmer run` would.
+    const { restartThroughSupervisor, connectSupervisor } = await import('../daemon/client.js');
+    const live = await connectSupervisor(home);
+    if (live) {
+      live.destroy();
+      const code = await restartThroughSupervisor({
+        file: STACK_FILE,
+        task,
+        dataDir: home,
+        config,
+        env,
+        app: o.app,
+        ...(o.output ? { output: o.output } : {}),
+        ...(o.noInput ? { noInput: true } : {}),
+      });
+      if (code !== EXIT.ok) return code;
+      continue;
+    }
     const code = await runTask({
       file: STACK_FILE,
       kinds: o.kinds,
       dataDir: home,
       config: () => Promise.resolve(config),
-      env: loadDotenv(process.cwd(), process.env),
+      env,
       app: o.app,
       task,
       ...(o.output ? { output: o.output } : {}),

@@ -1,0 +1,272 @@
+/**
+ * The CLI side of the supervisor: find the data dir's supervisor (or start one), send it the
+ * request, and render what it streams exactly as an in-process run renders it (the same views,
+ * src/engine/drivers.ts openView), asking its prompts on this terminal. Ctrl-C is passed on (the
+ * supervisor undoes the run, as the CLI did); the second Ctrl-C kills every recorded process
+ * group from here, as before.
+ */
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { App } from '../model/app.js';
+import type { Renderer, OutputMode } from '../render/types.js';
+import { askOnTerminal, canPrompt, listenWithForce, openView, type RunOutcome } from '../engine/drivers.js';
+import { EXIT, UserError } from '../util/errors.js';
+import { registerSecret } from '../util/mask.js';
+import { makePrivateDir } from '../util/private-dir.js';
+import { describeFsError, fsExitCode } from '../util/fs-error.js';
+import { dataPaths } from '../util/paths.js';
+import { INSTANCE_VAR, STACK_VAR } from '../process/sweep.js';
+import { readProcStat } from '../process/identity.js';
+import { encode, lineReader, socketPath, type Message, type Request, type RestartRequest, type UpRequest, type WireOutput } from './protocol.js';
+
+/** The supervisor's own output (what it could not tell a client), beside the state. */
+export const supervisorLog = (dataDir: string): string => join(dataDir, 'supervisor.log');
+
+/** A connection to the data dir's live supervisor, or undefined when none listens. */
+export function connectSupervisor(dataDir: string): Promise<Socket | undefined> {
+  const path = socketPath(dataDir);
+  if (!existsSync(path)) return Promise.resolve(undefined);
+  return new Promise((res) => {
+    const s = connect(path);
+    s.once('connect', () => res(s));
+    s.once('error', () => res(undefined));
+  });
+}
+
+function logTail(dataDir: string): string {
+  try {
+    const lines = readFileSync(supervisorLog(dataDir), 'utf8').trimEnd().split('\n').slice(-10);
+    return lines.length && lines[0] ? `\n  last lines of ${supervisorLog(dataDir)}:\n${lines.map((l) => `    ${l}`).join('\n')}` : '';
+  } catch {
+    return '';
+  }
+}
+
+/** Start the data dir's supervisor, detached, and wait until it listens. */
+async function spawnSupervisor(dataDir: string): Promise<void> {
+  makePrivateDir(dataDir);
+  let log: number;
+  try {
+    log = openSync(supervisorLog(dataDir), 'a', 0o600);
+  } catch (err) {
+    throw new UserError(`stigmer: cannot start the supervisor: ${describeFsError(err, supervisorLog(dataDir))}`, fsExitCode(err));
+  }
+  const env = { ...process.env };
+  delete env[STACK_VAR];
+  delete env[INSTANCE_VAR];
+  const entry = process.argv[1]!;
+  const child = spawn(process.execPath, [...process.execArgv, entry, 'internal', 'supervise', '--data-dir', dataDir], {
+    detached: true,
+    stdio: ['ignore', log, log, 'pipe'],
+    env,
+    cwd: dataDir,
+  });
+  closeSync(log);
+  const pipe = child.stdio[3] as Socket;
+  let said = '';
+  const word = await new Promise<string>((res) => {
+    pipe.on('data', (d: Buffer) => {
+      said += d.toString();
+      if (said.includes('\n')) res(said.slice(0, said.indexOf('\n')));
+    });
+    pipe.once('end', () => res(said));
+    child.once('error', (err) => res(`error stigmer: cannot start the supervisor: ${err.message}`));
+  });
+  pipe.destroy();
+  child.unref();
+  if (word === 'ready' || word === 'busy') return;
+  if (word.startsWith('error ')) throw new UserError(word.slice(6), EXIT.taskFailed);
+  throw new UserError(`stigmer: the supervisor of ${dataDir} exited before it was ready${logTail(dataDir)}`, EXIT.taskFailed);
+}
+
+/** The live supervisor of the data dir, started when there is none. */
+export async function ensureSupervisor(dataDir: string): Promise<Socket> {
+  const live = await connectSupervisor(dataDir);
+  if (live) return live;
+  await spawnSupervisor(dataDir);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const s = await connectSupervisor(dataDir);
+    if (s) return s;
+    await sleep(50);
+  }
+  throw new UserError(`stigmer: the supervisor of ${dataDir} does not answer on ${socketPath(dataDir)}${logTail(dataDir)}`, EXIT.taskFailed);
+}
+
+/** Wait (bounded) until a process has exited. */
+async function gone(pid: number): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const stat = readProcStat(pid);
+    if (!stat || stat.state === 'Z' || stat.state === 'X') return;
+    await sleep(5);
+  }
+}
+
+export interface AttachOptions {
+  app: App;
+  dataDir: string;
+  output?: OutputMode;
+  onReady?: (outcome: RunOutcome) => void;
+}
+
+/** Send `req` and render the supervisor's stream until its `exit`; the exit code. */
+export async function attach(sock: Socket, req: Request, o: AttachOptions): Promise<number> {
+  const { app } = o;
+  listenWithForce(app, o.dataDir);
+  const send = (v: unknown): void => {
+    if (!sock.destroyed) sock.write(encode(v));
+  };
+  const onAbort = (): void => send({ op: 'interrupt', signal: app.interruptedBy() ?? 'SIGINT' });
+  if (app.signal.aborted) onAbort();
+  else app.signal.addEventListener('abort', onAbort, { once: true });
+  const views = new Map<number, Renderer>();
+  let main: Renderer | undefined;
+  let error: UserError | undefined;
+  let exitCode: number | undefined;
+  let leaving: number | undefined;
+  let chain: Promise<void> = Promise.resolve();
+  const handle = async (m: Message): Promise<void> => {
+    switch (m.t) {
+      case 'view': {
+        const r = await openView(m.kind, o.output, m.tasks, main);
+        if (m.kind === 'run') main = r;
+        views.set(m.id, r);
+        return;
+      }
+      case 'ev':
+        views.get(m.id)?.event(m.ev);
+        return;
+      case 'end':
+        await views.get(m.id)?.end();
+        return;
+      case 'err':
+        process.stderr.write(`${m.text}\n`);
+        return;
+      case 'out':
+        process.stdout.write(m.text);
+        return;
+      case 'ask': {
+        const view = m.view !== undefined ? views.get(m.view) : undefined;
+        try {
+          const value = await (view?.prompt ? view.prompt(m.task, m.opts) : askOnTerminal(app, m.opts));
+          if (m.opts.mask) registerSecret(value);
+          send({ op: 'answer', id: m.id, value });
+        } catch {
+          send({ op: 'answer', id: m.id, interrupted: true });
+        }
+        return;
+      }
+      case 'ready':
+        o.onReady?.({ ok: true, failed: [], warnings: [], changed: [], status: new Map(), outputs: new Map(m.outputs), services: new Map() });
+        return;
+      case 'error':
+        error = new UserError(m.message, m.exitCode);
+        leaving = m.leaving;
+        return;
+      case 'exit':
+        exitCode = m.code;
+        leaving = m.leaving;
+        return;
+      case 'status':
+        return;
+    }
+  };
+  await new Promise<void>((res) => {
+    sock.on(
+      'data',
+      lineReader((v) => {
+        chain = chain.then(() => handle(v as Message)).catch(() => {});
+      }),
+    );
+    sock.once('close', () => res());
+    sock.on('error', () => {});
+    send(req);
+  });
+  await chain;
+  app.signal.removeEventListener('abort', onAbort);
+  // A supervisor that leaves is gone when this command returns (a script's next step finds nothing of it).
+  if (leaving !== undefined) await gone(leaving);
+  if (error) throw error;
+  if (exitCode === undefined) {
+    process.stderr.write(`stigmer: the supervisor of ${o.dataDir} went away before the command finished; \`stigmer status\` shows what runs${logTail(o.dataDir)}\n`);
+    return EXIT.taskFailed;
+  }
+  return exitCode;
+}
+
+export interface UpThroughOptions extends AttachOptions {
+  file: string;
+  env: Record<string, string | undefined>;
+  config?: unknown;
+  only?: string[];
+  concurrency?: number;
+  noInput?: boolean;
+}
+
+/** A detached `up`: run the graph in the data dir's supervisor (started if need be). */
+export async function upThroughSupervisor(o: UpThroughOptions): Promise<number> {
+  // a data dir that can never work (a file, /proc, read-only) is one clear line, before anything starts
+  makePrivateDir(o.dataDir);
+  makePrivateDir(dataPaths(o.dataDir).logs, 'log dir');
+  const sock = await ensureSupervisor(o.dataDir);
+  const req: UpRequest = {
+    op: 'up',
+    file: o.file,
+    dataDir: o.dataDir,
+    cwd: process.cwd(),
+    noInput: !!o.noInput,
+    canPrompt: canPrompt(o.noInput),
+    output: (o.output ?? 'auto') as WireOutput,
+    env: o.env,
+    processEnv: { ...process.env },
+    ...(o.config !== undefined ? { config: o.config } : {}),
+    ...(o.only ? { only: o.only } : {}),
+    ...(o.concurrency ? { concurrency: o.concurrency } : {}),
+  };
+  return attach(sock, req, o);
+}
+
+export interface RestartThroughOptions extends AttachOptions {
+  file: string;
+  task: string;
+  env: Record<string, string | undefined>;
+  config?: unknown;
+  noInput?: boolean;
+}
+
+/**
+ * `restart <task>`: the stack's live supervisor stops the service (its stop signal and grace) and
+ * starts it again (its needs reused while satisfied); the tasks that need it keep running.
+ */
+export async function restartThroughSupervisor(o: RestartThroughOptions): Promise<number> {
+  const sock = await connectSupervisor(o.dataDir);
+  if (!sock) {
+    throw new UserError(
+      `stigmer: no supervisor runs the stack in ${o.dataDir}, so there is nothing to restart.\nStart the stack with \`stigmer up\` (\`stigmer local start\` for the local stack); \`stigmer run ${o.task}\` reruns one step without it.`,
+      EXIT.taskFailed,
+    );
+  }
+  const req: RestartRequest = {
+    op: 'restart',
+    task: o.task,
+    file: o.file,
+    dataDir: o.dataDir,
+    cwd: process.cwd(),
+    noInput: !!o.noInput,
+    canPrompt: canPrompt(o.noInput),
+    output: (o.output ?? 'auto') as WireOutput,
+    env: o.env,
+    processEnv: { ...process.env },
+    ...(o.config !== undefined ? { config: o.config } : {}),
+  };
+  return attach(sock, req, o);
+}
+
+/** `down` through the live supervisor; undefined when none runs (the caller undoes from the state). */
+export async function downThroughSupervisor(o: AttachOptions & { quiet?: boolean }): Promise<number | undefined> {
+  const sock = await connectSupervisor(o.dataDir);
+  if (!sock) return undefined;
+  return attach(sock, { op: 'down', dataDir: o.dataDir, cwd: process.cwd(), output: (o.output ?? 'auto') as WireOutput, ...(o.quiet ? { quiet: true } : {}) }, o);
+}

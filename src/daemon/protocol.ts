@@ -1,0 +1,122 @@
+/**
+ * The supervisor's socket protocol: newline-delimited JSON over `<data-dir>/supervisor.sock` (a
+ * Unix socket, mode 0600, owner only; never TCP). A client sends one request line, then at most
+ * follow-ups on the same connection (an interrupt, the answer to a prompt); the supervisor answers
+ * with a stream of messages that ends with `exit` (or `status`).
+ *
+ * The supervisor runs the engine; the client renders. So the client is told which view to build
+ * (`view`: a run's, an undo's or a down's, with the tasks it shows), then gets that view's engine
+ * events in order, exactly as the in-process run emits them; stderr/stdout text the engine would
+ * print; prompts to ask on its terminal.
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import type { EngineEvent } from '../model/event.js';
+import type { PromptOptions } from '../model/kind.js';
+import type { InterruptSignal } from '../model/app.js';
+import type { RenderTask } from '../render/types.js';
+
+export type ViewKind = 'run' | 'undo' | 'down';
+export type WireOutput = 'plain' | 'json' | 'auto' | 'tty';
+
+export interface UpRequest extends Named {
+  op: 'up';
+  /** the tasks file as the client named it, read from `cwd` */
+  file: string;
+  only?: string[];
+  concurrency?: number;
+  noInput: boolean;
+  /** whether the client can prompt on its terminal */
+  canPrompt: boolean;
+  output: WireOutput;
+  /** `${{ env.* }}` (the client's environment over its .env) */
+  env: Record<string, string | undefined>;
+  /** the client's own environment: what the services started for this request inherit */
+  processEnv: Record<string, string | undefined>;
+  /** the resolved config, when the client resolved it (local start); else loaded when the file reads it */
+  config?: unknown;
+}
+
+/** What every request that runs the engine names: the data dir as the client names it, and its directory. */
+interface Named {
+  /**
+   * The data dir as the client names it (the same directory as the supervisor's: checked). The
+   * engine works on it under this name, so every path it reports reads as the user gave it,
+   * and a view of the directory the user cannot write (a read-only mount) behaves as it would in
+   * the CLI.
+   */
+  dataDir: string;
+  /** the client's working directory: relative paths are read from it, as in the CLI */
+  cwd: string;
+}
+
+export interface DownRequest extends Named {
+  op: 'down';
+  output: WireOutput;
+  quiet?: boolean;
+}
+
+/** Restart one service (its needs reused while satisfied, as `stigmer run`; its dependents keep running). */
+export interface RestartRequest extends Omit<UpRequest, 'op' | 'only' | 'concurrency'> {
+  op: 'restart';
+  task: string;
+}
+
+export type Request = UpRequest | DownRequest | RestartRequest | { op: 'status' };
+
+/** Sent after the request, on the same connection. */
+export type FollowUp = { op: 'interrupt'; signal: InterruptSignal } | { op: 'answer'; id: number; value?: string; interrupted?: boolean };
+
+export type Message =
+  | { t: 'view'; id: number; kind: ViewKind; tasks: RenderTask[] }
+  | { t: 'ev'; id: number; ev: EngineEvent }
+  | { t: 'end'; id: number }
+  | { t: 'err'; text: string }
+  | { t: 'out'; text: string }
+  /** a prompt: `view` names the view that asks (a live view asks in place), else the bare terminal */
+  | { t: 'ask'; id: number; task: string; opts: PromptOptions; view?: number }
+  | { t: 'ready'; outputs: [string, Record<string, unknown>][] }
+  /** the last message; `leaving`: the supervisor's pid, which exits now (the client waits for it) */
+  | { t: 'error'; message: string; exitCode: number; leaving?: number }
+  | { t: 'exit'; code: number; leaving?: number }
+  | { t: 'status'; pid: number; startedAt: string; busy: boolean };
+
+/**
+ * Where the socket of a data dir lives. A Unix socket path has a 107-byte limit: a data dir too
+ * deep for it gets its socket in a private directory of the user's under the temp dir, named by
+ * a hash of the data dir (the state's `supervisor.socket` records which).
+ */
+export function socketPath(dataDir: string): string {
+  const plain = join(dataDir, 'supervisor.sock');
+  if (Buffer.byteLength(plain) <= 100) return plain;
+  const hash = createHash('sha256').update(dataDir).digest('hex').slice(0, 16);
+  return join(shortSocketDir(), `${hash}.sock`);
+}
+
+export function shortSocketDir(): string {
+  return join(tmpdir(), `stigmer-${process.getuid?.() ?? 'user'}`);
+}
+
+/** Split a stream of chunks into JSON lines; a line that is not JSON is dropped. */
+export function lineReader(onMessage: (value: unknown) => void): (chunk: Buffer | string) => void {
+  let buffered = '';
+  return (chunk) => {
+    buffered += chunk.toString();
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (!line.trim()) continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      onMessage(value);
+    }
+  };
+}
+
+export const encode = (value: unknown): string => `${JSON.stringify(value)}\n`;
