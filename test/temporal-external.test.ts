@@ -203,3 +203,25 @@ test('a profile of Temporal\'s own temporal.toml: address, namespace, TLS and th
   assert.match(unknown.stderr, /has no profile "staging" \(profiles: default, cloud\)/);
   assertNoKey(r, [start.stdout, start.stderr, list.stdout]);
 });
+
+test('local status asks the same health check: SERVING, then NOT_SERVING, then unreachable', async (t) => {
+  const r = await rig(t);
+  const fe = await startFrontend({ namespaces: ['team'] });
+  let closed = false;
+  t.after(() => (closed ? undefined : fe.close()));
+  const env = { ...r.env, TEMPORAL_ADDRESS: `127.0.0.1:${fe.port}`, TEMPORAL_NAMESPACE: 'team' };
+  const start = await runCli(['local', 'start', '--no-input'], { home: r.home, env });
+  assert.equal(start.code, 0, start.stderr);
+  const health = async (): Promise<string> => {
+    const s = await runCli(['local', 'status', '--json'], { home: r.home, env });
+    return (JSON.parse(s.stdout) as { temporal: { health: string } }).temporal.health;
+  };
+  assert.equal(await health(), 'SERVING');
+  fe.setServing(false);
+  assert.equal(await health(), 'NOT_SERVING');
+  await fe.close();
+  closed = true;
+  assert.match(await health(), /^unreachable \(.*refused/);
+  const text = await runCli(['local', 'status'], { home: r.home, env });
+  assert.match(text.stdout, /health: unreachable \(/);
+});
