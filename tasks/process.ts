@@ -37,7 +37,8 @@ import { fail } from '../src/model/failure.js';
 import { formatMs } from '../src/util/format.js';
 import { abortError, childEnv, groupMembers, HAS_PROC, inspectPort, isAlive, readProcStat, spawnService, type StopProcess } from '../src/process/proc.js';
 import { tailLines } from '../src/process/log-file.js';
-import { describeProbe, disposeProbe, formatAddress, parseProbe, probeOnce, toDuration, toPort, waitReady, type Probe, type ProbeResult, type ProbeSpec, type WaitOutcome } from '../src/process/probes.js';
+import { describeProbe, disposeProbe, parseProbe, probeOnce, toDuration, toPort, waitReady, type Probe, type ProbeResult, type ProbeSpec, type WaitOutcome } from '../src/process/probes.js';
+import { formatAddress } from '../src/util/address.js';
 import { executeUndo } from '../src/engine/undo.js';
 import { parseLog, parseRestart } from '../src/supervisor/policy.js';
 import { parseHealth } from '../src/supervisor/health.js';
@@ -216,7 +217,7 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
   // The address its readiness probe reaches, as written (status shows the same text as the
   // config, e.g. Temporal's 127.0.0.1:7233), else its first port.
   const address = parsed?.probe.kind === 'tcp'
-    ? formatAddress(parsed.probe.host, parsed.probe.port)
+    ? formatAddress(parsed.probe)
     : parsed?.probe.kind === 'grpc'
       ? parsed.probe.spec.address
       : parsed?.probe.kind === 'http'

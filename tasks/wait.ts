@@ -11,7 +11,8 @@ import { TaskError, type TaskContext, type TaskKind, type TaskResult } from '../
 import { fail } from '../src/model/failure.js';
 import { formatMs } from '../src/util/format.js';
 import { abortError } from '../src/process/proc.js';
-import { describeProbe, formatAddress, parseProbe, waitReady, type ProbeSpec } from '../src/process/probes.js';
+import { describeProbe, parseProbe, waitReady, type ProbeSpec } from '../src/process/probes.js';
+import { formatAddress } from '../src/util/address.js';
 
 export type WaitWith = Pick<ProbeSpec, 'tcp' | 'http' | 'grpc' | 'interval' | 'timeout'>;
 
@@ -27,7 +28,7 @@ export async function runWait(ctx: TaskContext<WaitWith>): Promise<TaskResult> {
   const spec: ProbeSpec = { [given[0]!]: w[given[0]!], interval: w.interval, timeout: w.timeout };
   const { probe, intervalMs, timeoutMs } = parseProbe(spec, { logFile: ctx.logFile, logOffset: 0, cwd: ctx.baseDir, env: ctx.env }, 'with');
   const address =
-    probe.kind === 'tcp' ? formatAddress(probe.host, probe.port) : probe.kind === 'grpc' ? probe.spec.address : probe.kind === 'http' ? new URL(probe.url).host : '';
+    probe.kind === 'tcp' ? formatAddress(probe) : probe.kind === 'grpc' ? probe.spec.address : probe.kind === 'http' ? new URL(probe.url).host : '';
 
   const started = performance.now();
   let shown = '';

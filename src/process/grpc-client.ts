@@ -11,6 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type * as Grpc from '@grpc/grpc-js';
+import { parseAddress } from '../util/address.js';
 import {
   DESCRIBE_NAMESPACE,
   HEALTH_CHECK,
@@ -144,8 +145,7 @@ export function classify(target: GrpcTarget, err: { code?: number; details?: str
 }
 
 function hostOf(address: string): string {
-  const i = address.lastIndexOf(':');
-  return (i > 0 ? address.slice(0, i) : address).replace(/^\[(.*)\]$/, '$1');
+  return parseAddress(address)?.host ?? address;
 }
 
 /** "...:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:..." -> "tlsv13 alert certificate required" */

@@ -17,7 +17,7 @@ import { stripAnsi } from './log-file.js';
 import { serviceText } from './log-line.js';
 import { runCommand } from './command.js';
 import { formatCommandLine, type ExitInfo } from './proc.js';
-import { parseAddress } from '../util/address.js';
+import { formatAddress, parseAddress } from '../util/address.js';
 import type { GrpcChannel, GrpcTls } from './grpc-client.js';
 
 /** HTTP and exec probes: a request or a process per attempt. */
@@ -169,16 +169,11 @@ function parseGrpc(g: GrpcProbeSpec, what: string): Probe {
   return { kind: 'grpc', spec: g, service: g.service ?? '' };
 }
 
-/** "127.0.0.1:80", "[::1]:80", "localhost:80" */
-export function formatAddress(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
 /** What a probe checks, for messages: "tcp localhost:7233", "log /ready/". */
 export function describeProbe(probe: Probe): string {
   switch (probe.kind) {
     case 'tcp':
-      return `tcp ${formatAddress(probe.host, probe.port)}`;
+      return `tcp ${formatAddress(probe)}`;
     case 'http':
       return `GET ${probe.url} answering ${probe.status}`;
     case 'log':
@@ -258,7 +253,7 @@ function errorText(err: unknown): string {
 
 function connectOnce(host: string, port: number, signal: AbortSignal): Promise<ProbeResult> {
   return new Promise((resolve) => {
-    const address = formatAddress(host, port);
+    const address = formatAddress({ host, port });
     const socket = net.connect({ host, port });
     const done = (r: ProbeResult): void => {
       clearTimeout(timer);

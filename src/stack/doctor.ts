@@ -125,8 +125,8 @@ function stackHolders(home: string, views: TaskStatusView[]): Map<number, string
   const held = new Map<number, string>();
   for (const v of views) {
     if (v.state !== 'ready' || !v.address) continue;
-    const port = Number(v.address.split(':').pop());
-    if (Number.isInteger(port)) held.set(port, `${v.task}${v.pid ? `, pid ${v.pid}` : ''}`);
+    const port = parseAddress(v.address)?.port;
+    if (port !== undefined) held.set(port, `${v.task}${v.pid ? `, pid ${v.pid}` : ''}`);
   }
   return held;
 }

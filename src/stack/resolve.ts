@@ -4,6 +4,7 @@
  */
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
+import { parseAddress, type Address } from '../util/address.js';
 import { LLM_DEFAULTS } from './llm/defaults.js';
 import { chooseTemporalCli, temporalRelease, type TemporalRelease } from './config/temporal.js';
 import type { StigmerConfig } from './config/types.js';
@@ -11,13 +12,10 @@ import type { StigmerConfig } from './config/types.js';
 const DEFAULT_WAIT_TIMEOUT = '30s';
 
 /** host and port of "host:port" (also "[::1]:7233"). */
-function splitAddress(address: string): { host: string; port: number } {
-  const i = address.lastIndexOf(':');
-  const port = Number(address.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new UserError(`Expected an address like host:port, got ${JSON.stringify(address)}`);
-  }
-  return { host: address.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port };
+function splitAddress(address: string): Address {
+  const parsed = parseAddress(address);
+  if (!parsed || parsed.port < 1) throw new UserError(`Expected an address like host:port, got ${JSON.stringify(address)}`);
+  return parsed;
 }
 
 /**

@@ -9,15 +9,20 @@ export interface Address {
   port: number;
 }
 
-/** Parse `host:port`; undefined when it is not one. Port 0 is allowed (listen on any free port). */
+/**
+ * Parse `host:port`; undefined when it is not one. The host is a name or IPv4 address (no
+ * white space, `:`, `/`, `@`, `?`, `#`), or an IPv6 address in brackets. Port 0 is allowed
+ * (listen on any free port): a caller that connects checks `port > 0`.
+ */
 export function parseAddress(text: string): Address | undefined {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text.trim());
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:/?#@[\]]+)):(\d{1,5})$/.exec(text.trim());
   if (!m) return undefined;
   const port = Number(m[3]);
   if (port > 65535) return undefined;
   return { host: (m[1] ?? m[2])!, port };
 }
 
+/** "127.0.0.1:80", "[::1]:80", "localhost:80" (a probe or any `{ host, port }` will do) */
 export function formatAddress(a: Address): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }

@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import type { GrpcTls } from '../../process/grpc-client.js';
 import { parseDuration } from '../../util/duration.js';
+import { parseAddress } from '../../util/address.js';
 import { LLM_DEFAULTS, LLM_PROVIDERS, MODE_DEFAULT_PROVIDER, isLlmProvider, type LlmProvider } from '../llm/defaults.js';
 
 export interface HostPort {
@@ -55,8 +56,6 @@ export class RunnerEnvError extends Error {
   }
 }
 
-const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/;
-
 function get(env: NodeJS.ProcessEnv, name: string): string | undefined {
   const v = env[name]?.trim();
   return v ? v : undefined;
@@ -65,10 +64,9 @@ function get(env: NodeJS.ProcessEnv, name: string): string | undefined {
 function hostPort(env: NodeJS.ProcessEnv, name: string, what: string, example: string): HostPort {
   const value = get(env, name);
   if (value === undefined) throw new RunnerEnvError(`${name} is not set; expected ${what} as host:port, e.g. ${example}`);
-  const m = HOST_PORT.exec(value);
-  const port = m ? Number(m[2]) : 0;
-  if (!m || port < 1 || port > 65535) throw new RunnerEnvError(`Expected ${name} to be host:port (e.g. ${example}), got ${JSON.stringify(value)}`);
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port, text: value };
+  const address = parseAddress(value);
+  if (!address || address.port < 1) throw new RunnerEnvError(`Expected ${name} to be host:port (e.g. ${example}), got ${JSON.stringify(value)}`);
+  return { ...address, text: value };
 }
 
 function duration(env: NodeJS.ProcessEnv, name: string, fallbackMs: number): number {

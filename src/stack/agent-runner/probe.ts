@@ -4,7 +4,8 @@
  * stigmer-server answers /healthz. Both retry until a deadline, so the runner may start a moment
  * before its dependencies; a refused key, TLS failure or unknown namespace ends the wait at once.
  */
-import { formatAddress, parseProbe, waitReady } from '../../process/probes.js';
+import { parseProbe, waitReady } from '../../process/probes.js';
+import { formatAddress } from '../../util/address.js';
 import { WORKFLOW_SERVICE } from '../../process/grpc-codec.js';
 import type { RunnerConfig } from './env.js';
 import type { RunnerApi } from './server-api.js';
@@ -26,7 +27,7 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
 
 /** Poll Temporal until its WorkflowService is SERVING and the namespace is there. */
 export async function waitForTemporal(config: RunnerConfig, timeoutMs: number, signal: AbortSignal): Promise<ProbeResult> {
-  const address = formatAddress(config.temporal.host, config.temporal.port);
+  const address = formatAddress(config.temporal);
   const { probe } = parseProbe(
     {
       grpc: {

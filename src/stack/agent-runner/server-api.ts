@@ -6,6 +6,7 @@
 import type { Agent, Dispatcher } from 'undici';
 import { loadUndici } from '../llm/http.js';
 import type { HostPort } from './env.js';
+import { formatAddress } from '../../util/address.js';
 
 export interface ServerAgent {
   name: string;
@@ -49,8 +50,7 @@ export class RunnerApi {
     private readonly runnerId: string,
   ) {
     // The server binds 127.0.0.1 for "localhost" (the API contract); skip the ::1 attempt.
-    const host = server.host === 'localhost' ? '127.0.0.1' : server.host.includes(':') ? `[${server.host}]` : server.host;
-    this.baseUrl = `http://${host}:${server.port}`;
+    this.baseUrl = `http://${formatAddress({ host: server.host === 'localhost' ? '127.0.0.1' : server.host, port: server.port })}`;
   }
 
   private async dispatcher(): Promise<Dispatcher> {
