@@ -1,0 +1,304 @@
+/**
+ * 9. The supervisor (issue 9), on `stigmer up --foreground` (the CLI hosts the watch loop; the
+ * detached daemon runs the same code), each against what the service costs by itself:
+ *
+ *   restart   a service that crashes 300 ms after it is ready (policy always, 20 ms backoff):
+ *             crash -> ready again, from the recorded events, minus the backoff, minus the
+ *             service's own start (spawn -> its port open, the same fixture run bare, before and
+ *             after the session)                                      goal <= 30 ms
+ *   hung      a service that stops answering (event loop blocked, port open) 400 ms after it
+ *             starts, with `health: { http, interval: 200ms, timeout: 100ms, failures: 3 }`: its
+ *             `hanging now` line (the log's stamp) -> the `unhealthy` event, minus interval x
+ *             failures                                                goal <= 50 ms
+ *   logs      a service printing 200k lines as fast as it can (one write per line) through the
+ *             supervisor vs to /dev/null, its own time for the loop (it says it on stderr),
+ *             interleaved; the host's CPU over the print and its peak RSS    goal >= 0.8x, <= 60 MB
+ *
+ *   node dist/bench/supervisor.js [--quick]
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readEvents, type SupervisorEvent } from '../src/supervisor/events.js';
+import { parseLogLine } from '../src/process/log-line.js';
+import { cliPath, finishHome, fixture, freePort, note, readStamps, round, runIfMain, sleep, start, stats, stopGroup, tempHome, until, type Spawned } from './lib.js';
+import { formatTable, type Row, type Suite, type SuiteResult } from './report.js';
+
+const node = process.execPath;
+const B = '9 supervisor';
+
+interface Session {
+  home: string;
+  data: string;
+  host: Spawned;
+}
+
+/** `up --foreground` on a tasks file of `tasks` in a fresh home. */
+function session(tasks: string[]): Session {
+  const home = tempHome('stigmer-bench-');
+  const data = join(home, 'data');
+  const file = join(home, 'stigmer.tasks.yaml');
+  writeFileSync(file, ['version: 1', 'tasks:', ...tasks, ''].join('\n'));
+  const host = start(node, [cliPath, 'up', '--foreground', '--output', 'plain', '-f', file, '--data-dir', data], { cwd: home, home });
+  return { home, data, host };
+}
+
+/** Ctrl-C the host (it undoes everything), check nothing is left, remove the home. */
+async function end(s: Session): Promise<void> {
+  s.host.child.kill('SIGINT');
+  const done = await Promise.race([s.host.exited.then(() => true), sleep(20_000).then(() => false)]);
+  if (!done) await stopGroup(s.host);
+  await finishHome(s.home);
+}
+
+const events = (s: Session, task: string): SupervisorEvent[] => readEvents(s.data).filter((e) => e.task === task);
+const at = (e: SupervisorEvent): number => Date.parse(e.at);
+
+function task(name: string, lines: string[]): string {
+  return [`  ${name}:`, '    uses: process', '    with:', ...lines.map((l) => `      ${l}`)].join('\n');
+}
+
+const list = (xs: string[]): string => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`;
+
+/** The fixture run bare: spawn -> its port open (what a restart costs the service itself). */
+async function bareStart(port: number): Promise<number> {
+  const home = tempHome('stigmer-bench-');
+  const p = start(node, [fixture('service.mjs'), '--listen', String(port), '--stamp'], { cwd: home, home });
+  try {
+    await until('bare service listening', () => readStamps(p.stdout(), 'listening').length > 0, 20_000);
+    return readStamps(p.stdout(), 'listening')[0]! - p.startedAt;
+  } finally {
+    await stopGroup(p);
+    await finishHome(home);
+  }
+}
+
+async function restartOverhead(restarts: number): Promise<{ rows: Row[]; details: Record<string, unknown> }> {
+  const port = await freePort();
+  const bare: number[] = [];
+  for (let i = 0; i < Math.ceil(restarts / 2); i++) bare.push(await bareStart(port));
+  const s = session([
+    task('flaky', [
+      `command: ${node}`,
+      `args: ${list([fixture('service.mjs'), '--listen', String(port), '--exit-after', '300', '--code', '1', '--stamp'])}`,
+      `ports: [${port}]`,
+      `ready: { tcp: { host: 127.0.0.1, port: ${port} }, timeout: 20s }`,
+      `stop: { signal: SIGTERM, grace: 2s }`,
+      `restart: { policy: always, backoff: 20ms, max_backoff: 20ms, max_restarts: 100000, window: 1h }`,
+    ]),
+  ]);
+  const gaps: number[] = [];
+  /** where a restart's time goes: exit -> spawned (minus the backoff: stop what is left, schedule), spawned -> ready */
+  const toSpawn: number[] = [];
+  const toReady: number[] = [];
+  try {
+    await until(`${restarts} restarts`, () => events(s, 'flaky').filter((e) => e.type === 'ready').length >= restarts, 120_000);
+    const evs = events(s, 'flaky');
+    for (let i = 0; i < evs.length; i++) {
+      const exited = evs[i]!;
+      if (exited.type !== 'exited') continue;
+      const restarting = evs.slice(i + 1).find((e) => e.type === 'restarting');
+      const started = evs.slice(i + 1).find((e) => e.type === 'started');
+      const ready = evs.slice(i + 1).find((e) => e.type === 'ready');
+      if (!restarting || !started || !ready) break;
+      gaps.push(at(ready) - at(exited) - (restarting.delay_ms ?? 0));
+      toSpawn.push(at(started) - at(exited) - (restarting.delay_ms ?? 0));
+      toReady.push(at(ready) - at(started));
+    }
+  } finally {
+    await end(s);
+  }
+  for (let i = 0; i < Math.floor(restarts / 2); i++) bare.push(await bareStart(port));
+  const own = stats(bare).median;
+  return {
+    rows: [
+      { bench: B, metric: 'crash -> ready again: supervisor overhead over the service\'s own start (backoff excluded)', unit: 'ms', stats: stats(gaps.map((g) => g - own)), goal: { max: 30 } },
+      { bench: B, metric: '  crash -> ready again, minus the backoff (absolute)', unit: 'ms', stats: stats(gaps) },
+      { bench: B, metric: '  the service\'s own start, spawn -> port open, bare (absolute)', unit: 'ms', stats: stats(bare) },
+      { bench: B, metric: '  of which exit -> the new process spawned, minus the backoff', unit: 'ms', stats: stats(toSpawn) },
+      { bench: B, metric: '  of which spawned -> ready (the readiness probe passed)', unit: 'ms', stats: stats(toReady) },
+    ],
+    details: { restart: { gaps_ms: gaps, bare_start_ms: bare, exit_to_spawn_ms: toSpawn, spawn_to_ready_ms: toReady } },
+  };
+}
+
+/** Epoch ms of each `hanging now` line in the task's logs (the writer's stamps). */
+function hangStamps(s: Session, name: string): number[] {
+  let text = '';
+  for (const f of [`${name}.log.3`, `${name}.log.2`, `${name}.log.1`, `${name}.log`]) {
+    try {
+      text += readFileSync(join(s.data, 'logs', f), 'utf8');
+    } catch {
+      // not rotated that far
+    }
+  }
+  return text
+    .split('\n')
+    .map((l) => parseLogLine(l))
+    .filter((l) => l.text === 'hanging now' && l.time !== undefined)
+    .map((l) => l.time!);
+}
+
+async function hungNoticed(cycles: number): Promise<{ rows: Row[]; details: Record<string, unknown> }> {
+  const port = await freePort();
+  const intervalMs = 200;
+  const failures = 3;
+  const url = `http://127.0.0.1:${port}/healthz`;
+  const s = session([
+    task('hangs', [
+      `command: ${node}`,
+      `args: ${list([fixture('service.mjs'), '--listen', String(port), '--http', '--hang-after', '400'])}`,
+      `ports: [${port}]`,
+      `ready: { http: { url: "${url}" }, timeout: 20s }`,
+      // it ignores SIGTERM once hung: a short grace keeps the cycles short
+      `stop: { signal: SIGTERM, grace: 200ms }`,
+      `health: { http: { url: "${url}" }, interval: ${intervalMs}ms, timeout: 100ms, failures: ${failures} }`,
+      `restart: { policy: always, backoff: 20ms, max_backoff: 20ms, max_restarts: 100000, window: 1h }`,
+    ]),
+  ]);
+  const late: number[] = [];
+  try {
+    await until(`${cycles} unhealthy`, () => events(s, 'hangs').filter((e) => e.type === 'unhealthy').length >= cycles, 180_000);
+    const unhealthy = events(s, 'hangs').filter((e) => e.type === 'unhealthy').map(at);
+    const hangs = hangStamps(s, 'hangs');
+    // each instance hangs once, then is noticed once
+    for (const u of unhealthy) {
+      const h = hangs.filter((x) => x <= u).at(-1);
+      if (h !== undefined) late.push(u - h);
+    }
+  } finally {
+    await end(s);
+  }
+  const budget = intervalMs * failures;
+  return {
+    rows: [
+      { bench: B, metric: `hung service noticed, beyond interval x failures (${intervalMs} ms x ${failures})`, unit: 'ms', stats: stats(late.map((l) => l - budget)), goal: { max: 50 } },
+      { bench: B, metric: '  hang -> unhealthy (absolute)', unit: 'ms', stats: stats(late) },
+    ],
+    details: { hung: { interval_ms: intervalMs, failures, hang_to_unhealthy_ms: late } },
+  };
+}
+
+const LINES = 200_000;
+/** Prints `go`, waits for the watch loop to be on, prints LINES lines, says how long that took. */
+const PRINTER = `const n = ${LINES}; const pad = ' the quick brown fox jumps over the lazy dog';
+console.log('go');
+setTimeout(() => {
+  const t0 = performance.now();
+  for (let i = 1; i <= n; i++) process.stdout.write('line ' + i + pad + '\\n');
+  process.stderr.write('took ' + (performance.now() - t0).toFixed(3) + '\\n');
+  setTimeout(() => process.exit(0), 100_000);
+}, 300);`;
+
+/** utime + stime of a process, ms. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+function peakRssMb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function toDevNull(): Promise<number> {
+  const home = tempHome('stigmer-bench-');
+  try {
+    const { spawn } = await import('node:child_process');
+    const { openSync, closeSync } = await import('node:fs');
+    const fd = openSync('/dev/null', 'w');
+    let err = '';
+    const child = spawn(node, ['-e', PRINTER], { stdio: ['ignore', fd, 'pipe'], env: { ...process.env, STIGMER_HOME: home } });
+    closeSync(fd);
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    await until('the bare printer done', () => /took [\d.]+\n/.test(err), 60_000);
+    child.kill('SIGKILL');
+    await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once('exit', r)));
+    return Number(/took ([\d.]+)/.exec(err)![1]);
+  } finally {
+    await finishHome(home);
+  }
+}
+
+async function throughSupervisor(): Promise<{ ms: number; cpuMs: number; rssMb: number }> {
+  const s = session([task('printer', [`command: ${node}`, `args: ${list(['-e', PRINTER])}`, 'ready: { log: "^go$", timeout: 20s }', 'stop: { signal: SIGKILL, grace: 1s }'])]);
+  try {
+    const log = join(s.data, 'logs', 'printer.log');
+    // ~15 MB of lines: the log rotates (10 MB by default), so the tail of .1 counts too.
+    const read = (): string => {
+      let text = '';
+      for (const f of [`${log}.1`, log]) {
+        try {
+          const t = readFileSync(f, 'utf8');
+          text += t.length > 4096 ? t.slice(-4096) : t;
+        } catch {
+          // not there (yet)
+        }
+      }
+      return text;
+    };
+    await until('printer ready', () => / out go\n/.test(read()), 30_000);
+    const cpu0 = cpuMs(s.host.child.pid!);
+    // stderr's line may land before the last of stdout's: kept once seen
+    let took: number | undefined;
+    await until('printer done', () => (took ??= Number(/ err took ([\d.]+)\n/.exec(read())?.[1] ?? NaN) || undefined) !== undefined, 60_000);
+    await until(`${LINES} lines on disk`, () => read().includes(`line ${LINES} `), 60_000);
+    const cpu = cpuMs(s.host.child.pid!) - cpu0;
+    return { ms: took!, cpuMs: cpu, rssMb: peakRssMb(s.host.child.pid!) };
+  } finally {
+    await end(s);
+  }
+}
+
+async function logThroughput(runs: number): Promise<{ rows: Row[]; details: Record<string, unknown> }> {
+  const ratio: number[] = [];
+  const cpu: number[] = [];
+  const rss: number[] = [];
+  const ms = { devnull: [] as number[], supervised: [] as number[] };
+  await toDevNull(); // warm-up
+  for (let i = 0; i < runs; i++) {
+    const first = i % 2 === 0;
+    const a = first ? await toDevNull() : undefined;
+    const sup = await throughSupervisor();
+    const d = a ?? (await toDevNull());
+    ratio.push(d / sup.ms);
+    cpu.push((sup.cpuMs * 100_000) / LINES);
+    rss.push(sup.rssMb);
+    ms.devnull.push(d);
+    ms.supervised.push(sup.ms);
+  }
+  return {
+    rows: [
+      { bench: B, metric: 'log throughput through the supervisor vs /dev/null (one write per line)', unit: 'x', stats: stats(ratio, 2), goal: { min: 0.8 } },
+      { bench: B, metric: '  supervisor (up --foreground) CPU per 100k lines', unit: 'ms', stats: stats(cpu) },
+      { bench: B, metric: '  supervisor peak RSS, one chatty service', unit: 'MB', stats: stats(rss), goal: { max: 60 } },
+    ],
+    details: { logs: { lines: LINES, loop_ms: ms, lines_per_s_median: { devnull: round(LINES / (stats(ms.devnull).median / 1000), 0), supervised: round(LINES / (stats(ms.supervised).median / 1000), 0) } } },
+  };
+}
+
+export const supervisor: Suite = {
+  name: 'supervisor',
+  title: 'the supervisor: crash -> ready again, a hung service noticed, log throughput and the host\'s CPU and RSS',
+  async run({ quick }): Promise<SuiteResult> {
+    const rows: Row[] = [];
+    const details: Record<string, unknown> = {};
+    note('supervisor: crash -> ready again');
+    const r = await restartOverhead(quick ? 4 : 12);
+    note('supervisor: a hung service noticed');
+    const h = await hungNoticed(quick ? 3 : 8);
+    note('supervisor: log throughput');
+    const l = await logThroughput(quick ? 2 : 5);
+    for (const x of [r, h, l]) {
+      rows.push(...x.rows);
+      Object.assign(details, x.details);
+    }
+    return { name: 'supervisor', rows, details };
+  },
+};
+
+runIfMain(import.meta.url, async (argv) => {
+  const r = await supervisor.run({ quick: argv.includes('--quick') });
+  process.stdout.write(`${formatTable([r])}\n${JSON.stringify(r.details, null, 2)}\n`);
+  return 0;
+});
