@@ -251,3 +251,25 @@ test('the host API in-process: runGraph(supervised) + superviseRun; restart(task
     await cleanupHome(r.home);
   }
 });
+
+test('up --foreground on a stack a detached up started adopts its services: an exit is noticed by polling and restarted', async () => {
+  const port = await freePort();
+  const r = rig([svc('web', port, [], ['restart: { policy: on-failure, backoff: 50ms }'])]);
+  const { runCli } = await import('./helpers.js');
+  const up = await runCli(['up', '-f', r.file, '--data-dir', r.data], { home: r.home });
+  assert.equal(up.code, 0, up.stderr);
+  const first = record(r, 'web')!.undo[0]!.pid;
+  const fg = foreground(r);
+  try {
+    await until('foreground', () => fg.err().includes('running in the foreground'));
+    assert.equal(record(r, 'web')!.undo[0]!.pid, first, 'reused, not restarted');
+    process.kill(first, 'SIGKILL');
+    await until('restarted', () => types(events(r, 'web')) === 'exited restarting started ready');
+    const exit = events(r, 'web')[0]!;
+    // not its child: the exit was seen, its code was not
+    assert.deepEqual([exit.code, exit.signal, exit.pid], [null, null, first]);
+    assert.notEqual(record(r, 'web')!.undo[0]!.pid, first);
+  } finally {
+    assert.equal((await finish(r, fg)).code, 130, fg.err());
+  }
+});
