@@ -33,7 +33,7 @@ import { Stamp } from '../process/log-line.js';
 import { tailLines } from '../process/log-file.js';
 import { isAlive } from '../process/proc.js';
 import { appendEvent, type NewEvent, type SupervisorEvent } from './events.js';
-import { describeEnding, RestartTracker, type Ending } from './policy.js';
+import { describeEnding, restartsOn, RestartTracker, type Ending } from './policy.js';
 import { startHealth, type HealthLoop } from './health.js';
 
 /** What a rerun of a task came to (the engine's TaskOutcome, as far as the supervisor reads it). */
@@ -190,8 +190,9 @@ class Watched {
     const gen = ++this.generation;
     const now = Date.now();
     this.tracker.ready(now);
-    if (announce) this.sup.event({ task: this.task, type: 'ready', pid: instance.pid });
+    // The state first: a reader who saw the event finds the state saying so.
     this.o.record(this.task, { service: 'ready', readyAt: new Date(now).toISOString(), nextRestartAt: null, restarts: this.restarts }, true);
+    if (announce) this.sup.event({ task: this.task, type: 'ready', pid: instance.pid });
     void this.waitExit(instance).then((exit) => {
       if (gen !== this.generation || this.sup.isStopping || this.manual) return;
       this.ended({ ...exit, reason: 'exited' });
@@ -211,12 +212,14 @@ class Watched {
         },
         onUnhealthy: (r) => {
           if (gen !== this.generation || this.sup.isStopping) return;
-          this.generation++;
+          // Restarted: the exit of the stop that follows is not another failure. Not restarted
+          // (policy no): a later exit of it is still seen.
+          if (restartsOn(this.tracker.policy.policy, { code: null, signal: null, reason: 'unhealthy' })) this.generation++;
           this.health?.stop();
           this.health = undefined;
+          this.o.record(this.task, { service: 'unhealthy', health: { ok: false, at: new Date().toISOString(), detail: r.detail, failures: r.failures } }, true);
           this.sup.event({ task: this.task, type: 'unhealthy', detail: r.detail });
           this.sup.logLine(this.task, `unhealthy after ${r.failures} failed liveness checks: ${r.detail}`);
-          this.o.record(this.task, { service: 'unhealthy', health: { ok: false, at: new Date().toISOString(), detail: r.detail, failures: r.failures } }, true);
           this.ended({ code: null, signal: null, reason: 'unhealthy' }, `unhealthy: ${r.detail}`);
         },
       });
@@ -239,8 +242,8 @@ class Watched {
     const at = new Date(now).toISOString();
     const what = describeEnding(ending);
     if (ending.reason === 'exited') {
-      this.sup.event({ at, task: this.task, type: 'exited', code: ending.code, signal: ending.signal, pid: this.instance.pid });
       this.o.record(this.task, { lastExit: { code: ending.code, signal: ending.signal, at } }, true);
+      this.sup.event({ at, task: this.task, type: 'exited', code: ending.code, signal: ending.signal, pid: this.instance.pid });
     }
     const decision = this.tracker.ended(now, ending);
     switch (decision.action) {
@@ -259,18 +262,18 @@ class Watched {
       case 'crash-loop': {
         const last = lastServiceLine(this.o.logFile(this.task));
         const detail = `more than ${this.tracker.policy.maxRestarts} restarts within ${formatWindow(decision.windowMs)}; last: ${why ?? what}${last ? `; last log line: ${last}` : ''}`;
+        this.o.record(this.task, { service: 'crash-loop', nextRestartAt: null }, true);
         this.sup.event({ task: this.task, type: 'crash-loop', code: ending.code, signal: ending.signal, max: this.tracker.policy.maxRestarts, detail });
         this.sup.logLine(this.task, `crash loop: ${detail}; not restarting (stigmer restart ${this.task} tries again)`);
-        this.o.record(this.task, { service: 'crash-loop', nextRestartAt: null }, true);
         this.pending = this.o.stopTask(this.task).catch(() => {});
         return;
       }
       case 'restart': {
         const due = now + decision.delayMs;
         this.restarts++;
+        this.o.record(this.task, { service: 'restarting', restarts: this.restarts, nextRestartAt: new Date(due).toISOString() }, true);
         this.sup.event({ at, task: this.task, type: 'restarting', attempt: decision.attempt, max: decision.max, delay_ms: decision.delayMs, detail: why ?? exitDetail(ending) });
         this.sup.logLine(this.task, `${why ?? exitDetail(ending)}; restarting in ${formatWindow(decision.delayMs)} (${decision.attempt}/${decision.max})`);
-        this.o.record(this.task, { service: 'restarting', restarts: this.restarts, nextRestartAt: new Date(due).toISOString() }, true);
         this.pending = this.restartAfter(decision.delayMs, `restarted after ${what} (${decision.attempt}/${decision.max})`);
         return;
       }
