@@ -58,3 +58,25 @@ test('an unreachable download location names the three ways out, and the line is
     /hint: Three ways out: a mirror with the same layout \(STIGMER_TEMPORAL_DOWNLOAD_URL, or backend\.local\.temporal\.download_url\); a Temporal CLI you already have \(STIGMER_TEMPORAL_BIN, or backend\.local\.temporal\.bin, or `temporal` on your PATH\); or a Temporal server of your own \(TEMPORAL_SERVICE_ADDRESS=host:port, or backend\.local\.temporal\.managed: false\)\./,
   );
 });
+
+test("the user's own Temporal settings never reach the Temporal CLI stigmer runs (--version, start-dev)", async (t) => {
+  const r = await stackRig();
+  t.after(() => r.cleanup());
+  const dir = join(r.home, 'tools');
+  const real = ownCli(join(r.home, 'real'));
+  mkdirSync(dir, { recursive: true });
+  // A CLI that fails, as the real one does on a broken profile, whenever a Temporal variable reaches it.
+  writeFileSync(
+    join(dir, 'temporal'),
+    `#!/bin/sh\nif env | grep -q '^TEMPORAL_'; then echo "Error: failed loading client config: profile \\"cloud\\" not found" >&2; exit 1; fi\nexec ${JSON.stringify(real)} "$@"\n`,
+  );
+  chmodSync(join(dir, 'temporal'), 0o755);
+  const env = { ...r.env, PATH: `${dir}:${process.env['PATH']}`, TEMPORAL_PROFILE: 'cloud', TEMPORAL_CONFIG_FILE: join(r.home, 'no-such.toml') };
+  const start = await runCli(['local', 'start', '--no-input'], { home: r.home, env });
+  assert.equal(start.code, 0, start.stderr);
+  assert.match(start.stdout, /download-temporal: skipped/);
+  assert.match(start.stdout, /Temporal CLI 1\.8\.2 from PATH/);
+  const doctor = await runCli(['doctor'], { home: r.home, env });
+  assert.match(doctor.stdout, /Temporal CLI 1\.8\.2 \(on PATH\) answers --version/);
+  assert.equal((await runCli(['local', 'stop'], { home: r.home, env })).code, 0);
+});

@@ -207,7 +207,7 @@ async function checkTemporal(mod: Loaded, config: import('./config/index.js').St
   } catch (e) {
     return [fail('temporal', (e as Error).message.split('\n')[0]!, 'Use an external Temporal: backend.local.temporal.managed false.')];
   }
-  const { chooseTemporalCli } = await import('./config/temporal.js');
+  const { chooseTemporalCli, withoutTemporalEnv } = await import('./config/temporal.js');
   let cli: ReturnType<typeof chooseTemporalCli>;
   try {
     cli = chooseTemporalCli(config, release);
@@ -220,7 +220,7 @@ async function checkTemporal(mod: Loaded, config: import('./config/index.js').St
     return [ok('temporal', `Temporal CLI ${cli.version} (${from}) answers --version: ${cli.bin}`), ok('download', 'Temporal download: not needed (a CLI of your own is used)')];
   }
   if (existsSync(release.bin)) {
-    const r = spawnSync(release.bin, ['--version'], { encoding: 'utf8', timeout: 5000, env: { ...process.env, TEMPORAL_CONFIG_FILE: undefined } });
+    const r = spawnSync(release.bin, ['--version'], { encoding: 'utf8', timeout: 5000, env: withoutTemporalEnv(process.env) });
     const out = `${r.stdout ?? ''}`.trim().split('\n')[0] ?? '';
     if (r.status === 0 && out.includes(release.version)) return [ok('temporal', `Temporal CLI ${release.version} installed and verified: ${release.bin} (${out})`), ok('download', 'Temporal download: not needed (installed)')];
     return [

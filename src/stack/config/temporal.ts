@@ -60,9 +60,18 @@ export interface TemporalCli {
   source: 'configured' | 'path' | 'download';
 }
 
+/**
+ * The environment without Temporal's own client variables (TEMPORAL_ADDRESS, TEMPORAL_PROFILE,
+ * TEMPORAL_CONFIG_FILE, TEMPORAL_API_KEY, TEMPORAL_TLS*, ...): whenever stigmer runs the Temporal
+ * CLI, the user's own profiles and settings must not change what it does.
+ */
+export function withoutTemporalEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('TEMPORAL_')));
+}
+
 /** `temporal version 1.8.2 (Server ...)` -> 1.8.2, when `bin` runs and says so. */
 function reportedVersion(bin: string): { version?: string; error?: string } {
-  const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'pipe'], env: withoutTemporalEnv(process.env) });
   if (r.error) return { error: (r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : r.error.message };
   const m = /temporal version (\d+\.\d+\.\d+\S*)/.exec(r.stdout ?? '');
   if (r.status !== 0 || !m) return { error: `\`${bin} --version\` answered ${r.status === 0 ? JSON.stringify((r.stdout ?? '').trim().slice(0, 80)) : `with exit code ${r.status}`}` };
