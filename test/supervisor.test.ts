@@ -129,6 +129,11 @@ test('kill -9 of the supervisor: its service stops by itself (parent-death signa
   await until(() => gone(sup) && gone(svc), 'the supervisor and its service to be gone');
   const status = await runCli(['status', '--json'], { home, cwd: p.dir });
   assert.match(status.stdout, /"dead"/, status.stdout);
+  const seen = (JSON.parse(status.stdout) as { supervisor: { pid: number; alive: boolean; last_seen: string | null } | null }).supervisor;
+  assert.deepEqual([seen?.pid, seen?.alive], [sup.pid, false], 'status says the supervisor died');
+  assert.ok(seen?.last_seen, 'and when it was last seen');
+  const text = await runCli(['status'], { home, cwd: p.dir });
+  assert.match(text.stdout, new RegExp(`supervisor: pid ${sup.pid} is gone, last seen `));
 
   const back = await runCli(['up', '--output', 'plain'], { home, cwd: p.dir });
   assert.equal(back.code, 0, back.stderr);
