@@ -9,13 +9,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { cleanupHome, fixture, freePort, processesWithHome, repoRoot, runCli, sleep, tempHome, type CliResult } from './helpers.js';
 import { raw, spawnCli } from './server-rig.js';
 import { filesContaining, localStackEnv, startTemporalMirror, type TemporalMirror } from './temporal-mirror.js';
 import { StigmerClient, type Execution } from '../src/stack/client/index.js';
+import { readProcStat } from '../src/process/identity.js';
 import type { FakeLlm, FakeLlmOptions } from './fixtures/fake-llm.mjs';
 
 const { startFakeLlm } = (await import(pathToFileURL(fixture('fake-llm.mjs')).href)) as typeof import('./fixtures/fake-llm.mjs');
@@ -107,12 +108,8 @@ async function newStack(fake: FakeLlm, provider: Provider, extra: Record<string,
 }
 
 function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
+  const state = readProcStat(pid)?.state;
+  return state !== undefined && state !== 'Z';
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
+import { readProcStat } from '../src/process/identity.js';
 
 export const repoRoot = resolve(new URL('../..', import.meta.url).pathname);
 export const cliPath = join(repoRoot, 'bin', 'stigmer.js');
@@ -90,9 +91,7 @@ export function processesWithHome(home: string): { pid: number; cmd: string }[] 
     try {
       const environ = readFileSync(`/proc/${pid}/environ`, 'latin1') + '\0';
       if (!environ.includes(needle)) continue;
-      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-      if (state === 'Z') continue;
+      if (readProcStat(pid)?.state === 'Z') continue;
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').join(' ').trim();
       out.push({ pid, cmd });
     } catch {

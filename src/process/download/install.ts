@@ -17,6 +17,7 @@ import { basename, dirname, join } from 'node:path';
 import { fail } from '../../model/failure.js';
 import type { Progress } from '../../model/kind.js';
 import { TaskError } from '../../model/kind.js';
+import { pidExists } from '../identity.js';
 import { findChecksum } from './checksums.js';
 import { resolveParams } from './params.js';
 import type { DownloadParams, Resolved } from './params.js';
@@ -54,15 +55,6 @@ export async function checkInstalled(params: DownloadParams): Promise<DownloadOu
 /** Stage dirs of downloads running in this process: never cleaned up as stale. */
 const active = new Set<string>();
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Remove `<dest>.tmp-<pid>-*` leftovers of runs that are no longer alive. */
 export async function removeStaleTemps(dest: string): Promise<string[]> {
   const parent = dirname(dest);
@@ -80,7 +72,7 @@ export async function removeStaleTemps(dest: string): Promise<string[]> {
     const stage = path.replace(/\.(part|old)$/, '');
     if (active.has(stage)) continue;
     const pid = Number(/^(\d+)-/.exec(name.slice(prefix.length))?.[1]);
-    if (pid && pid !== process.pid && pidAlive(pid)) continue;
+    if (pid && pid !== process.pid && pidExists(pid)) continue;
     await rm(path, { recursive: true, force: true });
     removed.push(path);
   }

@@ -1,7 +1,9 @@
 /**
- * The HTTP client of stigmer-server's API, for the CLI and for runners. node:http rather than
- * undici: it is already loaded by Node, so `stigmer agent run` pays no import cost before its
- * first request (undici costs ~80 ms to import here).
+ * The HTTP client of stigmer-server's API: what `stigmer agent ...` and the tests use, the runner
+ * calls (claim, chunks, heartbeat, complete) included. node:http rather than undici: it is already
+ * loaded by Node, so `stigmer agent run` pays no import cost before its first request (undici
+ * costs ~80 ms to import here). The agent-runner still speaks to the server through its own
+ * undici client (src/stack/agent-runner/server-api.ts).
  *
  * Errors: an error response becomes `ApiError` (status, code, field); a server that cannot be
  * reached becomes `UnreachableError`; an abort through `signal` rejects with the signal's reason.

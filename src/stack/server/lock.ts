@@ -4,6 +4,7 @@
  * taken over instead of blocking the next start.
  */
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { readProcStat } from '../../process/identity.js';
 
 export class StoreLockedError extends Error {
   constructor(
@@ -17,15 +18,8 @@ export class StoreLockedError extends Error {
 
 /** The start time of a process in clock ticks since boot, or undefined when it is gone or a zombie. */
 export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is field 3 (state); field 22 (starttime) is fields[19]
-    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
-    return fields[19];
-  } catch {
-    return undefined;
-  }
+  const stat = readProcStat(pid);
+  return !stat || stat.state === 'Z' || stat.state === 'X' ? undefined : String(stat.startTime);
 }
 
 interface LockContent {
