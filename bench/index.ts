@@ -8,7 +8,8 @@
  * stack, issue 3), agent (server and agent-runner, issue 4), log-capture (issue 9), diagnostics (a
  * broken tasks file's errors, issue 8), whole (what a user pays as whole processes against the
  * physical limit: stack up/down, exec tasks, port open -> dependent runs, issue 13), supervisor
- * (crash -> ready again, a hung service noticed, log throughput through the supervisor, issue 9);
+ * (crash -> ready again, a hung service noticed, log throughput through the supervisor, issue 9),
+ * ollama-download (installing the Ollama release vs curl | sha256sum + zstd -d | tar x, issue 11);
  * default: all, in that order.
  * `--quick` takes fewer runs (for a smoke check); `--no-save` leaves bench/results.json alone.
  * A full run of every suite (no names, no --quick) also rewrites README.md's results table.
@@ -30,8 +31,9 @@ import { logCapture } from './log-capture.js';
 import { diagnostics } from './diagnostics.js';
 import { whole } from './whole.js';
 import { supervisor } from './supervisor.js';
+import { ollamaDownload } from './ollama-download.js';
 
-const SUITES: Suite[] = [overhead, readiness, scale, coldStart, compare, localStack, agentSuite, logCapture, diagnostics, whole, supervisor];
+const SUITES: Suite[] = [overhead, readiness, scale, coldStart, compare, localStack, agentSuite, logCapture, diagnostics, whole, supervisor, ollamaDownload];
 
 interface SavedSuite extends SuiteResult {
   date: string;

@@ -81,7 +81,7 @@ test('the bundled CLI: the packaged stack file and validators, and named exports
   // `config get` of a section stringifies it with `await import('yaml')`: a CommonJS package that
   // an unadorned code-split chunk would expose as `default` only
   writeFileSync(join(home, 'config.yaml'), '');
-  const section = await runCli(['config', 'get', 'backend.local.llm'], { home, env: { STIGMER_LLM_PROVIDER: 'openai' } });
+  const section = await runCli(['config', 'get', 'backend.local.llm'], { home, env: { STIGMER_LLM_PROVIDER: 'openai', STIGMER_OLLAMA_MANAGED: 'auto' } });
   assert.equal(section.code, 0, section.stderr);
-  assert.equal(section.stdout, 'provider: openai\nmodel: gpt-4.1-mini\nbase_url: https://api.openai.com/v1\n');
+  assert.equal(section.stdout, 'provider: openai\nmodel: gpt-4.1-mini\nbase_url: https://api.openai.com/v1\nollama:\n  managed: auto\n  version: 0.32.15\n  download_url: https://github.com/ollama/ollama/releases/download\n');
 });

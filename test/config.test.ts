@@ -35,7 +35,12 @@ test('no file, no environment: the zero-config defaults, every origin "default"'
       local: {
         endpoint: 'localhost:50051',
         data_dir: join(h, 'data'),
-        llm: { provider: 'ollama', model: 'qwen2.5-coder:7b', base_url: 'http://localhost:11434' },
+        llm: {
+          provider: 'ollama',
+          model: 'qwen2.5-coder:7b',
+          base_url: 'http://localhost:11434',
+          ollama: { managed: 'auto', version: '0.32.15', download_url: 'https://github.com/ollama/ollama/releases/download' },
+        },
         temporal: {
           managed: true,
           address: '127.0.0.1:7233',
@@ -122,19 +127,50 @@ test('the model and base URL follow the provider: anthropic without a model gets
   const h = home(t);
   writeConfig(h, 'backend:\n  local:\n    llm:\n      provider: ollama\n      model: llama3.2\n      base_url: http://127.0.0.1:9999\n');
   const viaEnv = loadConfig({ home: h, cwd: h, env: { STIGMER_LLM_PROVIDER: 'anthropic' } });
-  assert.deepEqual(viaEnv.config.backend.local.llm, { provider: 'anthropic', model: 'claude-sonnet-4-5', base_url: 'https://api.anthropic.com' });
+  assert.deepEqual(viaEnv.config.backend.local.llm, { provider: 'anthropic', model: 'claude-sonnet-4-5', base_url: 'https://api.anthropic.com', ollama: { managed: 'auto', version: '0.32.15', download_url: 'https://github.com/ollama/ollama/releases/download' } });
   assert.equal(viaEnv.origins['backend.local.llm.model'], 'default');
   assert.equal(viaEnv.sources['backend.local.llm.model'], 'for anthropic');
 
   const viaFlag = loadConfig({ home: h, cwd: h, env: {}, flags: { llmProvider: 'openai' } });
-  assert.deepEqual(viaFlag.config.backend.local.llm, { provider: 'openai', model: 'gpt-4.1-mini', base_url: 'https://api.openai.com/v1' });
+  assert.deepEqual(viaFlag.config.backend.local.llm, { provider: 'openai', model: 'gpt-4.1-mini', base_url: 'https://api.openai.com/v1', ollama: { managed: 'auto', version: '0.32.15', download_url: 'https://github.com/ollama/ollama/releases/download' } });
 
   // a model given with the provider, at the same level, is kept
   const both = loadConfig({ home: h, cwd: h, env: { STIGMER_LLM_PROVIDER: 'anthropic', STIGMER_LLM_MODEL: 'claude-opus-4-8' } });
   assert.equal(both.config.backend.local.llm.model, 'claude-opus-4-8');
   // without an override, the file's own model stays
   const file = loadConfig({ home: h, cwd: h, env: {} });
-  assert.deepEqual(file.config.backend.local.llm, { provider: 'ollama', model: 'llama3.2', base_url: 'http://127.0.0.1:9999' });
+  assert.deepEqual(file.config.backend.local.llm, { provider: 'ollama', model: 'llama3.2', base_url: 'http://127.0.0.1:9999', ollama: { managed: 'auto', version: '0.32.15', download_url: 'https://github.com/ollama/ollama/releases/download' } });
+});
+
+test('backend.local.llm.ollama: managed from the file (a YAML boolean or a word) and the environment, version and mirror', (t) => {
+  const h = home(t);
+  writeConfig(h, 'backend:\n  local:\n    llm:\n      ollama:\n        managed: true\n        version: 0.30.1\n        download_url: http://mirror.example/ollama/\n');
+  const r = loadConfig({ home: h, cwd: h, env: {} });
+  assert.deepEqual(r.config.backend.local.llm.ollama, { managed: 'true', version: '0.30.1', download_url: 'http://mirror.example/ollama' });
+  assert.equal(r.origins['backend.local.llm.ollama.managed'], 'file');
+  const env = loadConfig({ home: h, cwd: h, env: { STIGMER_OLLAMA_MANAGED: 'false', STIGMER_OLLAMA_VERSION: '0.13.5', STIGMER_OLLAMA_DOWNLOAD_URL: 'http://127.0.0.1:1/r' } });
+  assert.deepEqual(env.config.backend.local.llm.ollama, { managed: 'false', version: '0.13.5', download_url: 'http://127.0.0.1:1/r' });
+  assert.equal(env.sources['backend.local.llm.ollama.managed'], 'STIGMER_OLLAMA_MANAGED');
+  assert.throws(() => loadConfig({ home: h, cwd: h, env: { STIGMER_OLLAMA_MANAGED: 'sometimes' } }), /Expected STIGMER_OLLAMA_MANAGED to be one of auto, true, false, got "sometimes"/);
+  writeConfig(h, 'backend:\n  local:\n    llm:\n      ollama:\n        managed: maybe\n');
+  assert.throws(() => loadConfig({ home: h, cwd: h, env: {} }), /managed/);
+});
+
+test('the Ollama release for each platform: .tar.zst from 0.14.0 on Linux (.tgz before), the flat .tgz on macOS', async () => {
+  const { ollamaRelease } = await import('../src/stack/config/ollama.js');
+  const cfg = (version: string) => ({ home: '/h', backend: { local: { llm: { ollama: { managed: 'auto', version, download_url: 'http://m' } } } } }) as unknown as Parameters<typeof ollamaRelease>[0];
+  assert.deepEqual(ollamaRelease(cfg('0.32.15'), 'linux', 'x64'), {
+    version: '0.32.15',
+    asset: 'ollama-linux-amd64.tar.zst',
+    archiveUrl: 'http://m/v0.32.15/ollama-linux-amd64.tar.zst',
+    checksumsUrl: 'http://m/v0.32.15/sha256sum.txt',
+    installDir: '/h/bin/ollama-0.32.15',
+    bin: '/h/bin/ollama-0.32.15/bin/ollama',
+  });
+  assert.equal(ollamaRelease(cfg('0.32.15'), 'linux', 'arm64')?.asset, 'ollama-linux-arm64.tar.zst');
+  assert.equal(ollamaRelease(cfg('0.13.5'), 'linux', 'x64')?.asset, 'ollama-linux-amd64.tgz');
+  assert.equal(ollamaRelease(cfg('0.32.15'), 'darwin', 'arm64')?.bin, '/h/bin/ollama-0.32.15/ollama');
+  assert.equal(ollamaRelease(cfg('0.32.15'), 'win32', 'x64'), undefined);
 });
 
 test('a Temporal address from the environment or a flag means external Temporal', (t) => {
@@ -261,8 +297,8 @@ test('stigmer config path / get / list --show-origin', async (t) => {
   assert.equal(path.stdout, `${join(h, 'config.yaml')}\n`);
   const get = await runCli(['config', 'get', 'backend.local.temporal.address'], { home: h, env: { STIGMER_LLM_PROVIDER: undefined } });
   assert.equal(get.stdout, '127.0.0.1:7300\n');
-  const section = await runCli(['config', 'get', 'backend.local.llm'], { home: h, env: { STIGMER_LLM_PROVIDER: 'openai' } });
-  assert.equal(section.stdout, 'provider: openai\nmodel: gpt-4.1-mini\nbase_url: https://api.openai.com/v1\n');
+  const section = await runCli(['config', 'get', 'backend.local.llm'], { home: h, env: { STIGMER_LLM_PROVIDER: 'openai', STIGMER_OLLAMA_MANAGED: 'auto' } });
+  assert.equal(section.stdout, 'provider: openai\nmodel: gpt-4.1-mini\nbase_url: https://api.openai.com/v1\nollama:\n  managed: auto\n  version: 0.32.15\n  download_url: https://github.com/ollama/ollama/releases/download\n');
 
   const list = await runCli(['config', 'list', '--show-origin'], { home: h, env: { STIGMER_LLM_PROVIDER: 'anthropic' } });
   assert.equal(list.code, 0, list.stderr);

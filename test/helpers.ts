@@ -49,7 +49,9 @@ export interface CliOptions {
 
 /** The environment a CLI under test gets: no TTY, CI set, our temp home. */
 export function cliEnv(home: string, extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, STIGMER_HOME: home, CI: 'true', NO_COLOR: '1' };
+  // Managed Ollama off unless a test turns it on (auto would look for `ollama` and download the
+  // release: tests that want that bring their own mirror and stand-in).
+  const env: NodeJS.ProcessEnv = { STIGMER_OLLAMA_MANAGED: 'false', ...process.env, STIGMER_HOME: home, CI: 'true', NO_COLOR: '1' };
   delete env['FORCE_COLOR'];
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete env[k];

@@ -250,7 +250,7 @@ test('config set on a running stack, local restart applies it; check-llm only wa
 
   const file = join(process.cwd(), 'stigmer.tasks.yaml');
   const graph = await runCli(['graph', '-f', file], { home: r.home, env: r.env });
-  assert.match(graph.stdout, /critical path \(\*\): resolve-config -> download-temporal -> start-temporal -> wait-temporal -> start-agent-runner/);
+  assert.match(graph.stdout, /critical path \(\*\): resolve-config -> find-ollama -> download-ollama -> use-ollama -> start-ollama -> pull-model -> check-llm/);
   for (const task of ['resolve-config', 'download-temporal', 'gather-secrets', 'start-server', 'check-llm', 'start-temporal', 'wait-temporal', 'start-agent-runner']) {
     const run = await runCli(['run', task, '-f', file], { home: r.home, env: r.env });
     if (task === 'check-llm') assert.equal(run.code, 0, `optional: ${run.stderr}`);

@@ -19,6 +19,9 @@ export const stackKinds: Readonly<Record<string, KindLoader>> = {
   'resolve-config': () => import('../../tasks/resolve-config.js'),
   'gather-secrets': () => import('../../tasks/gather-secrets.js'),
   'check-llm': () => import('../../tasks/check-llm.js'),
+  'find-ollama': () => import('../../tasks/find-ollama.js'),
+  'use-ollama': () => import('../../tasks/use-ollama.js'),
+  'pull-model': () => import('../../tasks/pull-model.js'),
 };
 
 /** Every kind: a tasks file of the generic commands may mix both, as the stack file does. */

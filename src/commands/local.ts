@@ -18,6 +18,7 @@ interface ConfigFlagOpts {
 interface StartOpts extends ConfigFlagOpts {
   foreground?: boolean;
   input: boolean;
+  pull: boolean;
   output: 'auto' | 'plain' | 'json';
 }
 
@@ -28,7 +29,8 @@ function startOptions(cmd: Command): Command {
     .option('--llm-provider <provider>', 'ollama, anthropic or openai (over STIGMER_LLM_PROVIDER and the config)')
     .option('--llm-model <model>', 'the model id (over STIGMER_LLM_MODEL and the config)')
     .option('--llm-base-url <url>', "the provider's API base URL (over STIGMER_LLM_BASE_URL and the config)")
-    .option('--temporal-address <host:port>', 'use this external Temporal instead of the managed one');
+    .option('--temporal-address <host:port>', 'use this external Temporal instead of the managed one')
+    .option('--no-pull', 'do not pull the Ollama model when it is missing (check-llm then warns, as without managed Ollama)');
 }
 
 function flagsOf(o: ConfigFlagOpts): ConfigFlagOpts {
@@ -46,7 +48,7 @@ export function register(program: Command, app: App): void {
     .option('--foreground', 'stay attached and stream the logs; Ctrl-C stops everything')
     .action(async (o: StartOpts) => {
       const { startStack } = await import('../stack/local.js');
-      app.exitCode = await startStack({ app, kinds: (await import('./kinds.js')).kinds, flags: flagsOf(o), noInput: !o.input, output: o.output, ...(o.foreground ? { foreground: true } : {}) });
+      app.exitCode = await startStack({ app, kinds: (await import('./kinds.js')).kinds, flags: flagsOf(o), noInput: !o.input, output: o.output, noPull: !o.pull, ...(o.foreground ? { foreground: true } : {}) });
     });
 
   local
@@ -65,7 +67,7 @@ export function register(program: Command, app: App): void {
     .addHelpText('after', '\nExamples:\n  stigmer local restart                  the whole stack\n  stigmer local restart agent-runner     only the agent-runner (from any directory)')
     .action(async (components: string[], o: StartOpts) => {
       const { restartStack, restartComponents } = await import('../stack/local.js');
-      const opts = { app, kinds: (await import('./kinds.js')).kinds, flags: flagsOf(o), noInput: !o.input, output: o.output };
+      const opts = { app, kinds: (await import('./kinds.js')).kinds, flags: flagsOf(o), noInput: !o.input, output: o.output, noPull: !o.pull };
       if (components.length === 0) app.exitCode = await restartStack({ ...opts, ...(o.foreground ? { foreground: true } : {}) });
       else if (o.foreground) throw new (await import('../util/errors.js')).UserError('stigmer local restart: --foreground restarts the whole stack; leave out the component names, or --foreground', 2);
       else app.exitCode = await restartComponents(opts, components);

@@ -119,6 +119,8 @@ export interface Progress {
   done: number;
   total?: number;
   unit: 'bytes' | 'items';
+  /** units per second over the last seconds, when known (the bar shows speed and time left) */
+  rate?: number;
 }
 
 /** What the state file remembers of a task (see src/engine/state.ts). */

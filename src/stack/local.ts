@@ -30,6 +30,8 @@ export interface StartOptions {
   foreground?: boolean;
   noInput?: boolean;
   output?: OutputMode;
+  /** --no-pull: pull-model is skipped (check-llm still warns about a missing model) */
+  noPull?: boolean;
 }
 
 export async function startStack(o: StartOptions): Promise<number> {
@@ -59,7 +61,7 @@ export async function startStack(o: StartOptions): Promise<number> {
       file: STACK_FILE,
       dataDir: home,
       config,
-      env: loadDotenv(process.cwd(), process.env),
+      env: { ...loadDotenv(process.cwd(), process.env), ...(o.noPull ? { STIGMER_OLLAMA_PULL: 'false' } : {}) },
       app: o.app,
       ...(o.output ? { output: o.output } : {}),
       ...(o.noInput ? { noInput: true } : {}),
@@ -71,7 +73,7 @@ export async function startStack(o: StartOptions): Promise<number> {
     kinds: o.kinds,
     dataDir: home,
     config: () => Promise.resolve(config),
-    env: loadDotenv(process.cwd(), process.env),
+    env: { ...loadDotenv(process.cwd(), process.env), ...(o.noPull ? { STIGMER_OLLAMA_PULL: 'false' } : {}) },
     app: o.app,
     ...(o.output ? { output: o.output } : {}),
     ...(o.noInput ? { noInput: true } : {}),
@@ -118,7 +120,7 @@ export async function restartComponents(o: StartOptions, components: string[]): 
   if (tasks.includes(COMPONENTS.temporal) && !t.managed) {
     throw new UserError(`stigmer local restart temporal: the Temporal in use is external (${t.address}); stigmer does not run it, so it does not restart it`, EXIT.usage);
   }
-  const env = loadDotenv(process.cwd(), process.env);
+  const env = { ...loadDotenv(process.cwd(), process.env), ...(o.noPull ? { STIGMER_OLLAMA_PULL: 'false' } : {}) };
   for (const task of tasks) {
     // The stack's supervisor restarts it when one runs (the new instance is its child, supervised);
     // a stack without one (started by an older stigmer) is restarted here, as `stigmer run` would.

@@ -2,12 +2,14 @@
  * The values the stack graph needs, computed from the stigmer config in one place, so the tasks
  * file stays declarative (`${{ tasks.resolve-config.outputs.temporal.port }}`).
  */
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { parseAddress, type Address } from '../util/address.js';
 import { LLM_DEFAULTS } from './llm/defaults.js';
 import { chooseTemporalCli, temporalRelease, type TemporalRelease } from './config/temporal.js';
 import type { StigmerConfig } from './config/types.js';
+import { ollamaRelease } from './config/ollama.js';
 
 const DEFAULT_WAIT_TIMEOUT = '30s';
 
@@ -30,7 +32,8 @@ export function stackValues(config: StigmerConfig, env: Record<string, string | 
   const release: TemporalRelease | undefined = t.managed ? temporalRelease(config) : undefined;
   // A CLI the user has (configured, or on PATH) is run as it is: nothing to download.
   const cli = release ? chooseTemporalCli(config, release, env) : undefined;
-  const llm = { ...local.llm, key_env: LLM_DEFAULTS[local.llm.provider].key_env ?? null };
+  const { ollama: ollamaSettings, ...llmSettings } = local.llm;
+  const llm = { ...llmSettings, key_env: LLM_DEFAULTS[local.llm.provider].key_env ?? null };
   const server = {
     address: local.endpoint,
     url: `http://${local.endpoint}`,
@@ -101,7 +104,8 @@ export function stackValues(config: StigmerConfig, env: Record<string, string | 
     /** how long wait-port waits for the Temporal frontend (STIGMER_TEMPORAL_WAIT_TIMEOUT) */
     wait_timeout: env['STIGMER_TEMPORAL_WAIT_TIMEOUT'] || DEFAULT_WAIT_TIMEOUT,
   };
-  return { temporal, llm, server, agent_runner: agentRunner, data_dir: local.data_dir, home: config.home };
+  const ollama = ollamaValues(config, ollamaSettings, env);
+  return { temporal, llm, ollama, server, agent_runner: agentRunner, data_dir: local.data_dir, home: config.home };
 }
 
 /** The start-dev command line: stigmer's own flags, then the config's options, extra_args last. */
@@ -118,4 +122,41 @@ export function startDevArgs(config: StigmerConfig, dbFile: string): string[] {
   if (t.log_level) args.push('--log-level', t.log_level);
   args.push(...t.extra_args);
   return args;
+}
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+/**
+ * What find-ollama needs: the settings, where a managed `ollama serve` listens (base_url's port,
+ * on 127.0.0.1 only) and the release to download. `used` is false for the hosted providers.
+ */
+function ollamaValues(config: StigmerConfig, o: StigmerConfig['backend']['local']['llm']['ollama'], env: Record<string, string | undefined>): Record<string, unknown> {
+  const baseUrl = config.backend.local.llm.base_url;
+  let url: URL | undefined;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    url = undefined;
+  }
+  const port = url ? Number(url.port || (url.protocol === 'https:' ? 443 : 80)) : null;
+  // a managed Ollama is one the stack can reach where the agent-runner looks: a loopback http URL
+  const local = !!url && url.protocol === 'http:' && LOOPBACK.has(url.hostname) && (url.pathname === '/' || url.pathname === '');
+  const release = ollamaRelease(config);
+  return {
+    used: config.backend.local.llm.provider === 'ollama',
+    managed: o.managed,
+    base_url: baseUrl,
+    model: config.backend.local.llm.model,
+    /** whether stigmer may run its own Ollama for this base_url */
+    local,
+    port,
+    host: port ? `127.0.0.1:${port}` : null,
+    version: o.version,
+    archive_url: release?.archiveUrl ?? null,
+    checksums_url: release?.checksumsUrl ?? null,
+    install_dir: release?.installDir ?? null,
+    install_bin: release?.bin ?? null,
+    /** where Ollama keeps models: the user's own store, shared with an ollama they run themselves */
+    models_dir: env['OLLAMA_MODELS'] || join(env['HOME'] || homedir(), '.ollama', 'models'),
+  };
 }

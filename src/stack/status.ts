@@ -70,7 +70,7 @@ export interface StackStatus {
   config: { file: string; exists: boolean; valid: boolean | null; error?: string };
   components: ComponentStatus[];
   temporal: (ResolvedView['temporal'] & { health: string }) | null;
-  llm: (ResolvedView['llm'] & { reachable: boolean | null; model_present: boolean | null; message: string; hint: string | null }) | null;
+  llm: (ResolvedView['llm'] & { reachable: boolean | null; model_present: boolean | null; message: string; hint: string | null; ollama?: { source: string; description: string } }) | null;
   /** key variable -> where it is set (names only, never values) */
   /** `environment`: set where stigmer runs, in the environment or in .env (`source` says which) */
   secrets: Record<string, { needed: boolean; agent_runner: boolean | null; environment: boolean; source: 'environment' | '.env' | null }>;
@@ -114,6 +114,10 @@ export async function stackStatus(): Promise<StackStatus> {
     }
   }
   resolved ??= recorded;
+
+  // which Ollama the running stack uses (find-ollama): external, from PATH, or installed by stigmer
+  const found = up ? (state?.tasks['find-ollama']?.outputs as { source?: unknown; description?: unknown } | undefined) : undefined;
+  const ollamaChoice = found && typeof found.source === 'string' && typeof found.description === 'string' ? { source: found.source, description: found.description } : undefined;
 
   const components: ComponentStatus[] = Object.entries(COMPONENTS).map(([name, task]) => {
     const v = views.find((x) => x.task === task);
@@ -168,7 +172,7 @@ export async function stackStatus(): Promise<StackStatus> {
     config,
     components,
     temporal: resolved ? { ...pick(resolved.temporal), health } : null,
-    llm,
+    llm: llm && ollamaChoice && llm.provider === 'ollama' ? { ...llm, ollama: ollamaChoice } : llm,
     secrets,
     supervisor: status.supervisor,
   };
@@ -266,6 +270,7 @@ export async function printStackStatus(json: boolean): Promise<number> {
     const state = l.reachable === null ? l.message : !l.reachable ? `not reachable (${why})` : l.model_present ? 'reachable, model pulled' : 'reachable, model not pulled';
     out.push(`LLM:       ${l.provider} ${l.model} at ${l.base_url}; ${state}`);
     if (l.hint) out.push(`           hint: ${l.hint}`);
+    if (l.ollama) out.push(`Ollama:    ${l.ollama.description}`);
   }
   const secretParts = Object.entries(s.secrets).map(([name, v]) => {
     const where = [v.agent_runner ? 'agent-runner' : '', v.source ?? ''].filter(Boolean);

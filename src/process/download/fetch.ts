@@ -12,6 +12,7 @@ import { fail } from '../../model/failure.js';
 import { formatMs } from '../../util/format.js';
 import type { Progress } from '../../model/kind.js';
 import { TaskError } from '../../model/kind.js';
+import { rateMeter } from '../../util/rate.js';
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 const MAX_REDIRECTS = 5;
@@ -145,12 +146,14 @@ export async function fetchToFile(
   const hash = createHash('sha256');
   let done = 0;
   let last = 0;
+  const meter = rateMeter();
   const report = (force: boolean): void => {
     if (!opts.onProgress) return;
     const now = Date.now();
     if (!force && now - last < PROGRESS_EVERY_MS) return;
     last = now;
-    opts.onProgress({ done, ...(total !== undefined ? { total } : {}), unit: 'bytes' });
+    const rate = meter.sample(done, now);
+    opts.onProgress({ done, ...(total !== undefined ? { total } : {}), unit: 'bytes', ...(rate !== undefined && done !== total ? { rate } : {}) });
   };
   try {
     if (res.statusCode < 200 || res.statusCode >= 300) {
@@ -158,7 +161,7 @@ export async function fetchToFile(
       throw statusFailure(url, res.statusCode);
     }
     report(true);
-    const meter = new Transform({
+    const counter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         hash.update(chunk);
         done += chunk.length;
@@ -166,7 +169,7 @@ export async function fetchToFile(
         cb(null, chunk);
       },
     });
-    await pipeline(res.body, meter, createWriteStream(file, { flags: 'wx', mode: 0o600 }), opts.signal ? { signal: opts.signal } : {});
+    await pipeline(res.body, counter, createWriteStream(file, { flags: 'wx', mode: 0o600 }), opts.signal ? { signal: opts.signal } : {});
   } catch (err) {
     if (err instanceof TaskError) throw err;
     if (opts.signal?.aborted) throw abortFailure(opts.signal);

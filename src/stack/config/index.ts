@@ -29,10 +29,12 @@ import {
   DEFAULT_TEMPORAL_PORT,
   DEFAULT_TEMPORAL_UI_PORT,
   DEFAULT_TEMPORAL_VERSION,
+  DEFAULT_OLLAMA_VERSION,
+  OLLAMA_DOWNLOAD_BASE,
   MANAGED_TEMPORAL_HOST,
   TEMPORAL_DOWNLOAD_BASE,
 } from './defaults.js';
-import type { BackendType, CommandSpec, ConfigFlags, Layer, Origin, StigmerConfig } from './types.js';
+import type { BackendType, CommandSpec, ConfigFlags, Layer, OllamaManaged, Origin, StigmerConfig } from './types.js';
 import { err, ok, type Result } from '../../model/result.js';
 import { prepareExternal, resolveConnection, resolveDevOptions, type CascadeView } from './temporal-connection.js';
 
@@ -129,6 +131,13 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const llmDefaults = LLM_DEFAULTS[provider];
   const model = pick('backend.local.llm.model', llmDefaults.model, `for ${provider}`, belongs) as string;
   const baseUrl = stripSlash(pick('backend.local.llm.base_url', llmDefaults.base_url, `for ${provider}`, belongs) as string);
+  // the file may say `managed: true` (a YAML boolean) as well as "true"
+  const ollamaManaged = String(pick('backend.local.llm.ollama.managed', 'auto')) as OllamaManaged;
+  const ollama = {
+    managed: ollamaManaged,
+    version: pick('backend.local.llm.ollama.version', DEFAULT_OLLAMA_VERSION) as string,
+    download_url: stripSlash(pick('backend.local.llm.ollama.download_url', OLLAMA_DOWNLOAD_BASE) as string),
+  };
 
   // Temporal: an address given by flag or environment means an external server.
   const port = pick('backend.local.temporal.port', DEFAULT_TEMPORAL_PORT) as number;
@@ -170,7 +179,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
       local: {
         endpoint,
         data_dir: dataDir,
-        llm: { provider, model, base_url: baseUrl },
+        llm: { provider, model, base_url: baseUrl, ollama },
         temporal: { managed, address, version, port, ui_port: uiPort, download_url: downloadUrl, bin: ownBin === null ? null : expandPath(ownBin, home), ...connection, ...devOptions },
         server,
         agent_runner: agentRunner,

@@ -68,6 +68,27 @@ export const CONFIG_KEYS: readonly KeySpec[] = [
     flagName: '--llm-base-url',
     pattern: URL_RE,
   },
+  {
+    key: 'backend.local.llm.ollama.managed',
+    type: 'enum',
+    values: ['auto', 'true', 'false'],
+    expect: 'one of auto, true, false',
+    env: 'STIGMER_OLLAMA_MANAGED',
+  },
+  {
+    key: 'backend.local.llm.ollama.version',
+    type: 'string',
+    expect: 'an Ollama release like 0.32.15',
+    env: 'STIGMER_OLLAMA_VERSION',
+    pattern: /^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/,
+  },
+  {
+    key: 'backend.local.llm.ollama.download_url',
+    type: 'string',
+    expect: 'an http:// or https:// URL',
+    env: 'STIGMER_OLLAMA_DOWNLOAD_URL',
+    pattern: URL_RE,
+  },
   { key: 'backend.local.temporal.managed', type: 'boolean', expect: 'true or false' },
   {
     key: 'backend.local.temporal.address',

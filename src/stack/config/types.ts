@@ -14,7 +14,7 @@ export interface ConfigFile {
     local?: {
       endpoint?: string;
       data_dir?: string;
-      llm?: { provider?: LlmProvider; model?: string; base_url?: string };
+      llm?: { provider?: LlmProvider; model?: string; base_url?: string; ollama?: { managed?: 'auto' | boolean; version?: string; download_url?: string } };
       temporal?: {
         managed?: boolean;
         address?: string;
@@ -98,7 +98,7 @@ export interface StigmerConfig {
       endpoint: string;
       /** absolute */
       data_dir: string;
-      llm: { provider: LlmProvider; model: string; base_url: string };
+      llm: { provider: LlmProvider; model: string; base_url: string; ollama: OllamaSettings };
       temporal: {
         managed: boolean;
         /** the address in use: 127.0.0.1:<port> when managed, else the external one */
@@ -118,6 +118,18 @@ export interface StigmerConfig {
     cloud: { endpoint: string };
   };
 }
+
+/** How stigmer treats Ollama (used when the provider is ollama). */
+export interface OllamaSettings {
+  /** auto: use one answering at base_url, else run `ollama` from PATH, else download it; true: always run its own; false: never */
+  managed: OllamaManaged;
+  /** the release downloaded when there is no Ollama */
+  version: string;
+  /** release base URL, without a trailing slash */
+  download_url: string;
+}
+
+export type OllamaManaged = 'auto' | 'true' | 'false';
 
 /** Where an effective value came from, highest precedence first. */
 export type Origin = 'flag' | 'env' | '.env' | 'file' | 'profile' | 'default';

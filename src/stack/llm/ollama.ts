@@ -133,6 +133,17 @@ export async function pullModel(opts: PullOptions, onProgress: (p: PullProgress)
       scope,
       ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
     });
+    if (res.statusCode === 404 || res.statusCode === 405) {
+      // Ollama answers an unknown model with 200 and an {"error"} line: a 404 here means no such route
+      await res.body.dump().catch(() => undefined);
+      throw new LlmError({
+        provider: 'ollama',
+        kind: 'http',
+        status: res.statusCode,
+        message: `the server at ${opts.baseUrl} has no /api/pull (HTTP ${res.statusCode}): it is not Ollama, or something in front of it does not pass pulls on`,
+        retryable: false,
+      });
+    }
     if (res.statusCode !== 200) throw await httpFailure(res.statusCode, res.body, `pull of ${opts.model}`);
     try {
       for await (const line of readLines(res.body)) {

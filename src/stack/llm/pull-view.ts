@@ -4,6 +4,7 @@
  */
 import type { PullProgress } from './ollama.js';
 import { formatBytes } from '../../util/format.js';
+import { etaSeconds, formatEta, rateMeter, type RateMeter } from '../../util/rate.js';
 
 export interface PullView {
   update(p: PullProgress): void;
@@ -18,6 +19,7 @@ function percent(p: PullProgress): number | undefined {
 
 /** Plain lines for logs and CI: each status once, each layer at every 10 % step. */
 export function plainPullView(writeLine: (line: string) => void): PullView {
+  const meters = new Map<string, RateMeter>();
   const lastStep = new Map<string, number>();
   let lastStatus = '';
   return {
@@ -30,10 +32,11 @@ export function plainPullView(writeLine: (line: string) => void): PullView {
         return;
       }
       lastStatus = p.status;
+      const speed = speedOf(meters, p);
       const step = Math.floor(pct / 10);
       if ((lastStep.get(p.status) ?? -1) >= step) return;
       lastStep.set(p.status, step);
-      writeLine(`${p.status}: ${pct}%`);
+      writeLine(`${p.status}: ${pct}%${speed}`);
     },
     finish() {
       // every line is already complete
@@ -41,8 +44,20 @@ export function plainPullView(writeLine: (line: string) => void): PullView {
   };
 }
 
-/** One redrawn line per layer with a bar; a new status starts a new line. */
+/** ", 12 MB/s, 1m05s left" for a layer in progress, from its own rate meter. */
+function speedOf(meters: Map<string, RateMeter>, p: PullProgress): string {
+  if (!p.total || (p.completed ?? 0) >= p.total) return '';
+  let m = meters.get(p.status);
+  if (!m) meters.set(p.status, (m = rateMeter()));
+  const rate = m.sample(p.completed ?? 0);
+  if (rate === undefined) return '';
+  const eta = etaSeconds(p.completed ?? 0, p.total, rate);
+  return `, ${formatBytes(Math.round(rate), 'decimal')}/s${eta !== undefined ? `, ${formatEta(eta)} left` : ''}`;
+}
+
+/** One redrawn line per layer with a bar, speed and time left; a new status starts a new line. */
 export function ttyPullView(stream: { write(s: string): unknown; columns?: number }): PullView {
+  const meters = new Map<string, RateMeter>();
   let current = '';
   let open = false;
   let drawnAt = 0;
@@ -65,9 +80,10 @@ export function ttyPullView(stream: { write(s: string): unknown; columns?: numbe
         // Guard a terminal that reports width 0 (some CI terminals do).
         const columns = stream.columns && stream.columns > 20 ? stream.columns : 80;
         const sizes = `${formatBytes(p.completed ?? 0, 'decimal')}/${formatBytes(p.total!, 'decimal')}`;
-        const barWidth = Math.max(10, Math.min(40, columns - p.status.length - sizes.length - 12));
+        const speed = speedOf(meters, p);
+        const barWidth = Math.max(10, Math.min(40, columns - p.status.length - sizes.length - speed.length - 12));
         const filled = Math.round((pct / 100) * barWidth);
-        line = `${p.status} ${'█'.repeat(filled)}${'░'.repeat(barWidth - filled)} ${String(pct).padStart(3)}% ${sizes}`;
+        line = `${p.status} ${'█'.repeat(filled)}${'░'.repeat(barWidth - filled)} ${String(pct).padStart(3)}% ${sizes}${speed}`;
       }
       stream.write(`\r\u001b[2K${line}`);
       open = true;

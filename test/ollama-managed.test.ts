@@ -1,0 +1,312 @@
+/**
+ * Managed Ollama through `stigmer local start` (issue 11), offline: the stand-in `ollama`
+ * (test/fixtures/ollama.mjs) in real .tar.zst / .tgz release archives with a sha256sum.txt, served
+ * by a local mirror; the stand-in Temporal from its mirror; the fixture server and agent-runner
+ * (the real ones for the agent run). Models live in a temp OLLAMA_MODELS; nothing reaches beyond
+ * loopback, and every test stops what it started (by pid) and checks nothing is left.
+ */
+import { after, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cleanupHome, cliEnv, fixture, freePort, processesWithHome, runCli, sleep, tempHome, type CliResult } from './helpers.js';
+import { localStackEnv, startTemporalMirror, type TemporalMirror } from './temporal-mirror.js';
+import { startOllamaMirror, standInOllama, type OllamaMirror, type OllamaMirrorOptions } from './ollama-mirror.js';
+
+interface Rig {
+  home: string;
+  scratch: string;
+  port: number;
+  baseUrl: string;
+  models: string;
+  env: Record<string, string | undefined>;
+  ollamaMirror: OllamaMirror;
+  /** what the stand-in recorded: serve starts and pulls */
+  records(): { event: string; pid: number; model?: string; from?: number; host?: string; models?: string; managedBy?: string | null }[];
+  cli(args: string[], extra?: Record<string, string | undefined>): Promise<CliResult>;
+}
+
+let temporalMirror: TemporalMirror | undefined;
+after(async () => {
+  await temporalMirror?.close();
+});
+
+/** Alive and not a zombie (a stopped service's parent may not have reaped it yet). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+async function rig(t: TestContext, opts: OllamaMirrorOptions & { managed?: 'auto' | 'true' } = {}): Promise<Rig> {
+  temporalMirror ??= await startTemporalMirror();
+  const home = tempHome('stigmer-ollama-');
+  const scratch = tempHome('stigmer-ollama-scratch-');
+  const [temporal, ui, server, port] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const ollamaMirror = await startOllamaMirror(opts);
+  const models = join(scratch, 'models');
+  const recordFile = join(scratch, 'ollama.jsonl');
+  // PATH without any real ollama (this machine has none; a developer's might)
+  const path = (process.env['PATH'] ?? '').split(':').filter((d) => d && !existsSync(join(d, 'ollama'))).join(':');
+  const env: Record<string, string | undefined> = {
+    ...localStackEnv(temporalMirror, { temporal, ui, server }),
+    STIGMER_SERVER_BIN: fixture('stack-server.mjs'),
+    STIGMER_AGENT_RUNNER_BIN: fixture('stack-runner.mjs'),
+    FAKE_TEMPORAL_SERVING_AFTER_MS: '0',
+    FIXTURE_RECORD_FILE: join(scratch, 'stack.jsonl'),
+    STIGMER_LLM_BASE_URL: `http://127.0.0.1:${port}`,
+    STIGMER_OLLAMA_MANAGED: opts.managed ?? 'auto',
+    STIGMER_OLLAMA_DOWNLOAD_URL: ollamaMirror.url,
+    STIGMER_OLLAMA_VERSION: undefined,
+    STIGMER_OLLAMA_PULL: undefined,
+    OLLAMA_MODELS: models,
+    OLLAMA_HOST: undefined,
+    FAKE_OLLAMA_RECORD: recordFile,
+    PATH: path,
+  };
+  const r: Rig = {
+    home,
+    scratch,
+    port,
+    baseUrl: `http://127.0.0.1:${port}`,
+    models,
+    env,
+    ollamaMirror,
+    records: () => {
+      try {
+        return readFileSync(recordFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      } catch {
+        return [];
+      }
+    },
+    cli: (args, extra = {}) => runCli(args, { home, env: { ...env, ...extra }, timeout: 90_000 }),
+  };
+  t.after(async () => {
+    try {
+      await runCli(['local', 'stop'], { home, env, timeout: 30_000 });
+      assert.deepEqual(processesWithHome(home), [], 'nothing started under the home is left');
+    } finally {
+      await ollamaMirror.close();
+      await cleanupHome(home);
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+  return r;
+}
+
+type Event = Record<string, unknown> & { event: string; task?: string };
+const eventsOf = (out: string): Event[] => out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Event);
+const of = (events: Event[], task: string, event?: string): Event[] => events.filter((e) => e.task === task && (!event || e.event === event));
+
+/** A stand-in `ollama serve` of the user's own, on `port`, outside any stigmer home. */
+async function ownOllama(t: TestContext, port: number, models: string, record: string): Promise<ChildProcess> {
+  const dir = tempHome('stigmer-own-ollama-');
+  const bin = join(dir, 'ollama');
+  writeFileSync(bin, standInOllama('0.30.0'));
+  chmodSync(bin, 0o755);
+  const env: NodeJS.ProcessEnv = { ...process.env, OLLAMA_HOST: `127.0.0.1:${port}`, OLLAMA_MODELS: models, FAKE_OLLAMA_RECORD: record };
+  delete env['STIGMER_HOME'];
+  const child = spawn(process.execPath, [bin, 'serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      if (d.toString().includes('Listening on')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`own ollama exited ${code}`)));
+  });
+  t.after(async () => {
+    if (child.exitCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return child;
+}
+
+const MODEL = 'qwen2.5-coder:7b';
+
+test('auto with no Ollama anywhere: download (.tar.zst), verify, install, start, pull with progress; a second start reuses all of it; stop stops it', async (t) => {
+  const r = await rig(t);
+  const start = await r.cli(['local', 'start', '--output', 'json']);
+  assert.equal(start.code, 0, start.stderr + start.stdout);
+  const events = eventsOf(start.stdout);
+  const find = of(events, 'find-ollama', 'done')[0];
+  assert.match(String(find?.['summary']), /^Ollama 0\.32\.15 installed by stigmer in .*\/bin\/ollama-0\.32\.15, run on 127\.0\.0\.1:\d+$/);
+  assert.ok(of(events, 'download-ollama', 'progress').length > 0, 'download progress events');
+  const installed = join(r.home, 'bin', 'ollama-0.32.15');
+  assert.ok(existsSync(join(installed, 'bin', 'ollama')));
+  assert.ok(existsSync(join(installed, 'lib', 'ollama', 'libggml-base.so')));
+  assert.deepEqual(r.ollamaMirror.requests, ['/v0.32.15/sha256sum.txt', `/v0.32.15/${r.ollamaMirror.asset}`]);
+  // started with OLLAMA_HOST on base_url's port, models in OLLAMA_MODELS, marked as stigmer's
+  const serves = r.records().filter((x) => x.event === 'serve');
+  assert.equal(serves.length, 1);
+  assert.equal(serves[0]!.host, `127.0.0.1:${r.port}`);
+  assert.equal(serves[0]!.models, r.models);
+  assert.equal(serves[0]!.managedBy, r.home);
+  // pulled, with progress (bytes and total) and a line per layer step
+  const pulls = r.records().filter((x) => x.event === 'pull');
+  assert.deepEqual(pulls.map((p) => [p.model, p.from]), [[MODEL, 0]]);
+  const progress = of(events, 'pull-model', 'progress').map((e) => e['progress'] as { done: number; total: number; unit: string });
+  assert.ok(progress.length > 0, 'pull progress events');
+  assert.deepEqual(progress.at(-1), { done: 4000, total: 4000, unit: 'bytes' });
+  // check-llm, after the pull, has nothing to warn about
+  assert.equal(of(events, 'check-llm', 'failed').length, 0, JSON.stringify(of(events, 'check-llm')));
+  assert.equal(of(events, 'check-llm', 'done').length, 1);
+  const tags = (await (await fetch(`${r.baseUrl}/api/tags`)).json()) as { models: { name: string }[] };
+  assert.deepEqual(tags.models.map((m) => m.name), [MODEL]);
+
+  const status = await r.cli(['local', 'status']);
+  assert.match(status.stdout, /^Ollama: +Ollama 0\.32\.15 installed by stigmer in .*, run on 127\.0\.0\.1:\d+$/m, status.stdout);
+
+  const again = await r.cli(['local', 'start', '--output', 'json']);
+  assert.equal(again.code, 0, again.stderr);
+  const ev2 = eventsOf(again.stdout);
+  assert.equal(of(ev2, 'download-ollama', 'done')[0]?.['satisfied'], true);
+  assert.equal(of(ev2, 'start-ollama', 'ready')[0]?.['satisfied'], true, JSON.stringify(of(ev2, 'start-ollama')));
+  assert.equal(of(ev2, 'pull-model', 'done')[0]?.['satisfied'], true);
+  assert.equal(r.records().filter((x) => x.event === 'serve').length, 1, 'not started twice');
+  assert.equal(r.ollamaMirror.requests.length, 2, 'not downloaded twice');
+
+  const pid = serves[0]!.pid;
+  const stop = await r.cli(['local', 'stop']);
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.equal(alive(pid), false, 'local stop stopped stigmer\'s ollama');
+});
+
+test('auto with your own Ollama answering at base_url: used as it is (the model pulled into it), never stopped; nothing downloaded', async (t) => {
+  const r = await rig(t);
+  const own = await ownOllama(t, r.port, r.models, join(r.scratch, 'ollama.jsonl'));
+  const start = await r.cli(['local', 'start', '--output', 'json']);
+  assert.equal(start.code, 0, start.stderr);
+  const events = eventsOf(start.stdout);
+  assert.equal(of(events, 'find-ollama', 'done')[0]?.['summary'], `your Ollama 0.30.0 at ${r.baseUrl} (external: stigmer never starts or stops it)`);
+  assert.equal(of(events, 'download-ollama', 'skipped').length, 1);
+  assert.equal(of(events, 'start-ollama', 'skipped').length, 1);
+  assert.deepEqual(r.ollamaMirror.requests, []);
+  assert.deepEqual(r.records().filter((x) => x.event === 'pull').map((p) => p.pid), [own.pid]);
+  const status = await r.cli(['local', 'status', '--json']);
+  assert.equal((JSON.parse(status.stdout) as { llm: { ollama: { source: string } } }).llm.ollama.source, 'external');
+  const stop = await r.cli(['local', 'stop']);
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.equal(own.exitCode, null, 'your own Ollama still runs');
+  assert.equal(alive(own.pid!), true);
+});
+
+test('auto with `ollama` on PATH: that one is started by stigmer (and stopped); nothing downloaded; --no-pull skips the pull and check-llm warns', async (t) => {
+  const r = await rig(t);
+  const dir = join(r.scratch, 'path-bin');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'ollama'), standInOllama('0.31.0'));
+  chmodSync(join(dir, 'ollama'), 0o755);
+  const env = { PATH: `${dir}:${r.env['PATH']}` };
+  const start = await r.cli(['local', 'start', '--output', 'json', '--no-pull'], env);
+  assert.equal(start.code, 0, start.stderr);
+  const events = eventsOf(start.stdout);
+  assert.equal(of(events, 'find-ollama', 'done')[0]?.['summary'], `${join(dir, 'ollama')} (from PATH), run by stigmer on 127.0.0.1:${r.port}`);
+  assert.deepEqual(r.ollamaMirror.requests, []);
+  assert.equal(of(events, 'start-ollama', 'ready').length, 1);
+  assert.equal(of(events, 'pull-model', 'skipped').length, 1);
+  const warn = of(events, 'check-llm', 'failed')[0];
+  assert.equal((warn?.['error'] as { reason?: string })?.reason, 'model-missing', JSON.stringify(warn));
+  assert.equal(r.records().filter((x) => x.event === 'pull').length, 0);
+  const version = (await (await fetch(`${r.baseUrl}/api/version`)).json()) as { version: string };
+  assert.equal(version.version, '0.31.0');
+  const stop = await r.cli(['local', 'stop'], env);
+  assert.equal(stop.code, 0, stop.stderr);
+  const serve = r.records().find((x) => x.event === 'serve')!;
+  assert.equal(alive(serve.pid), false);
+});
+
+for (const [name, opts] of [
+  ['checksum mismatch', { corrupt: true }],
+  ['truncated archive', { truncateAt: 1000 }],
+] as const) {
+  test(`auto, ${name}: a warning with the three ways out, nothing installed, the rest of the stack up`, async (t) => {
+    const r = await rig(t, opts);
+    const start = await r.cli(['local', 'start', '--output', 'json']);
+    assert.equal(start.code, 0, start.stderr);
+    const events = eventsOf(start.stdout);
+    const failed = of(events, 'download-ollama', 'failed')[0];
+    assert.equal(failed?.['optional'], true);
+    assert.equal((failed?.['error'] as { reason: string }).reason, name === 'checksum mismatch' ? 'checksum-mismatch' : 'download-failed');
+    assert.equal(of(events, 'use-ollama', 'done')[0]?.['summary'], 'no Ollama: the download failed (see the warning above); the stack comes up without the local model');
+    assert.equal(of(events, 'start-ollama', 'skipped').length, 1);
+    assert.equal(of(events, 'start-agent-runner', 'ready').length, 1);
+    assert.deepEqual(readdirSync(join(r.home, 'bin')).filter((n) => n.startsWith('ollama')), []);
+    if (name === 'truncated archive') {
+      const hint = String((failed?.['error'] as { hint?: string }).hint ?? '') + JSON.stringify(failed);
+      assert.match(hint, /Three ways out: install Ollama yourself/);
+    }
+  });
+}
+
+test('managed true, download blocked: start fails at use-ollama and everything is undone', async (t) => {
+  const r = await rig(t, { managed: 'true', corrupt: true });
+  const start = await r.cli(['local', 'start', '--output', 'json']);
+  assert.notEqual(start.code, 0);
+  const events = eventsOf(start.stdout);
+  assert.equal((of(events, 'use-ollama', 'failed')[0]?.['error'] as { reason: string })?.reason, 'llm-unreachable');
+  assert.deepEqual(processesWithHome(r.home), []);
+});
+
+test('a hostile archive is refused whole: nothing installed', async (t) => {
+  const r = await rig(t, { extra: [{ path: 'lib/evil', type: 'symlink', linkpath: '/etc' }] });
+  const start = await r.cli(['local', 'start', '--output', 'json']);
+  assert.equal(start.code, 0, start.stderr);
+  const failed = of(eventsOf(start.stdout), 'download-ollama', 'failed')[0];
+  assert.equal((failed?.['error'] as { reason: string }).reason, 'unsafe-archive');
+  assert.equal(existsSync(join(r.home, 'bin', 'ollama-0.32.15')), false);
+});
+
+test('managed true with your own Ollama on the port: port-in-use names it, with the hint to use it', async (t) => {
+  const r = await rig(t, { managed: 'true' });
+  const own = await ownOllama(t, r.port, r.models, join(r.scratch, 'own.jsonl'));
+  const start = await r.cli(['local', 'start', '--output', 'json']);
+  assert.notEqual(start.code, 0);
+  const failed = of(eventsOf(start.stdout), 'start-ollama', 'failed')[0];
+  const f = failed?.['error'] as { reason: string; holder?: { pid: number } };
+  assert.equal(f.reason, 'port-in-use', JSON.stringify(failed));
+  assert.match(JSON.stringify(failed), new RegExp(`pid ${own.pid}|"pid":${own.pid}`));
+  assert.match(JSON.stringify(failed), /backend\.local\.llm\.ollama\.managed auto/);
+  assert.equal(own.exitCode, null);
+});
+
+test('Ctrl-C during the pull undoes the run; the next start resumes the pull where it stopped', async (t) => {
+  const r = await rig(t);
+  const slow = { FAKE_OLLAMA_PULL_DELAY_MS: '100', FAKE_OLLAMA_PULL_CHUNK: '100' };
+  const child = spawn(process.execPath, [join(process.cwd(), 'bin', 'stigmer.js'), 'local', 'start', '--output', 'json'], {
+    env: cliEnv(r.home, { ...r.env, ...slow }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  // until the pull has fetched something
+  for (let i = 0; i < 1200 && !eventsOf(out).some((e) => e.task === 'pull-model' && e.event === 'progress' && (e['progress'] as { done: number }).done >= 300); i++) await sleep(50);
+  assert.match(out, /pull-model/, 'the pull started');
+  child.kill('SIGINT');
+  const code = await exited;
+  assert.notEqual(code, 0);
+  assert.deepEqual(processesWithHome(r.home), [], 'the run was undone');
+  const first = r.records().filter((x) => x.event === 'pull');
+  assert.equal(first.length, 1);
+  const partials = readdirSync(join(r.models, 'blobs')).filter((n) => n.endsWith('-partial'));
+  assert.equal(partials.length, 1, 'the partial blob stays');
+
+  const again = await r.cli(['local', 'start', '--output', 'plain']);
+  assert.equal(again.code, 0, again.stderr);
+  const pulls = r.records().filter((x) => x.event === 'pull');
+  assert.equal(pulls.length, 2);
+  assert.ok(pulls[1]!.from! > 0, `resumed from ${pulls[1]!.from}`);
+  // a line per layer step, and the bar of the total
+  assert.match(again.stdout, /pull-model.*\| pulling [0-9a-f]{12}: 100%/, again.stdout);
+  assert.match(again.stdout, /pull-model.*\[#{20}\] 100% 3\.9 KiB of 3\.9 KiB/, again.stdout);
+  assert.match(again.stdout, /pull-model.*done/, again.stdout);
+});
