@@ -343,7 +343,31 @@ test('status and events on a real supervised run (up --foreground): restarting (
   const r2 = rig(t);
   const home2 = r2.home;
   const fg2 = foreground(r2, [svcTask('plain', p3, ['--exit-after', '300', '--code', '2'])]);
-  const dead = await poll('plain dead', () => status(home2, fg2.data, true), (s) => s.json.tasks[0]?.state === 'dead');
+  const dead = await poll('plain dead', () => status(home2, fg2.data, true), (s) => s.json.tasks[0]?.state === 'dead' && s.json.tasks[0]?.['last_exit'] !== undefined);
   assert.equal(dead.code, 1);
   assert.equal((byTask(dead.json, 'plain')['last_exit'] as { code: number }).code, 2);
+});
+
+test('the detached supervisor: status shows its pid, events its start and stop', async (t) => {
+  const r = rig(t);
+  const port = await freePort();
+  const data = join(r.home, 'data');
+  const file = join(r.home, 'stigmer.tasks.yaml');
+  writeFileSync(file, ['version: 1', 'tasks:', svcTask('web', port, []), ''].join('\n'));
+  r.first(async () => {
+    await runCli(['down', '-f', file, '--data-dir', data], { home: r.home });
+  });
+  const up = await runCli(['up', '-f', file, '--data-dir', data], { home: r.home });
+  assert.equal(up.code, 0, up.stderr);
+  const s = await status(r.home, data);
+  assert.equal(s.code, 0, s.text);
+  const pid = s.json.supervisor?.pid;
+  assert.equal(s.json.supervisor?.alive, true);
+  assert.match(s.text, new RegExp(`\nsupervisor: pid ${pid}, up `));
+  const down = await runCli(['down', '-f', file, '--data-dir', data], { home: r.home });
+  assert.equal(down.code, 0, down.stderr);
+  const evs = await runCli(['events', '--json', '--no-follow', '--data-dir', data], { home: r.home });
+  const own = evs.stdout.trim().split('\n').map((l) => JSON.parse(l) as { task: string | null; type: string; pid?: number }).filter((e) => e.task === null);
+  assert.deepEqual(own.map((e) => [e.type, e.pid]), [['supervisor-started', pid], ['supervisor-stopped', pid]]);
+  assert.equal((await runCli(['status', '--data-dir', data], { home: r.home })).code, 3);
 });

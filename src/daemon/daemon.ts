@@ -38,6 +38,7 @@ import { openState } from '../engine/open-state.js';
 import { isAlive, readProcStat } from '../process/identity.js';
 import { setParentDeathSignal } from '../process/parent-death.js';
 import { INSTANCE_VAR, STACK_VAR } from '../process/sweep.js';
+import { appendEvent } from '../supervisor/events.js';
 import { EXIT, UserError } from '../util/errors.js';
 import { dataPaths } from '../util/paths.js';
 import { makePrivateDir } from '../util/private-dir.js';
@@ -164,6 +165,9 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
   for (const v of [STACK_VAR, INSTANCE_VAR]) delete process.env[v];
 
   const startedAt = new Date().toISOString();
+  // `stigmer events` shows the supervisor's own life too (sync appends: also from the exit handler).
+  appendEvent(dataDir, { task: null, type: 'supervisor-started', pid: process.pid, at: startedAt });
+  process.once('exit', () => appendEvent(dataDir, { task: null, type: 'supervisor-stopped', pid: process.pid }));
   const me = (): SupervisorRecord => ({ pid: process.pid, startTime: readProcStat(process.pid)?.startTime ?? 0, startedAt, lastSeen: new Date().toISOString(), socket: sock });
   const recordIn = (state: StateStore): void => {
     state.data.supervisor = me();
