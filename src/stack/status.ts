@@ -78,8 +78,14 @@ export interface StackStatus {
   supervisor: SupervisorView | null;
 }
 
-/** Bound of one check (TCP connect, Ollama's /api/tags, Temporal's health call). */
+/** Bound of one check (TCP connect, Ollama's /api/tags). */
 const PROBE_MS = 1000;
+/**
+ * Bound of Temporal's health call. It also loads the gRPC library and connects, which on a loaded
+ * machine took over a second; a Temporal that is up answers within milliseconds of that, so the
+ * bound costs time only when Temporal does not answer.
+ */
+const GRPC_MS = 3000;
 
 export async function stackStatus(): Promise<StackStatus> {
   const [{ readStatus }, { StateStore }] = await Promise.all([import('../engine/status-view.js'), import('../engine/state.js')]);
@@ -218,8 +224,10 @@ async function temporalHealth(r: ResolvedView, componentState: ComponentState): 
     ...(key ? { apiKey: key.value, apiKeyName: key.from } : {}),
   });
   try {
-    const h = await channel.health(WORKFLOW_SERVICE, { signal: AbortSignal.timeout(PROBE_MS + 200), timeoutMs: PROBE_MS });
+    const signal = AbortSignal.timeout(GRPC_MS + 200);
+    const h = await channel.health(WORKFLOW_SERVICE, { signal, timeoutMs: GRPC_MS });
     if (h.ok) return h.value;
+    if (h.problem === 'CANCELLED' && signal.aborted) return `unreachable (no answer from ${t.address} within ${GRPC_MS / 1000} s)`;
     if (h.problem === 'REFUSED' || h.problem === 'UNAVAILABLE' || h.problem === 'DEADLINE_EXCEEDED') return `unreachable (${h.detail})`;
     return h.detail;
   } finally {
