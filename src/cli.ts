@@ -8,7 +8,6 @@ import { mask } from './util/mask.js';
 import { createApp } from './app.js';
 import type { App } from './model/app.js';
 import { didYouMean, printable } from './util/diagnostics.js';
-import { BUNDLED_VERSION } from './util/version.js';
 import type { Command } from 'commander';
 
 // `stigmer up | head` closes our stdout early: keep running (and undoing) instead of crashing.
@@ -18,8 +17,12 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
+/** package.json's version, inlined by scripts/bundle.mjs (as in src/util/version.ts, but here no chunk to load). */
+declare const __STIGMER_VERSION__: string | undefined;
+
 /** The bundle knows its version; tsc's unbundled output reads package.json (a lazy import, never taken in the bundle). */
-const version = async (): Promise<string> => BUNDLED_VERSION ?? (await import('./util/paths.js')).stigmerVersion();
+const version = async (): Promise<string> =>
+  typeof __STIGMER_VERSION__ === 'string' ? __STIGMER_VERSION__ : (await import('./util/paths.js')).stigmerVersion();
 
 async function main(argv: string[]): Promise<number> {
   // Scripts call `stigmer --version` often: answer it without loading the command tree.
