@@ -70,13 +70,13 @@ export function start(command: string, args: string[], o: SpawnOptions): Spawned
   return { child, startedAt, stdout: () => out, stderr: () => err, exited };
 }
 
-/** Run a command to completion; throws with its output when it does not exit 0 or takes too long. */
-export async function runToEnd(command: string, args: string[], o: SpawnOptions & { timeoutMs?: number }): Promise<{ ms: number; stdout: string; stderr: string; startedAt: number; endedAt: number }> {
+/** Run a command to completion; throws with its output when it exits otherwise than `exitCode` (0) or takes too long. */
+export async function runToEnd(command: string, args: string[], o: SpawnOptions & { timeoutMs?: number; exitCode?: number }): Promise<{ ms: number; stdout: string; stderr: string; startedAt: number; endedAt: number }> {
   const p = start(command, args, o);
   const timer = setTimeout(() => killGroup(p.child.pid!, 'SIGKILL'), o.timeoutMs ?? 60_000);
   try {
     const r = await p.exited;
-    if (r.code !== 0) {
+    if (r.code !== (o.exitCode ?? 0)) {
       throw new Error(`${[command, ...args].join(' ')} exited with ${r.code ?? r.signal}\n${p.stdout()}${p.stderr()}`);
     }
     return { ms: r.at - p.startedAt, stdout: p.stdout(), stderr: p.stderr(), startedAt: p.startedAt, endedAt: r.at };
