@@ -12,7 +12,8 @@
  * ollama-download (installing the Ollama release vs curl | sha256sum + zstd -d | tar x, issue 11);
  * default: all, in that order.
  * `--quick` takes fewer runs (for a smoke check); `--no-save` leaves bench/results.json alone.
- * A full run of every suite (no names, no --quick) also rewrites README.md's results table.
+ * A full run of every suite (no names, no --quick) also rewrites README.md's results table;
+ * `--except=a,b` leaves suites out of it (the table says which).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -61,11 +62,12 @@ function saveResults(file: string, results: SuiteResult[]): void {
 }
 
 function usage(): string {
-  return `usage: node dist/bench/index.js [${SUITES.map((s) => s.name).join('|')}...] [--quick] [--no-save]\n${SUITES.map((s) => `  ${s.name.padEnd(11)} ${s.title}`).join('\n')}\n`;
+  return `usage: node dist/bench/index.js [${SUITES.map((s) => s.name).join('|')}...] [--except=suite,...] [--quick] [--no-save]\n${SUITES.map((s) => `  ${s.name.padEnd(11)} ${s.title}`).join('\n')}\n`;
 }
 
 async function main(argv: string[]): Promise<number> {
-  const flags = new Set(argv.filter((a) => a.startsWith('-')));
+  const except = argv.filter((a) => a.startsWith('--except=')).flatMap((a) => a.slice('--except='.length).split(','));
+  const flags = new Set(argv.filter((a) => a.startsWith('-') && !a.startsWith('--except=')));
   const names = argv.filter((a) => !a.startsWith('-'));
   for (const f of flags) {
     if (f === '--help' || f === '-h') {
@@ -77,12 +79,12 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
   }
-  const unknown = names.filter((n) => !SUITES.some((s) => s.name === n));
+  const unknown = [...names, ...except].filter((n) => !SUITES.some((s) => s.name === n));
   if (unknown.length) {
     process.stderr.write(`bench: unknown benchmark ${unknown.join(', ')}\n${usage()}`);
     return 2;
   }
-  const selected = names.length ? SUITES.filter((s) => names.includes(s.name)) : SUITES;
+  const selected = (names.length ? SUITES.filter((s) => names.includes(s.name)) : SUITES).filter((s) => !except.includes(s.name));
   const quick = flags.has('--quick');
   const results: SuiteResult[] = [];
   const began = performance.now();
@@ -105,7 +107,7 @@ async function main(argv: string[]): Promise<number> {
     // The README shows one run's figures: only a run of every suite rewrites its table.
     if (names.length === 0) {
       const readme = join(repoRoot, 'README.md');
-      const text = replaceBlock(readFileSync(readme, 'utf8'), readmeBlock(results, { date: new Date().toISOString(), node: process.version, cpus: cpus().length, loadavg: loadavg().map((l) => Math.round(l * 100) / 100) }));
+      const text = replaceBlock(readFileSync(readme, 'utf8'), readmeBlock(results, { date: new Date().toISOString(), node: process.version, cpus: cpus().length, loadavg: loadavg().map((l) => Math.round(l * 100) / 100), skipped: except }));
       if (text === undefined) note('README.md has no bench:results markers: its table is left alone');
       else {
         writeFileSync(readme, text);

@@ -22,6 +22,8 @@ export interface RunInfo {
   node: string;
   cpus: number;
   loadavg: number[];
+  /** suites left out of the run (--except) */
+  skipped?: string[];
 }
 
 /** The block between the markers (markers included). */
@@ -31,7 +33,8 @@ export function readmeBlock(results: SuiteResult[], run: RunInfo): string {
   const lines = [
     BEGIN,
     `Run of ${run.date.slice(0, 16).replace('T', ' ')} UTC, Node ${run.node}, ${run.cpus} CPUs, load average ${run.loadavg.join(' / ')} at the end` +
-      (floor ? `; \`node -e 0\` median ${fmt(floor.stats.median, floor.unit)} in the same run.` : '.'),
+      (floor ? `; \`node -e 0\` median ${fmt(floor.stats.median, floor.unit)} in the same run.` : '.') +
+      (run.skipped?.length ? ` Not in this run: ${run.skipped.join(', ')}.` : ''),
     '',
     '| benchmark | row | median | min .. max | runs | goal | |',
     '|---|---|---|---|---|---|---|',
