@@ -67,13 +67,15 @@ function ours(url: string, sha: string, dest: string, zstd: 'program' | 'js'): P
   });
 }
 
-function baseline(url: string, dir: string): Run {
+/** The shell pipeline, spawned asynchronously: the mirror serving it runs in this process. */
+async function baseline(url: string, dir: string): Promise<Run> {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'out'), { recursive: true });
   const t0 = performance.now();
-  const r = spawnSync('sh', ['-c', `curl -sS "${url}" | tee "${dir}/part" | sha256sum >/dev/null && zstd -dc "${dir}/part" | tar -x -C "${dir}/out"`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn('sh', ['-c', `curl -sS "${url}" | tee "${dir}/part" | sha256sum >/dev/null && zstd -dc "${dir}/part" | tar -x -C "${dir}/out"`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   const ms = performance.now() - t0;
-  if (r.status !== 0) throw new Error('the shell baseline failed');
+  if (code !== 0) throw new Error('the shell baseline failed');
   return { ms };
 }
 
@@ -93,10 +95,10 @@ export const ollamaDownload: Suite = {
     const raw: Record<string, number[]> = { baseline: [], program: [], js: [] };
     try {
       // one unmeasured round warms the page cache and the mirror
-      baseline(url, join(work, 'sh'));
+      await baseline(url, join(work, 'sh'));
       await ours(url, sha, join(work, 'dest'), 'program');
       for (let i = 0; i < runs; i++) {
-        const b = baseline(url, join(work, 'sh'));
+        const b = await baseline(url, join(work, 'sh'));
         const p = await ours(url, sha, join(work, 'dest'), 'program');
         ratio.push(b.ms / p.ms);
         rss.push(p.rssMb!);
