@@ -72,7 +72,10 @@ test('two projects run side by side; a bare down in one stops only it; ls lists 
   const text = await runCli(['ls'], { home });
   const rows = text.stdout.trimEnd().split('\n');
   assert.match(rows[0]!, /^NAME +STATE +SERVICES +SUPERVISOR +TASKS FILE +DATA DIR$/);
-  assert.match(text.stdout, new RegExp(`\nblog-[0-9a-f]{8} +running +1/1 +- +${join(b, 'stigmer.tasks.yaml')} +${dirB}\n`));
+  // The running stack names its supervisor (a detached up leaves one per data dir); the stopped one none.
+  const supB = (JSON.parse(readFileSync(join(dirB, 'state.json'), 'utf8')) as { supervisor?: { pid: number; startTime: number } }).supervisor;
+  assert.ok(supB && isAlive(supB), 'the blog has a live supervisor');
+  assert.match(text.stdout, new RegExp(`\nblog-[0-9a-f]{8} +running +1/1 +${supB.pid} +${join(b, 'stigmer.tasks.yaml')} +${dirB}\n`));
   assert.match(text.stdout, new RegExp(`\nshop-[0-9a-f]{8} +stopped +0/0 +- +${join(a, 'stigmer.tasks.yaml')} +${dirA}`));
 
   // -f names the stack from anywhere, for every command.
