@@ -95,9 +95,12 @@ export async function ensureSupervisor(dataDir: string): Promise<Socket> {
   throw new UserError(`stigmer: the supervisor of ${dataDir} does not answer on ${socketPath(dataDir)}${logTail(dataDir)}`, EXIT.taskFailed);
 }
 
-/** Wait (bounded) until a process has exited. */
+/**
+ * Wait (bounded) until a process has exited. A leaving supervisor may itself wait up to ~4 s (its
+ * lock helpers, then its children): the bound is well past that, and costs nothing when it is quick.
+ */
 async function gone(pid: number): Promise<void> {
-  for (let i = 0; i < 400; i++) {
+  for (let i = 0; i < 2000; i++) {
     const stat = readProcStat(pid);
     if (!stat || stat.state === 'Z' || stat.state === 'X') return;
     await sleep(5);
