@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { Duplex, Transform } from 'node:stream';
+import { onPath } from '../../util/on-path.js';
 
 export interface ZstdDecoder {
   /** "zstd (/usr/bin/zstd)" or "fzstd (JavaScript)", for messages and the bench */
@@ -19,19 +20,6 @@ export interface ZstdDecoder {
   stream(): Duplex;
 }
 
-function onPath(name: string, path: string | undefined): string | undefined {
-  for (const dir of (path ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      if (statSync(candidate).isFile()) return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 /** fzstd behind a Transform: compressed bytes in, tar bytes out. */
 export function jsDecoder(): ZstdDecoder {

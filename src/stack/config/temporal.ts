@@ -8,6 +8,7 @@ import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { UserError } from '../../util/errors.js';
 import type { StigmerConfig } from './types.js';
+import { onPath } from '../../util/on-path.js';
 
 export interface TemporalRelease {
   version: string;
@@ -78,19 +79,6 @@ function reportedVersion(bin: string): { version?: string; error?: string } {
   return { version: m[1]! };
 }
 
-function onPath(name: string, path: string | undefined): string | undefined {
-  for (const dir of (path ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      if (statSync(candidate).isFile()) return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 /**
  * The CLI to run: `backend.local.temporal.bin` when set (it must answer `--version`); else

@@ -14,6 +14,7 @@
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { inspectPort } from '../../process/proc.js';
+import { onPath } from '../../util/on-path.js';
 
 export type OllamaSource = 'external' | 'path' | 'download' | 'off' | 'none';
 
@@ -87,20 +88,6 @@ export async function ollamaVersion(baseUrl: string, timeoutMs = 1500, signal?: 
   });
 }
 
-/** An executable `name` in the directories of `path`. */
-export function onPath(name: string, path: string | undefined): string | undefined {
-  for (const dir of (path ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      if (statSync(candidate).isFile()) return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 /** Whether the process listening on `port` is an `ollama serve` stigmer started for `home`. */
 export function heldByUs(port: number, home: string): boolean {
