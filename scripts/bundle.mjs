@@ -3,7 +3,6 @@
 //
 // Why: node 20's ESM loader costs ~0.5 ms a file, and `stigmer validate` loaded ~110 of them
 // (ours, yaml's ~60 CommonJS files, commander); bundled it loads ~20. Measured here (medians):
-//   import('execa')  85 ms from node_modules, 21 ms bundled (local start's exec probes use it)
 //   @grpc/grpc-js    66 CommonJS files: ~85 ms from node_modules, ~55 ms bundled (min of 8 on a
 //     busy machine); loaded lazily by the grpc probe and by local status, which must start fast
 //   import('undici') 74 ms from node_modules, 43 ms bundled, but on no path that must start fast
@@ -21,11 +20,11 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const BUNDLED = new Set(['yaml', 'commander', 'execa', '@grpc/grpc-js']);
+const BUNDLED = new Set(['yaml', 'commander', '@grpc/grpc-js']);
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
 const external = Object.keys(pkg.dependencies).filter((name) => !BUNDLED.has(name));
 
-// Bundled CommonJS code (yaml, commander, execa's cross-spawn) requires node's builtins
+// Bundled CommonJS code (yaml, commander, grpc-js) requires node's builtins
 // through esbuild's `__require` shim, which needs a `require` in its chunk; an ESM chunk has none.
 // Only chunks that name `require` get one (createRequire costs ~50 us a chunk).
 const REQUIRE_BANNER = "import { createRequire as __stigmerCreateRequire } from 'node:module'; const require = __stigmerCreateRequire(import.meta.url);\n";

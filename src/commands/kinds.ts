@@ -1,6 +1,6 @@
 /**
  * The one place that says which task kinds exist. Each is imported only when a task of that kind
- * runs, so `stigmer validate` and `stigmer status` never import undici, tar or execa.
+ * runs, so `stigmer validate` and `stigmer status` never import undici or tar.
  * A new kind is one file in tasks/, one line here, and one entry in schemas/tasks.schema.json.
  */
 import { kindRegistry, type KindLoader, type KindRegistry } from '../model/kind.js';
