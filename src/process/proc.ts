@@ -11,7 +11,7 @@
  */
 import { withParentDeath } from './parent-death.js';
 import { closeSync, fstatSync, readdirSync, readFileSync, readlinkSync, statSync, writeSync } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskError, type UndoDescriptor } from '../model/kind.js';
@@ -209,16 +209,7 @@ export async function spawnService(spec: ServiceSpec): Promise<StartedService> {
     } catch (err) {
       throw new TaskError(fail.writeFailed('write its log', spec.logFile, errnoText(err)));
     }
-    // A child inherits the umask at fork, which spawn does synchronously: set it for that moment.
-    const umask = spec.umask === undefined ? undefined : process.umask(spec.umask);
-    try {
-      const launched = launch(spec, env, cgroup);
-      const run = withParentDeath(launched.command, launched.args, spec.cwd, env ?? process.env);
-      child = spawn(run.command, run.args, { cwd: spec.cwd, env, detached: true, stdio: ['ignore', fd, fd] });
-    } finally {
-      if (umask !== undefined) process.umask(umask);
-    }
-    cgroupOf(child, cgroup);
+    child = startDetached(spec, env, cgroup, ['ignore', fd, fd]);
   } catch (err) {
     if (cgroup) removeCgroup(cgroup);
     if (err instanceof TaskError) throw err;
@@ -231,31 +222,7 @@ export async function spawnService(spec: ServiceSpec): Promise<StartedService> {
     const [err] = await once(child, 'error');
     throw new TaskError(fail.spawnFailed(commandLine, describeSpawnError(err)));
   }
-  // Errors after a successful start (a failed kill) must not crash the CLI.
-  child.on('error', () => {});
-  const exited = new Promise<ExitInfo>((res) => child.once('exit', (code, signal) => res({ code, signal })));
-  // Read the identity now, before the event loop can reap a process that exits at once.
-  const stat = HAS_PROC ? readProcStat(child.pid) : undefined;
-  child.unref();
-  const waitExit = async (): Promise<ExitInfo> => {
-    child.ref();
-    try {
-      return await exited;
-    } finally {
-      child.unref();
-    }
-  };
-  return {
-    pid: child.pid,
-    pgid: stat?.pgid ?? child.pid,
-    startTime: stat?.startTime ?? 0,
-    child,
-    commandLine,
-    logOffset,
-    exited,
-    waitExit,
-    ...(instance ? { instance } : {}),
-  };
+  return started(child, child.pid, commandLine, logOffset, instance);
 }
 
 /** `spawnService` with stdout and stderr piped into a log writer (see ServiceSpec.capture). */
@@ -284,29 +251,48 @@ async function spawnCaptured(spec: ServiceSpec, capture: { maxSize: number; keep
   }
   let child: ChildProcess;
   const cgroup = spec.stack === undefined || instance === undefined ? undefined : createCgroup(spec.stack, instance);
-  const umask = spec.umask === undefined ? undefined : process.umask(spec.umask);
   try {
-    const launched = launch(spec, env, cgroup);
-    const run = withParentDeath(launched.command, launched.args, spec.cwd, env ?? process.env);
-    child = spawn(run.command, run.args, { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    cgroupOf(child, cgroup);
+    child = startDetached(spec, env, cgroup, ['ignore', 'pipe', 'pipe']);
   } catch (err) {
     if (cgroup) removeCgroup(cgroup);
     await log.close();
     throw new TaskError(fail.spawnFailed(commandLine, describeSpawnError(err)));
-  } finally {
-    if (umask !== undefined) process.umask(umask);
   }
   if (child.pid === undefined) {
     const [err] = await once(child, 'error');
     await log.close();
     throw new TaskError(fail.spawnFailed(commandLine, describeSpawnError(err)));
   }
-  child.on('error', () => {});
-  const exited = new Promise<ExitInfo>((res) => child.once('exit', (code, signal) => res({ code, signal })));
-  const stat = HAS_PROC ? readProcStat(child.pid) : undefined;
+  const service = started(child, child.pid, commandLine, logOffset, instance);
   // Read continuously; the writer never pauses a pipe (a service must never block on its output).
   const logClosed = Promise.all([log.attach(child.stdout!, 'out'), log.attach(child.stderr!, 'err')]).then(() => log.close());
+  return { ...service, log, logClosed };
+}
+
+/**
+ * Spawn a service in its own session: the umask of the spec for the moment of the fork (a child
+ * inherits it, and spawn forks synchronously), the cgroup launcher and the parent-death wrapper.
+ */
+function startDetached(spec: ServiceSpec, env: NodeJS.ProcessEnv, cgroup: string | undefined, stdio: StdioOptions): ChildProcess {
+  const umask = spec.umask === undefined ? undefined : process.umask(spec.umask);
+  try {
+    const launched = launch(spec, env, cgroup);
+    const run = withParentDeath(launched.command, launched.args, spec.cwd, env ?? process.env);
+    const child = spawn(run.command, run.args, { cwd: spec.cwd, env, detached: true, stdio });
+    cgroupOf(child, cgroup);
+    return child;
+  } finally {
+    if (umask !== undefined) process.umask(umask);
+  }
+}
+
+/** What a started service is known by: its identity (read at once), its exit, a way to wait for it. */
+function started(child: ChildProcess, pid: number, commandLine: string, logOffset: number, instance: string | undefined): StartedService {
+  // Errors after a successful start (a failed kill) must not crash the CLI.
+  child.on('error', () => {});
+  const exited = new Promise<ExitInfo>((res) => child.once('exit', (code, signal) => res({ code, signal })));
+  // Read the identity now, before the event loop can reap a process that exits at once.
+  const stat = HAS_PROC ? readProcStat(pid) : undefined;
   child.unref();
   const waitExit = async (): Promise<ExitInfo> => {
     child.ref();
@@ -317,16 +303,14 @@ async function spawnCaptured(spec: ServiceSpec, capture: { maxSize: number; keep
     }
   };
   return {
-    pid: child.pid,
-    pgid: stat?.pgid ?? child.pid,
+    pid,
+    pgid: stat?.pgid ?? pid,
     startTime: stat?.startTime ?? 0,
     child,
     commandLine,
     logOffset,
     exited,
     waitExit,
-    log,
-    logClosed,
     ...(instance ? { instance } : {}),
   };
 }
