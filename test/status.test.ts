@@ -314,7 +314,7 @@ test('status and events on a real supervised run (up --foreground): restarting (
   const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
   const marker = join(home, 'crashed-once');
   const fg = foreground(r1, [
-    svcTask('flaky', p1, ['--exit-after', '300', '--code', '3', '--once', marker], ['restart: { policy: on-failure, backoff: 4s }']),
+    svcTask('flaky', p1, ['--exit-after', '1500', '--code', '3', '--once', marker], ['restart: { policy: on-failure, backoff: 4s }']),
     svcTask('steady', p2, []),
   ]);
   const st = (): Promise<{ code: number | null; json: StatusJson; text: string }> => status(home, fg.data, true);
@@ -342,8 +342,12 @@ test('status and events on a real supervised run (up --foreground): restarting (
   // A second, unsupervised service that exits: dead, the stack degraded.
   const r2 = rig(t);
   const home2 = r2.home;
-  const fg2 = foreground(r2, [svcTask('plain', p3, ['--exit-after', '300', '--code', '2'])]);
-  const dead = await poll('plain dead', () => status(home2, fg2.data, true), (s) => s.json.tasks[0]?.state === 'dead' && s.json.tasks[0]?.['last_exit'] !== undefined);
+  // It exits 1.5 s after it starts: long enough to be ready first on a loaded machine (300 ms was
+  // not, on CI: the run failed, was undone, and no state was left to read).
+  const fg2 = foreground(r2, [svcTask('plain', p3, ['--exit-after', '1500', '--code', '2'])]);
+  const dead = await poll('plain dead', () => status(home2, fg2.data, true), (s) => s.json.tasks[0]?.state === 'dead' && s.json.tasks[0]?.['last_exit'] !== undefined).catch((e: Error) => {
+    throw new Error(`${e.message}\nup --foreground printed:\n${fg2.out()}`);
+  });
   assert.equal(dead.code, 1);
   assert.equal((byTask(dead.json, 'plain')['last_exit'] as { code: number }).code, 2);
 });
