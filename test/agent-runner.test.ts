@@ -407,13 +407,13 @@ test('Temporal unreachable: a clear failure after the bounded retry', async () =
     const port = await freePort();
     const r = await runCli(['internal', 'agent-runner'], {
       home,
-      env: runnerEnv(server, 'ollama', { TEMPORAL_SERVICE_ADDRESS: `127.0.0.1:${port}`, STIGMER_TEMPORAL_CONNECT_TIMEOUT: '400ms' }),
+      env: runnerEnv(server, 'ollama', { TEMPORAL_SERVICE_ADDRESS: `127.0.0.1:${port}`, STIGMER_TEMPORAL_CONNECT_TIMEOUT: '3s' }),
       timeout: 20_000,
     });
     assert.equal(r.code, 1);
     assert.equal(
       r.stderr,
-      `agent-runner: Temporal is not serving at 127.0.0.1:${port} (connection refused (127.0.0.1:${port})) after 400 ms; ` +
+      `agent-runner: Temporal is not serving at 127.0.0.1:${port} (connection refused (127.0.0.1:${port})) after 3.0 s; ` +
         'check TEMPORAL_SERVICE_ADDRESS (or TEMPORAL_ADDRESS), TEMPORAL_NAMESPACE, TEMPORAL_TLS* and TEMPORAL_API_KEY, or raise STIGMER_TEMPORAL_CONNECT_TIMEOUT\n',
     );
     assert.ok(!r.stdout.includes('agent-runner ready'));
