@@ -7,6 +7,9 @@
  * probe only: a line once printed says nothing about now). Every `interval` one check, given
  * `timeout` to answer; `failures` consecutive failed checks make the service unhealthy (the watch
  * loop then restarts it per its policy). A hung service (port open, no answer) fails by timeout.
+ * Checks start every `interval` (a fixed cadence, measured from the previous check's start), so a
+ * service that hangs is noticed within about `interval x failures` (+ the last check's `timeout`
+ * at worst), not `failures x (interval + timeout)`.
  */
 import { describeProbe, disposeProbe, parseProbe, probeOnce, type Probe, type ProbeSpec } from '../process/probes.js';
 import { parseDuration } from '../util/duration.js';
@@ -81,7 +84,13 @@ export function startHealth(
   const stop = new AbortController();
   let failures = 0;
   let last: boolean | undefined;
+  // A fixed cadence: a check is due every `interval` from the one before's start, not from its
+  // end (a hung service's failed checks each take `timeout`: an interval counted from their end
+  // would add a `timeout` per failed check to the time to notice it). A check still running when
+  // the next is due delays that one (checks never overlap); one that ran past a whole interval is
+  // followed at once.
   const loop = async (): Promise<void> => {
+    let due = performance.now() + spec.intervalMs;
     try {
       while (!stop.signal.aborted) {
         await new Promise<void>((resolve) => {
@@ -90,12 +99,13 @@ export function startHealth(
             stop.signal.removeEventListener('abort', done);
             resolve();
           };
-          const timer = setTimeout(done, spec.intervalMs);
+          const timer = setTimeout(done, Math.max(0, due - performance.now()));
           stop.signal.addEventListener('abort', done, { once: true });
         });
         if (stop.signal.aborted) return;
         const r = await checkOnce(spec, stop.signal);
         if (stop.signal.aborted) return;
+        due = Math.max(due + spec.intervalMs, performance.now());
         failures = r.ok ? 0 : failures + 1;
         const changed = last === undefined ? !r.ok : last !== r.ok;
         last = r.ok;
