@@ -26,8 +26,6 @@
  * started, and still holds what it opened. Anything less runs the real probe, as a fresh start
  * always does.
  */
-import { readdirSync, readlinkSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
@@ -35,7 +33,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskError, type RunningInstance, type SupervisionSpec, type TaskContext, type TaskKind, type TaskResult, type UndoDescriptor } from '../src/model/kind.js';
 import { fail } from '../src/model/failure.js';
 import { formatMs } from '../src/util/format.js';
-import { abortError, childEnv, groupMembers, HAS_PROC, inspectPort, isAlive, readProcStat, spawnService, type StopProcess } from '../src/process/proc.js';
+import { abortError, childEnv, groupMembers, HAS_PROC, inspectPort, isAlive, listeningSocketsAsync, readProcStat, socketsOf, spawnService, type StopProcess } from '../src/process/proc.js';
 import { tailLines } from '../src/process/log-file.js';
 import { describeProbe, disposeProbe, parseProbe, probeOnce, toDuration, toPort, waitReady, type Probe, type ProbeResult, type ProbeSpec, type WaitOutcome } from '../src/process/probes.js';
 import { formatAddress } from '../src/util/address.js';
@@ -94,25 +92,6 @@ function recordedInstance(ctx: TaskContext<ProcessWith>): StopProcess | undefine
 }
 
 /**
- * Inodes of the LISTEN sockets (any address, IPv4 and IPv6) on each of `ports`: both tables read
- * once for all the ports, off the main thread. The kernel writes a line per socket of the machine
- * (~10 ms for 500 sockets here), and tasks starting beside this one should not wait for it.
- */
-async function listeningInodes(ports: readonly number[]): Promise<Map<number, Set<string>>> {
-  const found = new Map<number, Set<string>>(ports.map((p) => [p, new Set<string>()]));
-  const tables = await Promise.all(['/proc/net/tcp', '/proc/net/tcp6'].map((t) => readFile(t, 'latin1').catch(() => '')));
-  for (const text of tables) {
-    for (const line of text.split('\n').slice(1)) {
-      // sl local_address rem_address st ... inode; st 0A = LISTEN
-      const f = line.trim().split(/\s+/);
-      if (f[3] !== '0A' || !f[1] || !f[9]) continue;
-      found.get(parseInt(f[1].slice(f[1].lastIndexOf(':') + 1), 16))?.add(`socket:[${f[9]}]`);
-    }
-  }
-  return found;
-}
-
-/**
  * True when nothing can be listening on `port`: a wildcard bind (IPv6 dual-stack, else IPv4)
  * succeeded and was released at once. Linux refuses such a bind while any socket LISTENs on the
  * port, on any address. False means "look closer" (a listener, a client socket using the port,
@@ -128,26 +107,6 @@ function provenFree(port: number): Promise<boolean> {
   return attempt('::').then((r) => (r === 'no-family' ? attempt('0.0.0.0').then((v) => v === true) : r));
 }
 
-/** The socket inodes among a process's open files (empty when they cannot be read). */
-function socketsOf(pid: number): Set<string> {
-  const out = new Set<string>();
-  let fds: string[];
-  try {
-    fds = readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    return out;
-  }
-  for (const fd of fds) {
-    try {
-      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      if (target.startsWith('socket:')) out.add(target);
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return out;
-}
-
 /**
  * Every declared port held by the recorded group: the leader's sockets are read first, the other
  * members' (a /proc scan) only when the leader does not hold them all. Undefined when this cannot
@@ -155,7 +114,7 @@ function socketsOf(pid: number): Set<string> {
  */
 async function groupHoldsPorts(recorded: StopProcess, ports: readonly number[]): Promise<boolean | undefined> {
   if (!HAS_PROC || ports.length === 0) return undefined;
-  const wanted = await listeningInodes(ports);
+  const wanted = await listeningSocketsAsync(ports);
   let missing = [...wanted.values()];
   if (missing.some((inodes) => inodes.size === 0)) return false;
   const held = (pid: number): void => {
@@ -250,7 +209,7 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
   // list searched for its holder.
   const unproven: number[] = [];
   for (const [i, free] of (await Promise.all(ports.map(provenFree))).entries()) if (!free) unproven.push(ports[i]!);
-  const listening = HAS_PROC && unproven.length ? await listeningInodes(unproven) : undefined;
+  const listening = HAS_PROC && unproven.length ? await listeningSocketsAsync(unproven) : undefined;
   for (const port of unproven) {
     if (listening && listening.get(port)?.size === 0) continue;
     const held = inspectPort(port);
