@@ -24,7 +24,7 @@ import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HAS_PROC, readCmdline, readProcStat } from './identity.js';
+import { HAS_PROC, readCmdline, readProcStat, selfAndAncestors } from './identity.js';
 import { stackId } from './sweep.js';
 
 const INSTANCE = /^[0-9a-f]{1,64}$/;
@@ -176,16 +176,6 @@ export function removeCgroup(dir: string): void {
   }
 }
 
-/** stigmer and every process above it: a cgroup holding one of them is never killed. */
-function selfAndAncestors(): Set<number> {
-  const out = new Set<number>([process.pid]);
-  for (let pid = process.ppid, hops = 0; pid > 1 && hops < 64 && !out.has(pid); hops++) {
-    out.add(pid);
-    pid = readProcStat(pid)?.ppid ?? 0;
-  }
-  return out;
-}
-
 export interface CgroupStop {
   /** the processes the cgroup still held when the stop began */
   found: { pid: number; command: string }[];
@@ -214,7 +204,7 @@ async function stopDir(dir: string, opts: { signal?: NodeJS.Signals; graceMs?: n
     removeCgroup(dir);
     return NONE;
   }
-  const own = selfAndAncestors();
+  const own = selfAndAncestors(); // a cgroup holding one of them is never killed
   if (first.some((p) => own.has(p))) return NONE; // stigmer itself runs in it: never
   const found = first.map((pid) => ({ pid, command: readCmdline(pid) ?? readProcStat(pid)?.comm ?? 'unknown' }));
   const emptyWithin = async (ms: number): Promise<boolean> => {
@@ -274,7 +264,7 @@ export function killCgroupNow(instance: string): void {
   const base = cgroupBase();
   const dir = base ? findByInstance(base, instance) : undefined;
   if (!dir) return;
-  const own = selfAndAncestors();
+  const own = selfAndAncestors(); // a cgroup holding one of them is never killed
   if (members(dir).some((p) => own.has(p))) return;
   try {
     writeFileSync(join(dir, 'cgroup.kill'), '1\n');

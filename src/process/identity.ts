@@ -119,6 +119,19 @@ export function groupMembers(pgid: number): number[] {
   });
 }
 
+/**
+ * stigmer itself and every process above it (up to 64 hops), by `ppidOf` (/proc by default): what
+ * a sweep or a cgroup kill must never reach, such as a stigmer run by a stack's own task.
+ */
+export function selfAndAncestors(ppidOf: (pid: number) => number | undefined = (pid) => readProcStat(pid)?.ppid): Set<number> {
+  const out = new Set<number>([process.pid]);
+  for (let pid = process.ppid, hops = 0; pid > 1 && hops < 64 && !out.has(pid); hops++) {
+    out.add(pid);
+    pid = ppidOf(pid) ?? 0;
+  }
+  return out;
+}
+
 const isId = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n);
 
 /**

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HAS_PROC, hasExited, isAlive, listPids, readCmdline, readProcStat, signalRefusal, type ProcessIdentity } from './identity.js';
+import { HAS_PROC, hasExited, isAlive, listPids, readCmdline, readProcStat, selfAndAncestors, signalRefusal, type ProcessIdentity } from './identity.js';
 
 export const STACK_VAR = 'STIGMER_STACK';
 export const INSTANCE_VAR = 'STIGMER_INSTANCE';
@@ -39,16 +39,6 @@ export interface MarkedProcess extends ProcessIdentity {
   command: string;
 }
 
-/** stigmer itself and every process above it: never swept (a stigmer run by a stack's own task). */
-function selfAndAncestors(): Set<number> {
-  const out = new Set<number>([process.pid]);
-  for (let pid = process.ppid, hops = 0; pid > 1 && hops < 64 && !out.has(pid); hops++) {
-    out.add(pid);
-    pid = readProcStat(pid)?.ppid ?? 0;
-  }
-  return out;
-}
-
 function environOf(pid: number): string | undefined {
   try {
     return '\0' + readFileSync(`/proc/${pid}/environ`, 'latin1');
@@ -62,7 +52,7 @@ export function findMarked(dataDir: string, instance?: string): MarkedProcess[] 
   if (!HAS_PROC) return [];
   // latin1 keeps bytes as they are: a non-ASCII data dir still matches byte for byte.
   const stackNeedle = `\0${STACK_VAR}=${Buffer.from(stackId(dataDir)).toString('latin1')}\0`;
-  const skip = selfAndAncestors();
+  const skip = selfAndAncestors(); // a stigmer run by a stack's own task never sweeps itself
   const found: MarkedProcess[] = [];
   for (const pid of listPids()) {
     if (skip.has(pid)) continue;
