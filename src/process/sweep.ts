@@ -9,10 +9,14 @@
  * carry a stack's marker: after `down` undid the records (what is left escaped its group), before
  * `up` runs (what a killed run never recorded), and after one instance is stopped (its escapees).
  *
+ * Without /proc (macOS) the environments come from `ps -E` instead (see EnvironSource): weaker, as
+ * ps prints the words joined by spaces, and identity there is the pid alone.
+ *
  * Identity is checked before every signal (pid + start time), and the signal gate of identity.ts
  * applies. Limits: a process that rewrites or clears its environment (`env -i`) is not found
- * (cgroup.ts covers it where cgroups work); without /proc (macOS) there is no sweep.
+ * (cgroup.ts covers it where cgroups work).
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -39,34 +43,120 @@ export interface MarkedProcess extends ProcessIdentity {
   command: string;
 }
 
-function environOf(pid: number): string | undefined {
-  try {
-    return '\0' + readFileSync(`/proc/${pid}/environ`, 'latin1');
-  } catch {
-    return undefined; // another user's, or gone
-  }
+/**
+ * Where the sweep learns the environments: `proc` reads /proc/<pid>/environ (Linux, exact: the
+ * variables as the kernel keeps them); `ps` asks `ps` to print each process's environment after
+ * its command (macOS `ps -E`, procps `ps e`), the fallback without /proc.
+ */
+export type EnvironSource = 'proc' | 'ps';
+
+/** The source a sweep uses here: /proc where it exists, else `ps`. */
+export const defaultSource = (): EnvironSource => (HAS_PROC ? 'proc' : 'ps');
+
+/** What a source found: the processes carrying the stack's marker, and the parent of any pid it saw. */
+interface Candidates {
+  marked: MarkedProcess[];
+  ppidOf: (pid: number) => number | undefined;
 }
 
-/** Live processes carrying this stack's marker (and `instance`, when given), stigmer's own line excluded. */
-export function findMarked(dataDir: string, instance?: string): MarkedProcess[] {
-  if (!HAS_PROC) return [];
+function fromProc(stack: string): Candidates {
   // latin1 keeps bytes as they are: a non-ASCII data dir still matches byte for byte.
-  const stackNeedle = `\0${STACK_VAR}=${Buffer.from(stackId(dataDir)).toString('latin1')}\0`;
-  const skip = selfAndAncestors(); // a stigmer run by a stack's own task never sweeps itself
-  const found: MarkedProcess[] = [];
+  const needle = `\0${STACK_VAR}=${Buffer.from(stack).toString('latin1')}\0`;
+  const marked: MarkedProcess[] = [];
   for (const pid of listPids()) {
-    if (skip.has(pid)) continue;
-    const environ = environOf(pid);
-    if (!environ || !environ.includes(stackNeedle)) continue;
+    let environ: string;
+    try {
+      environ = '\0' + readFileSync(`/proc/${pid}/environ`, 'latin1');
+    } catch {
+      continue; // another user's, or gone
+    }
+    if (!environ.includes(needle)) continue;
     const at = environ.indexOf(`\0${INSTANCE_VAR}=`);
     const end = at < 0 ? -1 : environ.indexOf('\0', at + 1);
     const own = at < 0 ? undefined : environ.slice(at + INSTANCE_VAR.length + 2, end < 0 ? undefined : end);
-    if (instance !== undefined && own !== instance) continue;
     const stat = readProcStat(pid);
     if (!stat || hasExited(stat)) continue;
-    found.push({ pid, pgid: stat.pgid, startTime: stat.startTime, ...(own ? { instance: own } : {}), command: readCmdline(pid) ?? stat.comm });
+    marked.push({ pid, pgid: stat.pgid, startTime: stat.startTime, ...(own ? { instance: own } : {}), command: readCmdline(pid) ?? stat.comm });
   }
-  return found;
+  return { marked, ppidOf: (pid) => readProcStat(pid)?.ppid };
+}
+
+/** The arguments that make this platform's `ps` print pid, ppid, pgid, then command and environment. */
+export function psEnvironArgs(platform: NodeJS.Platform = process.platform): string[] {
+  // macOS (BSD ps): -E appends the environment; procps (Linux) spells it as the BSD flag `e`.
+  return [...(platform === 'darwin' ? ['-A', '-E', '-ww'] : ['-A', 'eww']), '-o', 'pid=,ppid=,pgid=,command='];
+}
+
+export interface PsEntry {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  /** the command and its arguments, then the environment, space-separated as ps prints them */
+  text: string;
+}
+
+/** Parse the output of `ps` run with psEnvironArgs: one entry a line, malformed lines left out. */
+export function parsePsEnviron(output: string): PsEntry[] {
+  const out: PsEntry[] = [];
+  for (const line of output.split('\n')) {
+    const m = /^\s*(\d+)\s+(\d+)\s+(\d+) (.*)$/.exec(line);
+    if (m) out.push({ pid: Number(m[1]), ppid: Number(m[2]), pgid: Number(m[3]), text: m[4]!.trimEnd() });
+  }
+  return out;
+}
+
+/**
+ * Whether a ps entry carries the marker of `stack`, and its instance. ps joins the words with
+ * spaces, so this is weaker than /proc: the marker must stand as words of their own (a data dir
+ * holding spaces still matches whole), and an argument that spells the marker out reads as one.
+ */
+export function psMarker(entry: PsEntry, stack: string): { instance?: string } | undefined {
+  const text = ` ${entry.text} `;
+  if (!text.includes(` ${STACK_VAR}=${stack} `)) return undefined;
+  const inst = new RegExp(` ${INSTANCE_VAR}=([0-9a-f]+)(?= )`).exec(text);
+  return inst ? { instance: inst[1]! } : {};
+}
+
+/** The command of a ps entry: its words up to the first that looks like a variable (display only). */
+function psCommand(text: string): string {
+  const env = / [A-Za-z_][A-Za-z0-9_]*=/.exec(text);
+  return (env ? text.slice(0, env.index) : text).trim() || text;
+}
+
+function fromPs(stack: string): Candidates {
+  let output: string;
+  try {
+    output = execFileSync('ps', psEnvironArgs(), { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return { marked: [], ppidOf: () => undefined }; // no ps: nothing can be found
+  }
+  const entries = parsePsEnviron(output);
+  const parents = new Map(entries.map((e) => [e.pid, e.ppid]));
+  const marked: MarkedProcess[] = [];
+  for (const e of entries) {
+    const mark = psMarker(e, stack);
+    if (!mark) continue;
+    // Identity: the start time where /proc gives one (Linux), else the pid alone, as identity.ts does.
+    let startTime = 0;
+    if (HAS_PROC) {
+      const stat = readProcStat(e.pid);
+      if (!stat || hasExited(stat)) continue; // gone since, or a zombie (ps itself, exited)
+      startTime = stat.startTime;
+    }
+    marked.push({ pid: e.pid, pgid: e.pgid, startTime, ...(mark.instance ? { instance: mark.instance } : {}), command: psCommand(e.text) });
+  }
+  return { marked, ppidOf: (pid) => parents.get(pid) ?? (HAS_PROC ? readProcStat(pid)?.ppid : undefined) };
+}
+
+/**
+ * Live processes carrying this stack's marker (and `instance`, when given), stigmer and the
+ * processes above it excluded. `source` picks how environments are read (see EnvironSource).
+ */
+export function findMarked(dataDir: string, instance?: string, source: EnvironSource = defaultSource()): MarkedProcess[] {
+  const { marked, ppidOf } = source === 'proc' ? fromProc(stackId(dataDir)) : fromPs(stackId(dataDir));
+  // A stigmer run by a stack's own task never sweeps itself or what runs it.
+  const skip = selfAndAncestors(ppidOf);
+  return marked.filter((p) => !skip.has(p.pid) && (instance === undefined || p.instance === instance));
 }
 
 function signal(p: MarkedProcess, sig: NodeJS.Signals): void {
@@ -116,8 +206,8 @@ export async function stopProcesses(procs: readonly MarkedProcess[], opts: { sig
 /** Find and stop every process of the stack (or of one instance) that `keep` does not claim. */
 export async function sweep(
   dataDir: string,
-  opts: { instance?: string; keep?: (p: MarkedProcess) => boolean; signal?: NodeJS.Signals; graceMs?: number } = {},
+  opts: { instance?: string; keep?: (p: MarkedProcess) => boolean; signal?: NodeJS.Signals; graceMs?: number; source?: EnvironSource } = {},
 ): Promise<SweepResult & { found: MarkedProcess[] }> {
-  const found = findMarked(dataDir, opts.instance).filter((p) => !opts.keep?.(p));
+  const found = findMarked(dataDir, opts.instance, opts.source).filter((p) => !opts.keep?.(p));
   return { found, ...(await stopProcesses(found, opts)) };
 }
