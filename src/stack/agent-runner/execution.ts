@@ -15,7 +15,7 @@ import { formatMs } from '../../util/format.js';
 import { mask } from '../../util/mask.js';
 import { describeRetry, isLlmError, streamChat } from '../llm/index.js';
 import type { RunnerConfig } from './env.js';
-import { ServerApiError, type Claim, type RunnerApi } from './server-api.js';
+import { ApiError, describeApiError, type Claim, type StigmerClient } from '../client/index.js';
 
 /** Why an execution stopped before it could be completed or failed by this runner. */
 export type StopReason =
@@ -31,7 +31,7 @@ export type StopReason =
 export type Outcome = 'succeeded' | 'failed' | StopReason;
 
 export interface ExecutionDeps {
-  api: RunnerApi;
+  api: StigmerClient;
   config: RunnerConfig;
   log(line: string): void;
   /** connection pool for the LLM calls */
@@ -40,12 +40,6 @@ export interface ExecutionDeps {
 
 const SEND_ATTEMPTS = 5;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function describe(e: unknown): string {
-  if (e instanceof ServerApiError) return `${e.status} ${e.code}: ${e.message}`;
-  const err = e as { code?: string; message?: string; cause?: { code?: string } };
-  return err?.cause?.code ?? err?.code ?? err?.message ?? String(e);
-}
 
 export class ExecutionRun {
   readonly id: string;
@@ -120,7 +114,7 @@ export class ExecutionRun {
       await this.drain();
 
       if (this.stop === 'released') {
-        await this.settle('release', () => this.deps.api.release(this.id));
+        await this.settle('release', async () => void (await this.deps.api.release(this.id, this.deps.config.runnerId)));
         this.log('released (the runner is stopping)');
         return 'released';
       }
@@ -130,12 +124,12 @@ export class ExecutionRun {
       }
       if (failure !== undefined) {
         const message = mask(failure);
-        const outcome = await this.settle('fail', () => this.deps.api.fail(this.id, message));
+        const outcome = await this.settle('fail', async () => void (await this.deps.api.fail(this.id, this.deps.config.runnerId, message)));
         this.log(outcome ? this.stopText(outcome) : `failed after ${formatMs(Date.now() - started)}: ${message}`);
         return outcome ?? 'failed';
       }
       if (warning) this.log(`warning: ${warning}`);
-      const outcome = await this.settle('complete', () => this.deps.api.complete(this.id, warning));
+      const outcome = await this.settle('complete', async () => void (await this.deps.api.complete(this.id, this.deps.config.runnerId, warning ? { warning } : {})));
       this.log(outcome ? this.stopText(outcome) : `succeeded (${chunks} chunk${chunks === 1 ? '' : 's'} in ${formatMs(Date.now() - started)})`);
       return outcome ?? 'succeeded';
     } finally {
@@ -162,7 +156,7 @@ export class ExecutionRun {
 
   /** A server answer that means "stop": 409 cancelled, or any other refusal (lease lost). */
   private refusal(e: unknown): StopReason | undefined {
-    if (!(e instanceof ServerApiError) || e.status >= 500) return undefined;
+    if (!(e instanceof ApiError) || e.status >= 500) return undefined;
     return e.code === 'cancelled' ? 'cancelled' : 'lease-lost';
   }
 
@@ -179,7 +173,7 @@ export class ExecutionRun {
         const refused = this.refusal(e);
         if (refused) return refused;
         if (attempt >= SEND_ATTEMPTS) {
-          this.log(`could not ${what} on the server: ${describe(e)}`);
+          this.log(`could not ${what} on the server: ${describeApiError(e)}`);
           return 'server-unreachable';
         }
         await sleep(100 * 2 ** attempt);
@@ -205,14 +199,14 @@ export class ExecutionRun {
     for (let attempt = 1; ; attempt++) {
       if (this.stop) return;
       try {
-        await this.deps.api.chunk(this.id, text);
+        await this.deps.api.appendChunk(this.id, this.deps.config.runnerId, text);
         this.lastContact = Date.now();
         return;
       } catch (e) {
         const refused = this.refusal(e);
         if (refused) return this.halt(refused);
         if (attempt >= SEND_ATTEMPTS) {
-          this.log(`could not forward output to the server: ${describe(e)}`);
+          this.log(`could not forward output to the server: ${describeApiError(e)}`);
           return this.halt('server-unreachable');
         }
         await sleep(100 * 2 ** attempt);
@@ -229,7 +223,7 @@ export class ExecutionRun {
     if (this.stop || this.inflight || this.heartbeatBusy || Date.now() - this.lastContact < every * 0.9) return;
     this.heartbeatBusy = true;
     try {
-      await this.deps.api.heartbeat(this.id);
+      await this.deps.api.heartbeat(this.id, this.deps.config.runnerId);
       this.lastContact = Date.now();
     } catch (e) {
       const refused = this.refusal(e);

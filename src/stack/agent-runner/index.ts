@@ -19,7 +19,8 @@ import { loadUndici } from '../llm/http.js';
 import { readRunnerEnv, RunnerEnvError, type RunnerConfig } from './env.js';
 import { waitForServer, waitForTemporal } from './probe.js';
 import { Runner } from './runner.js';
-import { RunnerApi } from './server-api.js';
+import { StigmerClient } from '../client/index.js';
+import { formatAddress } from '../../util/address.js';
 
 export { readRunnerEnv, RunnerEnvError, type RunnerConfig } from './env.js';
 
@@ -49,7 +50,9 @@ export async function runAgentRunner(env: NodeJS.ProcessEnv = process.env, io: R
     return EXIT.taskFailed;
   };
 
-  const api = new RunnerApi(config.server, config.runnerId);
+  // One keep-alive pool, so forwarding a chunk costs one round trip on an open socket. The server
+  // binds 127.0.0.1 for "localhost" (the API contract): skip the ::1 attempt.
+  const api = new StigmerClient(formatAddress({ host: config.server.host === 'localhost' ? '127.0.0.1' : config.server.host, port: config.server.port }), { keepAlive: true });
   let llmPool: Agent | undefined;
   const startup = new AbortController();
   let runner: Runner | undefined;
@@ -89,7 +92,7 @@ export async function runAgentRunner(env: NodeJS.ProcessEnv = process.env, io: R
     if (startup.signal.aborted) return EXIT.ok;
     if (!server.ok) {
       return fatal(
-        `stigmer-server did not answer at ${api.baseUrl}/healthz (${server.error}) within ${formatMs(config.serverConnectTimeoutMs)}; ` +
+        `stigmer-server did not answer at http://${api.address}/healthz (${server.error}) within ${formatMs(config.serverConnectTimeoutMs)}; ` +
           'check STIGMER_BACKEND_ENDPOINT, or raise STIGMER_SERVER_CONNECT_TIMEOUT',
       );
     }
@@ -106,7 +109,7 @@ export async function runAgentRunner(env: NodeJS.ProcessEnv = process.env, io: R
     return EXIT.ok;
   } finally {
     for (const sig of SIGNALS) process.off(sig, onSignal);
-    await api.close();
+    api.close();
     await llmPool?.destroy();
   }
 }

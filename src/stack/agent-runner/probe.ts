@@ -8,7 +8,7 @@ import { parseProbe, waitReady } from '../../process/probes.js';
 import { formatAddress } from '../../util/address.js';
 import { WORKFLOW_SERVICE } from '../../process/grpc-codec.js';
 import type { RunnerConfig } from './env.js';
-import type { RunnerApi } from './server-api.js';
+import { UnreachableError, type StigmerClient } from '../client/index.js';
 import { err, ok, type Result } from '../../model/result.js';
 
 /** What answered ("127.0.0.1", "version 0.1.0"), or the last error before the deadline. */
@@ -55,17 +55,17 @@ export async function waitForTemporal(config: RunnerConfig, timeoutMs: number, s
 }
 
 /** Poll the server's /healthz until it says ok. */
-export async function waitForServer(api: RunnerApi, timeoutMs: number, signal: AbortSignal): Promise<ProbeResult> {
+export async function waitForServer(api: StigmerClient, timeoutMs: number, signal: AbortSignal): Promise<ProbeResult> {
   const deadline = Date.now() + timeoutMs;
   let lastError = 'not tried';
   for (let attempt = 0; !signal.aborted; attempt++) {
     try {
-      const health = await api.health(signal);
+      const health = await api.health({ signal });
       if (health?.status === 'ok') return ok(health.version ? `version ${health.version}` : 'ok');
       lastError = `/healthz said ${JSON.stringify(health)}`;
     } catch (e) {
-      const thrown = e as { code?: string; cause?: { code?: string }; message?: string };
-      const code = thrown.cause?.code ?? thrown.code;
+      const thrown = e as { code?: string; message?: string };
+      const code = e instanceof UnreachableError ? e.detail : thrown.code;
       lastError = code === 'ECONNREFUSED' ? 'connection refused' : (code ?? thrown.message ?? String(e));
     }
     const left = deadline - Date.now();

@@ -5,7 +5,7 @@
  */
 import { formatMs } from '../../util/format.js';
 import { ExecutionRun, type ExecutionDeps, type Outcome } from './execution.js';
-import { ServerApiError, type Claim } from './server-api.js';
+import { describeApiError, type Claim } from '../client/index.js';
 
 /** How long one claim waits on the server (its maximum is 30 s). */
 const CLAIM_WAIT_MS = 25_000;
@@ -41,7 +41,7 @@ export class Runner {
       this.claimAbort = new AbortController();
       let claim;
       try {
-        claim = await api.claim(CLAIM_WAIT_MS, this.claimAbort.signal);
+        claim = await api.claim(config.runnerId, CLAIM_WAIT_MS, { signal: this.claimAbort.signal });
         if (failures > 0) log(`stigmer-server at ${config.server.text} answers again; claiming`);
         failures = 0;
       } catch (e) {
@@ -49,7 +49,7 @@ export class Runner {
         failures++;
         const delay = Math.min(250 * 2 ** (failures - 1), 5000);
         if (failures === 1 || failures % 20 === 0) {
-          const why = e instanceof ServerApiError ? `${e.status} ${e.code}: ${e.message}` : ((e as { code?: string }).code ?? (e as Error).message);
+          const why = describeApiError(e);
           log(`cannot claim from stigmer-server at ${config.server.text} (${why}); retrying every ${formatMs(delay)} or less`);
         }
         await this.wait(delay);

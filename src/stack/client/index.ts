@@ -1,9 +1,8 @@
 /**
  * The HTTP client of stigmer-server's API: what `stigmer agent ...` and the tests use, the runner
- * calls (claim, chunks, heartbeat, complete) included. node:http rather than undici: it is already
- * loaded by Node, so `stigmer agent run` pays no import cost before its first request (undici
- * costs ~80 ms to import here). The agent-runner still speaks to the server through its own
- * undici client (src/stack/agent-runner/server-api.ts).
+ * calls (claim, chunks, heartbeat, complete) the agent-runner makes included (with `keepAlive`).
+ * node:http rather than undici: it is already loaded by Node, so `stigmer agent run` pays no
+ * import cost before its first request (undici costs ~80 ms to import here).
  *
  * Errors: an error response becomes `ApiError` (status, code, field); a server that cannot be
  * reached becomes `UnreachableError`; an abort through `signal` rejects with the signal's reason.
@@ -51,6 +50,14 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** overrides the client's timeout for this request */
   timeoutMs?: number;
+}
+
+/** One line for a failed call: `409 cancelled: ...` for an answer, the errno for no answer. */
+export function describeApiError(e: unknown): string {
+  if (e instanceof ApiError) return `${e.status} ${e.code}: ${e.message}`;
+  if (e instanceof UnreachableError) return e.detail;
+  const err = e as { code?: string; message?: string } | undefined;
+  return err?.code ?? err?.message ?? String(e);
 }
 
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']);
