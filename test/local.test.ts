@@ -88,10 +88,12 @@ test('zero-config: local start, status, logs, run start-agent-runner, a second s
   assert.equal(status.code, 0, status.stderr);
   const lines = status.stdout.split('\n');
   assert.equal(lines[0], `Stigmer local stack: running (${r.home})`);
-  // under the supervisor: RESTARTS, LAST EXIT and HEALTH columns (none yet), and the supervisor's line
-  assert.match(lines[3]!, new RegExp(`^temporal +ready +\\d+ +\\S+ (ms|s) +- +- +- +127\\.0\\.0\\.1:${temporal}$`));
-  assert.match(lines[4]!, new RegExp(`^server +ready +\\d+ +\\S+ (ms|s) +- +- +- +127\\.0\\.0\\.1:${server}$`));
-  assert.match(lines[5]!, /^agent-runner +ready +\d+ +\S+ (ms|s) +- +- +- +-$/);
+  // supervised: RESTARTS 0, no LAST EXIT, HEALTH none yet or passing (its checks run every 5 s),
+  // and the supervisor's line
+  const health = '(-|ok \\S+ (ms|s) ago)';
+  assert.match(lines[3]!, new RegExp(`^temporal +ready +\\d+ +\\S+ (ms|s) +0 +- +${health} +127\\.0\\.0\\.1:${temporal}$`));
+  assert.match(lines[4]!, new RegExp(`^server +ready +\\d+ +\\S+ (ms|s) +0 +- +${health} +127\\.0\\.0\\.1:${server}$`));
+  assert.match(lines[5]!, new RegExp(`^agent-runner +ready +\\d+ +\\S+ (ms|s) +0 +- +${health} +-$`));
   const supervisorPid = (JSON.parse(readFileSync(join(r.home, 'state.json'), 'utf8')) as { supervisor: { pid: number } }).supervisor.pid;
   assert.ok(lines.some((l) => new RegExp(`^Supervisor: +pid ${supervisorPid}, up `).test(l)), status.stdout);
   assert.ok(lines.includes(`Temporal:  127.0.0.1:${temporal} (managed, Temporal CLI 1.8.2), UI http://localhost:${ui}; health: SERVING`), status.stdout);

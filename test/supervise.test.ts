@@ -252,11 +252,13 @@ test('the host API in-process: runGraph(supervised) + superviseRun; restart(task
   }
 });
 
-test('up --foreground on a stack a detached up started adopts its services: an exit is noticed by polling and restarted', async () => {
+test('up --foreground on a stack whose services an earlier CLI run started adopts them: an exit is noticed by polling and restarted', async () => {
   const port = await freePort();
   const r = rig([svc('web', port, [], ['restart: { policy: on-failure, backoff: 50ms }'])]);
   const { runCli } = await import('./helpers.js');
-  const up = await runCli(['up', '-f', r.file, '--data-dir', r.data], { home: r.home });
+  // `run` with no supervisor runs in the CLI, which leaves the service running when it exits (a
+  // detached `up`'s supervisor holds the stack: up --foreground on it is refused, see supervisor-detached)
+  const up = await runCli(['run', 'web', '-f', r.file, '--data-dir', r.data], { home: r.home });
   assert.equal(up.code, 0, up.stderr);
   const first = record(r, 'web')!.undo[0]!.pid;
   const fg = foreground(r);

@@ -133,8 +133,12 @@ export function register(program: Command, app: App): void {
     .addOption(outputOption())
     .action(async (task: string, o: FileOpts & { deps: boolean; input: boolean; output: 'auto' | 'plain' | 'json' }) => {
       await pointAtLocalRestart(task, o.file);
-      const [{ runTask }, stack] = await Promise.all([import('../engine/drivers.js'), stackOf(o)]);
-      app.exitCode = await runTask({ file: o.file, kinds, dataDir: stack.dataDir, ...(await scope()), app, output: o.output, task, noDeps: !o.deps, noInput: !o.input });
+      const [{ runTask }, stack, { runThroughSupervisor }] = await Promise.all([import('../engine/drivers.js'), stackOf(o), import('../daemon/client.js')]);
+      const { config, env } = await scope();
+      // A live supervisor is the stack's one writer: it reruns the step (a service it starts is supervised).
+      app.exitCode =
+        (await runThroughSupervisor({ file: o.file, task, dataDir: stack.dataDir, env, app, output: o.output, noInput: !o.input, ...(o.deps ? {} : { noDeps: true }) })) ??
+        (await runTask({ file: o.file, kinds, dataDir: stack.dataDir, config, env, app, output: o.output, task, noDeps: !o.deps, noInput: !o.input }));
     });
 
   fileOptions(program.command('restart'))

@@ -20,7 +20,7 @@ import { describeFsError, fsExitCode } from '../util/fs-error.js';
 import { dataPaths } from '../util/paths.js';
 import { INSTANCE_VAR, STACK_VAR } from '../process/sweep.js';
 import { readProcStat } from '../process/identity.js';
-import { encode, lineReader, socketPath, type Message, type Request, type RestartRequest, type UpRequest, type WireOutput } from './protocol.js';
+import { encode, lineReader, socketPath, type Message, type Request, type RestartRequest, type RunRequest, type UpRequest, type WireOutput } from './protocol.js';
 
 /** The supervisor's own output (what it could not tell a client), beside the state. */
 export const supervisorLog = (dataDir: string): string => join(dataDir, 'supervisor.log');
@@ -251,8 +251,12 @@ export async function restartThroughSupervisor(o: RestartThroughOptions): Promis
       EXIT.taskFailed,
     );
   }
-  const req: RestartRequest = {
-    op: 'restart',
+  return attach(sock, { ...taskRequest(o), op: 'restart' } satisfies RestartRequest, o);
+}
+
+/** What a request naming one task of the stack carries: the task, the file, the client's side. */
+function taskRequest(o: RestartThroughOptions): Omit<RestartRequest, 'op'> {
+  return {
     task: o.task,
     file: o.file,
     dataDir: o.dataDir,
@@ -264,6 +268,21 @@ export async function restartThroughSupervisor(o: RestartThroughOptions): Promis
     processEnv: { ...process.env },
     ...(o.config !== undefined ? { config: o.config } : {}),
   };
+}
+
+export interface RunThroughOptions extends RestartThroughOptions {
+  noDeps?: boolean;
+}
+
+/**
+ * `stigmer run <task>` on a stack whose supervisor runs: the supervisor reruns it (it is the one
+ * writer of the state while it runs, and a service it starts is supervised); undefined when none
+ * runs (the caller runs it in this process).
+ */
+export async function runThroughSupervisor(o: RunThroughOptions): Promise<number | undefined> {
+  const sock = await connectSupervisor(o.dataDir);
+  if (!sock) return undefined;
+  const req: RunRequest = { ...taskRequest(o), op: 'run', ...(o.noDeps ? { noDeps: true } : {}) };
   return attach(sock, req, o);
 }
 

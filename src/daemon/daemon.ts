@@ -6,16 +6,25 @@
  *
  *   start: take `supervisor.lock` (flock, for its whole life: one per data dir) -> listen on the
  *     socket (0600) -> say `ready` on descriptor 3 (the spawning CLI waits for it)
- *   up:    run the graph for the client; the state records the supervisor (`supervisor`)
- *   down:  undo everything in reverse (a level in parallel), then exit
- *   idle:  nothing of the stack runs any more (a failed first up, every service gone): exit
+ *   up:    run the graph for the client (supervised: services' output is piped to their log
+ *          writers); the state records the supervisor (`supervisor`); once ready, watch the
+ *          services (src/engine/supervise.ts: restart policies, liveness checks)
+ *   run, restart: rerun one task for the client; the services it started are watched too
+ *   down:  stop watching, then undo everything in reverse (a level in parallel), then exit
+ *   idle:  nothing of the stack runs or is due to restart (a failed first up, every service gone,
+ *          or given up on: crash-loop, policy no): exit
  *   SIGTERM/SIGINT/SIGHUP: as down
+ *
+ * One writer of the state at a time. From its first request that runs the engine the supervisor
+ * holds the data dir's run lock (`run.lock`) for as long as it lives, so a command that does not
+ * go through the socket is refused, naming it (src/engine/lock.ts lockBusy). Requests run one at
+ * a time; the watch writes the state between them: before a request it is paused (pending
+ * restarts cancelled, one in flight awaited, its store flushed and frozen), the request opens the
+ * state afresh, and after it the watch resumes on the request's store with the services it left.
  *
  * Services get the parent-death signal (src/process/parent-death.ts): if the supervisor dies,
  * even by kill -9, the kernel stops them. The state's `supervisor` record is written with every
- * state write of the supervisor's runs (`lastSeen`: that write's time). It is never refreshed on a
- * timer: that would take the data dir's lock, and a `stigmer run` starting at that moment would be
- * refused.
+ * state write of the supervisor's runs (`lastSeen`: that write's time).
  */
 import { chmodSync, closeSync, fstatSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -30,7 +39,9 @@ import type { Renderer } from '../render/types.js';
 import { runDown, runTask, runUp, type RunIo, type ViewKind } from '../engine/drivers.js';
 import { loadTasksFile } from '../engine/load.js';
 import { didYouMean } from '../util/diagnostics.js';
-import { acquireLock, lockBusy, type Lock } from '../engine/lock.js';
+import { acquireLock, lockBusy, SUPERVISOR_HOLDER, type Lock } from '../engine/lock.js';
+import { superviseRun, type HostSupervisor } from '../engine/supervise.js';
+import type { RunOutcome, ServiceRun } from '../engine/run.js';
 import { StateStore } from '../engine/state.js';
 import type { SupervisorRecord } from '../engine/state-file.js';
 import { undoRecorded } from '../engine/rollback.js';
@@ -187,6 +198,36 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
   };
   let current: Run | undefined;
   const ownEnv = { ...process.env };
+  /** the data dir's run lock, held from the first request that runs the engine until exit */
+  let held: Lock | undefined;
+  /** the watch over the stack's services, once an up made it ready */
+  let host: HostSupervisor | undefined;
+
+  /** Before a request that writes the state: the watch holds still, its store flushed and writing no more. */
+  const pauseWatch = async (): Promise<void> => {
+    if (!host) return;
+    await host.pause();
+    host.state.save();
+    host.state.freeze();
+  };
+  /** For good (down, the supervisor's own signal, idle): no restart pending or in flight behind the undo. */
+  const stopWatch = async (): Promise<void> => {
+    if (!host) return;
+    await host.stop();
+    host.state.save();
+    host.state.freeze();
+  };
+  /**
+   * After a request: watch again on its store. What it left running is watched (a service it
+   * started again as its new instance); what it ran and stopped is let go; the rest goes on.
+   */
+  const watchAfter = (opened: StateStore | undefined, over: { outcome: RunOutcome } | undefined): void => {
+    const ok = over?.outcome.ok === true;
+    const services: ReadonlyMap<string, ServiceRun> = ok ? over.outcome.services : new Map();
+    const touched = new Set<string>(over ? (ok ? over.outcome.status.keys() : over.outcome.changed) : []);
+    if (host) host.resume(opened ?? new StateStore(paths.state), services, touched);
+    else if (opened && services.size) host = superviseRun({ dataDir, state: opened, services });
+  };
 
   /**
    * Out of the data dir's way: no new client, the socket gone, the next supervisor free to start,
@@ -198,6 +239,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
     server.close();
     rmSync(sock, { force: true });
     life!.release();
+    held?.release();
     await Promise.race([Promise.all([life!.gone, ...helpers]), sleep(2_000)]);
     // the helpers of the run's own locks (killed on release) too: nothing of this process stays
     for (let i = 0; i < 400 && liveChildren().length > 0; i++) await sleep(5);
@@ -207,8 +249,10 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
   const forget = async (): Promise<void> => {
     let lock: Lock | undefined;
     try {
-      lock = await acquireLock(paths.lock, 'stigmer supervisor');
-      helpers.push(lock.gone);
+      if (!held) {
+        lock = await acquireLock(paths.lock, SUPERVISOR_HOLDER);
+        helpers.push(lock.gone);
+      }
       const loaded = new StateStore(paths.state);
       if (loaded.data.supervisor?.pid === process.pid) {
         delete loaded.data.supervisor;
@@ -255,10 +299,13 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
         : await perform(req, send, follow, refused);
     busy--;
     const downed = exiting;
-    const leaving = downed || (busy === 0 && !anythingRunning(dataDir));
+    const leaving = downed || (busy === 0 && !host?.active && !anythingRunning(dataDir));
     if (leaving) {
       exiting = true;
-      if (!downed) await forget();
+      if (!downed) {
+        await stopWatch();
+        await forget();
+      }
       await leave();
     }
     send(leaving && (last.t === 'exit' || last.t === 'error') ? { ...last, leaving: process.pid } : last);
@@ -276,6 +323,8 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
     run.send({ t: 'err', text: 'stigmer: `stigmer down` is stopping the stack' });
     run.handOver = true;
     run.state?.freeze();
+    // the watch was paused for the run; now for good: no restart behind the undo
+    await stopWatch();
     const app = runApp();
     follow.onInterrupt = (sig) => app.abort(sig);
     const code = await runDown({ ...down, app, heldLock: true, io: remoteIo(send, follow, app, false) });
@@ -300,54 +349,89 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
         inDirectory((req as { cwd: string }).cwd);
         const named = req.op !== 'status' ? sameDir(req.dataDir, dataDir) : undefined;
         if (named === undefined) return { t: 'error', message: `stigmer: this supervisor runs ${dataDir}, not ${(req as { dataDir?: string }).dataDir}`, exitCode: EXIT.usage };
+        /**
+         * A request that runs the engine: under the lock this supervisor holds from now on, with
+         * the watch paused; it writes the state with its own store, which the watch resumes on.
+         */
+        const engine = async (go: (common: { heldLock: true; onState: (s: StateStore) => void; onOutcome: (s: StateStore, outcome: RunOutcome) => void }) => Promise<number>): Promise<Message> => {
+          if (!held) {
+            held = await acquireLock(paths.lock, SUPERVISOR_HOLDER);
+            helpers.push(held.gone);
+          }
+          await pauseWatch();
+          let opened: StateStore | undefined;
+          let over: { outcome: RunOutcome } | undefined;
+          try {
+            if (run.handOver) return refused;
+            const code = await go({
+              heldLock: true,
+              onState: (state) => {
+                recordIn(state);
+                run.state = state;
+                opened = state;
+                if (run.handOver) state.freeze(); // a down took the file over meanwhile
+              },
+              onOutcome: (_state, outcome) => (over = { outcome }),
+            });
+            return { t: 'exit', code };
+          } finally {
+            if (!exiting && !run.handOver) watchAfter(opened, over);
+          }
+        };
         if (req.op === 'up') {
           useEnvironment(req.processEnv);
           o.registerSecrets(req.env);
-          await stopWhatADeadSupervisorLeft(named, io.err);
-          const code = await runUp({
-            file: req.file,
-            kinds: o.kinds,
-            dataDir: named,
-            config: req.config !== undefined ? () => Promise.resolve(req.config) : o.loadConfig,
-            env: req.env,
-            app,
-            output: req.output,
-            noInput: req.noInput,
-            ...(req.only ? { only: req.only } : {}),
-            ...(req.concurrency ? { concurrency: req.concurrency } : {}),
-            io,
-            onState: (state) => {
-              recordIn(state);
-              run.state = state;
-            },
+          return await engine(async (common) => {
+            await stopWhatADeadSupervisorLeft(named, io.err);
+            return runUp({
+              file: req.file,
+              kinds: o.kinds,
+              dataDir: named,
+              config: req.config !== undefined ? () => Promise.resolve(req.config) : o.loadConfig,
+              env: req.env,
+              app,
+              output: req.output,
+              noInput: req.noInput,
+              supervised: true,
+              ...(req.only ? { only: req.only } : {}),
+              ...(req.concurrency ? { concurrency: req.concurrency } : {}),
+              io,
+              ...common,
+            });
           });
-          return { t: 'exit', code };
         }
-        if (req.op === 'restart') {
+        if (req.op === 'restart' || req.op === 'run') {
           useEnvironment(req.processEnv);
           o.registerSecrets(req.env);
           const config = req.config !== undefined ? () => Promise.resolve(req.config) : o.loadConfig;
-          await checkRestartable(named, req.file, req.task, { kinds: o.kinds, config });
-          const code = await runTask({
-            file: req.file,
-            kinds: o.kinds,
-            dataDir: named,
-            config,
-            env: req.env,
-            app,
-            output: req.output,
-            noInput: req.noInput,
-            task: req.task,
-            io,
-            onState: (state) => {
-              recordIn(state);
-              run.state = state;
-            },
-          });
-          return { t: 'exit', code };
+          if (req.op === 'restart') await checkRestartable(named, req.file, req.task, { kinds: o.kinds, config });
+          return await engine((common) =>
+            runTask({
+              file: req.file,
+              kinds: o.kinds,
+              dataDir: named,
+              config,
+              env: req.env,
+              app,
+              output: req.output,
+              noInput: req.noInput,
+              task: req.task,
+              supervised: true,
+              ...(req.op === 'run' && req.noDeps ? { noDeps: true } : {}),
+              io,
+              ...common,
+            }),
+          );
         }
         if (req.op === 'down') {
-          const code = await runDown({ dataDir: named, app, output: req.output, ...(req.quiet ? { quiet: true } : {}), io });
+          await stopWatch();
+          let undone: StateStore | undefined;
+          const code = await runDown({ dataDir: named, app, output: req.output, ...(req.quiet ? { quiet: true } : {}), io, heldLock: !!held, onState: (s) => (undone = s) });
+          if (host && undone && code === EXIT.ok) {
+            // a `stopped` event for each service it watched (their records are gone with the stack)
+            host.writeTo(undone);
+            host.stopped();
+          }
           exiting = true;
           return { t: 'exit', code };
         }
@@ -395,7 +479,12 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
       const quiet = { answers: new Map(), closed: true };
       const down = { dataDir, output: 'plain' as const, quiet: true };
       const app = runApp();
-      const stopping = current ? takeOver(current, down, () => {}, quiet) : serial(() => runDown({ ...down, app, io: remoteIo(() => {}, quiet, app, false) }));
+      const stopping = current
+        ? takeOver(current, down, () => {}, quiet)
+        : serial(async () => {
+            await stopWatch();
+            return runDown({ ...down, app, heldLock: !!held, io: remoteIo(() => {}, quiet, app, false) });
+          });
       void stopping
         .catch(() => {})
         .then(leave)
@@ -408,9 +497,11 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
     if (busy > 0 || exiting) return;
     // Nobody came (the CLI died before its request): give up after a while.
     if (!served && Date.now() - startedMs < 30_000) return;
-    if (anythingRunning(dataDir)) return;
+    // A service between restarts keeps it; one given up on (crash-loop, policy no) does not.
+    if (host?.active || anythingRunning(dataDir)) return;
     exiting = true;
-    void forget()
+    void stopWatch()
+      .then(forget)
       .then(leave)
       .finally(() => process.exit(EXIT.ok));
   }, IDLE_MS);
@@ -526,8 +617,8 @@ async function stopWhatADeadSupervisorLeft(dataDir: string, say: (line: string) 
   const paths = dataPaths(dataDir);
   const prev = StateStore.read(paths.state)?.supervisor;
   if (!prev || prev.pid === process.pid || isAlive(prev)) return;
-  const lock = await acquireLock(paths.lock, 'stigmer supervisor');
-  try {
+  // (the caller holds the data dir's lock)
+  {
     const { state } = openState(dataDir, say);
     const services = new Set(Object.entries(state.tasks).filter(([, r]) => r.undo.some((u) => u.type === 'stop-process')).map(([n]) => n));
     const alive = [...services].filter((n) => state.record(n)!.undo.some((u) => u.type === 'stop-process' && isAlive(u)));
@@ -535,8 +626,6 @@ async function stopWhatADeadSupervisorLeft(dataDir: string, say: (line: string) 
     await undoRecorded(state, { only: services, emit: () => {} });
     delete state.data.supervisor;
     state.touch(true);
-  } finally {
-    lock.release();
   }
 }
 

@@ -63,7 +63,15 @@ export interface RestartRequest extends Omit<UpRequest, 'op' | 'only' | 'concurr
   task: string;
 }
 
-export type Request = UpRequest | DownRequest | RestartRequest | { op: 'status' };
+/** `stigmer run <task>` on the running stack: rerun one step (its unsatisfied needs first), as in the CLI. */
+export interface RunRequest extends Omit<UpRequest, 'op' | 'only' | 'concurrency'> {
+  op: 'run';
+  task: string;
+  /** --no-deps: its needs' recorded outputs stand in for running them */
+  noDeps?: boolean;
+}
+
+export type Request = UpRequest | DownRequest | RestartRequest | RunRequest | { op: 'status' };
 
 /** Sent after the request, on the same connection. */
 export type FollowUp = { op: 'interrupt'; signal: InterruptSignal } | { op: 'answer'; id: number; value?: string; interrupted?: boolean };

@@ -42,6 +42,16 @@ export interface CommonOptions {
   io?: RunIo;
   /** called with the state once it is open under the lock (the supervisor records itself in it) */
   onState?: (state: StateStore) => void;
+  /**
+   * The caller holds the data dir's lock (the supervisor, for as long as it runs a stack, or a
+   * `down` taking over a run of its own): the command takes none.
+   */
+  heldLock?: boolean;
+  /**
+   * Called once the run is over (ready, or failed and undone), with its state and outcome: the
+   * supervisor watches the services it left running.
+   */
+  onOutcome?: (state: StateStore, outcome: RunOutcome) => void;
 }
 
 /** What a view shows: the run's tasks (`run`), the undo of a failed run (`undo`), a `down` (`down`). */
@@ -195,8 +205,8 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
   // a data dir that can never work (a file, /proc, read-only) is one clear line, before the lock
   makePrivateDir(o.dataDir);
   makePrivateDir(dataPaths(o.dataDir).logs, 'log dir');
-  const lock = await acquireLock(dataPaths(o.dataDir).lock, `stigmer ${x.foreground ? 'up --foreground' : 'up'}`);
-  app.onForce(() => lock.release());
+  const lock = o.heldLock ? undefined : await acquireLock(dataPaths(o.dataDir).lock, `stigmer ${x.foreground ? 'up --foreground' : 'up'}`);
+  app.onForce(() => lock?.release());
   try {
     const { state } = openState(o.dataDir, io.err, x.file);
     o.onState?.(state);
@@ -257,17 +267,19 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
       reportFailures(outcome, failures, io.err);
       const lost = state.firstWriteError;
       if (lost) io.err(`stigmer: cannot write ${lost.message}; what this run started was stopped from memory`);
+      o.onOutcome?.(state, outcome);
       const sig = app.interruptedBy();
       if (sig) return signalExitCode[sig];
       return EXIT.taskFailed;
     }
     reportFailures(outcome, failures, io.err);
+    o.onOutcome?.(state, outcome);
 
     io.ready?.(outcome);
     if (x.foreground) return await stayInForeground(o, x.graph, state, outcome);
     return EXIT.ok;
   } finally {
-    lock.release();
+    lock?.release();
   }
 }
 
@@ -355,7 +367,7 @@ export async function runTask(o: RunTaskOptions): Promise<number> {
 }
 
 /** `stigmer down`: undo everything the state recorded, in reverse. Needs no tasks file. */
-export async function runDown(o: CommonOptions & { quiet?: boolean; heldLock?: boolean }): Promise<number> {
+export async function runDown(o: CommonOptions & { quiet?: boolean }): Promise<number> {
   listenWithForce(o.app, o.dataDir);
   const io = o.io ?? terminalIo(o.app, o.output, true);
   const paths = dataPaths(o.dataDir);
@@ -368,7 +380,7 @@ export async function runDown(o: CommonOptions & { quiet?: boolean; heldLock?: b
   let troubled = false;
   let lock: Lock | undefined;
   try {
-    // `heldLock`: the supervisor takes over a run of its own that holds it (and writes no more)
+    // `heldLock`: the supervisor holds it (or takes over a run of its own that holds it, and writes no more)
     if (!o.heldLock) lock = await acquireLock(paths.lock, 'stigmer down');
   } catch (err) {
     if (!(err instanceof LockUnwritable)) throw err;

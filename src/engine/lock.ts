@@ -67,8 +67,20 @@ function readHolder(path: string): Holder | undefined {
   }
 }
 
+/** What the supervisor daemon writes as its command in the lock it holds while it runs a stack. */
+export const SUPERVISOR_HOLDER = 'stigmer supervisor';
+
 /** The refusal of a run while `holder` (when known) holds the lock at `path`. */
 export function lockBusy(path: string, holder: Holder | undefined): UserError {
+  if (holder?.command === SUPERVISOR_HOLDER) {
+    // The stack's supervisor is its one writer while it runs: a command that did not go through it is refused.
+    return new UserError(
+      `stigmer: the supervisor of this stack (pid ${holder.pid}) runs ${dirname(path)}, and only it may change the stack while it runs.\n` +
+        '`stigmer up`, `run`, `restart` and `down` go through it (it was busy or could not be reached: run the command again); ' +
+        '`up --foreground` cannot take over a detached stack: `stigmer down` first, or follow it with `stigmer logs -f` and `stigmer events`.',
+      EXIT.taskFailed,
+    );
+  }
   const who = holder ? `pid ${holder.pid}${(readCmdline(holder.pid) ?? holder.command) ? `: ${readCmdline(holder.pid) ?? holder.command}` : ''}` : 'its holder is starting';
   return new UserError(
     `stigmer: another stigmer run (${who}) is using ${dirname(path)}.\n` +

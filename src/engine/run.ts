@@ -52,11 +52,12 @@ export interface RunOptions {
 /**
  * A service this run started or adopted, for the supervisor: its instance, and how to run its
  * task again (same resolved inputs; its needs are not run again; a new undo record is written
- * before its readiness probe runs).
+ * before its readiness probe runs). `state`: the store that records it (default: this run's; the
+ * supervisor daemon passes the one in use when it restarts the service, a later request's).
  */
 export interface ServiceRun {
   running: RunningInstance;
-  rerun(signal: AbortSignal, emit: (ev: EventInput) => void): Promise<TaskOutcome>;
+  rerun(signal: AbortSignal, emit: (ev: EventInput) => void, state?: StateStore): Promise<TaskOutcome>;
 }
 
 export interface RunOutcome {
@@ -313,17 +314,17 @@ class Scheduler {
       });
       if (outcome.status === 'ready' && outcome.running) {
         // Run again by the supervisor: same inputs, never a prompt, its record's instance replaced.
-        const rerun = (signal: AbortSignal, emit: (ev: EventInput) => void): Promise<TaskOutcome> => {
+        const rerun = (signal: AbortSignal, emit: (ev: EventInput) => void, state = o.state): Promise<TaskOutcome> => {
           const again = new AbortController();
           if (signal.aborted) again.abort(signal.reason);
           else signal.addEventListener('abort', () => again.abort(signal.reason), { once: true });
           return runTask({
             target,
             kind,
-            state: o.state,
+            state,
             baseDir: o.baseDir,
             dataDir: o.dataDir,
-            previous: o.state.record(name),
+            previous: state.record(name),
             force: true,
             abort: again,
             canPrompt: false,

@@ -6,12 +6,17 @@
  *   const sup = superviseRun({ dataDir, state, services: outcome.services });
  *   ...
  *   await sup.stop();              // then undo as usual: nothing restarts behind the undo
+ *
+ * The daemon serves requests that write the state with their own store meanwhile (one writer at a
+ * time): it pauses the watch, runs the request, then resumes it on the request's store:
+ *
+ *   await sup.pause();   sup.state.save();   ...request...   sup.resume(itsState, itsServices, itsTasks);
  */
 import type { StateStore } from './state.js';
 import type { ServiceRun } from './run.js';
 import { executeUndo } from './undo.js';
 import { logFileFor } from '../util/paths.js';
-import { superviseServices, type Supervisor } from '../supervisor/watch.js';
+import { superviseServices, type ServiceToWatch, type Supervisor } from '../supervisor/watch.js';
 
 export interface SuperviseRunOptions {
   dataDir: string;
@@ -21,21 +26,57 @@ export interface SuperviseRunOptions {
   pollMs?: number;
 }
 
-export function superviseRun(o: SuperviseRunOptions): Supervisor {
-  return superviseServices({
+export interface HostSupervisor extends Omit<Supervisor, 'resume'> {
+  /** the store every record (and every rerun's undo) goes to */
+  readonly state: StateStore;
+  /** write to this store from now on (a down's, before `stopped()`) */
+  writeTo(state: StateStore): void;
+  /** after `pause()`: watch again, writing to `state` (see Supervisor.resume for the rest) */
+  resume(state: StateStore, services: ReadonlyMap<string, ServiceRun>, touched: ReadonlySet<string>): void;
+}
+
+export function superviseRun(o: SuperviseRunOptions): HostSupervisor {
+  let state = o.state;
+  // A rerun records its new instance in the store in use at that moment, not in the one of the
+  // request that first started the service.
+  const watched = (services: ReadonlyMap<string, ServiceRun>): Map<string, ServiceToWatch> =>
+    new Map([...services].map(([task, s]) => [task, { running: s.running, rerun: (signal, emit) => s.rerun(signal, emit, state) }]));
+  const sup = superviseServices({
     dataDir: o.dataDir,
-    services: o.services,
+    services: watched(o.services),
     ...(o.pollMs ? { pollMs: o.pollMs } : {}),
     record: (task, fields, flush) => {
-      if (o.state.record(task)) o.state.update(task, fields, flush);
+      if (state.record(task)) state.update(task, fields, flush);
     },
     // The instance's own undo: its stop signal, SIGKILL after its grace, what it left in its group.
     stopTask: async (task) => {
-      const rec = o.state.record(task);
+      const rec = state.record(task);
       if (!rec?.undo.length) return;
       for (const u of [...rec.undo].reverse()) await executeUndo(u, { dataDir: o.dataDir });
-      o.state.update(task, { undo: [] }, true);
+      state.update(task, { undo: [] }, true);
     },
+    recorded: (task, instance) => !!state.record(task)?.undo.some((u) => u.type === 'stop-process' && u.pid === instance.pid && u.startTime === instance.startTime),
     logFile: (task) => logFileFor(o.dataDir, task),
   });
+  return {
+    get state() {
+      return state;
+    },
+    get tasks() {
+      return sup.tasks;
+    },
+    get active() {
+      return sup.active;
+    },
+    on: (l) => sup.on(l),
+    restart: (task) => sup.restart(task),
+    stop: () => sup.stop(),
+    stopped: () => sup.stopped(),
+    pause: () => sup.pause(),
+    writeTo: (next) => void (state = next),
+    resume: (next, services, touched) => {
+      state = next;
+      sup.resume(watched(services), touched);
+    },
+  };
 }

@@ -22,6 +22,10 @@
  *   with its stop signal and grace) and its undo forgotten: nothing is recorded during a backoff.
  * - `stop()` cancels every pending restart and waits for one in flight to settle (its new
  *   instance is recorded, so the host's undo stops it): down never races a restart.
+ * - `pause()` holds still the same way while another writer has the state (a request of the
+ *   supervisor daemon); `resume()` picks up where it left: an exit seen meanwhile is handled then,
+ *   a cancelled backoff goes on for what was left of it, a service the request started again is
+ *   watched as its new instance (restart count carried over), one it stopped is let go.
  * - Every transition is an event in `<data-dir>/events.jsonl` (events.ts), a `--- ...` line in the
  *   task's log, and fields of its state record (service, restarts, lastExit, health,
  *   nextRestartAt, readyAt).
@@ -64,6 +68,8 @@ export interface SuperviseOptions {
   stopTask(task: string): Promise<void>;
   /** `<data-dir>/logs/<task>.log` */
   logFile(task: string): string;
+  /** whether the state still records this instance of the task (on resume: one a request stopped is let go) */
+  recorded?(task: string, instance: RunningInstance): boolean;
   /** how often an instance adopted from an earlier run (no exit to wait on) is checked (default 500 ms) */
   pollMs?: number;
 }
@@ -77,6 +83,18 @@ export interface Supervisor {
   stop(): Promise<void>;
   /** After the host stopped them on purpose (down, Ctrl-C): a `stopped` event and state for each. */
   stopped(): void;
+  /**
+   * Hold still while another writer has the state: pending restarts are cancelled (resumed
+   * later), health checks end, a restart in flight is cancelled and awaited. Nothing is written.
+   */
+  pause(): Promise<void>;
+  /**
+   * Watch again after `pause`. `services`: what the request that ran meanwhile started or reused;
+   * `touched`: the tasks it ran (a watched one it did not leave in `services` is let go).
+   */
+  resume(services: ReadonlyMap<string, ServiceToWatch>, touched: ReadonlySet<string>): void;
+  /** Something is up or between restarts (a service given up on, crash-loop or policy no, is not). */
+  readonly active: boolean;
   /** The tasks being watched. */
   readonly tasks: readonly string[];
 }
@@ -108,6 +126,38 @@ class Watch implements Supervisor {
 
   get isStopping(): boolean {
     return this.stopping;
+  }
+
+  get active(): boolean {
+    return [...this.watched.values()].some((w) => w.phase !== 'down');
+  }
+
+  async pause(): Promise<void> {
+    await Promise.all([...this.watched.values()].map((w) => w.pause()));
+  }
+
+  resume(services: ReadonlyMap<string, ServiceToWatch>, touched: ReadonlySet<string>): void {
+    if (this.stopping) return;
+    const begin: Watched[] = [];
+    for (const [task, w] of [...this.watched]) {
+      const svc = services.get(task);
+      if (svc && w.holds(svc.running)) continue; // reused by the request: the same instance
+      if (svc || touched.has(task)) this.watched.delete(task);
+      if (svc) {
+        // started again by the request: its new instance, the count of restarts carried over
+        const next = new Watched(this, task, svc, w.restartCount + 1);
+        this.watched.set(task, next);
+        begin.push(next);
+      }
+    }
+    for (const [task, svc] of services) {
+      if (this.watched.has(task)) continue;
+      const w = new Watched(this, task, svc);
+      this.watched.set(task, w);
+      begin.push(w);
+    }
+    for (const w of this.watched.values()) if (!begin.includes(w)) w.resume();
+    for (const w of begin) w.begin();
   }
 
   on(listener: (ev: SupervisorEvent) => void): void {
@@ -163,18 +213,34 @@ class Watched {
   /** the restart in progress (backoff + rerun), if any */
   private pending: Promise<void> | undefined;
   private health: HealthLoop | undefined;
-  private restarts = 0;
   /** bumps with each instance: a late exit of an older one is ignored */
   private generation = 0;
   private manual = false;
+  /** up (its exit and health watched), restarting (backoff or rerun), down (given up on) */
+  phase: 'up' | 'restarting' | 'down' = 'up';
+  /** the restart a pause cancelled: when it was due, the log line it says */
+  private due: { at: number; line: string } | undefined;
+  /** an instance a rerun brought up while a pause cancelled it: watched on resume */
+  private parked: RunningInstance | undefined;
 
   constructor(
     private readonly sup: Watch,
     readonly task: string,
     private readonly svc: ServiceToWatch,
+    private restarts = 0,
   ) {
     this.tracker = new RestartTracker(svc.running.supervision.restart);
     this.instance = svc.running;
+  }
+
+  get restartCount(): number {
+    return this.restarts;
+  }
+
+  /** Whether `running` is the instance this one watches (or brought up during a pause). */
+  holds(running: RunningInstance): boolean {
+    const mine = this.parked ?? this.instance;
+    return this.phase !== 'down' && mine.pid === running.pid && mine.startTime === running.startTime;
   }
 
   private get o(): SuperviseOptions {
@@ -187,12 +253,18 @@ class Watched {
 
   private onReady(instance: RunningInstance, announce: boolean): void {
     this.instance = instance;
-    const gen = ++this.generation;
+    this.phase = 'up';
     const now = Date.now();
     this.tracker.ready(now);
     // The state first: a reader who saw the event finds the state saying so.
     this.o.record(this.task, { service: 'ready', readyAt: new Date(now).toISOString(), nextRestartAt: null, restarts: this.restarts }, true);
     if (announce) this.sup.event({ task: this.task, type: 'ready', pid: instance.pid });
+    this.arm(instance);
+  }
+
+  /** Watch the instance's exit and run its liveness checks. */
+  private arm(instance: RunningInstance): void {
+    const gen = ++this.generation;
     void this.waitExit(instance).then((exit) => {
       if (gen !== this.generation || this.sup.isStopping || this.manual) return;
       this.ended({ ...exit, reason: 'exited' });
@@ -255,6 +327,7 @@ class Watched {
           return;
         }
         this.sup.logLine(this.task, `exited after ${what}; not restarted (restart policy ${policy})`);
+        this.phase = 'down';
         // Left as it is: `status` tells a dead instance by its identity; what it left is stopped.
         this.pending = this.o.stopTask(this.task).catch(() => {});
         return;
@@ -265,16 +338,19 @@ class Watched {
         this.o.record(this.task, { service: 'crash-loop', nextRestartAt: null }, true);
         this.sup.event({ task: this.task, type: 'crash-loop', code: ending.code, signal: ending.signal, max: this.tracker.policy.maxRestarts, detail });
         this.sup.logLine(this.task, `crash loop: ${detail}; not restarting (stigmer restart ${this.task} tries again)`);
+        this.phase = 'down';
         this.pending = this.o.stopTask(this.task).catch(() => {});
         return;
       }
       case 'restart': {
         const due = now + decision.delayMs;
+        this.phase = 'restarting';
         this.restarts++;
         this.o.record(this.task, { service: 'restarting', restarts: this.restarts, nextRestartAt: new Date(due).toISOString() }, true);
         this.sup.event({ at, task: this.task, type: 'restarting', attempt: decision.attempt, max: decision.max, delay_ms: decision.delayMs, detail: why ?? exitDetail(ending) });
         this.sup.logLine(this.task, `${why ?? exitDetail(ending)}; restarting in ${formatWindow(decision.delayMs)} (${decision.attempt}/${decision.max})`);
-        this.pending = this.restartAfter(decision.delayMs, `restarted after ${what} (${decision.attempt}/${decision.max})`);
+        this.due = { at: due, line: `restarted after ${what} (${decision.attempt}/${decision.max})` };
+        this.pending = this.restartAfter(decision.delayMs, this.due.line);
         return;
       }
     }
@@ -319,7 +395,10 @@ class Watched {
       const m = ev.type === 'output' && ev.line ? /^started pid (\d+)/.exec(ev.line) : null;
       if (m) this.sup.event({ task: this.task, type: 'started', pid: Number(m[1]) });
     });
-    if (outcome.status === 'ready' && outcome.running && !signal.aborted && !this.sup.isStopping) this.onReady(outcome.running, true);
+    if (outcome.status === 'ready' && outcome.running) {
+      if (!signal.aborted && !this.sup.isStopping) this.onReady(outcome.running, true);
+      else this.parked = outcome.running; // a pause cancelled it too late: its instance is recorded and up
+    }
     return outcome;
   }
 
@@ -330,6 +409,7 @@ class Watched {
     await this.pending;
     this.cancel = new AbortController();
     this.manual = true;
+    this.phase = 'down';
     this.generation++;
     this.health?.stop();
     this.health = undefined;
@@ -349,12 +429,32 @@ class Watched {
   }
 
   async halt(): Promise<void> {
+    await this.pause();
+    this.o.record(this.task, { nextRestartAt: null }, false);
+  }
+
+  async pause(): Promise<void> {
     this.cancel.abort('stopping');
     this.health?.stop();
     this.health = undefined;
     this.generation++;
     await this.pending;
-    this.o.record(this.task, { nextRestartAt: null }, false);
+  }
+
+  /** After `pause`: watch the instance again, or go on with the restart the pause cancelled. */
+  resume(): void {
+    this.cancel = new AbortController();
+    if (this.parked) {
+      const instance = this.parked;
+      this.parked = undefined;
+      return this.onReady(instance, true);
+    }
+    if (this.phase === 'up') {
+      // One the request stopped is the request's: let it go. Else its exit meanwhile is seen now.
+      if (this.o.recorded && !this.o.recorded(this.task, this.instance)) return void (this.phase = 'down');
+      return this.arm(this.instance);
+    }
+    if (this.phase === 'restarting' && this.due) this.pending = this.restartAfter(Math.max(0, this.due.at - Date.now()), this.due.line);
   }
 }
 
