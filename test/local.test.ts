@@ -142,7 +142,7 @@ test('zero-config: local start, status, logs, run start-agent-runner, a second s
   assert.deepEqual([serverRestarted['temporal'], serverRestarted['agent-runner']], [before['temporal'], restarted['agent-runner']], 'what needs the server keeps running');
   const unknown = await runCli(['local', 'restart', 'agnt-runner'], { home: r.home, env: r.env });
   assert.equal(unknown.code, 2);
-  assert.equal(unknown.stderr, 'stigmer local restart: no component "agnt-runner" (did you mean "agent-runner"?). Components: temporal, server, agent-runner\n');
+  assert.equal(unknown.stderr, 'stigmer local restart: no component "agnt-runner" (did you mean "agent-runner"?). Components: temporal, server, agent-runner, ollama\n');
   const fg = await runCli(['local', 'restart', 'server', '--foreground'], { home: r.home, env: r.env });
   assert.equal(fg.code, 2);
   assert.match(fg.stderr, /--foreground restarts the whole stack/);

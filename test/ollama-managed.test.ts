@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanupHome, cliEnv, fixture, freePort, processesWithHome, runCli, sleep, tempHome, type CliResult } from './helpers.js';
+import { assertNothingLeft, cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, runCli, sleep, tempHome, type CliResult } from './helpers.js';
+import { readEvents } from '../src/supervisor/events.js';
 import { localStackEnv, startTemporalMirror, type TemporalMirror } from './temporal-mirror.js';
 import { startOllamaMirror, standInOllama, type OllamaMirror, type OllamaMirrorOptions } from './ollama-mirror.js';
 
@@ -161,6 +162,16 @@ test('auto with no Ollama anywhere: download (.tar.zst), verify, install, start,
 
   const status = await r.cli(['local', 'status']);
   assert.match(status.stdout, /^Ollama: +Ollama 0\.32\.15 installed by stigmer in .*, run on 127\.0\.0\.1:\d+$/m, status.stdout);
+  // a component of the stack, like the others: state, pid, address (supervised: restarts, health)
+  assert.match(status.stdout, new RegExp(`\\nollama +ready +${serves[0]!.pid} +\\S+ .*127\\.0\\.0\\.1:${r.port}\\n`), status.stdout);
+  const statusJson = JSON.parse((await r.cli(['local', 'status', '--json'])).stdout) as { stack: string; components: { name: string; state: string; pid: number | null; address: string | null; restarts: number | null }[] };
+  assert.equal(statusJson.stack, 'running');
+  assert.deepEqual(
+    statusJson.components.map((c) => [c.name, c.state]),
+    [['temporal', 'ready'], ['server', 'ready'], ['agent-runner', 'ready'], ['ollama', 'ready']],
+  );
+  const row = statusJson.components.find((c) => c.name === 'ollama')!;
+  assert.deepEqual([row.pid, row.address], [serves[0]!.pid, `127.0.0.1:${r.port}`]);
 
   const again = await r.cli(['local', 'start', '--output', 'json']);
   assert.equal(again.code, 0, again.stderr);
@@ -171,10 +182,25 @@ test('auto with no Ollama anywhere: download (.tar.zst), verify, install, start,
   assert.equal(r.records().filter((x) => x.event === 'serve').length, 1, 'not started twice');
   assert.equal(r.ollamaMirror.requests.length, 2, 'not downloaded twice');
 
+  // `local restart ollama`: through the stack's supervisor, a new `ollama serve`; the rest keeps running
   const pid = serves[0]!.pid;
+  const pidsBefore = Object.fromEntries(statusJson.components.map((c) => [c.name, c.pid]));
+  const restart = await r.cli(['local', 'restart', 'ollama']);
+  assert.equal(restart.code, 0, restart.stderr + restart.stdout);
+  assert.equal(alive(pid), false, 'the old ollama was stopped');
+  const serves2 = r.records().filter((x) => x.event === 'serve');
+  assert.equal(serves2.length, 2);
+  const after = JSON.parse((await r.cli(['local', 'status', '--json'])).stdout) as { components: { name: string; state: string; pid: number | null }[] };
+  const pidsAfter = Object.fromEntries(after.components.map((c) => [c.name, c.pid]));
+  assert.deepEqual(pidsAfter, { ...pidsBefore, ollama: serves2[1]!.pid }, 'only ollama was restarted');
+  assert.equal(after.components.find((c) => c.name === 'ollama')?.state, 'ready');
+  // the model is still there; nothing was downloaded again
+  assert.equal(r.records().filter((x) => x.event === 'pull').length, 1);
+  assert.equal(r.ollamaMirror.requests.length, 2);
+
   const stop = await r.cli(['local', 'stop']);
   assert.equal(stop.code, 0, stop.stderr);
-  assert.equal(alive(pid), false, 'local stop stopped stigmer\'s ollama');
+  assert.equal(alive(serves2[1]!.pid), false, 'local stop stopped stigmer\'s ollama');
 });
 
 test('auto with your own Ollama answering at base_url: used as it is (the model pulled into it), never stopped; nothing downloaded', async (t) => {
@@ -189,7 +215,14 @@ test('auto with your own Ollama answering at base_url: used as it is (the model 
   assert.deepEqual(r.ollamaMirror.requests, []);
   assert.deepEqual(r.records().filter((x) => x.event === 'pull').map((p) => p.pid), [own.pid]);
   const status = await r.cli(['local', 'status', '--json']);
-  assert.equal((JSON.parse(status.stdout) as { llm: { ollama: { source: string } } }).llm.ollama.source, 'external');
+  const s = JSON.parse(status.stdout) as { stack: string; llm: { ollama: { source: string } }; components: { name: string; state: string; pid: number | null; address: string | null }[] };
+  assert.equal(s.llm.ollama.source, 'external');
+  assert.equal(s.stack, 'running');
+  assert.deepEqual(s.components.find((c) => c.name === 'ollama'), { name: 'ollama', task: 'start-ollama', state: 'external', pid: null, uptime_ms: null, address: r.baseUrl, restarts: null, last_exit: null, health: null, next_restart_in_ms: null });
+  const restart = await r.cli(['local', 'restart', 'ollama']);
+  assert.equal(restart.code, 2);
+  assert.equal(restart.stderr, `stigmer local restart ollama: the Ollama at ${r.baseUrl} is your own (external): stigmer never starts, stops or restarts it\n`);
+  assert.equal(alive(own.pid!), true);
   const stop = await r.cli(['local', 'stop']);
   assert.equal(stop.code, 0, stop.stderr);
   assert.equal(own.exitCode, null, 'your own Ollama still runs');
@@ -309,4 +342,43 @@ test('Ctrl-C during the pull undoes the run; the next start resumes the pull whe
   assert.match(again.stdout, /pull-model.*\| pulling [0-9a-f]{12}: 100%/, again.stdout);
   assert.match(again.stdout, /pull-model.*\[#{20}\] 100% 3\.9 KiB of 3\.9 KiB/, again.stdout);
   assert.match(again.stdout, /pull-model.*done/, again.stdout);
+});
+
+test('supervised: a kill -9 of stigmer\'s ollama is restarted by policy (local start --foreground); the model stays; Ctrl-C stops it all', async (t) => {
+  const r = await rig(t);
+  const child = spawn(process.execPath, [cliPath, 'local', 'start', '--foreground'], { cwd: r.home, env: cliEnv(r.home, r.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.stdout!.resume();
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  const ollamaEvents = (): string => readEvents(r.home).filter((e) => e.task === 'start-ollama').map((e) => e.type).join(' ');
+  try {
+    const deadline = Date.now() + 90_000;
+    while (!stderr.includes('running in the foreground') && Date.now() < deadline && child.exitCode === null) await sleep(20);
+    assert.match(stderr, /running in the foreground/);
+    const first = r.records().filter((x) => x.event === 'serve');
+    assert.equal(first.length, 1);
+    assert.equal(r.records().filter((x) => x.event === 'pull').length, 1, 'pulled before the stack was up');
+    process.kill(first[0]!.pid, 'SIGKILL');
+    while (ollamaEvents() !== 'exited restarting started ready' && Date.now() < deadline) await sleep(25);
+    assert.equal(ollamaEvents(), 'exited restarting started ready', stderr);
+    const evs = readEvents(r.home).filter((e) => e.task === 'start-ollama');
+    assert.equal(evs[0]!.signal, 'SIGKILL');
+    assert.deepEqual([evs[1]!.attempt, evs[1]!.max, evs[1]!.delay_ms], [1, 5, 1000], 'the shipped policy: on-failure, 1s backoff, 5 restarts');
+    const serves = r.records().filter((x) => x.event === 'serve');
+    assert.equal(serves.length, 2);
+    assert.equal(evs[2]!.pid, serves[1]!.pid);
+    assert.equal(serves[1]!.host, `127.0.0.1:${r.port}`, 'the same address');
+    // the restarted one has the model (Ollama's store is on disk); `local status` shows the restart
+    const tags = (await (await fetch(`${r.baseUrl}/api/tags`)).json()) as { models: { name: string }[] };
+    assert.deepEqual(tags.models.map((m) => m.name), [MODEL]);
+    const status = JSON.parse((await r.cli(['local', 'status', '--json'])).stdout) as { components: { name: string; state: string; pid: number | null; restarts: number | null; last_exit: { signal: string | null } | null }[] };
+    const row = status.components.find((c) => c.name === 'ollama')!;
+    assert.deepEqual([row.state, row.pid, row.restarts, row.last_exit?.signal], ['ready', serves[1]!.pid, 1, 'SIGKILL'], JSON.stringify(row));
+  } finally {
+    child.kill('SIGINT');
+  }
+  assert.equal(await exited, 130, stderr);
+  await assertNothingLeft(r.home, 5000);
+  assert.equal(r.records().filter((x) => x.event === 'serve').every((x) => !alive(x.pid)), true);
 });

@@ -61,7 +61,7 @@ export function register(program: Command, app: App): void {
     });
 
   startOptions(local.command('restart'))
-    .argument('[component...]', 'temporal, server or agent-runner (or a task of the stack): restart only these, leaving the rest running')
+    .argument('[component...]', 'temporal, server, agent-runner or ollama (or a task of the stack): restart only these, leaving the rest running')
     .description('stop the stack, then start it again (picks up config changes; a broken config stops nothing)')
     .option('--foreground', 'stay attached and stream the logs; Ctrl-C stops everything (the whole stack only)')
     .addHelpText('after', '\nExamples:\n  stigmer local restart                  the whole stack\n  stigmer local restart agent-runner     only the agent-runner (from any directory)')
@@ -84,7 +84,7 @@ export function register(program: Command, app: App): void {
     });
 
   logOptions(local.command('logs'))
-    .argument('[component...]', 'temporal, server or agent-runner (or task names); default: all, merged in time order')
+    .argument('[component...]', 'temporal, server, agent-runner or ollama (or task names); default: all, merged in time order')
     .description('the logs of the stack')
     .action(async (components: string[], o: LogFlags) => {
       const { stackLogs } = await import('../stack/local.js');
@@ -92,7 +92,7 @@ export function register(program: Command, app: App): void {
     });
 
   eventOptions(local.command('events'))
-    .argument('[component...]', 'temporal, server or agent-runner (or task names); default: all')
+    .argument('[component...]', 'temporal, server, agent-runner or ollama (or task names); default: all')
     .description("the stack's lifecycle events (restarts, health, crash loops): the last 10, then new ones until Ctrl-C")
     .action(async (components: string[], o: EventFlags) => {
       const [{ printEvents }, { stigmerHome }, { COMPONENTS }] = await Promise.all([import('../supervisor/print-events.js'), import('../util/paths.js'), import('../stack/local.js')]);

@@ -19,8 +19,34 @@ import type { ConfigFlags, StigmerConfig } from './config/types.js';
 /** The stack file shipped with the package. */
 export const STACK_FILE = join(packageRoot, 'stigmer.tasks.yaml');
 
-/** Friendly component names for `logs` and `status`, and the task behind each. */
-export const COMPONENTS = { temporal: 'start-temporal', server: 'start-server', 'agent-runner': 'start-agent-runner' } as const;
+/**
+ * Friendly component names for `logs`, `status` and `restart`, and the task behind each. `ollama`
+ * is a component only while stigmer runs its own `ollama serve` (find-ollama chose the one on PATH
+ * or the downloaded release); an external Ollama is shown as such and never restarted.
+ */
+export const COMPONENTS = { temporal: 'start-temporal', server: 'start-server', 'agent-runner': 'start-agent-runner', ollama: 'start-ollama' } as const;
+
+/** What find-ollama recorded in the state of the stack in `home` (which Ollama it uses), if anything. */
+export interface RecordedOllama {
+  source: string;
+  description: string;
+  base_url: string | null;
+  host: string | null;
+}
+
+export async function recordedOllama(home: string): Promise<RecordedOllama | undefined> {
+  const { StateStore } = await import('../engine/state.js');
+  return ollamaOf(StateStore.read(dataPaths(home).state)?.tasks['find-ollama']?.outputs);
+}
+
+export function ollamaOf(outputs: unknown): RecordedOllama | undefined {
+  const o = outputs as { source?: unknown; description?: unknown; base_url?: unknown; host?: unknown } | undefined;
+  if (!o || typeof o.source !== 'string' || typeof o.description !== 'string') return undefined;
+  return { source: o.source, description: o.description, base_url: typeof o.base_url === 'string' ? o.base_url : null, host: typeof o.host === 'string' ? o.host : null };
+}
+
+/** find-ollama's sources under which stigmer itself runs `ollama serve` */
+export const MANAGED_OLLAMA = new Set(['path', 'download']);
 
 export interface StartOptions {
   app: App;
@@ -120,6 +146,19 @@ export async function restartComponents(o: StartOptions, components: string[]): 
   if (tasks.includes(COMPONENTS.temporal) && !t.managed) {
     throw new UserError(`stigmer local restart temporal: the Temporal in use is external (${t.address}); stigmer does not run it, so it does not restart it`, EXIT.usage);
   }
+  if (tasks.includes(COMPONENTS.ollama)) {
+    const llm = config.backend.local.llm;
+    const used = await recordedOllama(home);
+    const why =
+      llm.provider !== 'ollama'
+        ? `the LLM provider is ${llm.provider}: no Ollama is used`
+        : llm.ollama.managed === 'false'
+          ? `backend.local.llm.ollama.managed is false: stigmer runs no Ollama (it uses ${llm.base_url} as it is)`
+          : used?.source === 'external'
+            ? `the Ollama at ${used.base_url ?? llm.base_url} is your own (external): stigmer never starts, stops or restarts it`
+            : undefined;
+    if (why) throw new UserError(`stigmer local restart ollama: ${why}`, EXIT.usage);
+  }
   const env = { ...loadDotenv(process.cwd(), process.env), ...(o.noPull ? { STIGMER_OLLAMA_PULL: 'false' } : {}) };
   for (const task of tasks) {
     // The stack's supervisor restarts it when one runs (the new instance is its child, supervised);
@@ -158,7 +197,7 @@ export async function restartComponents(o: StartOptions, components: string[]): 
 }
 
 /**
- * `stigmer local logs [component...]`: component names (temporal, server, agent-runner) or any
+ * `stigmer local logs [component...]`: component names (temporal, server, agent-runner, ollama) or any
  * task name of the stack; lines are prefixed by task name.
  */
 export async function stackLogs(components: string[], o: { lines?: number; since?: number; follow: boolean; timestamps: boolean; signal: AbortSignal }): Promise<number> {

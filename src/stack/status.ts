@@ -18,7 +18,7 @@ import { mask, registerSecret } from '../util/mask.js';
 import type { GrpcTls } from '../process/grpc-client.js';
 import { dataPaths, stigmerHome } from '../util/paths.js';
 import { LLM_DEFAULTS, LLM_PROVIDERS, isLlmProvider } from './llm/defaults.js';
-import { COMPONENTS } from './local.js';
+import { COMPONENTS, MANAGED_OLLAMA, ollamaOf } from './local.js';
 import type { SupervisorView, TaskStatusView, ViewState } from '../engine/status-view.js';
 
 interface ResolvedView {
@@ -121,17 +121,25 @@ export async function stackStatus(): Promise<StackStatus> {
   }
   resolved ??= recorded;
 
-  // which Ollama the running stack uses (find-ollama): external, from PATH, or installed by stigmer
-  const found = up ? (state?.tasks['find-ollama']?.outputs as { source?: unknown; description?: unknown } | undefined) : undefined;
-  const ollamaChoice = found && typeof found.source === 'string' && typeof found.description === 'string' ? { source: found.source, description: found.description } : undefined;
+  // which Ollama the stack uses (find-ollama): external, from PATH, or installed by stigmer. It is a
+  // component when stigmer runs it, or an external one the stack was started with; with a hosted
+  // provider (or managed: false) there is none.
+  const recordedOllama = ollamaOf(state?.tasks['find-ollama']?.outputs);
+  const ollamaChoice = up && recordedOllama ? { source: recordedOllama.source, description: recordedOllama.description } : undefined;
+  const ollamaRow = recordedOllama && (MANAGED_OLLAMA.has(recordedOllama.source) || recordedOllama.source === 'external') ? recordedOllama : undefined;
 
-  const components: ComponentStatus[] = Object.entries(COMPONENTS).map(([name, task]) => {
+  const entries = Object.entries(COMPONENTS).filter(([name]) => name !== 'ollama' || ollamaRow);
+  const components: ComponentStatus[] = entries.map(([name, task]) => {
     const v = views.find((x) => x.task === task);
     // The address as the config writes it: the same text `stigmer status` shows for the task.
-    const address = name === 'temporal' ? (resolved?.temporal.address ?? null) : name === 'server' ? (resolved?.server.address ?? null) : null;
+    const address =
+      name === 'temporal' ? (resolved?.temporal.address ?? null) : name === 'server' ? (resolved?.server.address ?? null) : name === 'ollama' ? (ollamaRow?.host ?? null) : null;
     const none = { restarts: null, last_exit: null, health: null, next_restart_in_ms: null };
     if (name === 'temporal' && resolved && !resolved.temporal.managed) {
       return { name, task, state: 'external', pid: null, uptime_ms: null, address, ...none };
+    }
+    if (name === 'ollama' && ollamaRow?.source === 'external') {
+      return { name, task, state: 'external', pid: null, uptime_ms: null, address: ollamaRow.base_url, ...none };
     }
     if (!v) return { name, task, state: 'stopped', pid: null, uptime_ms: null, address: null, ...none };
     return {
@@ -148,7 +156,9 @@ export async function stackStatus(): Promise<StackStatus> {
       next_restart_in_ms: v.next_restart_in_ms ?? null,
     };
   });
-  const managed = components.filter((c) => c.state !== 'external');
+  // a managed Ollama that was not started (its download failed under managed: auto) leaves the
+  // stack up without the local model: it is neither running nor a failure of the stack
+  const managed = components.filter((c) => c.state !== 'external' && !(c.name === 'ollama' && c.state === 'skipped'));
   const ready = managed.filter((c) => c.state === 'ready').length;
   const started = managed.filter((c) => c.state !== 'stopped' && c.state !== 'undone').length;
   const stack: StackStatus['stack'] = started === 0 ? 'stopped' : ready === managed.length ? 'running' : 'degraded';
