@@ -8,10 +8,13 @@
  * unsafe (`b -> a/..` is harmless until `a -> .` appears), so the listing collects every symlink
  * first and then judges each entry against all of them.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { Transform, Writable } from 'node:stream';
 import { posix } from 'node:path';
 import { fail } from '../../model/failure.js';
 import { TaskError } from '../../model/kind.js';
+import type { ReadEntry } from 'tar';
 import { openDecoder, type ZstdDecoder } from './zstd.js';
 
 /** What the checks need to know about an entry (a subset of tar's ReadEntry). */
@@ -128,6 +131,22 @@ function readFailure(file: string, err: unknown): TaskError {
 }
 
 /**
+ * Judge every entry against all of the archive's symlinks: the first unsafe one is refused
+ * (unsafe-archive); else the regular files with their modes, and the symlinks.
+ */
+function judgeAll(all: EntryInfo[]): { files: Map<string, number>; symlinks: Set<string> } {
+  const symlinks = new Set<string>();
+  for (const e of all) if (e.type === 'SymbolicLink' && !isAbsolute(e.path)) symlinks.add(normalise(e.path));
+  const files = new Map<string, number>();
+  for (const e of all) {
+    const why = checkEntry(e, symlinks);
+    if (why) throw new TaskError(fail.unsafeArchive(e.path, why));
+    if (REGULAR.has(e.type)) files.set(normalise(e.path), e.mode ?? 0o644);
+  }
+  return { files, symlinks };
+}
+
+/**
  * List the archive and check every entry. Throws `unsafe-archive` for the first unsafe entry;
  * nothing is written.
  */
@@ -148,14 +167,7 @@ export async function scanArchive(file: string): Promise<ArchiveListing> {
   } catch (err) {
     throw readFailure(file, err);
   }
-  const symlinks = new Set<string>();
-  for (const e of all) if (e.type === 'SymbolicLink' && !isAbsolute(e.path)) symlinks.add(normalise(e.path));
-  const files = new Map<string, number>();
-  for (const e of all) {
-    const why = checkEntry(e, symlinks);
-    if (why) throw new TaskError(fail.unsafeArchive(e.path, why));
-    if (REGULAR.has(e.type)) files.set(normalise(e.path), e.mode ?? 0o644);
-  }
+  const { files, symlinks } = judgeAll(all);
   if (all.length === 0) throw readFailure(file, new Error('the archive is empty'));
   return { files, symlinks, entries: all.length };
 }
@@ -191,18 +203,40 @@ export async function extractArchive(file: string, dir: string, listing: Archive
   if (refused) throw refused;
 }
 
+/** What a streaming extraction found: the listing, plus the sha256 of every file as it was written. */
+export interface StreamedListing extends ArchiveListing {
+  /** normalised path -> sha256 of the bytes written to it (the last entry of a path wins) */
+  hashes: Map<string, string>;
+}
+
+export interface ZstExtractor {
+  /**
+   * Where the compressed bytes go. It applies the decoder's and the unpacker's backpressure; once
+   * the extraction has failed it keeps accepting (and dropping) bytes, so the download goes on to
+   * its end and its sha256 decides what the failure was (a bad archive, or the wrong bytes).
+   */
+  sink: Writable;
+  /** Once the sink has finished: the listing, or the archive's failure (unsafe-archive, bad-archive). */
+  finish(): Promise<StreamedListing>;
+  /** Stop at once (an aborted or failed download): the decoder is killed, the unpacker ended. */
+  abort(): void;
+}
+
 /**
- * Extract a `.tar.zst` into `dir` in one pass (decompressing twice, once to list and once to
- * extract, would double the slowest part of installing a 1 GB archive). Each entry is judged as
- * it arrives against the symlinks seen so far, so nothing is ever written through a link; once
- * the archive has ended, every entry is judged again against all of its symlinks, and a late
- * symlink that makes an earlier entry unsafe rejects the whole archive (the caller removes `dir`,
- * a private temp dir, so nothing of it is ever installed).
+ * Extract a `.tar.zst` into `dir` as its bytes arrive: compressed bytes -> the zstd decoder ->
+ * tar's unpacker, in one pass (decompressing twice, once to list and once to extract, would double
+ * the slowest part of installing a 1 GB archive; and nothing of it is held in memory or written to
+ * disk compressed). Each entry is judged as it arrives against the symlinks seen so far, so nothing
+ * is ever written through a link; once the archive has ended, every entry is judged again against
+ * all of its symlinks, and a late symlink that makes an earlier entry unsafe rejects the whole
+ * archive. `dir` must be a private temp dir the caller removes on any failure (a wrong sha256
+ * included), so nothing of a refused archive is ever installed.
  */
-export async function extractZstArchive(file: string, dir: string, decoder: ZstdDecoder, name = posix.basename(file)): Promise<ArchiveListing> {
+export async function zstExtractor(dir: string, decoder: ZstdDecoder, name: string): Promise<ZstExtractor> {
   const { Unpack } = await import('tar');
   const all: EntryInfo[] = [];
   const seen = new Set<string>();
+  const hashes = new Map<string, string>();
   let refused: TaskError | undefined;
   const unpack = new Unpack({
     cwd: dir,
@@ -215,48 +249,105 @@ export async function extractZstArchive(file: string, dir: string, decoder: Zstd
       all.push(info);
       const why = refused ? 'after an unsafe entry' : checkEntry(info, seen);
       if (why) {
-        refused ??= new TaskError(fail.unsafeArchive(info.path, why));
+        if (!refused) {
+          refused = new TaskError(fail.unsafeArchive(info.path, why));
+          // refused whole: stop decoding (not from inside the unpacker's own write)
+          queueMicrotask(() => stop(refused));
+        }
         return false;
       }
       if (info.type === 'SymbolicLink') seen.add(normalise(info.path));
       return true;
     },
+    // every file's sha256 while it is written (the install marker needs them; reading the tree
+    // back to hash it would cost as much again as extracting it)
+    transform: (entry) => {
+      const e = entry as unknown as EntryInfo;
+      if (!REGULAR.has(e.type)) return undefined;
+      const path = normalise(e.path);
+      const h = createHash('sha256');
+      return new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          h.update(chunk);
+          cb(null, chunk);
+        },
+        flush(cb) {
+          hashes.set(path, h.digest('hex'));
+          cb();
+        },
+      }) as unknown as ReadEntry;
+    },
   });
   let failed: unknown;
+  let ended = false;
   const dec = await openDecoder(decoder);
-  // Wired by hand, not with pipeline(): a failure must not tear the unpacker down while it still
-  // writes files (the caller removes dir once this returns), so it is ended and awaited instead.
+  const closed = new Promise<void>((resolve) => unpack.on('close', () => resolve()));
+  /** a write waiting for the decoder's drain; released when the extraction stops */
+  let waiting: (() => void) | undefined;
+  const stop = (err: unknown): void => {
+    failed ??= err;
+    dec.destroy();
+    if (!ended) unpack.end();
+    ended = true;
+    waiting?.();
+  };
+  // the first complaint decides (the archive is refused); stop feeding it and let it finish the
+  // files it is writing (the caller removes dir only once finish() has settled)
+  unpack.on('error', stop);
+  dec.on('error', stop);
+  dec.on('end', () => {
+    ended = true;
+  });
+  dec.pipe(unpack);
+  const stopped = (): boolean => failed !== undefined || refused !== undefined;
+  const sink = new Writable({
+    highWaterMark: 1 << 20,
+    write(chunk: Buffer, _enc, cb) {
+      if (stopped()) return cb();
+      // (the decoder may push synchronously, so the unpacker can have failed inside this write)
+      if (dec.write(chunk) || stopped()) return cb();
+      const release = (): void => {
+        if (waiting !== release) return;
+        waiting = undefined;
+        dec.off('drain', release);
+        cb();
+      };
+      waiting = release;
+      dec.once('drain', release);
+    },
+    final(cb) {
+      if (!ended && failed === undefined) dec.end();
+      void closed.then(() => cb());
+    },
+  });
+  return {
+    sink,
+    abort: () => stop(new Error('aborted')),
+    async finish() {
+      await closed;
+      // Judged against every symlink, the first unsafe entry is the one scanArchive would name.
+      const { files, symlinks } = judgeAll(all);
+      if (refused) throw refused;
+      if (failed !== undefined) throw readFailure(name, failed);
+      if (all.length === 0) throw readFailure(name, new Error('the archive is empty'));
+      return { files, symlinks, entries: all.length, hashes };
+    },
+  };
+}
+
+/** Extract a `.tar.zst` file into `dir` (zstExtractor, fed from the file). */
+export async function extractZstArchive(file: string, dir: string, decoder: ZstdDecoder, name = posix.basename(file)): Promise<StreamedListing> {
+  const x = await zstExtractor(dir, decoder, name);
   await new Promise<void>((resolve) => {
     const source = createReadStream(file, { highWaterMark: 1 << 20 });
-    let ended = false;
-    const stop = (err: unknown): void => {
-      failed ??= err;
-      source.destroy();
-      dec.destroy();
-      if (!ended) unpack.end();
-      ended = true;
-    };
-    // the first complaint decides (the archive is refused); stop feeding it and let it finish
-    unpack.on('error', stop);
-    unpack.on('close', () => resolve());
-    source.on('error', stop);
-    dec.on('error', stop);
-    dec.on('end', () => {
-      ended = true;
+    source.on('error', (err) => {
+      x.abort();
+      x.sink.destroy(err);
+      resolve();
     });
-    source.pipe(dec).pipe(unpack);
+    x.sink.on('finish', () => resolve());
+    x.sink.on('error', () => resolve());
+    source.pipe(x.sink);
   });
-  // Judged against every symlink, the first unsafe entry is the one scanArchive would name.
-  const symlinks = new Set<string>();
-  for (const e of all) if (e.type === 'SymbolicLink' && !isAbsolute(e.path)) symlinks.add(normalise(e.path));
-  const files = new Map<string, number>();
-  for (const e of all) {
-    const why = checkEntry(e, symlinks);
-    if (why) throw new TaskError(fail.unsafeArchive(e.path, why));
-    if (REGULAR.has(e.type)) files.set(normalise(e.path), e.mode ?? 0o644);
-  }
-  if (refused) throw refused;
-  if (failed !== undefined) throw readFailure(name, failed);
-  if (all.length === 0) throw readFailure(name, new Error('the archive is empty'));
-  return { files, symlinks, entries: all.length };
+  return x.finish();
 }

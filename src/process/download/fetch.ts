@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { Transform } from 'node:stream';
+import { Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
 import { fail } from '../../model/failure.js';
@@ -134,9 +134,24 @@ export async function fetchText(url: string, opts: FetchOptions = {}): Promise<s
  * GET `url` into `file` (created, must not exist), hashing the bytes as they are written.
  * `onProgress` gets `{done, total}` at most every 100 ms, plus the start and the end.
  */
-export async function fetchToFile(
+export function fetchToFile(
   url: string,
   file: string,
+  opts: FetchOptions & { onProgress?: ((p: Progress) => void) | undefined } = {},
+): Promise<FetchedFile> {
+  return fetchInto(url, () => createWriteStream(file, { flags: 'wx', mode: 0o600 }), opts);
+}
+
+/**
+ * GET `url` into the Writable `sink()` makes once the server answered 200, hashing the bytes as
+ * they pass; backpressure is the sink's (a slow sink slows the download, nothing piles up in
+ * memory). The sink's own failures are file-system errors (write-failed); a sink that must not
+ * stop the download (an extractor that keeps the body flowing to finish the hash) swallows its
+ * own. A body shorter than its Content-Length fails (download-failed).
+ */
+export async function fetchInto(
+  url: string,
+  sink: () => Writable,
   opts: FetchOptions & { onProgress?: ((p: Progress) => void) | undefined } = {},
 ): Promise<FetchedFile> {
   const idle = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
@@ -169,7 +184,7 @@ export async function fetchToFile(
         cb(null, chunk);
       },
     });
-    await pipeline(res.body, counter, createWriteStream(file, { flags: 'wx', mode: 0o600 }), opts.signal ? { signal: opts.signal } : {});
+    await pipeline(res.body, counter, sink(), opts.signal ? { signal: opts.signal } : {});
   } catch (err) {
     if (err instanceof TaskError) throw err;
     if (opts.signal?.aborted) throw abortFailure(opts.signal);

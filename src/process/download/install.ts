@@ -1,7 +1,8 @@
 /**
  * Download, verify and install a file, a .tar.gz or a .tar.zst into a directory, atomically.
  *
- *   <dest>.tmp-<pid>-<rand>.part   the download, hashed while it streams   (archives only)
+ *   <dest>.tmp-<pid>-<rand>.part   the download, hashed while it streams   (.tar.gz archives only;
+ *                                  a .tar.zst is extracted as it arrives, straight into the dir below)
  *   <dest>.tmp-<pid>-<rand>/       the extracted tree (or the single file) + install marker
  *   <dest>.tmp-<pid>-<rand>.old    a previous install, moved aside during the swap
  *
@@ -157,7 +158,7 @@ export async function installDownload(params: DownloadParams, opts: InstallOptio
 async function installFresh(r: Resolved, opts: InstallOptions): Promise<DownloadOutputs> {
   const say = (line: string): void => opts.onOutput?.(line);
   const fetchOpts = { signal: opts.signal, idleTimeoutMs: r.idleTimeoutMs };
-  const { abortFailure, extractArchive, extractZstArchive, fetchText, fetchToFile, isTarZst, scanArchive, zstdDecoder } = await loadFetching();
+  const { abortFailure, extractArchive, fetchInto, fetchText, fetchToFile, isTarZst, scanArchive, zstExtractor, zstdDecoder } = await loadFetching();
   checkAbort(opts.signal, abortFailure);
   await checkReplaceable(r.dest);
   await mkdir(dirname(r.dest), { recursive: true });
@@ -176,31 +177,51 @@ async function installFresh(r: Resolved, opts: InstallOptions): Promise<Download
   active.add(stage);
   try {
     await mkdir(stage, { mode: 0o755 });
-    say(`downloading ${r.url}`);
-    const target = r.extract ? part : join(stage, r.filename);
-    const got = await fetchToFile(r.url, target, { ...fetchOpts, onProgress: opts.onProgress });
-    if (got.sha256 !== expected) throw new TaskError(fail.checksumMismatch(r.url, expected, got.sha256));
-    checkAbort(opts.signal, abortFailure);
-
     let archiveModes = new Map<string, number>();
-    if (r.extract) {
-      let listing;
-      if (isTarZst(r.filename)) {
-        const decoder = zstdDecoder();
-        say(`extracting ${r.filename} with ${decoder.name}`);
-        listing = await extractZstArchive(part, stage, decoder, r.filename);
-      } else {
-        say(`extracting ${r.filename}`);
-        listing = await scanArchive(part);
-        await extractArchive(part, stage, listing);
+    let hashes: Map<string, string> | undefined;
+    let got: { sha256: string; bytes: number };
+    if (r.extract && isTarZst(r.filename)) {
+      // Streamed: the bytes are hashed and extracted into the private stage dir as they arrive
+      // (download, decoder and unpacker in step, each one's backpressure respected), and the
+      // stage is installed only once the whole download matched its sha256.
+      const decoder = zstdDecoder();
+      say(`downloading ${r.url}`);
+      say(`extracting ${r.filename} with ${decoder.name} as it arrives`);
+      const x = await zstExtractor(stage, decoder, r.filename);
+      try {
+        got = await fetchInto(r.url, () => x.sink, { ...fetchOpts, onProgress: opts.onProgress });
+      } catch (err) {
+        x.abort();
+        await x.finish().catch(() => undefined);
+        throw err;
       }
-      await rm(part, { force: true });
+      if (got.sha256 !== expected) {
+        x.abort();
+        await x.finish().catch(() => undefined);
+        throw new TaskError(fail.checksumMismatch(r.url, expected, got.sha256));
+      }
+      const listing = await x.finish();
       archiveModes = listing.files;
+      hashes = listing.hashes;
     } else {
-      // a single downloaded file is usually a program
-      archiveModes.set(r.filename, 0o755);
+      say(`downloading ${r.url}`);
+      const target = r.extract ? part : join(stage, r.filename);
+      got = await fetchToFile(r.url, target, { ...fetchOpts, onProgress: opts.onProgress });
+      if (got.sha256 !== expected) throw new TaskError(fail.checksumMismatch(r.url, expected, got.sha256));
+      checkAbort(opts.signal, abortFailure);
+      if (r.extract) {
+        say(`extracting ${r.filename}`);
+        const listing = await scanArchive(part);
+        await extractArchive(part, stage, listing);
+        await rm(part, { force: true });
+        archiveModes = listing.files;
+      } else {
+        // a single downloaded file is usually a program
+        archiveModes.set(r.filename, 0o755);
+      }
     }
-    const files = await finishTree(stage, r.mode, archiveModes);
+    checkAbort(opts.signal, abortFailure);
+    const files = await finishTree(stage, r.mode, archiveModes, hashes);
     if (Object.keys(files).length === 0) {
       throw new TaskError(fail.badArchive(r.filename));
     }

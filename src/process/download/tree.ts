@@ -84,11 +84,12 @@ export async function findMain(dir: string, files: Record<string, string>): Prom
 }
 
 /**
- * Normalise permissions and hash every regular file. Files get `mode` when given, else 0755 if
+ * Normalise permissions and hash every regular file (`known`: the sha256 of files hashed while
+ * they were extracted; a hard-linked copy, not among them, is read back). Files get `mode` when given, else 0755 if
  * they were executable in the archive (`archiveModes`; a hard-linked copy keeps what tar gave
  * it) and 0644 otherwise, so the process umask does not decide whether a program can run.
  */
-export async function finishTree(dir: string, mode: number | undefined, archiveModes: Map<string, number>): Promise<Record<string, string>> {
+export async function finishTree(dir: string, mode: number | undefined, archiveModes: Map<string, number>, known?: Map<string, string>): Promise<Record<string, string>> {
   const files: Record<string, string> = {};
   const walk = async (rel: string): Promise<void> => {
     const abs = rel ? join(dir, rel) : dir;
@@ -100,7 +101,7 @@ export async function finishTree(dir: string, mode: number | undefined, archiveM
         if (r === INSTALL_MARKER) continue;
         const archived = archiveModes.get(r) ?? (await stat(join(dir, r))).mode;
         await chmod(join(dir, r), mode ?? ((archived & 0o111) !== 0 ? 0o755 : 0o644));
-        files[r] = await hashFile(join(dir, r));
+        files[r] = known?.get(r) ?? (await hashFile(join(dir, r)));
       }
     }
   };
