@@ -30,6 +30,16 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${await version()}\n`);
     return EXIT.ok;
   }
+  // `stigmer local status [--json]` (goal: 2x `node -e 0`) needs no command tree: what its
+  // commander path does (the preAction secrets, then the action), without commander.
+  if (isLightLocalStatus(argv)) {
+    try {
+      const { runLocalStatus } = await import('./commands/local-status.js');
+      return await runLocalStatus(argv[4] === '--json');
+    } catch (err) {
+      return reportError(err);
+    }
+  }
   const [{ Command, CommanderError }, { registerCommands }] = await Promise.all([import('commander'), import('./commands/index.js')]);
   const app: App = createApp();
   const program = new Command('stigmer')
@@ -52,15 +62,25 @@ async function main(argv: string[]): Promise<number> {
       // --help and --version end through here with code 0; usage errors were already printed.
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
-    if (err instanceof UserError) {
-      // a message may quote what the user gave (a path, a value): never let it drive the terminal
-      if (err.message) process.stderr.write(`${mask(err.message).split('\n').map(printable).join('\n')}\n`);
-      return err.exitCode;
-    }
-    const e = err as Error;
-    process.stderr.write(`stigmer: internal error: ${mask(e?.stack ?? String(err))}\n`);
-    return 70;
+    return reportError(err);
   }
+}
+
+/** Exactly `local status` or `local status --json`: anything else (--help, a typo) goes through commander. */
+function isLightLocalStatus(argv: string[]): boolean {
+  return argv[2] === 'local' && argv[3] === 'status' && (argv.length === 4 || (argv.length === 5 && argv[4] === '--json'));
+}
+
+/** A failed action: a user error as its message and exit code, anything else as an internal error (70). */
+function reportError(err: unknown): number {
+  if (err instanceof UserError) {
+    // a message may quote what the user gave (a path, a value): never let it drive the terminal
+    if (err.message) process.stderr.write(`${mask(err.message).split('\n').map(printable).join('\n')}\n`);
+    return err.exitCode;
+  }
+  const e = err as Error;
+  process.stderr.write(`stigmer: internal error: ${mask(e?.stack ?? String(err))}\n`);
+  return 70;
 }
 
 /**

@@ -139,6 +139,31 @@ test('init with a broken config says how to fix it (exit 2)', async (t) => {
   assert.match(r.stderr, /or run `stigmer init --force` to rewrite it with the defaults/);
 });
 
+test('local status: its light path (no commander) and the command tree answer alike; --help and a typo still go through commander', async () => {
+  const h = tempHome();
+  try {
+    const env = { STIGMER_LLM_BASE_URL: 'http://127.0.0.1:9', TEMPORAL_SERVICE_ADDRESS: undefined };
+    // `local status [--json]` exactly takes src/cli.ts's light path; any other spelling, commander's
+    const light = await runCli(['local', 'status', '--json'], { home: h, env });
+    const tree = await runCli(['local', 'status', '--json', '--json'], { home: h, env });
+    assert.equal(light.code, 3, light.stderr);
+    assert.equal(tree.code, 3, tree.stderr);
+    const stable = (text: string): unknown => JSON.parse(text.replace(/"uptime_ms": \d+/g, '"uptime_ms": 0'));
+    assert.deepEqual(stable(light.stdout), stable(tree.stdout));
+    assert.equal(JSON.parse(light.stdout).stack, 'stopped');
+    const plain = await runCli(['local', 'status'], { home: h, env });
+    assert.equal(plain.code, 3, plain.stderr);
+    assert.match(plain.stdout, /^Stigmer local stack: stopped /);
+    const help = await runCli(['local', 'status', '--help'], { home: h, env });
+    assert.match(help.stdout, /Usage: stigmer local status \[options\]/);
+    const typo = await runCli(['local', 'status', '--jsn'], { home: h, env });
+    assert.equal(typo.code, 2);
+    assert.match(typo.stderr, /unknown option '--jsn'/);
+  } finally {
+    await cleanupHome(h);
+  }
+});
+
 test('local status on a fresh home says the config file does not exist yet (not "valid")', async () => {
   const h = tempHome();
   try {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { App } from '../model/app.js';
+import { registerActionSecrets } from './action-secrets.js';
 import { register as registerConfig } from './config.js';
 import { register as registerDoctor } from './doctor.js';
 import { register as registerInit } from './init.js';
@@ -34,17 +35,7 @@ Stigmer stack as components (Temporal health, the LLM and its model, which keys 
  * (types only); load the work inside the action. Help lists the product first, then the engine.
  */
 export function registerCommands(program: Command, app: App): void {
-  // Any command may print a log line, a status or an event a key could hide in, or start a child
-  // that must not inherit one: register the keys before the action runs (with the recorded
-  // processes of the stack it names, and of the local stack).
-  program.hook('preAction', async (_program, action) => {
-    const [{ registerStackSecrets }, { stigmerHome }, { resolveStack }] = await Promise.all([import('../stack/secrets.js'), import('../util/paths.js'), import('../engine/stacks.js')]);
-    const o = action.opts() as { dataDir?: unknown; file?: unknown };
-    const dataDirs = [stigmerHome()];
-    if (typeof o.dataDir === 'string') dataDirs.push(o.dataDir);
-    else if (typeof o.file === 'string') dataDirs.push(resolveStack({ file: o.file }).dataDir);
-    registerStackSecrets({ dataDirs });
-  });
+  program.hook('preAction', (_program, action) => registerActionSecrets(action.opts() as { dataDir?: unknown; file?: unknown }));
   program.commandsGroup('Stigmer:');
   registerInit(program, app);
   registerLocal(program, app);

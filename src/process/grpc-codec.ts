@@ -40,8 +40,10 @@ interface Minimal {
 }
 
 let pb: Minimal | undefined;
-// CommonJS; required synchronously so the codecs stay plain functions.
-const minimal = (): Minimal => (pb ??= createRequire(import.meta.url)('protobufjs/minimal.js') as Minimal);
+// CommonJS; required synchronously so the codecs stay plain functions. The package's own one-file
+// build of `protobufjs/minimal` (dist/minimal/protobuf.min.js, the same Writer/Reader): one file to
+// load instead of ~20 (protobufjs/src/* and its @protobufjs/* helpers), ~3x faster to require here.
+const minimal = (): Minimal => (pb ??= createRequire(import.meta.url)('protobufjs/dist/minimal/protobuf.min.js') as Minimal);
 
 export const HEALTH_CHECK = '/grpc.health.v1.Health/Check';
 export const DESCRIBE_NAMESPACE = '/temporal.api.workflowservice.v1.WorkflowService/DescribeNamespace';

@@ -1,0 +1,12 @@
+/**
+ * `stigmer local status [--json]` as src/cli.ts runs it without commander (its goal is 2x
+ * `node -e 0`, and commander with the command tree is ~165 KB of modules): the preAction
+ * registration of every command, then the action of src/commands/local.ts.
+ */
+import { registerActionSecrets } from './action-secrets.js';
+
+export async function runLocalStatus(json: boolean): Promise<number> {
+  await registerActionSecrets({});
+  const { printStackStatus } = await import('../stack/status.js');
+  return printStackStatus(json);
+}
