@@ -30,12 +30,12 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${await version()}\n`);
     return EXIT.ok;
   }
-  // `stigmer local status [--json]` (goal: 2x `node -e 0`) needs no command tree: what its
-  // commander path does (the preAction secrets, then the action), without commander.
-  if (isLightLocalStatus(argv)) {
+  // Commands that must start fast run without the command tree (commander and every command
+  // module): what their commander path does (the preAction secrets, then the action).
+  const light = lightCommand(argv);
+  if (light) {
     try {
-      const { runLocalStatus } = await import('./commands/local-status.js');
-      return await runLocalStatus(argv[4] === '--json');
+      return await light();
     } catch (err) {
       return reportError(err);
     }
@@ -66,9 +66,21 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** Exactly `local status` or `local status --json`: anything else (--help, a typo) goes through commander. */
-function isLightLocalStatus(argv: string[]): boolean {
-  return argv[2] === 'local' && argv[3] === 'status' && (argv.length === 4 || (argv.length === 5 && argv[4] === '--json'));
+/**
+ * The exact spellings with a light path, else undefined (anything else, --help or a typo
+ * included, goes through commander): `local status [--json]` (goal: 2x `node -e 0`), and
+ * `internal supervise --data-dir D` as the CLI spawns the supervisor (on the critical path of
+ * every detached `up` and `local start`).
+ */
+function lightCommand(argv: string[]): (() => Promise<number>) | undefined {
+  const [a, b, c, d] = argv.slice(2);
+  if (a === 'local' && b === 'status' && (argv.length === 4 || (argv.length === 5 && c === '--json'))) {
+    return async () => (await import('./commands/local-status.js')).runLocalStatus(c === '--json');
+  }
+  if (a === 'internal' && b === 'supervise' && c === '--data-dir' && argv.length === 6 && d && !d.startsWith('-')) {
+    return async () => (await import('./commands/supervise.js')).runSuperviseLight(d);
+  }
+  return undefined;
 }
 
 /** A failed action: a user error as its message and exit code, anything else as an internal error (70). */

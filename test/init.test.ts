@@ -139,7 +139,7 @@ test('init with a broken config says how to fix it (exit 2)', async (t) => {
   assert.match(r.stderr, /or run `stigmer init --force` to rewrite it with the defaults/);
 });
 
-test('local status: its light path (no commander) and the command tree answer alike; --help and a typo still go through commander', async () => {
+test('light paths (no commander): local status answers as through the command tree; --help, a typo and other spellings still go through commander', async () => {
   const h = tempHome();
   try {
     const env = { STIGMER_LLM_BASE_URL: 'http://127.0.0.1:9', TEMPORAL_SERVICE_ADDRESS: undefined };
@@ -159,6 +159,10 @@ test('local status: its light path (no commander) and the command tree answer al
     const typo = await runCli(['local', 'status', '--jsn'], { home: h, env });
     assert.equal(typo.code, 2);
     assert.match(typo.stderr, /unknown option '--jsn'/);
+    // the supervisor's light path takes only the spelling the CLI spawns it with
+    const noDir = await runCli(['internal', 'supervise', '--data-dir'], { home: h, env });
+    assert.equal(noDir.code, 2);
+    assert.match(noDir.stderr, /option '--data-dir <dir>' argument missing/);
   } finally {
     await cleanupHome(h);
   }

@@ -32,17 +32,6 @@ export function register(program: Command, app: App): void {
     .description('the supervisor of one data dir: runs the engine for the CLI, parent of every service (started by up / local start)')
     .requiredOption('--data-dir <dir>', 'the stack it supervises')
     .action(async (o: { dataDir: string }) => {
-      const [{ runSupervisor }, { kinds }, { registerStackSecrets }, { resolve }] = await Promise.all([
-        import('../daemon/daemon.js'),
-        import('./kinds.js'),
-        import('../stack/secrets.js'),
-        import('node:path'),
-      ]);
-      app.exitCode = await runSupervisor({
-        dataDir: resolve(o.dataDir),
-        kinds,
-        loadConfig: async () => (await import('../stack/config/index.js')).loadConfig({}).config,
-        registerSecrets: (env) => registerStackSecrets({ env, dataDirs: [resolve(o.dataDir)] }),
-      });
+      app.exitCode = await (await import('./supervise.js')).runSupervise(o.dataDir);
     });
 }

@@ -5,6 +5,7 @@
  */
 import { registerActionSecrets } from './action-secrets.js';
 
+/** The light path: what commander's preAction does first (src/commands/action-secrets.ts), then the action. */
 export async function runLocalStatus(json: boolean): Promise<number> {
   await registerActionSecrets({});
   const { printStackStatus } = await import('../stack/status.js');

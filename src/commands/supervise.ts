@@ -1,0 +1,23 @@
+/**
+ * `stigmer internal supervise --data-dir D`: the detached supervisor of one data dir. src/cli.ts
+ * runs the spelling the CLI spawns it with without commander (its start is on the critical path
+ * of every detached `up` and `local start`); commands/internal.ts runs any other.
+ */
+import { resolve } from 'node:path';
+import { registerActionSecrets } from './action-secrets.js';
+
+export async function runSupervise(dataDir: string): Promise<number> {
+  const [{ runSupervisor }, { kinds }, { registerStackSecrets }] = await Promise.all([import('../daemon/daemon.js'), import('./kinds.js'), import('../stack/secrets.js')]);
+  return runSupervisor({
+    dataDir: resolve(dataDir),
+    kinds,
+    loadConfig: async () => (await import('../stack/config/index.js')).loadConfig({}).config,
+    registerSecrets: (env) => registerStackSecrets({ env, dataDirs: [resolve(dataDir)] }),
+  });
+}
+
+/** The light path: what commander's preAction does first (src/commands/action-secrets.ts), then the action. */
+export async function runSuperviseLight(dataDir: string): Promise<number> {
+  await registerActionSecrets({ dataDir });
+  return runSupervise(dataDir);
+}
