@@ -41,7 +41,7 @@ interface Rig {
 }
 
 /** A tasks file with one `web` service (the fake service on `port` with `args(home)`) and extra `with` lines. */
-function rig(port: number, args: (home: string) => string[], withLines: string[]): Rig {
+function rig(port: number, args: (home: string) => string[], withLines: string[], ready = (_home: string): string => `ready: { tcp: { host: 127.0.0.1, port: ${port} }, timeout: 60s }`): Rig {
   const home = tempHome();
   const dir = join(home, 'proj');
   mkdirSync(dir, { recursive: true });
@@ -58,7 +58,7 @@ function rig(port: number, args: (home: string) => string[], withLines: string[]
       `      command: ${JSON.stringify(process.execPath)}`,
       `      args: [${[fixture('service.mjs'), '--listen', String(port), ...args(home)].map((a) => JSON.stringify(a)).join(', ')}]`,
       `      ports: [${port}]`,
-      `      ready: { tcp: { host: 127.0.0.1, port: ${port} }, timeout: 60s }`,
+      `      ${ready(home)}`,
       '      stop: { signal: SIGTERM, grace: 1s }',
       ...withLines.map((l) => `      ${l}`),
       '',
@@ -118,6 +118,16 @@ async function teardown(r: Rig): Promise<void> {
   await cli(r, ['down']);
   for (const p of processesWithHome(r.home)) kill(p.pid);
   await cleanupHome(r.home);
+}
+
+/** The supervisor exited before `down` returned; if not, how long it took after, and what it logged. */
+async function assertGoneAfterDown(r: Rig, sup: { pid: number; startTime: number }, down: { stdout: string; stderr: string }): Promise<void> {
+  if (!isAlive(sup)) return;
+  const t0 = Date.now();
+  const status = readFileSync(`/proc/${sup.pid}/status`, 'utf8').split('\n').filter((l) => /^(State|PPid)/.test(l)).join(', ');
+  await until('the supervisor to exit', () => !isAlive(sup), 30_000).catch(() => {});
+  const log = existsSync(join(r.data, 'supervisor.log')) ? readFileSync(join(r.data, 'supervisor.log'), 'utf8') : '';
+  assert.fail(`the supervisor (pid ${sup.pid}, ${status}) was alive when down returned; gone ${isAlive(sup) ? 'not even' : ''} ${Date.now() - t0} ms later\ndown: ${down.stdout}${down.stderr}\nsupervisor.log: ${log}`);
 }
 
 const STAMPED = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (out|err|---) /;
@@ -205,7 +215,7 @@ test('detached: a service crashing after ready is restarted by the supervisor; i
   const down = await cli(r, ['down']);
   assert.equal(down.code, 0, down.stderr);
   assert.ok(!isAlive(fourth), `the service was stopped: ${down.stdout}${down.stderr}`);
-  assert.ok(!isAlive(sup), 'the supervisor exited before down returned');
+  await assertGoneAfterDown(r, sup, down);
   assert.equal(events(r).at(-1)?.type, 'stopped');
   assert.deepEqual(processesWithHome(r.home), []);
 });
@@ -245,8 +255,9 @@ test('detached: down during a backoff cancels the restart and leaves nothing run
   assert.equal(up.code, 0, up.stderr);
   const sup = stateOf(r)!.supervisor!;
   const first = webRec(r)!;
-  await until('restarting', () => stateOf(r)?.tasks['web']?.service === 'restarting');
-  assert.equal(types(events(r)), 'exited restarting');
+  // (the state is written before the event that reports it)
+  await until('restarting', () => types(events(r)) === 'exited restarting');
+  assert.equal(stateOf(r)?.tasks['web']?.service, 'restarting');
   // Nothing runs, but a restart is due: the supervisor stays (its idle check runs every second).
   await sleep(2_500);
   assert.ok(isAlive(sup), 'a service between restarts is not "nothing running"');
@@ -254,7 +265,7 @@ test('detached: down during a backoff cancels the restart and leaves nothing run
 
   const down = await cli(r, ['down']);
   assert.equal(down.code, 0, down.stderr);
-  assert.ok(!isAlive(sup), 'the supervisor exited');
+  await assertGoneAfterDown(r, sup, down);
   assert.ok(!isAlive(first));
   assert.equal(types(events(r)), 'exited restarting stopped', 'no restart after the down');
   assert.deepEqual(processesWithHome(r.home), []);
@@ -275,4 +286,36 @@ test('detached: a service given up on (policy no) with nothing else running ends
   assert.equal((JSON.parse(s.stdout) as StatusJson).tasks.find((x) => x.task === 'web')?.state, 'dead');
   assert.match(readFileSync(join(r.data, 'logs', 'web.log'), 'utf8'), / --- exited after exit code 1; not restarted \(restart policy no\)/);
   assert.deepEqual(processesWithHome(r.home), []);
+});
+
+test('detached: down while a `run` is in progress through the supervisor takes it over: the watch is stopped, everything undone, nothing restarts', async (t) => {
+  const port = await freePort();
+  // ready while the gate file exists: the test holds the rerun's instance short of ready
+  const gate = (home: string): string => join(home, 'gate');
+  const r = rig(port, () => [], ['restart: { policy: on-failure, backoff: 100ms }'], (home) => `ready: { exec: { command: test, args: ["-f", ${JSON.stringify(gate(home))}] }, interval: 100ms, timeout: 120s }`);
+  t.after(() => teardown(r));
+  writeFileSync(gate(r.home), '');
+  const up = await cli(r, ['up', '--output', 'plain']);
+  assert.equal(up.code, 0, up.stderr);
+  const sup = stateOf(r)!.supervisor!;
+  const first = webRec(r)!;
+  rmSync(gate(r.home));
+  // `run web` stops the instance and starts a new one, which is not ready while the gate is shut
+  const run = cli(r, ['run', 'web', '--output', 'plain']);
+  await until('the rerun instance recorded', () => {
+    const rec = webRec(r);
+    return !!rec && rec.pid !== first.pid;
+  });
+  const second = webRec(r)!;
+  const down = await cli(r, ['down']);
+  assert.equal(down.code, 0, down.stderr);
+  const ran = await run;
+  assert.notEqual(ran.code, 0, 'the run was stopped');
+  assert.match(ran.stderr, /`stigmer down` is stopping the stack/);
+  assert.ok(!isAlive(first) && !isAlive(second), 'both instances are stopped');
+  await assertGoneAfterDown(r, sup, down);
+  writeFileSync(gate(r.home), ''); // a restart behind the undo would be ready now
+  await sleep(500);
+  assert.deepEqual(processesWithHome(r.home), []);
+  assert.ok(!events(r).some((e) => e.type === 'restarting' || e.type === 'started'), types(events(r)));
 });

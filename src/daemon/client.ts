@@ -19,7 +19,7 @@ import { makePrivateDir } from '../util/private-dir.js';
 import { describeFsError, fsExitCode } from '../util/fs-error.js';
 import { dataPaths } from '../util/paths.js';
 import { INSTANCE_VAR, STACK_VAR } from '../process/sweep.js';
-import { readProcStat } from '../process/identity.js';
+import { hasExited, readProcStat } from '../process/identity.js';
 import { encode, lineReader, socketPath, type Message, type Request, type RestartRequest, type RunRequest, type UpRequest, type WireOutput } from './protocol.js';
 
 /** The supervisor's own output (what it could not tell a client), beside the state. */
@@ -102,7 +102,8 @@ export async function ensureSupervisor(dataDir: string): Promise<Socket> {
 async function gone(pid: number): Promise<void> {
   for (let i = 0; i < 2000; i++) {
     const stat = readProcStat(pid);
-    if (!stat || stat.state === 'Z' || stat.state === 'X') return;
+    // (a zombie leader whose threads are still exiting is not gone yet)
+    if (!stat || hasExited(stat)) return;
     await sleep(5);
   }
 }
