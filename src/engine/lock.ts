@@ -15,7 +15,8 @@
  *
  * Without util-linux flock (macOS) the file is created atomically with link(2) from a complete
  * temp file (never empty); a holder that is gone is taken over; an empty file is retried. That
- * fallback is weaker (documented in the README).
+ * fallback is weaker (documented in the README). It is also the lock of stigmer-server's store
+ * (`takeFileLock`), which must be taken synchronously and without a helper process.
  */
 import { closeSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -23,7 +24,7 @@ import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError, EXIT } from '../util/errors.js';
 import { describeFsError, fsExitCode } from '../util/fs-error.js';
-import { readProcStat, readCmdline, hasExited } from '../process/proc.js';
+import { readProcStat, readCmdline, hasExited, isAlive } from '../process/identity.js';
 import { INSTANCE_VAR, STACK_VAR } from '../process/sweep.js';
 
 /** The lock file cannot be created or written (read-only or full disk, not ours): one line, path and errno. */
@@ -41,10 +42,22 @@ export interface Lock {
   readonly gone: Promise<void>;
 }
 
-interface Holder {
+/** Who holds a lock, as its file says (for messages, and to tell a stale lock). */
+export interface Holder {
   pid: number;
   startTime: number;
   command?: string;
+}
+
+/** The lock is held by another live process (`holder`, when its file could be read). */
+export class LockHeld extends Error {
+  constructor(
+    readonly path: string,
+    readonly holder: Holder | undefined,
+  ) {
+    super(`${path} is held${holder ? ` by pid ${holder.pid}` : ''}`);
+    this.name = 'LockHeld';
+  }
 }
 
 const FLOCK = ['/usr/bin/flock', '/bin/flock'].find((p) => existsSync(p));
@@ -53,15 +66,15 @@ const DELAY_MS = Number(process.env['STIGMER_FAULT_LOCK_DELAY_MS'] ?? 0);
 const BUSY = 75;
 const MOVED = 76;
 
-function holderAlive(h: Holder): boolean {
-  const stat = readProcStat(h.pid);
-  return !!stat && stat.state !== 'Z' && stat.state !== 'X' && stat.startTime === h.startTime;
-}
+/** Alive, and the process that wrote the lock (not a pid since handed to another program). */
+const holderAlive = (h: Holder): boolean => isAlive(h);
 
 function readHolder(path: string): Holder | undefined {
   try {
-    const h = JSON.parse(readFileSync(path, 'utf8')) as Partial<Holder>;
-    return typeof h.pid === 'number' && typeof h.startTime === 'number' ? (h as Holder) : undefined;
+    const h = JSON.parse(readFileSync(path, 'utf8')) as Partial<Holder> & { start?: unknown };
+    // An older stigmer-server wrote its start time as a string, `start`.
+    const startTime = typeof h.startTime === 'number' ? h.startTime : typeof h.start === 'string' ? Number(h.start) : undefined;
+    return typeof h.pid === 'number' && startTime !== undefined ? { ...h, pid: h.pid, startTime } : undefined;
   } catch {
     return undefined; // empty (being written) or not ours
   }
@@ -69,6 +82,8 @@ function readHolder(path: string): Holder | undefined {
 
 /** What the supervisor daemon writes as its command in the lock it holds while it runs a stack. */
 export const SUPERVISOR_HOLDER = 'stigmer supervisor';
+
+const me = (what: string): Holder => ({ pid: process.pid, startTime: readProcStat(process.pid)?.startTime ?? 0, command: what });
 
 /** The refusal of a run while `holder` (when known) holds the lock at `path`. */
 export function lockBusy(path: string, holder: Holder | undefined): UserError {
@@ -95,8 +110,13 @@ export async function acquireLock(path: string, what: string): Promise<Lock> {
   } catch (err) {
     throw new LockUnwritable(path, err);
   }
-  const me: Holder = { pid: process.pid, startTime: readProcStat(process.pid)?.startTime ?? 0, command: what };
-  return FLOCK ? kernelLock(path, me, FLOCK) : linkLock(path, me);
+  if (FLOCK) return kernelLock(path, me(what), FLOCK);
+  try {
+    return onceOnly(takeFileLock(path, what));
+  } catch (err) {
+    if (err instanceof LockHeld) throw lockBusy(path, err.holder);
+    throw new LockUnwritable(path, err);
+  }
 }
 
 /** The helper: exit 75 when another process holds the lock, 76 when the file was replaced meanwhile. */
@@ -189,41 +209,43 @@ function onceOnly(release: () => void, gone: Promise<void> = Promise.resolve()):
   };
 }
 
-/** Fallback without flock(1): atomic create by link(2), a holder that is gone is taken over. */
-async function linkLock(path: string, me: Holder): Promise<Lock> {
+/**
+ * The lock without flock(1), taken synchronously: atomic create by link(2) from a complete temp
+ * file, so it is never seen empty. A holder that is gone (or is this very process: a store opened
+ * again after a simulated crash) is taken over; a file that cannot be read yet is retried, never
+ * taken over. Returns the release; throws LockHeld, or the fs error when the file cannot be made.
+ */
+export function takeFileLock(path: string, what: string): () => void {
+  const mine = me(what);
   const tmp = `${path}.${process.pid}`;
+  const pause = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
   try {
     const fd = openSync(tmp, 'w', 0o600);
     try {
-      writeSync(fd, JSON.stringify(me));
+      writeSync(fd, JSON.stringify(mine));
     } finally {
       closeSync(fd);
     }
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw new LockUnwritable(path, err);
-  }
-  try {
     for (let attempt = 0; attempt < 50; attempt++) {
       try {
-        if (DELAY_MS > 0) await sleep(DELAY_MS);
+        if (DELAY_MS > 0) pause(DELAY_MS);
         linkSync(tmp, path);
-        return onceOnly(() => {
-          if (readHolder(path)?.pid === me.pid) rmSync(path, { force: true });
-        });
+        return () => {
+          if (readHolder(path)?.pid === mine.pid) rmSync(path, { force: true });
+        };
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new LockUnwritable(path, err);
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
       const holder = readHolder(path);
-      if (holder && holderAlive(holder)) throw lockBusy(path, holder);
+      if (holder && holder.pid !== mine.pid && holderAlive(holder)) throw new LockHeld(path, holder);
       if (!holder) {
         // Empty or unreadable: someone may be writing it. Retry, never take it over.
-        await sleep(20);
+        pause(20);
         continue;
       }
       rmSync(path, { force: true }); // its holder is gone
     }
-    throw lockBusy(path, undefined);
+    throw new LockHeld(path, undefined);
   } finally {
     rmSync(tmp, { force: true });
   }
