@@ -4,7 +4,8 @@
  * timestamp (logs written before capture) take the time of the nearest stamped line before them
  * (else after them, else the file's mtime), so they still merge in roughly the right place.
  */
-import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { LineFollower } from '../process/follow.js';
 import { parseLogLine, type LogStream } from '../process/log-line.js';
 
 export interface LogEntry {
@@ -126,19 +127,6 @@ export function readTaskTail(task: string, file: string, want: TailWant, endAt?:
   return want.lines === 0 ? [] : all.slice(-want.lines);
 }
 
-/** Every whole line of a file (a rotated one: complete). */
-function readWhole(file: string): string[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return [];
-  }
-  const lines = text.split('\n');
-  if (lines.at(-1) === '') lines.pop();
-  return lines.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
-}
-
 function exists(f: string): boolean {
   try {
     statSync(f);
@@ -158,107 +146,27 @@ export function mergeByTime(lists: LogEntry[][]): LogEntry[] {
  * (rotated, or removed and recreated), the rest of the old one and the new one from its start.
  */
 export class LogFollower {
-  private fd: number | undefined;
-  private ino = 0;
-  private offset = 0;
-  private partial = '';
-  /** the size of `file` when following began (undefined: it did not exist yet) */
-  readonly startOffset: number | undefined;
+  private readonly lines: LineFollower;
 
   constructor(
     readonly task: string,
     readonly file: string,
     fromStart = false,
   ) {
-    this.open(fromStart);
-    this.startOffset = this.fd === undefined ? undefined : this.offset;
+    this.lines = new LineFollower(file, { fromStart, maxRotated: MAX_ROTATED });
   }
 
-  private open(fromStart: boolean): void {
-    try {
-      this.fd = openSync(this.file, 'r');
-    } catch {
-      this.fd = undefined;
-      return;
-    }
-    const st = fstatSync(this.fd);
-    this.ino = st.ino;
-    this.offset = fromStart ? 0 : st.size;
-    this.partial = '';
+  /** the size of `file` when following began (undefined: it did not exist yet) */
+  get startOffset(): number | undefined {
+    return this.lines.startOffset;
   }
 
-  /** New complete lines since the last call. */
+  /** New complete lines since the last call; a line without a timestamp, seen as it is written, is as old as now. */
   poll(): LogEntry[] {
-    const out: LogEntry[] = [];
-    if (this.fd === undefined) {
-      this.open(true);
-      if (this.fd === undefined) return out;
-    }
-    let current: number | undefined;
-    try {
-      current = statSync(this.file).ino;
-    } catch {
-      current = undefined; // removed: read what the old one still has
-    }
-    out.push(...this.drain());
-    if (current !== this.ino) {
-      // The writer moved on to a new file: the old one gets no more lines.
-      if (this.partial) out.push(...this.entries([this.partial]));
-      closeSync(this.fd!);
-      this.fd = undefined;
-      // Rotated more than once since the last look: the files in between, oldest first.
-      for (const f of this.between()) out.push(...this.entries(readWhole(f)));
-      if (current !== undefined) {
-        this.open(true);
-        out.push(...this.drain());
-      }
-    }
-    return out;
-  }
-
-  /**
-   * Rotated files newer than the one followed: it is `<file>.k` now, so `.k-1` .. `.1`; when it
-   * is gone (rotated past `keep`), every rotated file is newer than it.
-   */
-  private between(): string[] {
-    const found: string[] = [];
-    for (let i = 1; i <= MAX_ROTATED; i++) {
-      const f = `${this.file}.${i}`;
-      let ino: number;
-      try {
-        ino = statSync(f).ino;
-      } catch {
-        break;
-      }
-      if (ino === this.ino) break;
-      found.push(f);
-    }
-    return found.reverse();
-  }
-
-  private drain(): LogEntry[] {
-    if (this.fd === undefined) return [];
-    const size = fstatSync(this.fd).size;
-    if (size < this.offset) {
-      this.offset = 0; // truncated in place
-      this.partial = '';
-    }
-    if (size === this.offset) return [];
-    const buf = Buffer.alloc(size - this.offset);
-    const n = readSync(this.fd, buf, 0, buf.length, this.offset);
-    this.offset += n;
-    const lines = (this.partial + buf.subarray(0, n).toString('utf8')).split('\n');
-    this.partial = lines.pop() ?? '';
-    return this.entries(lines.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l)));
-  }
-
-  /** A line without a timestamp, seen as it is written, is as old as now. */
-  private entries(lines: string[]): LogEntry[] {
-    return toEntries(this.task, lines, Date.now());
+    return toEntries(this.task, this.lines.poll(), Date.now());
   }
 
   close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
+    this.lines.close();
   }
 }

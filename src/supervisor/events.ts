@@ -16,9 +16,10 @@
  *   `mask`, so a secret never reaches the file.
  * - Readers skip lines that are not an event (a crash mid-line, a hand edit) rather than fail.
  */
-import { closeSync, fstatSync, openSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { mask } from '../util/mask.js';
+import { LineFollower, readLines } from '../process/follow.js';
 import { dataPaths } from '../util/paths.js';
 import { makePrivateDir } from '../util/private-dir.js';
 
@@ -175,38 +176,13 @@ function keep(ev: SupervisorEvent, o: ReadEventsOptions): boolean {
 
 /** The events recorded so far (rotated file first), oldest first. */
 export function readEvents(dataDir: string, o: ReadEventsOptions = {}): SupervisorEvent[] {
-  const lines = [...readLines(rotatedFile(dataDir)), ...readLines(eventsFile(dataDir))];
+  const lines = [...readLines(rotatedFile(dataDir), { complete: true }), ...readLines(eventsFile(dataDir), { complete: true })];
   const events: SupervisorEvent[] = [];
   for (const l of lines) {
     const ev = parseEvent(l);
     if (ev && keep(ev, o)) events.push(ev);
   }
   return o.last === undefined ? events : o.last <= 0 ? [] : events.slice(-o.last);
-}
-
-/** Whole lines of a file (a trailing line without its newline is being written: left out). */
-function readLines(file: string): string[] {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch {
-    return [];
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const buf = Buffer.alloc(size);
-    let n = 0;
-    while (n < size) {
-      const r = readSync(fd, buf, n, size - n, n);
-      if (r === 0) break;
-      n += r;
-    }
-    const lines = buf.subarray(0, n).toString('utf8').split('\n');
-    lines.pop(); // after the last newline: empty, or a partial line
-    return lines;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 export interface FollowEventsOptions extends ReadEventsOptions {
@@ -223,12 +199,14 @@ export interface FollowEventsOptions extends ReadEventsOptions {
  * only later. Nothing written between the history and the follow is lost or repeated.
  */
 export async function* followEvents(dataDir: string, o: FollowEventsOptions = {}): AsyncGenerator<SupervisorEvent> {
-  const follower = new EventFollower(eventsFile(dataDir), rotatedFile(dataDir));
+  // Two rotations between looks are followed too (through the rotated file); more would need
+  // ~2 MiB of events within one poll.
+  const follower = new LineFollower(eventsFile(dataDir));
   try {
     if (o.history) {
       // The history is read through the follower's own file, so a rotation in between neither
       // loses nor repeats a line: the rotated file counts only when it is not the one followed.
-      const lines = [...(follower.isFile(rotatedFile(dataDir)) ? [] : readLines(rotatedFile(dataDir))), ...follower.head()];
+      const lines = [...(follower.isFile(rotatedFile(dataDir)) ? [] : readLines(rotatedFile(dataDir), { complete: true })), ...follower.head()];
       const events = lines.map(parseEvent).filter((ev): ev is SupervisorEvent => ev !== undefined && keep(ev, o));
       for (const ev of o.last === undefined ? events : o.last <= 0 ? [] : events.slice(-o.last)) yield ev;
     }
@@ -261,113 +239,6 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
     const timer = setTimeout(done, ms);
     signal?.addEventListener('abort', done, { once: true });
   });
-}
-
-/**
- * Tails one file by inode: appended lines, then across a rename (rotation) to the new file. Two
- * rotations between looks are followed too (through the rotated file); more would need ~2 MiB of
- * events within one poll.
- */
-class EventFollower {
-  private fd: number | undefined;
-  private ino = 0;
-  private offset = 0;
-  private partial = '';
-  /** the size of the file when following began (0: it did not exist) */
-  readonly startOffset: number;
-
-  constructor(
-    private readonly file: string,
-    private readonly rotated: string,
-  ) {
-    this.open(false);
-    this.startOffset = this.fd === undefined ? 0 : this.offset;
-  }
-
-  private open(fromStart: boolean): void {
-    try {
-      this.fd = openSync(this.file, 'r');
-    } catch {
-      this.fd = undefined;
-      return;
-    }
-    const st = fstatSync(this.fd);
-    this.ino = st.ino;
-    this.offset = fromStart ? 0 : st.size;
-    this.partial = '';
-  }
-
-  /** Whether `file` is the file being followed (same inode). */
-  isFile(file: string): boolean {
-    if (this.fd === undefined) return false;
-    try {
-      return statSync(file).ino === this.ino;
-    } catch {
-      return false;
-    }
-  }
-
-  /** The whole lines before where following began. */
-  head(): string[] {
-    if (this.fd === undefined || this.startOffset === 0) return [];
-    const buf = Buffer.alloc(this.startOffset);
-    let n = 0;
-    while (n < buf.length) {
-      const r = readSync(this.fd, buf, n, buf.length - n, n);
-      if (r === 0) break;
-      n += r;
-    }
-    const lines = buf.subarray(0, n).toString('utf8').split('\n');
-    lines.pop();
-    return lines;
-  }
-
-  poll(): string[] {
-    if (this.fd === undefined) {
-      this.open(true);
-      if (this.fd === undefined) return [];
-    }
-    let current: number | undefined;
-    try {
-      current = statSync(this.file).ino;
-    } catch {
-      current = undefined;
-    }
-    const out = this.drain();
-    if (current !== this.ino) {
-      // Rotated twice since the last look: the file in between is the rotated one now.
-      const between = current !== undefined && !this.isFile(this.rotated) ? readLines(this.rotated) : [];
-      closeSync(this.fd!);
-      this.fd = undefined;
-      out.push(...between);
-      if (current !== undefined) {
-        this.open(true);
-        out.push(...this.drain());
-      }
-    }
-    return out;
-  }
-
-  private drain(): string[] {
-    if (this.fd === undefined) return [];
-    const size = fstatSync(this.fd).size;
-    if (size < this.offset) {
-      this.offset = 0;
-      this.partial = '';
-    }
-    if (size === this.offset) return [];
-    const buf = Buffer.alloc(size - this.offset);
-    const n = readSync(this.fd, buf, 0, buf.length, this.offset);
-    this.offset += n;
-    const lines = (this.partial + buf.subarray(0, n).toString('utf8')).split('\n');
-    this.partial = lines.pop() ?? '';
-    return lines;
-  }
-
-  close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
-  }
 }
 
 /** One event as a line for people: `2026-12-02T14:03:11.201Z server      exited code 1`. */
