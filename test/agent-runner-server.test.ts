@@ -3,7 +3,7 @@
 // is re-queued when its lease expires and finished by a second runner.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cleanupHome, sleep, tempHome } from './helpers.js';
+import { cleanupHome, sleep, tempHome, until } from './helpers.js';
 import { runnerDeps } from './runner-deps.js';
 import { spawnCli, startServer, type Proc } from './server-rig.js';
 
@@ -25,13 +25,9 @@ function startRunner(home: string, serverAddress: string, id: string): Proc {
 }
 
 async function waitForStatus(client: Awaited<ReturnType<typeof startServer>>['client'], id: string, status: string, ms = 20_000): Promise<Awaited<ReturnType<typeof client.getExecution>>> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const e = await client.getExecution(id);
-    if (e.status === status) return e;
-    if (Date.now() > deadline) throw new Error(`execution ${id} is ${e.status}, expected ${status}: ${JSON.stringify(e)}`);
-    await sleep(20);
-  }
+  let e: Awaited<ReturnType<typeof client.getExecution>> | undefined;
+  await until(`execution ${id} to be ${status}`, async () => (e = await client.getExecution(id)).status === status, ms, { show: () => `it is ${e?.status}: ${JSON.stringify(e)}` });
+  return e!;
 }
 
 test('the real server: an execution is claimed, streamed and completed', async () => {

@@ -14,7 +14,7 @@ import { isAlive, readProcStat } from '../src/process/identity.js';
 import { cgroupBase, createCgroup, inCgroup } from '../src/process/cgroup.js';
 import { findMarked } from '../src/process/sweep.js';
 import { projectDataDir } from '../src/engine/stacks.js';
-import { cleanupHome, fixture, freePort, runCli, sleep, tempHome } from './helpers.js';
+import { cleanupHome, fixture, freePort, runCli, sleep, tempHome, until } from './helpers.js';
 
 const node = JSON.stringify(process.execPath);
 const service = JSON.stringify(fixture('service.mjs'));
@@ -22,13 +22,6 @@ const available = cgroupBase() !== null;
 
 const stackDir = (home: string): string => projectDataDir(join(home, 'stigmer.tasks.yaml'), home);
 
-async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 function alive(pid: number): boolean {
   const s = readProcStat(pid);

@@ -12,7 +12,7 @@ import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { cleanupHome, fixture, freePort, processesWithHome, repoRoot, runCli, sleep, tempHome, type CliResult } from './helpers.js';
+import { cleanupHome, fixture, freePort, processesWithHome, repoRoot, runCli, sleep, tempHome, type CliResult, until as pollUntil } from './helpers.js';
 import { raw, spawnCli } from './server-rig.js';
 import { filesContaining, localStackEnv, startTemporalMirror, type TemporalMirror } from './temporal-mirror.js';
 import { StigmerClient, type Execution } from '../src/stack/client/index.js';
@@ -112,15 +112,11 @@ function isAlive(pid: number): boolean {
   return state !== undefined && state !== 'Z';
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+const until = <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> =>
+  pollUntil(what, async () => {
     const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+    return v === undefined ? undefined : { v };
+  }, timeoutMs).then((r) => r.v);
 
 const newest = async (client: StigmerClient): Promise<Execution> => (await client.listExecutions({ limit: 1 }))[0]!;
 

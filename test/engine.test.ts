@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, runCli, sleep, tempHome } from './helpers.js';
+import { cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, runCli, sleep, tempHome, until as pollUntil } from './helpers.js';
 import { readProcStat } from '../src/process/proc.js';
 import { projectDataDir } from '../src/engine/stacks.js';
 
@@ -82,13 +82,7 @@ function startCli(args: string[], home: string): { child: ChildProcess; out: () 
   return { child, out: () => out, err: () => err, exit };
 }
 
-async function until(cond: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(20);
-  }
-}
+const until = (cond: () => boolean, ms = 15_000): Promise<true> => pollUntil('the condition', cond, ms);
 
 test('a diamond runs its two branches at the same time; dependents start as soon as needs are done', async () => {
   const home = tempHome();

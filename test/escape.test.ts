@@ -13,7 +13,7 @@ import { isAlive, readProcStat } from '../src/process/identity.js';
 import { findMarked, INSTANCE_VAR, STACK_VAR } from '../src/process/sweep.js';
 import { inspectPort } from '../src/process/proc.js';
 import { projectDataDir } from '../src/engine/stacks.js';
-import { cleanupHome, cliEnv, cliPath, fixture, freePort, runCli, sleep, tempHome } from './helpers.js';
+import { cleanupHome, cliEnv, cliPath, fixture, freePort, runCli, sleep, tempHome, until } from './helpers.js';
 
 const node = JSON.stringify(process.execPath);
 const service = JSON.stringify(fixture('service.mjs'));
@@ -34,13 +34,6 @@ const state = (home: string): State | undefined => {
   }
 };
 
-async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 function startCli(args: string[], home: string): { child: ChildProcess; exit: Promise<number | null> } {
   const child = spawn(process.execPath, [cliPath, ...args], { cwd: home, env: cliEnv(home), stdio: 'ignore' });

@@ -5,7 +5,7 @@ import { appendFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { appendEvent, eventsFile, followEvents, formatEvent, parseEvent, readEvents, type SupervisorEvent } from '../src/supervisor/events.js';
 import { registerSecret } from '../src/util/mask.js';
-import { cleanupHome, cliEnv, cliPath, runCli, tempHome } from './helpers.js';
+import { cleanupHome, cliEnv, cliPath, runCli, tempHome, until } from './helpers.js';
 
 test('events: appended lines read back in order, fields in a fixed order, file private', async (t) => {
   const dir = tempHome();
@@ -91,9 +91,7 @@ test('events: follow yields history then new events, across rotation and a file 
   })();
   const deadline = setTimeout(() => ac.abort(), 20_000);
   t.after(() => clearTimeout(deadline));
-  const waitFor = async (n: number): Promise<void> => {
-    for (let i = 0; i < 2000 && got.length < n; i++) await new Promise((r) => setTimeout(r, 5));
-  };
+  const waitFor = (n: number): Promise<true> => until(`${n} events`, () => got.length >= n, 10_000, { everyMs: 5 });
   appendEvent(dir, { task: 'a', type: 'started', attempt: 0 });
   await waitFor(1);
   // A rotation every ~3 lines while following; up to two rotations between the follower's looks.
@@ -188,12 +186,9 @@ test('stigmer events: --no-follow prints what is recorded (text and JSON), filte
   let err = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (err += d));
-  const until = async (what: () => boolean): Promise<void> => {
-    for (let i = 0; i < 3000 && !what(); i++) await new Promise((r) => setTimeout(r, 10));
-  };
-  await until(() => out.split('\n').length > 2);
+  await until('the first lines', () => out.split('\n').length > 2, 30_000, { everyMs: 10 });
   appendEvent(dir, { task: 'server', type: 'ready', at: '2026-12-02T14:00:03.000Z' });
-  await until(() => out.includes('14:00:03'));
+  await until('the new event', () => out.includes('14:00:03'), 30_000, { everyMs: 10 });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   child.kill('SIGINT');
   assert.equal(await exited, 130);

@@ -137,25 +137,24 @@ export async function cleanupHome(home: string): Promise<void> {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export interface UntilOptions<T> {
-  /** how long it may take (ms); each test keeps the bound it had */
-  ms?: number;
+export interface UntilOptions {
   /** the pause between two looks (ms) */
   everyMs?: number;
-  /** what the failure says after "timed out waiting for <what>", from the last value seen */
-  show?: (last: T) => string;
+  /** what the failure says after "timed out waiting for <what>: " (e.g. the last value seen) */
+  show?: () => string;
 }
 
 /**
  * The one bounded polling wait of the tests: look at `check` every `everyMs` (20) until it gives a
- * truthy value, and return that value; after `ms` (15 s) throw `timed out waiting for <what>`.
+ * truthy value, and return that value; after `ms` (15 s; each test keeps the bound it had) throw
+ * `timed out waiting for <what>`.
  */
-export async function until<T>(what: string, check: () => T | Promise<T>, opts: UntilOptions<T> = {}): Promise<Exclude<T, false | undefined | null | 0 | ''>> {
-  const deadline = Date.now() + (opts.ms ?? 15_000);
+export async function until<T>(what: string, check: () => T | Promise<T>, ms = 15_000, opts: UntilOptions = {}): Promise<Exclude<T, false | undefined | null | 0 | ''>> {
+  const deadline = Date.now() + ms;
   for (;;) {
     const v = await check();
     if (v) return v as Exclude<T, false | undefined | null | 0 | ''>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${opts.show ? `: ${opts.show(v)}` : ''}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${opts.show ? `: ${opts.show()}` : ''}`);
     await sleep(opts.everyMs ?? 20);
   }
 }

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { cleanupHome, repoRoot, sleep, tempHome } from './helpers.js';
+import { cleanupHome, repoRoot, sleep, tempHome, until } from './helpers.js';
 import { buildTarGz, buildTarZst, checksumsFile, sha256hex, startMirror, zstdCompress } from './mirror.js';
 import type { ArchiveEntry, Mirror } from './mirror.js';
 import download from '../tasks/download.js';
@@ -369,14 +369,7 @@ test('abort through the signal mid-download leaves nothing installed', async () 
   await withMirror({ '/big.bin': { body: big, stall: true } }, async (m, home) => {
     const ac = new AbortController();
     const dest = join(home, 'big');
-    const started = new Promise<void>((res) => {
-      const poll = setInterval(() => {
-        if (temps(dest).some((n) => existsSync(join(home, n, 'big.bin')) && statSync(join(home, n, 'big.bin')).size > 0)) {
-          clearInterval(poll);
-          res();
-        }
-      }, 10);
-    });
+    const started = until('the download to begin', () => temps(dest).some((n) => existsSync(join(home, n, 'big.bin')) && statSync(join(home, n, 'big.bin')).size > 0), 60_000, { everyMs: 10 });
     const pending = runKind({ url: `${m.url}/big.bin`, sha256: sha256hex(big), dest }, { baseDir: home, signal: ac.signal });
     await started;
     ac.abort('SIGINT');

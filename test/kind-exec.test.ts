@@ -6,18 +6,12 @@ import type { TaskRecord } from '../src/model/kind.js';
 import { clearSecrets, registerSecret } from '../src/util/mask.js';
 import execKind, { type ExecWith } from '../tasks/exec.js';
 import { failureOf, makeContext } from './kind-context.js';
-import { cleanupHome, fixture, processesWithHome, sleep, tempHome } from './helpers.js';
+import { cleanupHome, fixture, processesWithHome, sleep, tempHome, until as pollUntil } from './helpers.js';
 
 const node = process.execPath;
 const service = fixture('service.mjs');
 
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const until = (what: string, check: () => boolean, ms = 10_000): Promise<true> => pollUntil(what, check, ms);
 
 test('exec runs a command to completion: outputs, log without ANSI, env and cwd', async () => {
   const home = tempHome();

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findMarked } from '../src/process/sweep.js';
-import { assertNothingLeft, cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, runCli, sleep, tempHome } from './helpers.js';
+import { assertNothingLeft, cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, runCli, sleep, tempHome, until as pollUntil } from './helpers.js';
 
 const node = JSON.stringify(process.execPath);
 const service = JSON.stringify(fixture('service.mjs'));
@@ -95,13 +95,7 @@ test('the lock dies with its holder (kill -9), and an empty lock file never bloc
   }
 });
 
-async function until(cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await sleep(20);
-  }
-}
+const until = (cond: () => boolean, ms = 20_000): Promise<true> => pollUntil('the condition', cond, ms);
 
 test('kill -9 of up at random points (fixed seed, 10 runs): down leaves nothing running', async () => {
   const home = tempHome();

@@ -23,7 +23,7 @@ import {
 } from '../src/process/proc.js';
 import { executeUndo, forceKillAll } from '../src/engine/undo.js';
 import { tailLines } from '../src/process/log-file.js';
-import { cleanupHome, fixture, freePort, sleep, tempHome } from './helpers.js';
+import { cleanupHome, fixture, freePort, sleep, tempHome, until as pollUntil } from './helpers.js';
 
 const service = fixture('service.mjs');
 
@@ -51,13 +51,7 @@ function descOf(svc: StartedService, over: Partial<StopProcess> = {}): StopProce
   };
 }
 
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const until = (what: string, check: () => boolean, ms = 10_000): Promise<true> => pollUntil(what, check, ms);
 
 const logOf = (home: string, task = 'svc'): string => readFileSync(join(home, 'logs', `${task}.log`), 'utf8');
 

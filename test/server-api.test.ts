@@ -2,7 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanupHome, repoRoot, sleep, tempHome } from './helpers.js';
+import { cleanupHome, repoRoot, sleep, tempHome, until as pollUntil } from './helpers.js';
 import { raw, runOnce, startServer, type Server } from './server-rig.js';
 import { ApiError, type ExecutionEvent, type StigmerClient } from '../src/stack/client/index.js';
 
@@ -37,13 +37,7 @@ function collect(id: string): { events: ExecutionEvent[]; ended: Promise<void> }
   return { events, ended };
 }
 
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<true> => pollUntil(what, check, timeoutMs, { everyMs: 10 });
 
 test('healthz reports ok, the package version and the uptime', async () => {
   const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;

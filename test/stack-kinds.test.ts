@@ -15,7 +15,7 @@ import { TaskError } from '../src/model/kind.js';
 import resolveConfig from '../tasks/resolve-config.js';
 import gatherSecrets from '../tasks/gather-secrets.js';
 import checkLlm from '../tasks/check-llm.js';
-import { cleanupHome, fixture, freePort, sleep, tempHome } from './helpers.js';
+import { cleanupHome, fixture, freePort, sleep, tempHome, until as pollUntil } from './helpers.js';
 import { makeContext } from './kind-context.js';
 import { describeFailure } from '../src/model/failure.js';
 
@@ -263,13 +263,7 @@ function startDev(h: string, args: string[], env: Record<string, string> = {}) {
   return { child, exited, out: () => stdout, err: () => stderr };
 }
 
-async function until(fn: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await sleep(20);
-  }
-}
+const until = (fn: () => boolean, ms = 10_000): Promise<true> => pollUntil('the condition', fn, ms);
 
 test('stand-in temporal: --version, start-dev banner, NOT_SERVING then SERVING, UI, exit 0 on SIGTERM', async (t) => {
   const h = home(t);

@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { processIdentity } from '../src/process/proc.js';
-import { cleanupHome, cliEnv, cliPath, fixture, freePort, runCli, tempHome } from './helpers.js';
+import { cleanupHome, cliEnv, cliPath, fixture, freePort, runCli, tempHome, until } from './helpers.js';
 
 interface Proc {
   pid: number;
@@ -299,13 +299,9 @@ function foreground(r: { home: string; first: (fn: () => Promise<void>) => void 
 }
 
 async function poll<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`not in time: ${what}: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  let last: T | undefined;
+  await until(what, async () => ok((last = await get())), ms, { everyMs: 50, show: () => JSON.stringify(last) });
+  return last!;
 }
 
 test('status and events on a real supervised run (up --foreground): restarting (exit 1) then ready again (exit 0); policy no: dead', async (t) => {

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readEvents, type SupervisorEvent } from '../src/supervisor/events.js';
-import { cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, sleep, tempHome } from './helpers.js';
+import { cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, sleep, tempHome, until as pollUntil } from './helpers.js';
 
 const node = process.execPath;
 const service = fixture('service.mjs');
@@ -63,13 +63,7 @@ function foreground(r: Rig): Foreground {
   return { child, out: () => out, err: () => err, exit };
 }
 
-async function until(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`not in time: ${what}`);
-    await sleep(25);
-  }
-}
+const until = (what: string, cond: () => boolean, ms = 30_000): Promise<true> => pollUntil(what, cond, ms, { everyMs: 25 });
 
 const events = (r: Rig, task?: string): SupervisorEvent[] => readEvents(r.data).filter((e) => task === undefined || e.task === task);
 const types = (evs: SupervisorEvent[]): string => evs.map((e) => e.type).join(' ');

@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { projectDataDir } from '../src/engine/stacks.js';
 import { isAlive, readProcStat } from '../src/process/proc.js';
-import { cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, runCli, sleep, tempHome } from './helpers.js';
+import { cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, runCli, sleep, tempHome, until as pollUntil } from './helpers.js';
 
 interface Rec {
   pid: number;
@@ -55,13 +55,7 @@ const stateOf = (data: string): State => JSON.parse(readFileSync(join(data, 'sta
 const web = (data: string): Rec => stateOf(data).tasks['web']!.undo[0]!;
 
 /** Wait (bounded) until `cond` holds; the deadline is generous: a loaded machine is slow, never wrong. */
-async function until(cond: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+const until = (cond: () => boolean, what: string, ms = 15_000): Promise<true> => pollUntil(what, cond, ms, { everyMs: 25 });
 
 const gone = (r: { pid: number; startTime: number }): boolean => !isAlive(r);
 const kill = (pid: number, sig: NodeJS.Signals = 'SIGKILL'): void => {
