@@ -5,7 +5,7 @@
  * (else after them, else the file's mtime), so they still merge in roughly the right place.
  */
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
-import { LineFollower } from '../process/follow.js';
+import { LineFollower, withFile } from '../process/follow.js';
 import { parseLogLine, type LogStream } from '../process/log-line.js';
 
 export interface LogEntry {
@@ -36,13 +36,7 @@ interface TailWant {
  * `whole` says the start of the file was reached.
  */
 function readFileTail(file: string, want: TailWant, budget: number, endAt?: number): { lines: string[]; whole: boolean; bytes: number } {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch {
-    return { lines: [], whole: true, bytes: 0 };
-  }
-  try {
+  return withFile(file, { lines: [], whole: true, bytes: 0 }, (fd) => {
     const size = Math.min(fstatSync(fd).size, endAt ?? Infinity);
     const blocks: Buffer[] = [];
     let pos = size;
@@ -67,9 +61,7 @@ function readFileTail(file: string, want: TailWant, budget: number, endAt?: numb
     if (pos > 0) lines.shift(); // cut by the read
     if (lines.at(-1) === '') lines.pop();
     return { lines: lines.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l)), whole: pos === 0, bytes: size - pos };
-  } finally {
-    closeSync(fd);
-  }
+  });
 }
 
 function mtime(file: string): number {

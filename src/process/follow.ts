@@ -19,25 +19,32 @@ function readPrefix(fd: number, size: number): Buffer {
   return buf.subarray(0, n);
 }
 
+/** `read` on the file opened for reading, closed after; `absent` when it cannot be opened. */
+export function withFile<T>(file: string, absent: T, read: (fd: number) => T): T {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return absent;
+  }
+  try {
+    return read(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * The lines of a whole file ([] when it does not exist). A last line without its newline is kept,
  * or with `complete` left out (a live writer is still writing it).
  */
 export function readLines(file: string, opts: { complete?: boolean } = {}): string[] {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch {
-    return [];
-  }
-  try {
+  return withFile(file, [], (fd) => {
     const lines = readPrefix(fd, fstatSync(fd).size).toString('utf8').split('\n');
     const last = lines.pop()!;
     if (last !== '' && !opts.complete) lines.push(last);
     return lines.map(unCr);
-  } finally {
-    closeSync(fd);
-  }
+  });
 }
 
 /**

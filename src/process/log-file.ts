@@ -1,3 +1,4 @@
+import { withFile } from './follow.js';
 import { openSync, readSync, fstatSync, fchmodSync, closeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { displayText, parseLogLine } from './log-line.js';
@@ -38,13 +39,7 @@ export interface TailOptions {
  */
 export function tailLines(file: string, n = 20, opts: TailOptions = {}): string[] {
   const { since, maxBytes = 64 * 1024 } = opts;
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch {
-    return [];
-  }
-  try {
+  return withFile(file, [], (fd) => {
     const size = fstatSync(fd).size;
     const start = Math.max(since ?? 0, size - maxBytes);
     if (size <= start) return [];
@@ -54,7 +49,5 @@ export function tailLines(file: string, n = 20, opts: TailOptions = {}): string[
     if (since !== undefined && start > since) lines.shift(); // a partial first line
     if (lines.at(-1) === '') lines.pop();
     return lines.slice(-n).map((l) => displayText(parseLogLine(l)));
-  } finally {
-    closeSync(fd);
-  }
+  });
 }
