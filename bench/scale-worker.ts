@@ -19,26 +19,16 @@ import { createPlainRenderer } from '../src/render/plain.js';
 import { StateStore } from '../src/engine/state.js';
 import type { TaskKind } from '../src/model/kind.js';
 import { kindRegistry } from '../src/model/kind.js';
+import { mulberry32 } from '../test/helpers.js';
 
 const KIND = 'bench-noop';
 
 /** In-process and instant: what is left to measure is the engine. */
 const noop: TaskKind = { name: KIND, mode: 'oneshot', pure: true, run: async () => ({ outputs: {} }) };
 
-/** A small seeded PRNG (mulberry32), so every run and size gets the same kind of graph. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomDag(n: number, seed: number): { file: TasksFile; edges: number } {
-  const rnd = random(seed);
+  const rnd = mulberry32(seed); // the same kind of graph for every run and size
   const tasks = new Map<string, TaskSpec>();
   let edges = 0;
   for (let i = 0; i < n; i++) {

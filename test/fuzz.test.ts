@@ -25,7 +25,7 @@ import { readStatus } from '../src/engine/inspect.js';
 import { loggedTasks } from '../src/engine/logs.js';
 import { UserError } from '../src/util/errors.js';
 import { packageRoot } from '../src/util/paths.js';
-import { cleanupHome, runCli, tempHome } from './helpers.js';
+import { cleanupHome, mulberry32 as rng, runCli, tempHome } from './helpers.js';
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? 20261202);
 /** FUZZ_SCALE=10 runs ten times the cases (to hunt, not in the suite). */
@@ -33,17 +33,6 @@ const SCALE = Number(process.env['FUZZ_SCALE'] ?? 1);
 /** A bound against a hang, far above what a case takes (milliseconds). */
 const CASE_MS = 5_000;
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rand = () => number;
 const pick = <T>(r: Rand, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;

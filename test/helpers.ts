@@ -158,3 +158,15 @@ export async function until<T>(what: string, check: () => T | Promise<T>, ms = 1
     await sleep(opts.everyMs ?? 20);
   }
 }
+
+/** mulberry32: a small seeded PRNG, the same sequence for the same seed everywhere (fuzz cases, bench graphs). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
