@@ -21,6 +21,7 @@ import {
   type NamespaceInfo,
   type ServingStatus,
 } from './grpc-codec.js';
+import { err as fail, ok, type Result } from '../model/result.js';
 
 export interface GrpcTls {
   /** false: plaintext even with an API key; default: on when any other TLS field or an API key is set */
@@ -63,16 +64,17 @@ export type GrpcProblem =
   | 'CANCELLED'
   | 'ERROR';
 
-export type GrpcAnswer<T> =
-  | { ok: true; value: T }
-  | {
-      ok: false;
-      problem: GrpcProblem;
-      /** one line, e.g. "connection refused (127.0.0.1:7233)" */
-      detail: string;
-      /** waiting longer cannot help (credentials, TLS, an unknown service or namespace) */
-      fatal: boolean;
-    };
+/** Why a call gave no usable answer. */
+export interface GrpcFailure {
+  problem: GrpcProblem;
+  /** one line, e.g. "connection refused (127.0.0.1:7233)" */
+  detail: string;
+  /** waiting longer cannot help (credentials, TLS, an unknown service or namespace) */
+  fatal: boolean;
+}
+
+/** A call's answer: its decoded value, or why there is none. */
+export type GrpcAnswer<T> = Result<T, GrpcFailure>;
 
 export function tlsEnabled(target: GrpcTarget): boolean {
   const t = target.tls ?? {};
@@ -94,14 +96,14 @@ const STATUS_NAME: Record<number, string> = {
 const TLS_TEXT = /certificate|ssl|tls|altnames|self[- ]signed|handshake|wrong version number|unable to verify|alert/i;
 
 /** A call's error as a problem (exported for tests of the wording). */
-export function classify(target: GrpcTarget, err: { code?: number; details?: string; message?: string }): Exclude<GrpcAnswer<never>, { ok: true }> {
+export function classify(target: GrpcTarget, err: { code?: number; details?: string; message?: string }): GrpcFailure {
   const code = err.code ?? 2;
   const raw = (err.details || err.message || '').replace(/^No connection established\. Last error: /, '').split('\n')[0]!.trim();
   const at = target.address;
   const name = STATUS_NAME[code] ?? `status ${code}`;
   const tls = target.tls ?? {};
   if (code === 14 || code === 13 || code === 2) {
-    if (/ECONNREFUSED/.test(raw)) return { ok: false, problem: 'REFUSED', detail: `connection refused (${at})`, fatal: false };
+    if (/ECONNREFUSED/.test(raw)) return { problem: 'REFUSED', detail: `connection refused (${at})`, fatal: false };
     if (tlsEnabled(target) && TLS_TEXT.test(raw)) {
       const reason = openSslReason(raw);
       let what: string;
@@ -112,35 +114,34 @@ export function classify(target: GrpcTarget, err: { code?: number; details?: str
       } else {
         what = tls.server_ca_cert ? `server CA cert ${tls.server_ca_cert}` : 'the system CA roots';
       }
-      return { ok: false, problem: 'TLS', detail: `TLS handshake with ${at} failed: ${reason} (${what})`, fatal: true };
+      return { problem: 'TLS', detail: `TLS handshake with ${at} failed: ${reason} (${what})`, fatal: true };
     }
     if (!tlsEnabled(target) && /Failed to connect|Protocol error|RST_STREAM|ECONNRESET|closed|GOAWAY/i.test(raw)) {
-      return { ok: false, problem: 'UNAVAILABLE', detail: `no plaintext HTTP/2 connection to ${at} (does the server want TLS?)`, fatal: false };
+      return { problem: 'UNAVAILABLE', detail: `no plaintext HTTP/2 connection to ${at} (does the server want TLS?)`, fatal: false };
     }
-    if (/ENOTFOUND|EAI_AGAIN/.test(raw)) return { ok: false, problem: 'UNAVAILABLE', detail: `cannot resolve the host of ${at} (${trimError(raw)})`, fatal: false };
-    if (code === 14) return { ok: false, problem: 'UNAVAILABLE', detail: `UNAVAILABLE: ${trimError(raw) || 'no connection'} (${at})`, fatal: false };
+    if (/ENOTFOUND|EAI_AGAIN/.test(raw)) return { problem: 'UNAVAILABLE', detail: `cannot resolve the host of ${at} (${trimError(raw)})`, fatal: false };
+    if (code === 14) return { problem: 'UNAVAILABLE', detail: `UNAVAILABLE: ${trimError(raw) || 'no connection'} (${at})`, fatal: false };
   }
   const why = raw ? `: ${trimError(raw)}` : '';
   switch (code) {
     case 16:
       return {
-        ok: false,
         problem: 'UNAUTHENTICATED',
         detail: `UNAUTHENTICATED${why} (${target.apiKey ? `the API key${target.apiKeyName ? ` from ${target.apiKeyName}` : ''} was refused` : 'no API key was sent'})`,
         fatal: true,
       };
     case 7:
-      return { ok: false, problem: 'PERMISSION_DENIED', detail: `PERMISSION_DENIED${why}`, fatal: true };
+      return { problem: 'PERMISSION_DENIED', detail: `PERMISSION_DENIED${why}`, fatal: true };
     case 12:
-      return { ok: false, problem: 'UNIMPLEMENTED', detail: `UNIMPLEMENTED${why}`, fatal: true };
+      return { problem: 'UNIMPLEMENTED', detail: `UNIMPLEMENTED${why}`, fatal: true };
     case 5:
-      return { ok: false, problem: 'NOT_FOUND', detail: `NOT_FOUND${why}`, fatal: true };
+      return { problem: 'NOT_FOUND', detail: `NOT_FOUND${why}`, fatal: true };
     case 4:
-      return { ok: false, problem: 'DEADLINE_EXCEEDED', detail: `no answer from ${at} in time (DEADLINE_EXCEEDED)`, fatal: false };
+      return { problem: 'DEADLINE_EXCEEDED', detail: `no answer from ${at} in time (DEADLINE_EXCEEDED)`, fatal: false };
     case 1:
-      return { ok: false, problem: 'CANCELLED', detail: `call to ${at} cancelled`, fatal: false };
+      return { problem: 'CANCELLED', detail: `call to ${at} cancelled`, fatal: false };
     default:
-      return { ok: false, problem: 'ERROR', detail: `${name}${why}`, fatal: false };
+      return { problem: 'ERROR', detail: `${name}${why}`, fatal: false };
   }
 }
 
@@ -193,12 +194,12 @@ export class GrpcChannel {
     try {
       client = this.client ??= this.connect(grpc);
     } catch (err) {
-      return { ok: false, problem: 'TLS', detail: (err as Error).message, fatal: true };
+      return fail({ problem: 'TLS', detail: (err as Error).message, fatal: true });
     }
     const md = new grpc.Metadata();
     for (const [k, v] of Object.entries({ ...this.target.metadata, ...opts.metadata })) md.set(k.toLowerCase(), v);
     if (this.target.apiKey) md.set('authorization', `Bearer ${this.target.apiKey}`);
-    if (opts.signal.aborted) return { ok: false, problem: 'CANCELLED', detail: 'aborted', fatal: false };
+    if (opts.signal.aborted) return fail({ problem: 'CANCELLED', detail: 'aborted', fatal: false });
     const answer = await new Promise<GrpcAnswer<T>>((resolve) => {
       const call = client.makeUnaryRequest(
         method,
@@ -209,15 +210,15 @@ export class GrpcChannel {
         { deadline: Date.now() + opts.timeoutMs },
         (err, value) => {
           opts.signal.removeEventListener('abort', onAbort);
-          if (err) resolve(classify(this.target, err));
-          else resolve({ ok: true, value: value as T });
+          if (err) resolve(fail(classify(this.target, err)));
+          else resolve(ok(value as T));
         },
       );
       const onAbort = (): void => call.cancel();
       opts.signal.addEventListener('abort', onAbort, { once: true });
     });
     // A broken connection is not reused: a fresh channel dials at once next time.
-    if (!answer.ok && !answer.fatal && answer.problem !== 'NOT_SERVING') this.close();
+    if (!answer.ok && !answer.error.fatal && answer.error.problem !== 'NOT_SERVING') this.close();
     return answer;
   }
 

@@ -4,7 +4,7 @@
  * health service (UNIMPLEMENTED; not verified for Temporal Cloud), DescribeNamespace alone decides.
  */
 import type { Probe, ProbeResult } from './probes.js';
-import { GrpcChannel, type GrpcAnswer, type GrpcTarget } from './grpc-client.js';
+import { GrpcChannel, type GrpcFailure, type GrpcTarget } from './grpc-client.js';
 
 type GrpcProbe = Extract<Probe, { kind: 'grpc' }>;
 
@@ -22,7 +22,7 @@ export function grpcTarget(probe: GrpcProbe): GrpcTarget {
   };
 }
 
-function hintFor(answer: Exclude<GrpcAnswer<unknown>, { ok: true }>, probe: GrpcProbe): string | undefined {
+function hintFor(answer: GrpcFailure, probe: GrpcProbe): string | undefined {
   const s = probe.spec;
   switch (answer.problem) {
     case 'UNAUTHENTICATED':
@@ -40,7 +40,7 @@ function hintFor(answer: Exclude<GrpcAnswer<unknown>, { ok: true }>, probe: Grpc
   }
 }
 
-function failed(answer: Exclude<GrpcAnswer<unknown>, { ok: true }>, probe: GrpcProbe): ProbeResult {
+function failed(answer: GrpcFailure, probe: GrpcProbe): ProbeResult {
   const hint = answer.fatal ? hintFor(answer, probe) : undefined;
   return { ok: false, detail: answer.detail, ...(answer.fatal ? { fatal: true } : {}), ...(hint ? { hint } : {}) };
 }
@@ -59,17 +59,17 @@ export async function probeGrpc(probe: GrpcProbe, signal: AbortSignal, timeoutMs
     }
     if (!namespace) return { ok: true, detail: `SERVING (${service} at ${at})` };
     served = 'SERVING; ';
-  } else if (health.problem === 'NOT_FOUND') {
+  } else if (health.error.problem === 'NOT_FOUND') {
     return { ok: false, detail: `SERVICE_UNKNOWN: ${at} reports no health for ${service} (NOT_FOUND)`, fatal: true, hint: 'Check the service name.' };
-  } else if (!(health.problem === 'UNIMPLEMENTED' && namespace)) {
-    return failed(health, probe);
+  } else if (!(health.error.problem === 'UNIMPLEMENTED' && namespace)) {
+    return failed(health.error, probe);
   }
   const ns = await channel.describeNamespace(namespace!, { signal, timeoutMs });
   if (ns.ok) {
     if (ns.value.state === 'DELETED') return { ok: false, detail: `namespace ${namespace} at ${at} is DELETED`, fatal: true };
     return { ok: true, detail: `${served}namespace ${ns.value.name || namespace} ${ns.value.state}` };
   }
-  if (ns.problem === 'NOT_FOUND') {
+  if (ns.error.problem === 'NOT_FOUND') {
     return {
       ok: false,
       detail: `namespace ${namespace} not found at ${at}`,
@@ -77,5 +77,5 @@ export async function probeGrpc(probe: GrpcProbe, signal: AbortSignal, timeoutMs
       hint: 'Check the namespace name; Temporal Cloud namespaces look like name.account-id.',
     };
   }
-  return failed(ns, probe);
+  return failed(ns.error, probe);
 }

@@ -237,9 +237,10 @@ async function temporalHealth(r: ResolvedView, componentState: ComponentState): 
     const signal = AbortSignal.timeout(GRPC_MS + 200);
     const h = await channel.health(WORKFLOW_SERVICE, { signal, timeoutMs: GRPC_MS });
     if (h.ok) return h.value;
-    if (h.problem === 'CANCELLED' && signal.aborted) return `unreachable (no answer from ${t.address} within ${GRPC_MS / 1000} s)`;
-    if (h.problem === 'REFUSED' || h.problem === 'UNAVAILABLE' || h.problem === 'DEADLINE_EXCEEDED') return `unreachable (${h.detail})`;
-    return h.detail;
+    const { problem, detail } = h.error;
+    if (problem === 'CANCELLED' && signal.aborted) return `unreachable (no answer from ${t.address} within ${GRPC_MS / 1000} s)`;
+    if (problem === 'REFUSED' || problem === 'UNAVAILABLE' || problem === 'DEADLINE_EXCEEDED') return `unreachable (${detail})`;
+    return detail;
   } finally {
     channel.close();
   }
