@@ -217,15 +217,7 @@ export async function upThroughSupervisor(o: UpThroughOptions): Promise<number> 
   const sock = await ensureSupervisor(o.dataDir);
   const req: UpRequest = {
     op: 'up',
-    file: o.file,
-    dataDir: o.dataDir,
-    cwd: process.cwd(),
-    noInput: !!o.noInput,
-    canPrompt: canPrompt(o.noInput),
-    output: (o.output ?? 'auto') as WireOutput,
-    env: o.env,
-    processEnv: { ...process.env },
-    ...(o.config !== undefined ? { config: o.config } : {}),
+    ...clientSide(o),
     ...(o.only ? { only: o.only } : {}),
     ...(o.concurrency ? { concurrency: o.concurrency } : {}),
   };
@@ -255,10 +247,9 @@ export async function restartThroughSupervisor(o: RestartThroughOptions): Promis
   return attach(sock, { ...taskRequest(o), op: 'restart' } satisfies RestartRequest, o);
 }
 
-/** What a request naming one task of the stack carries: the task, the file, the client's side. */
-function taskRequest(o: RestartThroughOptions): Omit<RestartRequest, 'op'> {
+/** What every request about the stack's file carries: the file, and the client's side (cwd, terminal, environment). */
+function clientSide(o: AttachOptions & { file: string; env: Record<string, string | undefined>; config?: unknown; noInput?: boolean }): Omit<UpRequest, 'op' | 'only' | 'concurrency'> {
   return {
-    task: o.task,
     file: o.file,
     dataDir: o.dataDir,
     cwd: process.cwd(),
@@ -269,6 +260,11 @@ function taskRequest(o: RestartThroughOptions): Omit<RestartRequest, 'op'> {
     processEnv: { ...process.env },
     ...(o.config !== undefined ? { config: o.config } : {}),
   };
+}
+
+/** What a request naming one task of the stack carries: the task, the file, the client's side. */
+function taskRequest(o: RestartThroughOptions): Omit<RestartRequest, 'op'> {
+  return { task: o.task, ...clientSide(o) };
 }
 
 export interface RunThroughOptions extends RestartThroughOptions {
