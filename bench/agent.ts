@@ -18,7 +18,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -143,9 +142,12 @@ interface Rig {
 
 async function startRig(fake: FakeLlm | undefined, serverEnv: Record<string, string | undefined> = {}): Promise<Rig> {
   const home = tempHome('stigmer-bench-agent-');
-  const temporal = net.createServer((s) => s.end());
-  await new Promise<void>((r) => temporal.listen(0, '127.0.0.1', r));
-  const temporalAddress = `127.0.0.1:${(temporal.address() as net.AddressInfo).port}`;
+  // The runner checks Temporal over gRPC (Health/Check, DescribeNamespace) before it says ready:
+  // the test rig's gRPC frontend, serving at once. (A bare TCP listener was never SERVING: the
+  // runner waited its 30 s and the bench then hung closing the ~500 connections it never read.)
+  const { startFrontend } = (await import(pathToFileURL(fixture('temporal-frontend.mjs')).href)) as typeof import('../test/fixtures/temporal-frontend.mjs');
+  const temporal = await startFrontend({ host: '127.0.0.1' });
+  const temporalAddress = temporal.address;
   const address = `127.0.0.1:${await freePort()}`;
   const env = { STIGMER_SERVER_ADDRESS: address, STIGMER_DATA_DIR: join(home, 'data'), ...serverEnv };
   const launch = async (): Promise<Proc> => {
@@ -187,7 +189,7 @@ async function startRig(fake: FakeLlm | undefined, serverEnv: Record<string, str
       rig.client.close();
       await rig.stopRunner();
       await stopProc(rig.server);
-      await new Promise((r) => temporal.close(r));
+      await temporal.close();
       await assertNothingLeft(home, 5000);
       const { rmSync } = await import('node:fs');
       rmSync(home, { recursive: true, force: true });

@@ -118,4 +118,15 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-runIfMain(import.meta.url, main);
+runIfMain(import.meta.url, async (argv) => {
+  const code = await main(argv);
+  // A bench must end: whatever is still open 5 s after the last suite (a server a suite forgot to
+  // close, a socket nobody reads) is named and the process exits instead of hanging. The timer
+  // itself keeps nothing alive.
+  setTimeout(() => {
+    const open = (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles().map((h) => h.constructor.name);
+    note(`bench: still open after the last suite, exiting anyway: ${open.join(', ')}`);
+    process.exit(code || 1);
+  }, 5000).unref();
+  return code;
+});
