@@ -148,3 +148,29 @@ test('expressions: whole values keep their type, embedded ones interpolate', () 
   assert.equal(truthy(''), false);
   assert.equal(truthy('yes'), true);
 });
+
+test('the managed-Ollama kinds are checked against the schema: unknown and missing keys, wrong values, at file:line:col', async () => {
+  const msg = await errorsOf(
+    [
+      'version: 1',
+      'tasks:',
+      '  find:',
+      '    uses: find-ollama',
+      '    with: { ollama: {}, hom: /x }',
+      '  use:',
+      '    uses: use-ollama',
+      '    with: { found: {}, managed: sometimes }',
+      '  pull:',
+      '    uses: pull-model',
+      '    with: { base_url: "http://127.0.0.1:11434", modle: qwen2.5-coder:7b }',
+      '',
+    ].join('\n'),
+  );
+  assert.deepEqual(firstLines(msg), [
+    'stigmer.tasks.yaml:5:5: tasks.find.with: missing required key "home"',
+    'stigmer.tasks.yaml:5:25: tasks.find.with: unknown key "hom" (did you mean "home"?)',
+    'stigmer.tasks.yaml:8:33: tasks.use.with.managed: expected auto, true or false (backend.local.llm.ollama.managed), got string "sometimes"',
+    'stigmer.tasks.yaml:11:5: tasks.pull.with: missing required key "model"',
+    'stigmer.tasks.yaml:11:49: tasks.pull.with: unknown key "modle" (did you mean "model"?)',
+  ]);
+});
