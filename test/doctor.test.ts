@@ -62,6 +62,7 @@ test('doctor: all well is exit 0; a held port and a missing model are problems w
     'port:stigmer-server': 'ok',
     temporal: 'warn',
     download: 'ok',
+    ollama: 'ok',
     llm: 'ok',
     stack: 'ok',
   });

@@ -1,8 +1,8 @@
 /**
  * `stigmer doctor`: what a user checks when something is wrong, in one place. Each check says
  * what it found and, for a problem, one line of advice. It changes nothing, and the only network
- * calls are the ones a check names: Ollama's /api/tags, Temporal's port when it is external, and
- * the Temporal download location when the CLI still has to be downloaded.
+ * calls are the ones a check names: Ollama's /api/version and /api/tags, Temporal's port when it is
+ * external, and the Temporal and Ollama download locations when they still have to be downloaded.
  *
  *   ok    all is well
  *   warn  works, but worth knowing (a missing config file, a CLI not downloaded yet)
@@ -22,7 +22,7 @@ import type { TaskStatusView } from '../engine/inspect.js';
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
 export interface Check {
-  /** short name: node, platform, home, config, port:<what>, temporal, download, llm, stack */
+  /** short name: node, platform, home, config, port:<what>, temporal, download, ollama, ollama-download, llm, stack */
   name: string;
   status: CheckStatus;
   /** what was found, one line */
@@ -150,7 +150,11 @@ async function checkPorts(config: import('./config/index.js').StigmerConfig, vie
       continue;
     }
     const state = inspectPort(port);
-    if (!state.listening) checks.push(ok(name, `port ${port} (${what}): free`));
+    // held by a process of the running stack other than through its recorded address (the UI
+    // port of stigmer's Temporal)
+    const task = state.holder ? views.find((v) => v.state === 'ready' && v.pid === state.holder!.pid) : undefined;
+    if (task) checks.push(ok(name, `port ${port} (${what}): held by the running stack (${task.task}, pid ${task.pid})`));
+    else if (!state.listening) checks.push(ok(name, `port ${port} (${what}): free`));
     else {
       const who = state.holder ? `pid ${state.holder.pid} (${state.holder.command})` : 'another process';
       checks.push(fail(name, `port ${port} (${what}): held by ${who}`, `Stop it, or move stigmer: stigmer config set ${key} <port>${what === 'Temporal gRPC' ? '; or use it as an external Temporal: backend.local.temporal.managed false' : ''}.`));
@@ -234,9 +238,89 @@ async function checkTemporal(mod: Loaded, config: import('./config/index.js').St
     : [notYet, ok('download', `Temporal download location ${release.checksumsUrl}: reachable`)];
 }
 
-async function checkLlm(mod: Loaded, config: import('./config/index.js').StigmerConfig): Promise<Check> {
+/** What `local start` would do about Ollama (find-ollama's choice) and whether stigmer's own runs. */
+interface OllamaPlan {
+  values: import('./llm/managed.js').OllamaValues;
+  choice: import('./llm/managed.js').OllamaChoice;
+  /** stigmer's own `ollama serve` listening on the port, with its pid */
+  running: { pid: number } | undefined;
+}
+
+async function planOllama(config: import('./config/index.js').StigmerConfig, home: string): Promise<OllamaPlan | undefined> {
+  if (config.backend.local.llm.provider !== 'ollama') return undefined;
+  const [{ stackValues }, { findOllama, heldByUs }, { inspectPort }] = await Promise.all([import('./resolve.js'), import('./llm/managed.js'), import('../process/proc.js')]);
+  const values = (stackValues(config) as unknown as { ollama: import('./llm/managed.js').OllamaValues }).ollama;
+  const choice = await findOllama(values, { env: process.env, home, pull: true });
+  const managed = choice.source === 'path' || choice.source === 'download';
+  const pid = managed && values.port !== null && heldByUs(values.port, home) ? inspectPort(values.port).holder?.pid : undefined;
+  return { values, choice, running: pid ? { pid } : undefined };
+}
+
+/** `ollama --version` of a binary stigmer would run: "0.31.0", or why it does not answer. */
+function ollamaCliVersion(bin: string, host: string | null): { version?: string; error?: string } {
+  const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 5000, env: { ...process.env, ...(host ? { OLLAMA_HOST: host } : {}) } });
+  const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`;
+  // "ollama version is 0.5.1", or without a server "Warning: client version is 0.5.1"
+  const m = /version is (\S+)/.exec(out);
+  if (r.status === 0 && m) return { version: m[1]! };
+  return { error: r.error?.message ?? (out.trim().split('\n')[0] || `exit ${r.status}`) };
+}
+
+/** Whether Ollama's store in `models` holds `model` (its manifest), read from disk: Ollama need not run. */
+export function modelOnDisk(models: string, model: string): boolean {
+  const [name, tag = 'latest'] = model.includes(':') ? [model.slice(0, model.lastIndexOf(':')), model.slice(model.lastIndexOf(':') + 1)] : [model];
+  const path = name.includes('/') ? name : `library/${name}`;
+  return existsSync(join(models, 'manifests', 'registry.ollama.ai', ...path.split('/'), tag));
+}
+
+/** Managed Ollama: which one `local start` uses, its version, whether it runs, where it comes from. */
+async function checkOllamaManaged(plan: OllamaPlan, home: string): Promise<Check[]> {
+  const { values: o, choice: c, running } = plan;
+  if (c.source === 'none') return [];
+  if (c.source === 'external') return [ok('ollama', c.description)];
+  if (c.source === 'off') {
+    return [o.managed === 'false' ? ok('ollama', c.description) : warn('ollama', c.description, 'Install Ollama yourself (https://ollama.com/download), or use a hosted provider: stigmer config set backend.local.llm.provider anthropic.')];
+  }
+  if (!running && o.port !== null) {
+    const { inspectPort } = await import('../process/proc.js');
+    const held = inspectPort(o.port);
+    if (held.listening) {
+      const who = held.holder ? `pid ${held.holder.pid} (${held.holder.command})` : 'another process';
+      return [fail('ollama', `port ${o.port} (Ollama, from backend.local.llm.base_url): held by ${who}, which does not answer as Ollama`, 'Stop it, or move stigmer\'s Ollama to another port: stigmer config set backend.local.llm.base_url http://127.0.0.1:<port>.')];
+    }
+  }
+  const where = running ? `running on ${o.host} (pid ${running.pid})` : `not running: stigmer local start runs it on ${o.host}`;
+  if (c.source === 'path') {
+    const v = ollamaCliVersion(c.bin!, o.host);
+    if (!v.version) return [fail('ollama', `${c.bin} (from PATH) does not answer --version (${v.error})`, 'Repair or remove that ollama (stigmer then downloads its own), or run your Ollama yourself: stigmer then uses it as it is.')];
+    return [running ? ok('ollama', `Ollama ${v.version} from PATH (${c.bin}), run by stigmer: ${where}`) : warn('ollama', `Ollama ${v.version} from PATH (${c.bin}): ${where}`, 'stigmer local start starts it (and pulls the model when it is missing).')];
+  }
+  const { checkInstalled } = await import('../process/download/install.js');
+  const installed = await checkInstalled({ url: o.archive_url!, dest: o.install_dir!, checksumsUrl: o.checksums_url!, extract: true });
+  if (installed) {
+    const msg = `Ollama ${o.version} installed by stigmer and verified: ${o.install_bin}; ${where}`;
+    return [running ? ok('ollama', msg) : warn('ollama', msg, 'stigmer local start starts it (and pulls the model when it is missing).')];
+  }
+  void home;
+  const error = await urlReachable(o.checksums_url!);
+  const notYet = warn('ollama', `Ollama ${o.version} not downloaded yet (${o.install_dir})`, 'stigmer local start downloads it (about 1.1 GB), verifies it against sha256sum.txt and runs it; or install Ollama yourself (https://ollama.com/download).');
+  if (!error) return [notYet, ok('ollama-download', `Ollama download location ${o.checksums_url}: reachable`)];
+  const advice = 'Use a mirror (STIGMER_OLLAMA_DOWNLOAD_URL or backend.local.llm.ollama.download_url), install Ollama yourself, or use a hosted provider (backend.local.llm.provider).';
+  // under auto the stack comes up without the local model; under true the start fails
+  return [notYet, o.managed === 'true' ? fail('ollama-download', `Ollama download location ${o.checksums_url}: ${error}`, advice) : warn('ollama-download', `Ollama download location ${o.checksums_url}: ${error} (the stack would come up without the local model)`, advice)];
+}
+
+async function checkLlm(mod: Loaded, config: import('./config/index.js').StigmerConfig, plan: OllamaPlan | undefined): Promise<Check> {
   const { provider, model, base_url } = config.backend.local.llm;
   if (provider === 'ollama') {
+    // stigmer's own Ollama, not running now: `local start` runs it and pulls a missing model, so
+    // nothing is wrong yet; the model is looked up in Ollama's store on disk
+    if (plan && (plan.choice.source === 'path' || plan.choice.source === 'download') && !plan.running) {
+      const models = plan.values.models_dir;
+      return modelOnDisk(models, model)
+        ? ok('llm', `Ollama model ${model}: pulled (in ${models})`)
+        : warn('llm', `Ollama model ${model}: not pulled yet (${models})`, `stigmer local start pulls it (with --no-pull it does not: then stigmer llm pull ${model}).`);
+    }
     const { checkOllama } = await import('./llm/check.js');
     const c = await checkOllama(base_url, model, { timeoutMs: PROBE_MS });
     if (!c.reachable) return fail('llm', c.message, c.hint ?? 'Start Ollama (ollama serve).');
@@ -278,8 +362,9 @@ export async function runDoctor(): Promise<DoctorReport> {
   if (config) {
     if (config.backend.local.data_dir !== home) checks.push(checkDir('data', 'data dir', config.backend.local.data_dir));
     checks.push(...(await checkPorts(config, stack.views, home)));
-    const [temporal, llm] = await Promise.all([checkTemporal(mod, config), checkLlm(mod, config)]);
-    checks.push(...temporal, llm);
+    const plan = await planOllama(config, home);
+    const [temporal, ollama, llm] = await Promise.all([checkTemporal(mod, config), plan ? checkOllamaManaged(plan, home) : Promise.resolve([]), checkLlm(mod, config, plan)]);
+    checks.push(...temporal, ...ollama, llm);
   }
   checks.push(stack.check);
   return { ok: checks.every((c) => c.status !== 'fail'), checks };
