@@ -43,7 +43,7 @@ function alive(pid: number): boolean {
   }
 }
 
-async function rig(t: TestContext, opts: OllamaMirrorOptions & { managed?: 'auto' | 'true' } = {}): Promise<Rig> {
+async function rig(t: TestContext, opts: OllamaMirrorOptions & { managed?: 'auto' | 'true'; realStack?: boolean } = {}): Promise<Rig> {
   temporalMirror ??= await startTemporalMirror();
   const home = tempHome('stigmer-ollama-');
   const scratch = tempHome('stigmer-ollama-scratch-');
@@ -55,8 +55,11 @@ async function rig(t: TestContext, opts: OllamaMirrorOptions & { managed?: 'auto
   const path = (process.env['PATH'] ?? '').split(':').filter((d) => d && !existsSync(join(d, 'ollama'))).join(':');
   const env: Record<string, string | undefined> = {
     ...localStackEnv(temporalMirror, { temporal, ui, server }),
-    STIGMER_SERVER_BIN: fixture('stack-server.mjs'),
-    STIGMER_AGENT_RUNNER_BIN: fixture('stack-runner.mjs'),
+    // the fixture server and runner, or (realStack) the real reference ones, for an agent run
+    STIGMER_SERVER_BIN: opts.realStack ? undefined : fixture('stack-server.mjs'),
+    STIGMER_AGENT_RUNNER_BIN: opts.realStack ? undefined : fixture('stack-runner.mjs'),
+    STIGMER_LEASE_MS: undefined,
+    STIGMER_RUNNER_SLOTS: undefined,
     FAKE_TEMPORAL_SERVING_AFTER_MS: '0',
     FIXTURE_RECORD_FILE: join(scratch, 'stack.jsonl'),
     STIGMER_LLM_BASE_URL: `http://127.0.0.1:${port}`,
@@ -381,4 +384,104 @@ test('supervised: a kill -9 of stigmer\'s ollama is restarted by policy (local s
   assert.equal(await exited, 130, stderr);
   await assertNothingLeft(r.home, 5000);
   assert.equal(r.records().filter((x) => x.event === 'serve').every((x) => !alive(x.pid)), true);
+});
+
+test('end to end on a machine with no Ollama: local start installs, runs and pulls; agent run answers through the managed Ollama (the real server and agent-runner)', async (t) => {
+  const r = await rig(t, { realStack: true });
+  writeFileSync(join(r.home, 'agent.yaml'), 'name: my-agent\ninstructions: Answer in one short sentence.\n');
+  const start = await r.cli(['local', 'start']);
+  assert.equal(start.code, 0, start.stderr + start.stdout);
+  assert.equal(start.stderr, '', 'no check-llm warning: the model is there');
+  assert.ok(start.stdout.includes('\n✓ Stigmer is running\n'), start.stdout);
+  assert.ok(start.stdout.includes(`  LLM:            ollama ${MODEL} at ${r.baseUrl}\n`), start.stdout);
+  assert.match(start.stdout, new RegExp(`\n  Ollama:         Ollama 0\\.32\\.15 installed by stigmer in \\S+, run on 127\\.0\\.0\\.1:${r.port}\n`), start.stdout);
+  assert.deepEqual(r.records().filter((x) => x.event === 'pull').map((p) => p.model), [MODEL]);
+  const logs = await r.cli(['local', 'logs', '-n', '200']);
+  assert.match(logs.stdout, /start-agent-runner +\| --- (\S+ )?starting \S+ \S+stigmer\.js internal agent-runner\n/, logs.stdout);
+
+  const apply = await r.cli(['agent', 'apply', '-f', 'agent.yaml']);
+  assert.deepEqual([apply.code, apply.stdout, apply.stderr], [0, 'agent "my-agent" created\n', '']);
+  const run = await r.cli(['agent', 'run', 'my-agent', '--message', 'hi']);
+  assert.deepEqual([run.code, run.stdout, run.stderr], [0, 'Hello from the stand-in ollama.\n', '']);
+  // the stand-in stigmer runs answered it: /api/chat, streamed (NDJSON), the configured model
+  const serve = r.records().find((x) => x.event === 'serve')!;
+  const chats = r.records().filter((x) => x.event === 'chat') as unknown as { pid: number; model: string; stream: boolean; messages: { role: string; content: string }[] }[];
+  assert.equal(chats.length, 1);
+  assert.deepEqual([chats[0]!.pid, chats[0]!.model, chats[0]!.stream], [serve.pid, MODEL, true]);
+  assert.deepEqual(chats[0]!.messages, [
+    { role: 'system', content: 'Answer in one short sentence.' },
+    { role: 'user', content: 'hi' },
+  ]);
+});
+
+interface DoctorReport {
+  ok: boolean;
+  checks: { name: string; status: string; message: string; advice?: string }[];
+}
+
+test('doctor knows managed Ollama: not downloaded and no model (notes), running with the model, stopped (installed, the model on disk); a blocked download is a problem only under managed true', async (t) => {
+  const r = await rig(t);
+  const doctor = async (extra: Record<string, string | undefined> = {}): Promise<{ code: number | null; report: DoctorReport; check: (name: string) => { status: string; message: string; advice?: string } | undefined }> => {
+    const d = await r.cli(['doctor', '--json'], extra);
+    const report = JSON.parse(d.stdout) as DoctorReport;
+    return { code: d.code, report, check: (name) => report.checks.find((c) => c.name === name) };
+  };
+  const installDir = join(r.home, 'bin', 'ollama-0.32.15');
+  const fresh = await doctor();
+  assert.equal(fresh.code, 0, JSON.stringify(fresh.report));
+  assert.deepEqual(fresh.check('ollama'), {
+    name: 'ollama',
+    status: 'warn',
+    message: `Ollama 0.32.15 not downloaded yet (${installDir})`,
+    advice: 'stigmer local start downloads it (about 1.1 GB), verifies it against sha256sum.txt and runs it; or install Ollama yourself (https://ollama.com/download).',
+  });
+  assert.equal(fresh.check('ollama-download')?.message, `Ollama download location ${r.ollamaMirror.url}/v0.32.15/sha256sum.txt: reachable`);
+  assert.deepEqual([fresh.check('llm')?.status, fresh.check('llm')?.message], ['warn', `Ollama model ${MODEL}: not pulled yet (${r.models})`]);
+
+  const blocked = `http://127.0.0.1:${await freePort()}`;
+  const auto = await doctor({ STIGMER_OLLAMA_DOWNLOAD_URL: blocked });
+  assert.equal(auto.code, 0);
+  assert.equal(auto.check('ollama-download')?.status, 'warn');
+  const strict = await doctor({ STIGMER_OLLAMA_DOWNLOAD_URL: blocked, STIGMER_OLLAMA_MANAGED: 'true' });
+  assert.equal(strict.code, 1);
+  assert.deepEqual([strict.check('ollama-download')?.status, strict.check('ollama-download')?.message], ['fail', `Ollama download location ${blocked}/v0.32.15/sha256sum.txt: connection refused`]);
+  assert.match(strict.check('ollama-download')!.advice!, /STIGMER_OLLAMA_DOWNLOAD_URL/);
+
+  const start = await r.cli(['local', 'start']);
+  assert.equal(start.code, 0, start.stderr);
+  const serve = r.records().find((x) => x.event === 'serve')!;
+  const up = await doctor();
+  assert.equal(up.code, 0, JSON.stringify(up.report));
+  assert.deepEqual([up.check('ollama')?.status, up.check('ollama')?.message], ['ok', `Ollama 0.32.15 installed by stigmer and verified: ${join(installDir, 'bin', 'ollama')}; running on 127.0.0.1:${r.port} (pid ${serve.pid})`]);
+  assert.equal(up.check('ollama-download'), undefined, 'nothing to download');
+  assert.deepEqual([up.check('llm')?.status, up.check('llm')?.message], ['ok', `Ollama at ${r.baseUrl}: reachable, model ${MODEL} pulled`]);
+
+  assert.equal((await r.cli(['local', 'stop'])).code, 0);
+  const down = await doctor();
+  assert.equal(down.code, 0, JSON.stringify(down.report));
+  assert.deepEqual(down.check('ollama'), {
+    name: 'ollama',
+    status: 'warn',
+    message: `Ollama 0.32.15 installed by stigmer and verified: ${join(installDir, 'bin', 'ollama')}; not running: stigmer local start runs it on 127.0.0.1:${r.port}`,
+    advice: 'stigmer local start starts it (and pulls the model when it is missing).',
+  });
+  assert.deepEqual([down.check('llm')?.status, down.check('llm')?.message], ['ok', `Ollama model ${MODEL}: pulled (in ${r.models})`]);
+});
+
+test('supervised by the detached supervisor: a kill -9 of stigmer\'s ollama after a plain local start is restarted by policy', async (t) => {
+  const r = await rig(t);
+  const start = await r.cli(['local', 'start']);
+  assert.equal(start.code, 0, start.stderr);
+  const first = r.records().filter((x) => x.event === 'serve');
+  assert.equal(first.length, 1);
+  process.kill(first[0]!.pid, 'SIGKILL');
+  const ollamaEvents = (): string => readEvents(r.home).filter((e) => e.task === 'start-ollama').map((e) => e.type).join(' ');
+  const deadline = Date.now() + 60_000;
+  while (ollamaEvents() !== 'exited restarting started ready' && Date.now() < deadline) await sleep(25);
+  assert.equal(ollamaEvents(), 'exited restarting started ready');
+  const serves = r.records().filter((x) => x.event === 'serve');
+  assert.equal(serves.length, 2);
+  const status = JSON.parse((await r.cli(['local', 'status', '--json'])).stdout) as { stack: string; components: { name: string; state: string; pid: number | null; restarts: number | null }[] };
+  const row = status.components.find((c) => c.name === 'ollama')!;
+  assert.deepEqual([status.stack, row.state, row.pid, row.restarts], ['running', 'ready', serves[1]!.pid, 1]);
 });

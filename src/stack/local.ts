@@ -78,7 +78,7 @@ export async function startStack(o: StartOptions): Promise<number> {
     const resolved = outcome.outputs.get('resolve-config');
     if (!resolved) return;
     if (json) process.stdout.write(`${JSON.stringify({ event: 'summary', ...summaryData(resolved) })}\n`);
-    else process.stdout.write(mask(summaryText(resolved, o.foreground)));
+    else process.stdout.write(mask(summaryText(resolved, o.foreground, ollamaOf(outcome.outputs.get('find-ollama')))));
   };
   if (!o.foreground) {
     // Detached: the stack's supervisor runs it and stays the parent of its services.
@@ -235,7 +235,7 @@ function summaryData(outputs: Record<string, unknown>): Record<string, unknown> 
 }
 
 /** The addresses, once the stack is up. */
-export function summaryText(outputs: Record<string, unknown>, foreground = false): string {
+export function summaryText(outputs: Record<string, unknown>, foreground = false, ollama?: RecordedOllama): string {
   const r = outputs as Resolved;
   const t = r.temporal ?? {};
   const lines = ['', '✓ Stigmer is running'];
@@ -244,6 +244,8 @@ export function summaryText(outputs: Record<string, unknown>, foreground = false
   if (t.ui_url) lines.push(`  Temporal UI:    ${t.ui_url}`);
   lines.push(`  Server:         ${r.server?.address}`);
   lines.push(`  LLM:            ${r.llm?.provider} ${r.llm?.model} at ${r.llm?.base_url}`);
+  // which Ollama: the one stigmer runs (from PATH or downloaded), or your own
+  if (ollama && (MANAGED_OLLAMA.has(ollama.source) || ollama.source === 'external')) lines.push(`  Ollama:         ${ollama.description}`);
   // In the foreground, Ctrl-C stops it (the foreground session says so itself).
   if (!foreground) lines.push('Stop it with: stigmer local stop');
   lines.push('');
