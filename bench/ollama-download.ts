@@ -7,7 +7,8 @@
  *   curl -s URL | tee part | sha256sum   then   zstd -dc part | tar -x -C dir
  *
  * interleaved. Rows: the throughput ratio (baseline time / stigmer's: goal >= 0.8) and stigmer's
- * peak RSS (goal < 150 MB: the archive streams, it is never held in memory), both with the
+ * peak RSS (goal < 150 MB: the archive streams, it is never held in memory; VmHWM of the installer
+ * process, since getrusage's maxRSS carries the forking bench process's own RSS over), both with the
  * `zstd` program as the decoder (what stigmer uses when one is on PATH), and the same ratio with
  * the pure-JavaScript fzstd (STIGMER_ZSTD=js, what stigmer falls back to; no goal).
  *
@@ -57,7 +58,11 @@ function ours(url: string, sha: string, dest: string, zstd: 'program' | 'js'): P
     const t0 = performance.now();
     await installDownload({ url: ${JSON.stringify(url)}, sha256: ${JSON.stringify(sha)}, dest: ${JSON.stringify(dest)} }, { force: true });
     const ms = performance.now() - t0;
-    process.stdout.write(JSON.stringify({ ms, rssMb: process.resourceUsage().maxRSS / 1024 }));`;
+    // the peak RSS of this process since its exec (VmHWM): getrusage's maxRSS survives fork and
+    // exec, so it would report the bench process itself (which holds the archive)
+    const status = await import('node:fs').then((fs) => { try { return fs.readFileSync('/proc/self/status', 'utf8'); } catch { return ''; } });
+    const hwm = /^VmHWM:\\s+(\\d+) kB/m.exec(status);
+    process.stdout.write(JSON.stringify({ ms, rssMb: hwm ? Number(hwm[1]) / 1024 : process.resourceUsage().maxRSS / 1024 }));`;
   const env = cliEnv(dest, { STIGMER_ZSTD: zstd === 'js' ? 'js' : undefined });
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env, stdio: ['ignore', 'pipe', 'inherit'] });
