@@ -280,6 +280,31 @@ for (const [name, opts] of [
   });
 }
 
+test('auto, offline (the download location refuses connections): a warning with the three ways out, the rest of the stack up (no Ollama in the summary)', async (t) => {
+  const r = await rig(t);
+  const offline = `http://127.0.0.1:${await freePort()}`;
+  const start = await r.cli(['local', 'start'], { STIGMER_OLLAMA_DOWNLOAD_URL: offline });
+  assert.equal(start.code, 0, start.stderr);
+  assert.match(start.stderr, new RegExp(`stigmer: warning: download-ollama: .*${offline.replace(/[.]/g, '\\.')}/v0\\.32\\.15/sha256sum\\.txt.*connection refused`), start.stderr);
+  assert.match(start.stderr, /Three ways out: install Ollama yourself/);
+  assert.ok(start.stdout.includes('\n✓ Stigmer is running\n'), start.stdout);
+  assert.ok(!start.stdout.includes('  Ollama:  '), 'no Ollama runs');
+  const status = JSON.parse((await r.cli(['local', 'status', '--json'])).stdout) as { stack: string; components: { name: string; state: string }[] };
+  assert.equal(status.stack, 'running', 'the stack is up without the local model');
+  assert.equal(status.components.find((c) => c.name === 'ollama'), undefined, 'no Ollama component: stigmer runs none');
+  const text = await r.cli(['local', 'status']);
+  assert.match(text.stdout, /\nOllama: +none: its download failed, so the stack runs without the local model \(see `stigmer doctor`\)\n/, text.stdout);
+  assert.equal(r.records().length, 0, 'no ollama was started');
+});
+
+test('managed true, offline: start fails at use-ollama and everything is undone', async (t) => {
+  const r = await rig(t, { managed: 'true' });
+  const start = await r.cli(['local', 'start', '--output', 'json'], { STIGMER_OLLAMA_DOWNLOAD_URL: `http://127.0.0.1:${await freePort()}` });
+  assert.notEqual(start.code, 0);
+  assert.equal((of(eventsOf(start.stdout), 'use-ollama', 'failed')[0]?.['error'] as { reason: string })?.reason, 'llm-unreachable');
+  assert.deepEqual(processesWithHome(r.home), []);
+});
+
 test('managed true, download blocked: start fails at use-ollama and everything is undone', async (t) => {
   const r = await rig(t, { managed: 'true', corrupt: true });
   const start = await r.cli(['local', 'start', '--output', 'json']);

@@ -45,6 +45,17 @@ export function ollamaOf(outputs: unknown): RecordedOllama | undefined {
   return { source: o.source, description: o.description, base_url: typeof o.base_url === 'string' ? o.base_url : null, host: typeof o.host === 'string' ? o.host : null };
 }
 
+/**
+ * The Ollama a finished start uses: your own (external), or stigmer's when use-ollama started it
+ * (not after a failed download under managed: auto); undefined when there is none.
+ */
+function ollamaInUse(outputs: Map<string, Record<string, unknown>>): RecordedOllama | undefined {
+  const found = ollamaOf(outputs.get('find-ollama'));
+  if (!found) return undefined;
+  if (found.source === 'external') return found;
+  return MANAGED_OLLAMA.has(found.source) && outputs.get('use-ollama')?.['start'] === true ? found : undefined;
+}
+
 /** find-ollama's sources under which stigmer itself runs `ollama serve` */
 export const MANAGED_OLLAMA = new Set(['path', 'download']);
 
@@ -78,7 +89,7 @@ export async function startStack(o: StartOptions): Promise<number> {
     const resolved = outcome.outputs.get('resolve-config');
     if (!resolved) return;
     if (json) process.stdout.write(`${JSON.stringify({ event: 'summary', ...summaryData(resolved) })}\n`);
-    else process.stdout.write(mask(summaryText(resolved, o.foreground, ollamaOf(outcome.outputs.get('find-ollama')))));
+    else process.stdout.write(mask(summaryText(resolved, o.foreground, ollamaInUse(outcome.outputs))));
   };
   if (!o.foreground) {
     // Detached: the stack's supervisor runs it and stays the parent of its services.

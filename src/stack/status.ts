@@ -125,8 +125,13 @@ export async function stackStatus(): Promise<StackStatus> {
   // component when stigmer runs it, or an external one the stack was started with; with a hosted
   // provider (or managed: false) there is none.
   const recordedOllama = ollamaOf(state?.tasks['find-ollama']?.outputs);
-  const ollamaChoice = up && recordedOllama ? { source: recordedOllama.source, description: recordedOllama.description } : undefined;
-  const ollamaRow = recordedOllama && (MANAGED_OLLAMA.has(recordedOllama.source) || recordedOllama.source === 'external') ? recordedOllama : undefined;
+  // stigmer's own was not started when its download failed under managed: auto (use-ollama)
+  const notStarted = !!recordedOllama && MANAGED_OLLAMA.has(recordedOllama.source) && (state?.tasks['use-ollama']?.outputs as { start?: unknown } | undefined)?.start === false;
+  const ollamaChoice =
+    up && recordedOllama
+      ? { source: recordedOllama.source, description: notStarted ? 'none: its download failed, so the stack runs without the local model (see `stigmer doctor`)' : recordedOllama.description }
+      : undefined;
+  const ollamaRow = recordedOllama && !notStarted && (MANAGED_OLLAMA.has(recordedOllama.source) || recordedOllama.source === 'external') ? recordedOllama : undefined;
 
   const entries = Object.entries(COMPONENTS).filter(([name]) => name !== 'ollama' || ollamaRow);
   const components: ComponentStatus[] = entries.map(([name, task]) => {
@@ -156,9 +161,7 @@ export async function stackStatus(): Promise<StackStatus> {
       next_restart_in_ms: v.next_restart_in_ms ?? null,
     };
   });
-  // a managed Ollama that was not started (its download failed under managed: auto) leaves the
-  // stack up without the local model: it is neither running nor a failure of the stack
-  const managed = components.filter((c) => c.state !== 'external' && !(c.name === 'ollama' && c.state === 'skipped'));
+  const managed = components.filter((c) => c.state !== 'external');
   const ready = managed.filter((c) => c.state === 'ready').length;
   const started = managed.filter((c) => c.state !== 'stopped' && c.state !== 'undone').length;
   const stack: StackStatus['stack'] = started === 0 ? 'stopped' : ready === managed.length ? 'running' : 'degraded';
