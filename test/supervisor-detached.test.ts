@@ -319,3 +319,60 @@ test('detached: down while a `run` is in progress through the supervisor takes i
   assert.deepEqual(processesWithHome(r.home), []);
   assert.ok(!events(r).some((e) => e.type === 'restarting' || e.type === 'started'), types(events(r)));
 });
+
+test('detached: an exit while a request holds the watch paused is handled after it (a `run` of one service; the other, killed meanwhile, is restarted)', async (t) => {
+  const [pa, pb] = [await freePort(), await freePort()];
+  const home = tempHome();
+  const dir = join(home, 'proj');
+  mkdirSync(dir, { recursive: true });
+  const gate = join(home, 'gate');
+  const task = (name: string, port: number, ready: string): string[] => [
+    `  ${name}:`,
+    '    uses: process',
+    '    with:',
+    `      command: ${JSON.stringify(process.execPath)}`,
+    `      args: [${[fixture('service.mjs'), '--listen', String(port)].map((a) => JSON.stringify(a)).join(', ')}]`,
+    `      ports: [${port}]`,
+    `      ${ready}`,
+    '      stop: { signal: SIGTERM, grace: 1s }',
+    '      restart: { policy: on-failure, backoff: 100ms }',
+  ];
+  const file = join(dir, 'stigmer.tasks.yaml');
+  writeFileSync(
+    file,
+    [
+      'version: 1',
+      'tasks:',
+      // `a` is ready while the gate file exists: the test holds its rerun short of ready
+      ...task('a', pa, `ready: { exec: { command: test, args: ["-f", ${JSON.stringify(gate)}] }, interval: 100ms, timeout: 120s }`),
+      ...task('b', pb, `ready: { tcp: { host: 127.0.0.1, port: ${pb} }, timeout: 60s }`),
+      '',
+    ].join('\n'),
+  );
+  const r: Rig = { home, dir, data: join(home, 'data'), file };
+  t.after(() => teardown(r));
+  writeFileSync(gate, '');
+  const up = await cli(r, ['up', '--output', 'plain']);
+  assert.equal(up.code, 0, up.stderr);
+  const sup = stateOf(r)!.supervisor!;
+  const rec = (name: string): Rec | undefined => stateOf(r)?.tasks[name]?.undo[0];
+  const [a1, b1] = [rec('a')!, rec('b')!];
+  rmSync(gate);
+  const run = cli(r, ['run', 'a', '--output', 'plain']);
+  await until('the rerun of a recorded', () => !!rec('a') && rec('a')!.pid !== a1.pid);
+  // The watch is paused for the run: b's exit now is not acted on until the run is over.
+  kill(b1.pid);
+  await until('b gone', () => !isAlive(b1));
+  writeFileSync(gate, '');
+  const ran = await run;
+  assert.equal(ran.code, 0, ran.stderr);
+  await until('b restarted after the run', () => types(events(r, 'b')) === 'exited restarting started ready');
+  const b2 = rec('b')!;
+  assert.notEqual(b2.pid, b1.pid);
+  assert.ok(isAlive(b2) && readProcStat(b2.pid)?.ppid === sup.pid, 'the new b is the supervisor\'s child');
+  assert.equal(events(r, 'a').length, 0, 'a, rerun by the request, was no exit of the watch');
+  const down = await cli(r, ['down']);
+  assert.equal(down.code, 0, down.stderr);
+  await assertGoneAfterDown(r, sup, down);
+  assert.deepEqual(processesWithHome(r.home), []);
+});
