@@ -9,7 +9,8 @@
  * while the undo is still running) and without the stack marker (a sweep must never take it).
  *
  * Protocol: lock the descriptor, then check that the path still names the locked file (a holder
- * removes the file before it unlocks; a waiter that locked the removed file retries), then write
+ * removes the file before it unlocks; a waiter that locked the removed file retries; checked from
+ * node through /proc/<helper>/fd/3, where the shell needed two `stat` programs), then write
  * the holder (pid, start time, command) into it, for messages only. A lock file naming a live
  * holder that does not hold the flock is an older stigmer's: it is respected, never taken over.
  *
@@ -18,7 +19,7 @@
  * fallback is weaker (documented in the README). It is also the lock of stigmer-server's store
  * (`takeFileLock`), which must be taken synchronously and without a helper process.
  */
-import { closeSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -64,7 +65,6 @@ const FLOCK = ['/usr/bin/flock', '/bin/flock'].find((p) => existsSync(p));
 /** Test hook: a delay (ms) between taking the lock and writing the holder, the window races used to hit. */
 const DELAY_MS = Number(process.env['STIGMER_FAULT_LOCK_DELAY_MS'] ?? 0);
 const BUSY = 75;
-const MOVED = 76;
 
 /** Alive, and the process that wrote the lock (not a pid since handed to another program). */
 const holderAlive = (h: Holder): boolean => isAlive(h);
@@ -119,9 +119,13 @@ export async function acquireLock(path: string, what: string): Promise<Lock> {
   }
 }
 
-/** The helper: exit 75 when another process holds the lock, 76 when the file was replaced meanwhile. */
+/**
+ * The helper: exit 75 when another process holds the lock; `locked` once it holds it (whether the
+ * path still names the locked file is checked from here, see `stillNamed`: two `stat` programs
+ * fewer to start on every lock).
+ */
 function lockHelper(path: string, flock: string): ChildProcess {
-  const script = `exec 3>>"$1" || exit 1; "$2" -n -E ${BUSY} 3 || exit $?; [ "$(stat -L -c %d:%i /proc/self/fd/3)" = "$(stat -c %d:%i "$1" 2>/dev/null)" ] || exit ${MOVED}; echo locked; exec cat >/dev/null`;
+  const script = `exec 3>>"$1" || exit 1; "$2" -n -E ${BUSY} 3 || exit $?; echo locked; exec cat >/dev/null`;
   const env = { ...process.env };
   delete env[STACK_VAR];
   delete env[INSTANCE_VAR];
@@ -142,7 +146,12 @@ async function kernelLock(path: string, me: Holder, flock: string): Promise<Lock
       const holder = readHolder(path);
       throw lockBusy(path, holder && holderAlive(holder) ? holder : undefined);
     }
-    if (outcome === MOVED) continue;
+    if (outcome === 'locked' && !stillNamed(path, helper.pid)) {
+      // The holder before us removed the file while we waited: we locked a file nobody else will.
+      helper.kill('SIGKILL');
+      awaitGone(helper.pid);
+      continue;
+    }
     if (outcome !== 'locked') {
       // The shell could not open the file: a read-only or full data dir, or not ours.
       try {
@@ -180,6 +189,17 @@ async function kernelLock(path: string, me: Holder, flock: string): Promise<Lock
     return onceOnly(release, exited);
   }
   throw new UserError(`stigmer: could not take the lock ${path}: it kept being replaced`, EXIT.taskFailed);
+}
+
+/** The helper's descriptor 3 (the file it locked) is the file `path` names now (same device and inode). */
+function stillNamed(path: string, pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    const [held, named] = [statSync(`/proc/${pid}/fd/3`), statSync(path)];
+    return held.dev === named.dev && held.ino === named.ino;
+  } catch {
+    return false; // the path is gone (removed by its last holder), or the helper is
+  }
 }
 
 /**
