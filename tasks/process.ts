@@ -26,14 +26,13 @@
  * started, and still holds what it opened. Anything less runs the real probe, as a fresh start
  * always does.
  */
-import net from 'node:net';
 import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskError, type RunningInstance, type SupervisionSpec, type TaskContext, type TaskKind, type TaskResult, type UndoDescriptor } from '../src/model/kind.js';
 import { fail } from '../src/model/failure.js';
 import { formatMs } from '../src/util/format.js';
-import { abortError, childEnv, groupMembers, HAS_PROC, inspectPort, isAlive, listeningSocketsAsync, readProcStat, socketsOf, spawnService, type StopProcess } from '../src/process/proc.js';
+import { abortError, childEnv, groupMembers, HAS_PROC, inspectPort, isAlive, listeningSocketsAsync, portProvenFree, readProcStat, socketsOf, spawnService, type StopProcess } from '../src/process/proc.js';
 import { tailLines } from '../src/process/log-file.js';
 import { describeProbe, disposeProbe, parseProbe, probeOnce, toDuration, toPort, waitReady, type Probe, type ProbeResult, type ProbeSpec, type WaitOutcome } from '../src/process/probes.js';
 import { formatAddress } from '../src/util/address.js';
@@ -74,6 +73,8 @@ function unsetInherited(env: NodeJS.ProcessEnv, patterns: readonly string[] | un
 }
 
 const SETTLE_MS = 100;
+/** How often the latest line of a service's log is shown while waiting for it to be ready. */
+const SHOW_EVERY_MS = 100;
 const DEFAULT_GRACE_MS = 10_000;
 /** The quick health check of a recorded instance: one attempt, bounded. */
 const REUSE_PROBE_MS = 3_000;
@@ -89,22 +90,6 @@ function stopSignal(value: string | undefined): NodeJS.Signals {
 
 function recordedInstance(ctx: TaskContext<ProcessWith>): StopProcess | undefined {
   return ctx.previous?.undo.find((u): u is StopProcess => u.type === 'stop-process');
-}
-
-/**
- * True when nothing can be listening on `port`: a wildcard bind (IPv6 dual-stack, else IPv4)
- * succeeded and was released at once. Linux refuses such a bind while any socket LISTENs on the
- * port, on any address. False means "look closer" (a listener, a client socket using the port,
- * a privileged port, no network stack): the socket tables say which.
- */
-function provenFree(port: number): Promise<boolean> {
-  const attempt = (host: string): Promise<boolean | 'no-family'> =>
-    new Promise((resolve) => {
-      const server = net.createServer();
-      server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL' ? 'no-family' : false));
-      server.listen({ port, host, ipv6Only: false, exclusive: true }, () => server.close(() => resolve(true)));
-    });
-  return attempt('::').then((r) => (r === 'no-family' ? attempt('0.0.0.0').then((v) => v === true) : r));
 }
 
 /**
@@ -208,7 +193,7 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
   // the others by one read of the socket tables, and only for a held one is every process's fd
   // list searched for its holder.
   const unproven: number[] = [];
-  for (const [i, free] of (await Promise.all(ports.map(provenFree))).entries()) if (!free) unproven.push(ports[i]!);
+  for (const [i, free] of (await Promise.all(ports.map(portProvenFree))).entries()) if (!free) unproven.push(ports[i]!);
   const listening = HAS_PROC && unproven.length ? await listeningSocketsAsync(unproven) : undefined;
   for (const port of unproven) {
     if (listening && listening.get(port)?.size === 0) continue;
@@ -248,7 +233,13 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
   ctx.output(parsed ? `started pid ${svc.pid}; waiting for ${describeProbe(parsed.probe)}` : `started pid ${svc.pid}`);
 
   let shown = '';
+  // At most every SHOW_EVERY_MS, not at every failed attempt (a tcp probe tries every 5 ms): the
+  // read would take CPU from the very service being waited for.
+  let lookedAt = performance.now();
   const showLatest = (): void => {
+    const now = performance.now();
+    if (now - lookedAt < SHOW_EVERY_MS) return;
+    lookedAt = now;
     const line = tailLines(ctx.logFile, 1, { since: svc.logOffset, maxBytes: 4096 })[0]?.trim();
     if (line && line !== shown) ctx.output((shown = line));
   };

@@ -8,7 +8,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'nod
 import type { UndoDescriptor } from '../model/kind.js';
 import { formatMs } from '../util/format.js';
 import { killForegroundGroups } from '../process/command.js';
-import { inspectPort, killGroupNow, shortCommand, stopGroup, type StopProcess } from '../process/proc.js';
+import { inspectPort, killGroupNow, portProvenFree, shortCommand, stopGroup, type StopProcess } from '../process/proc.js';
 import { sweep, type MarkedProcess } from '../process/sweep.js';
 import { killCgroupNow, stopCgroup } from '../process/cgroup.js';
 import { dataPaths, stigmerHome } from '../util/paths.js';
@@ -28,7 +28,7 @@ export async function executeUndo(desc: UndoDescriptor, opts: UndoContext = {}):
   switch (desc.type) {
     case 'stop-process': {
       const line = await stopRecorded(desc, opts);
-      return line + (await escapees(desc, opts)) + heldPorts(desc);
+      return line + (await escapees(desc, opts)) + (await heldPorts(desc));
     }
     case 'remove-path': {
       const path = await removablePath(desc.path, opts.dataDir);
@@ -94,8 +94,12 @@ async function escapees(desc: StopProcess, opts: UndoContext): Promise<string> {
   return `; also stopped ${describeProcs(all)} that left its process group${cg.killed ? ' (cgroup.kill)' : ''}`;
 }
 
-function heldPorts(desc: StopProcess): string {
-  const held = (desc.ports ?? []).flatMap((port) => {
+/** A declared port something still listens on, with its holder: a free one is told by a bind (cheap), the rest by the socket tables. */
+async function heldPorts(desc: StopProcess): Promise<string> {
+  const ports = desc.ports ?? [];
+  const free = await Promise.all(ports.map(portProvenFree));
+  const held = ports.flatMap((port, i) => {
+    if (free[i]) return [];
     const p = inspectPort(port);
     return p.listening ? [`port ${port} is still held${p.holder ? ` by pid ${p.holder.pid} (${shortCommand(p.holder.command, 80)})` : ''}`] : [];
   });

@@ -12,6 +12,7 @@
 import { withParentDeath } from './parent-death.js';
 import { closeSync, fstatSync, readdirSync, readFileSync, readlinkSync, statSync, writeSync } from 'node:fs';
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import net from 'node:net';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -41,7 +42,8 @@ import { isSecretVariable } from '../util/mask.js';
 import { openLog } from './log-file.js';
 import { openLogWriter, type LogWriter } from './log-writer.js';
 
-const POLL_MS = 20;
+/** How often a stopped group is checked for being gone (cheap while its leader lives: one stat read). */
+const POLL_MS = 5;
 /** How long to wait for a group to vanish after SIGKILL before calling it a failure. */
 const KILL_WAIT_MS = 5000;
 
@@ -54,8 +56,12 @@ export function groupGone(pgid: number): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ESRCH') return true;
   }
+  if (!HAS_PROC) return false;
+  // A living leader is a member: no need to read every process's stat (the common case while waiting).
+  const leader = readProcStat(pgid);
+  if (leader && leader.pgid === pgid && !hasExited(leader)) return false;
   // kill(2) also counts zombies that nobody reaped yet: look closer.
-  return HAS_PROC ? groupMembers(pgid).length === 0 : false;
+  return groupMembers(pgid).length === 0;
 }
 
 function signalGroup(pgid: number, signal: NodeJS.Signals): void {
@@ -445,6 +451,24 @@ export function socketsOf(pid: number): Set<string> {
     }
   }
   return out;
+}
+
+/**
+ * True when nothing can be listening on `port`: a wildcard bind (IPv6 dual-stack, else IPv4)
+ * succeeded and was released at once. Linux refuses such a bind while any socket LISTENs on the
+ * port, on any address. False means "look closer" (a listener, a client socket using the port,
+ * a privileged port, no network stack): the socket tables say which. About a millisecond, where
+ * reading the tables costs ~10 ms on a machine with a few hundred sockets.
+ */
+export function portProvenFree(port: number): Promise<boolean> {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return Promise.resolve(false);
+  const attempt = (host: string): Promise<boolean | 'no-family'> =>
+    new Promise((resolve) => {
+      const server = net.createServer();
+      server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL' ? 'no-family' : false));
+      server.listen({ port, host, ipv6Only: false, exclusive: true }, () => server.close(() => resolve(true)));
+    });
+  return attempt('::').then((r) => (r === 'no-family' ? attempt('0.0.0.0').then((v) => v === true) : r));
 }
 
 /**

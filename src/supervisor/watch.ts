@@ -313,11 +313,18 @@ class Watched {
     const now = Date.now();
     const at = new Date(now).toISOString();
     const what = describeEnding(ending);
-    if (ending.reason === 'exited') {
-      this.o.record(this.task, { lastExit: { code: ending.code, signal: ending.signal, at } }, true);
-      this.sup.event({ at, task: this.task, type: 'exited', code: ending.code, signal: ending.signal, pid: this.instance.pid });
-    }
     const decision = this.tracker.ended(now, ending);
+    // One state write for the exit and what follows it (the restart path pays each write), before
+    // the events that report them.
+    const lastExit: ServiceFields = ending.reason === 'exited' ? { lastExit: { code: ending.code, signal: ending.signal, at } } : {};
+    const next: ServiceFields =
+      decision.action === 'crash-loop'
+        ? { service: 'crash-loop', nextRestartAt: null }
+        : decision.action === 'restart'
+          ? { service: 'restarting', restarts: this.restarts + 1, nextRestartAt: new Date(now + decision.delayMs).toISOString() }
+          : {};
+    if (ending.reason === 'exited' || decision.action !== 'none') this.o.record(this.task, { ...lastExit, ...next }, true);
+    if (ending.reason === 'exited') this.sup.event({ at, task: this.task, type: 'exited', code: ending.code, signal: ending.signal, pid: this.instance.pid });
     switch (decision.action) {
       case 'none': {
         const policy = this.tracker.policy.policy;
@@ -335,7 +342,6 @@ class Watched {
       case 'crash-loop': {
         const last = lastServiceLine(this.o.logFile(this.task));
         const detail = `more than ${this.tracker.policy.maxRestarts} restarts within ${formatWindow(decision.windowMs)}; last: ${why ?? what}${last ? `; last log line: ${last}` : ''}`;
-        this.o.record(this.task, { service: 'crash-loop', nextRestartAt: null }, true);
         this.sup.event({ task: this.task, type: 'crash-loop', code: ending.code, signal: ending.signal, max: this.tracker.policy.maxRestarts, detail });
         this.sup.logLine(this.task, `crash loop: ${detail}; not restarting (stigmer restart ${this.task} tries again)`);
         this.phase = 'down';
@@ -346,7 +352,6 @@ class Watched {
         const due = now + decision.delayMs;
         this.phase = 'restarting';
         this.restarts++;
-        this.o.record(this.task, { service: 'restarting', restarts: this.restarts, nextRestartAt: new Date(due).toISOString() }, true);
         this.sup.event({ at, task: this.task, type: 'restarting', attempt: decision.attempt, max: decision.max, delay_ms: decision.delayMs, detail: why ?? exitDetail(ending) });
         this.sup.logLine(this.task, `${why ?? exitDetail(ending)}; restarting in ${formatWindow(decision.delayMs)} (${decision.attempt}/${decision.max})`);
         this.due = { at: due, line: `restarted after ${what} (${decision.attempt}/${decision.max})` };
