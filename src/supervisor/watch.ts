@@ -361,16 +361,13 @@ class Watched {
     }
   }
 
-  /** Stop what is left of the old instance, wait the backoff, run the task again. */
+  /**
+   * Stop what is left of the old instance and wait the backoff, side by side (the backoff counts
+   * from the exit, and the new instance starts only once both are over), then run the task again.
+   */
   private async restartAfter(delayMs: number, line: string): Promise<void> {
     const signal = this.cancel.signal;
-    try {
-      await this.o.stopTask(this.task);
-    } catch {
-      // what could not be stopped stays recorded: down tries again
-    }
-    if (signal.aborted) return;
-    const waited = await new Promise<boolean>((resolve) => {
+    const backoff = new Promise<boolean>((resolve) => {
       const done = (ok: boolean): void => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
@@ -380,7 +377,13 @@ class Watched {
       const timer = setTimeout(() => done(true), delayMs);
       signal.addEventListener('abort', onAbort, { once: true });
     });
-    if (!waited || this.sup.isStopping) return;
+    try {
+      await this.o.stopTask(this.task);
+    } catch {
+      // what could not be stopped stays recorded: down tries again
+    }
+    const waited = await backoff;
+    if (!waited || signal.aborted || this.sup.isStopping) return;
     this.sup.logLine(this.task, line);
     const outcome = await this.rerun(signal);
     if (this.sup.isStopping || signal.aborted) return;
