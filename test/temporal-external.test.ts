@@ -10,6 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { connect } from 'node:net';
+import { WORKFLOW_SERVICE } from '../src/process/grpc-codec.js';
 import { fixture, runCli } from './helpers.js';
 import { filesContaining, stackRig, type StackRecord, type StackRig } from './temporal-mirror.js';
 import { testCerts } from './tls-certs.js';
@@ -217,7 +219,21 @@ test('local status asks the same health check: SERVING, then NOT_SERVING, then u
     return (JSON.parse(s.stdout) as { temporal: { health: string } }).temporal.health;
   };
   assert.equal(await health(), 'SERVING');
+  // the supervisor's health op (how local status checks a managed Temporal): one live check each time
+  const ask = async (): Promise<unknown> => {
+    const sock = connect(join(r.home, 'supervisor.sock'));
+    const line = await new Promise<string>((res, rej) => {
+      let got = '';
+      sock.on('data', (d) => (got += d));
+      sock.on('close', () => res(got.split('\n')[0]!));
+      sock.on('error', rej);
+      sock.write(`${JSON.stringify({ op: 'health', address: `127.0.0.1:${fe.port}`, service: WORKFLOW_SERVICE, timeoutMs: 3000 })}\n`);
+    });
+    return JSON.parse(line);
+  };
+  assert.deepEqual(await ask(), { t: 'health', answer: { ok: true, value: 'SERVING' } });
   fe.setServing(false);
+  assert.deepEqual(await ask(), { t: 'health', answer: { ok: true, value: 'NOT_SERVING' } });
   assert.equal(await health(), 'NOT_SERVING');
   await fe.close();
   closed = true;

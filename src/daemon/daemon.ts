@@ -275,6 +275,18 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
       send({ t: 'status', pid: process.pid, startedAt, busy: busy > 0 });
       return done();
     }
+    if (req.op === 'health') {
+      // a check, not a run: answered at once, busy or not (see HealthRequest)
+      const { GrpcChannel } = await import('../process/grpc-client.js');
+      const channel = new GrpcChannel({ address: String(req.address) });
+      const timeoutMs = Math.min(Math.max(Number(req.timeoutMs) || 0, 1), 10_000);
+      try {
+        send({ t: 'health', answer: await channel.health(String(req.service), { signal: AbortSignal.timeout(timeoutMs + 200), timeoutMs }) });
+      } finally {
+        channel.close();
+      }
+      return done();
+    }
     const refused: Message = { t: 'error', message: 'stigmer: the supervisor of this stack is stopping; run the command again', exitCode: EXIT.taskFailed };
     if (exiting) {
       send(refused);
@@ -347,7 +359,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
       try {
         const io = remoteIo(runSend, follow, app, req.op === 'up' ? req.canPrompt : false);
         inDirectory((req as { cwd: string }).cwd);
-        const named = req.op !== 'status' ? sameDir(req.dataDir, dataDir) : undefined;
+        const named = req.op !== 'status' && req.op !== 'health' ? sameDir(req.dataDir, dataDir) : undefined;
         if (named === undefined) return { t: 'error', message: `stigmer: this supervisor runs ${dataDir}, not ${(req as { dataDir?: string }).dataDir}`, exitCode: EXIT.usage };
         /**
          * A request that runs the engine: under the lock this supervisor holds from now on, with

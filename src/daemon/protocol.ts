@@ -16,6 +16,8 @@ import type { EngineEvent } from '../model/event.js';
 import type { PromptOptions } from '../model/kind.js';
 import type { InterruptSignal } from '../model/app.js';
 import type { RenderTask } from '../render/types.js';
+import type { GrpcAnswer } from '../process/grpc-client.js';
+import type { ServingStatus } from '../process/grpc-codec.js';
 
 export type ViewKind = 'run' | 'undo' | 'down';
 export type WireOutput = 'plain' | 'json' | 'auto' | 'tty';
@@ -71,7 +73,19 @@ export interface RunRequest extends Omit<UpRequest, 'op' | 'only' | 'concurrency
   noDeps?: boolean;
 }
 
-export type Request = UpRequest | DownRequest | RestartRequest | RunRequest | { op: 'status' };
+/**
+ * One gRPC Health/Check (`local status` of a managed Temporal): the supervisor keeps @grpc/grpc-js
+ * loaded for its liveness checks, so the CLI need not load it (~600 KB) for one call. Plaintext,
+ * no credentials: an external Temporal (TLS, API key) is checked by the CLI itself.
+ */
+export interface HealthRequest {
+  op: 'health';
+  address: string;
+  service: string;
+  timeoutMs: number;
+}
+
+export type Request = UpRequest | DownRequest | RestartRequest | RunRequest | HealthRequest | { op: 'status' };
 
 /** Sent after the request, on the same connection. */
 export type FollowUp = { op: 'interrupt'; signal: InterruptSignal } | { op: 'answer'; id: number; value?: string; interrupted?: boolean };
@@ -88,7 +102,9 @@ export type Message =
   /** the last message; `leaving`: the supervisor's pid, which exits now (the client waits for it) */
   | { t: 'error'; message: string; exitCode: number; leaving?: number }
   | { t: 'exit'; code: number; leaving?: number }
-  | { t: 'status'; pid: number; startedAt: string; busy: boolean };
+  | { t: 'status'; pid: number; startedAt: string; busy: boolean }
+  /** the answer to a HealthRequest, as src/process/grpc-client.ts gives it */
+  | { t: 'health'; answer: GrpcAnswer<ServingStatus> };
 
 /**
  * Where the socket of a data dir lives. A Unix socket path has a 107-byte limit: a data dir too

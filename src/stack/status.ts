@@ -7,15 +7,17 @@
  * what resolve-config recorded for it; a stopped one by the current config when it is valid.
  *
  * Speed (goal: 2x `node -e 0`): the slow parts are Temporal's health (grpc.health.v1.Health/Check
- * of the WorkflowService, in process: grpc-js loads in ~30-50 ms) and the LLM's reachability (an
- * HTTP call). For a running stack both start as soon as the state file is read, before the config
+ * of the WorkflowService: asked of the stack's supervisor, which has grpc-js loaded; in process,
+ * loading grpc-js costs ~55-80 ms) and the LLM's reachability (an HTTP call). For a running stack both start as soon as the state file is read, before the config
  * (yaml) and anything else is loaded, and run side by side, each bounded by a short timeout.
  * Only light modules are imported statically.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { formatMs } from '../util/format.js';
 import { mask, registerSecret } from '../util/mask.js';
-import type { GrpcTls } from '../process/grpc-client.js';
+import type { GrpcAnswer, GrpcTls } from '../process/grpc-client.js';
+import type { ServingStatus } from '../process/grpc-codec.js';
+import type { HealthRequest, Message } from '../daemon/protocol.js';
 import { dataPaths, stigmerHome } from '../util/paths.js';
 import { LLM_DEFAULTS, LLM_PROVIDERS, isLlmProvider } from './llm/defaults.js';
 import { COMPONENTS, MANAGED_OLLAMA, ollamaOf } from './local.js';
@@ -100,8 +102,10 @@ export async function stackStatus(): Promise<StackStatus> {
   // A running stack is described by what it was started with: its checks need no config, so they
   // start now and run while the rest is loaded.
   let resolved: ResolvedView | undefined = up && recorded?.temporal ? recorded : undefined;
+  // the stack's live supervisor makes a managed Temporal's health check (see temporalHealth)
+  const supervisorSocket = status.supervisor?.alive ? (state?.supervisor?.socket ?? undefined) : undefined;
   const early = resolved
-    ? { health: temporalHealth(resolved, stateOf(COMPONENTS.temporal)), llm: llmStatus(resolved) }
+    ? { health: temporalHealth(resolved, stateOf(COMPONENTS.temporal), supervisorSocket), llm: llmStatus(resolved) }
     : undefined;
 
   const [{ tryLoadConfig, readDotenv }, { stackValues }] = await Promise.all([import('./config/index.js'), import('./resolve.js')]);
@@ -169,7 +173,7 @@ export async function stackStatus(): Promise<StackStatus> {
   const runner = views.find((v) => v.task === COMPONENTS['agent-runner']);
   const runnerEnv = runner?.pid && runner.state === 'ready' ? environNames(runner.pid) : undefined;
   const [health, llm] = await Promise.all([
-    early?.health ?? (resolved ? temporalHealth(resolved, components[0]!.state) : Promise.resolve('')),
+    early?.health ?? (resolved ? temporalHealth(resolved, components[0]!.state, supervisorSocket) : Promise.resolve('')),
     early?.llm ?? (resolved ? llmStatus(resolved) : Promise.resolve(null)),
   ]);
 
@@ -213,16 +217,20 @@ function environNames(pid: number): Set<string> | undefined {
 
 /**
  * SERVING / NOT_SERVING / not running / unreachable (...): the readiness check itself, one
- * attempt (grpc.health.v1.Health/Check of the WorkflowService).
+ * attempt (grpc.health.v1.Health/Check of the WorkflowService). A managed Temporal's check is
+ * made by the stack's live supervisor when there is one (it has @grpc/grpc-js loaded for its own
+ * liveness checks: the CLI does not load it for one call); else, or when the supervisor cannot
+ * answer (an older one, gone meanwhile), here.
  */
-async function temporalHealth(r: ResolvedView, componentState: ComponentState): Promise<string> {
+async function temporalHealth(r: ResolvedView, componentState: ComponentState, supervisorSocket: string | undefined): Promise<string> {
   const t = r.temporal;
   if (t.managed && componentState !== 'ready') return 'not running';
-  const [{ GrpcChannel }, { WORKFLOW_SERVICE }, { findTemporalApiKey }] = await Promise.all([
-    import('../process/grpc-client.js'),
-    import('../process/grpc-codec.js'),
-    import('./config/temporal-auth.js'),
-  ]);
+  const { WORKFLOW_SERVICE } = await import('../process/grpc-codec.js');
+  if (t.managed && supervisorSocket) {
+    const answer = await askSupervisor(supervisorSocket, { op: 'health', address: t.address, service: WORKFLOW_SERVICE, timeoutMs: GRPC_MS });
+    if (answer) return describeTemporalHealth(answer, t.address);
+  }
+  const [{ GrpcChannel }, { findTemporalApiKey }] = await Promise.all([import('../process/grpc-client.js'), import('./config/temporal-auth.js')]);
   // An external Temporal with its TLS and API key, as wait-temporal checks it.
   let key: { value: string; from: string } | undefined;
   try {
@@ -237,16 +245,37 @@ async function temporalHealth(r: ResolvedView, componentState: ComponentState): 
     ...(key ? { apiKey: key.value, apiKeyName: key.from } : {}),
   });
   try {
-    const signal = AbortSignal.timeout(GRPC_MS + 200);
-    const h = await channel.health(WORKFLOW_SERVICE, { signal, timeoutMs: GRPC_MS });
-    if (h.ok) return h.value;
-    const { problem, detail } = h.error;
-    if (problem === 'CANCELLED' && signal.aborted) return `unreachable (no answer from ${t.address} within ${GRPC_MS / 1000} s)`;
-    if (problem === 'REFUSED' || problem === 'UNAVAILABLE' || problem === 'DEADLINE_EXCEEDED') return `unreachable (${detail})`;
-    return detail;
+    return describeTemporalHealth(await channel.health(WORKFLOW_SERVICE, { signal: AbortSignal.timeout(GRPC_MS + 200), timeoutMs: GRPC_MS }), t.address);
   } finally {
     channel.close();
   }
+}
+
+function describeTemporalHealth(h: GrpcAnswer<ServingStatus>, address: string): string {
+  if (h.ok) return h.value;
+  const { problem, detail } = h.error;
+  // cancelled: by the bound of the call (nothing else cancels it)
+  if (problem === 'CANCELLED') return `unreachable (no answer from ${address} within ${GRPC_MS / 1000} s)`;
+  if (problem === 'REFUSED' || problem === 'UNAVAILABLE' || problem === 'DEADLINE_EXCEEDED') return `unreachable (${detail})`;
+  return detail;
+}
+
+/** One request to the supervisor's socket and its one answer; undefined when it gives none in time. */
+async function askSupervisor(path: string, req: HealthRequest): Promise<GrpcAnswer<ServingStatus> | undefined> {
+  const [{ connect }, { encode, lineReader }] = await Promise.all([import('node:net'), import('../daemon/protocol.js')]);
+  return new Promise((resolve) => {
+    const sock = connect(path);
+    const finish = (answer: GrpcAnswer<ServingStatus> | undefined): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => finish(undefined), GRPC_MS + 1000);
+    sock.on('error', () => finish(undefined));
+    sock.on('close', () => finish(undefined));
+    sock.on('data', lineReader((m) => finish((m as Message).t === 'health' ? (m as Extract<Message, { t: 'health' }>).answer : undefined)));
+    sock.write(encode(req));
+  });
 }
 
 async function llmStatus(r: ResolvedView): Promise<StackStatus['llm']> {
