@@ -19,7 +19,8 @@ test('wait grpc: says "connection refused" at once, then is done when the Workfl
   const { ctx, lines } = makeContext<WaitWith>(home, { grpc: { address: `127.0.0.1:${port}`, service: WORKFLOW_SERVICE, namespace: 'default' }, timeout: '20s' });
   const running = waitKind.run(ctx);
   let fe: Awaited<ReturnType<typeof startFrontend>> | undefined;
-  setTimeout(() => void startFrontend({ port, servingAfterMs: 150 }).then((f) => (fe = f)), 300);
+  // NOT_SERVING for 1.5 s, so a probe sees it even on a loaded machine (150 ms could pass between two probes)
+  setTimeout(() => void startFrontend({ port, servingAfterMs: 1500 }).then((f) => (fe = f)), 300);
   t.after(() => fe?.close());
   const result = await running;
   assert.equal(lines[0], `connection refused (127.0.0.1:${port}); waiting up to 20 s`);

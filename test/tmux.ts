@@ -28,7 +28,9 @@ export interface Screen {
 export async function startScreen(args: string[], o: { home: string; env: Record<string, string | undefined>; cols?: number; rows?: number }): Promise<Screen> {
   const socket = `stigmer-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const script = join(o.home, `${socket}.sh`);
-  const exports = Object.entries({ STIGMER_HOME: o.home, ...o.env })
+  // as cliEnv (test/helpers.ts): managed Ollama is off unless the test turns it on, so nothing looks
+  // for a release beyond loopback
+  const exports = Object.entries({ STIGMER_OLLAMA_MANAGED: 'false', STIGMER_HOME: o.home, ...o.env })
     .map(([k, v]) => (v === undefined ? `unset ${k}` : `export ${k}=${quote(v)}`))
     .join('\n');
   writeFileSync(script, `${exports}\nunset CI\ncd ${quote(o.home)}\n${[process.execPath, cliPath, ...args].map(quote).join(' ')}\necho "[exit $?]"\nexec sleep 600\n`);
