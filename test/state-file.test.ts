@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { readProcStat } from '../src/process/identity.js';
 import { findMarked, INSTANCE_VAR, STACK_VAR } from '../src/process/sweep.js';
 import { loadState } from '../src/engine/state-file.js';
-import { cleanupHome, cliEnv, fixture, freePort, runCli, sleep, tempHome } from './helpers.js';
+import { cleanupHome, cliEnv, fixture, freePort, runCli, sleep, tempHome, until } from './helpers.js';
 
 const node = JSON.stringify(process.execPath);
 const service = JSON.stringify(fixture('service.mjs'));
@@ -58,6 +58,11 @@ test('bad records are reported one line each and never acted on; the good ones a
     const up = await runCli(['up', '--data-dir', home], { home });
     assert.equal(up.code, 0, up.stderr);
     const file = join(home, 'state.json');
+    // A live supervisor keeps the truth in memory and writes it over whatever the file says: the
+    // hostile file is met by a down after the supervisor died (kill -9), which reads it.
+    const sup = (JSON.parse(readFileSync(file, 'utf8')) as { supervisor: { pid: number } }).supervisor.pid;
+    process.kill(sup, 'SIGKILL');
+    await until('the supervisor gone', () => readProcStat(sup) === undefined || readProcStat(sup)?.state === 'Z');
     const state = JSON.parse(readFileSync(file, 'utf8')) as { tasks: Record<string, unknown> };
     const stop = { type: 'stop-process', pid: 4242, pgid: 4242, startTime: 1, command: 'x', signal: 'SIGTERM', graceMs: 10, startedAt: 'now' };
     Object.assign(state.tasks, {
