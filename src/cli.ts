@@ -70,15 +70,20 @@ async function main(argv: string[]): Promise<number> {
  * The exact spellings with a light path, else undefined (anything else, --help or a typo
  * included, goes through commander): `local status [--json]` (goal: 2x `node -e 0`), and
  * `internal supervise --data-dir D` as the CLI spawns the supervisor (on the critical path of
- * every detached `up` and `local start`).
+ * every detached `up` and `local start`). Each runs what its commander path runs: the preAction
+ * registration of secrets (with the options it names), then the action.
  */
 function lightCommand(argv: string[]): (() => Promise<number>) | undefined {
   const [a, b, c, d] = argv.slice(2);
+  const light = (opts: { dataDir?: string }, action: () => Promise<number>) => async (): Promise<number> => {
+    await (await import('./commands/action-secrets.js')).registerActionSecrets(opts);
+    return action();
+  };
   if (a === 'local' && b === 'status' && (argv.length === 4 || (argv.length === 5 && c === '--json'))) {
-    return async () => (await import('./commands/local-status.js')).runLocalStatus(c === '--json');
+    return light({}, async () => (await import('./stack/status.js')).printStackStatus(c === '--json'));
   }
   if (a === 'internal' && b === 'supervise' && c === '--data-dir' && argv.length === 6 && d && !d.startsWith('-')) {
-    return async () => (await import('./commands/supervise.js')).runSuperviseLight(d);
+    return light({ dataDir: d }, async () => (await import('./commands/supervise.js')).runSupervise(d));
   }
   return undefined;
 }

@@ -1,6 +1,6 @@
 /**
  * What runs before every command's action (commander's preAction hook, and src/cli.ts's light
- * path of `local status`): any command may print a log line, a status or an event a key could
+ * paths): any command may print a log line, a status or an event a key could
  * hide in, or start a child that must not inherit one, so the keys are registered first (with the
  * recorded processes of the stack it names, and of the local stack).
  */

@@ -79,7 +79,7 @@ export function register(program: Command, app: App): void {
     .option('--json', 'print JSON')
     .addHelpText('after', '\nThis describes the Stigmer stack as components. `stigmer status` is the engine\'s view of the same\nstack (or of any tasks file\'s): every task with its state, pid, uptime and last probe.')
     .action(async (o: { json?: boolean }) => {
-      // src/cli.ts runs `local status [--json]` through runLocalStatus without commander; this is
+      // src/cli.ts runs `local status [--json]` without commander (lightCommand); this is
       // the path of the other spellings (--help aside), e.g. `local status --json --json`
       const { printStackStatus } = await import('../stack/status.js');
       app.exitCode = await printStackStatus(!!o.json);

@@ -4,7 +4,6 @@
  * of every detached `up` and `local start`); commands/internal.ts runs any other.
  */
 import { resolve } from 'node:path';
-import { registerActionSecrets } from './action-secrets.js';
 
 export async function runSupervise(dataDir: string): Promise<number> {
   const [{ runSupervisor }, { kinds }, { registerStackSecrets }] = await Promise.all([import('../daemon/daemon.js'), import('./kinds.js'), import('../stack/secrets.js')]);
@@ -16,8 +15,3 @@ export async function runSupervise(dataDir: string): Promise<number> {
   });
 }
 
-/** The light path: what commander's preAction does first (src/commands/action-secrets.ts), then the action. */
-export async function runSuperviseLight(dataDir: string): Promise<number> {
-  await registerActionSecrets({ dataDir });
-  return runSupervise(dataDir);
-}
