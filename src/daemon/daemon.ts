@@ -203,20 +203,18 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
   /** the watch over the stack's services, once an up made it ready */
   let host: HostSupervisor | undefined;
 
-  /** Before a request that writes the state: the watch holds still, its store flushed and writing no more. */
-  const pauseWatch = async (): Promise<void> => {
+  /**
+   * The watch holds still, its store flushed and writing no more: `pause` before a request that
+   * writes the state (resumed after it, see watchAfter); `stop` for good (down, the supervisor's
+   * own signal, idle): no restart pending or in flight behind the undo.
+   */
+  const haltWatch = async (how: 'pause' | 'stop'): Promise<void> => {
     if (!host) return;
-    await host.pause();
+    await (how === 'pause' ? host.pause() : host.stop());
     host.state.save();
     host.state.freeze();
   };
-  /** For good (down, the supervisor's own signal, idle): no restart pending or in flight behind the undo. */
-  const stopWatch = async (): Promise<void> => {
-    if (!host) return;
-    await host.stop();
-    host.state.save();
-    host.state.freeze();
-  };
+  const stopWatch = (): Promise<void> => haltWatch('stop');
   /**
    * After a request: watch again on its store. What it left running is watched (a service it
    * started again as its new instance); what it ran and stopped is let go; the rest goes on.
@@ -370,7 +368,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
             held = await acquireLock(paths.lock, SUPERVISOR_HOLDER);
             helpers.push(held.gone);
           }
-          await pauseWatch();
+          await haltWatch('pause');
           let opened: StateStore | undefined;
           let over: { outcome: RunOutcome } | undefined;
           try {
@@ -630,15 +628,13 @@ async function stopWhatADeadSupervisorLeft(dataDir: string, say: (line: string) 
   const prev = StateStore.read(paths.state)?.supervisor;
   if (!prev || prev.pid === process.pid || isAlive(prev)) return;
   // (the caller holds the data dir's lock)
-  {
-    const { state } = openState(dataDir, say);
-    const services = new Set(Object.entries(state.tasks).filter(([, r]) => r.undo.some((u) => u.type === 'stop-process')).map(([n]) => n));
-    const alive = [...services].filter((n) => state.record(n)!.undo.some((u) => u.type === 'stop-process' && isAlive(u)));
-    say(`stigmer: the supervisor of this stack (pid ${prev.pid}) died (last seen ${prev.lastSeen}); ${alive.length ? `stopping what it left (${alive.join(', ')}) and ` : ''}starting the stack again`);
-    await undoRecorded(state, { only: services, emit: () => {} });
-    delete state.data.supervisor;
-    state.touch(true);
-  }
+  const { state } = openState(dataDir, say);
+  const services = new Set(Object.entries(state.tasks).filter(([, r]) => r.undo.some((u) => u.type === 'stop-process')).map(([n]) => n));
+  const alive = [...services].filter((n) => state.record(n)!.undo.some((u) => u.type === 'stop-process' && isAlive(u)));
+  say(`stigmer: the supervisor of this stack (pid ${prev.pid}) died (last seen ${prev.lastSeen}); ${alive.length ? `stopping what it left (${alive.join(', ')}) and ` : ''}starting the stack again`);
+  await undoRecorded(state, { only: services, emit: () => {} });
+  delete state.data.supervisor;
+  state.touch(true);
 }
 
 /**

@@ -66,9 +66,6 @@ const FLOCK = ['/usr/bin/flock', '/bin/flock'].find((p) => existsSync(p));
 const DELAY_MS = Number(process.env['STIGMER_FAULT_LOCK_DELAY_MS'] ?? 0);
 const BUSY = 75;
 
-/** Alive, and the process that wrote the lock (not a pid since handed to another program). */
-const holderAlive = (h: Holder): boolean => isAlive(h);
-
 function readHolder(path: string): Holder | undefined {
   try {
     const h = JSON.parse(readFileSync(path, 'utf8')) as Partial<Holder> & { start?: unknown };
@@ -144,7 +141,7 @@ async function kernelLock(path: string, me: Holder, flock: string): Promise<Lock
     });
     if (outcome === BUSY) {
       const holder = readHolder(path);
-      throw lockBusy(path, holder && holderAlive(holder) ? holder : undefined);
+      throw lockBusy(path, holder && isAlive(holder) ? holder : undefined);
     }
     if (outcome === 'locked' && !stillNamed(path, helper.pid)) {
       // The holder before us removed the file while we waited: we locked a file nobody else will.
@@ -174,7 +171,7 @@ async function kernelLock(path: string, me: Holder, flock: string): Promise<Lock
       awaitGone(helper.pid);
     };
     const previous = readHolder(path);
-    if (previous && previous.pid !== me.pid && holderAlive(previous)) {
+    if (previous && previous.pid !== me.pid && isAlive(previous)) {
       // An older stigmer holding the lock without flock: respect it.
       helper.kill('SIGKILL');
       throw lockBusy(path, previous);
@@ -257,7 +254,7 @@ export function takeFileLock(path: string, what: string): () => void {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
       const holder = readHolder(path);
-      if (holder && holder.pid !== mine.pid && holderAlive(holder)) throw new LockHeld(path, holder);
+      if (holder && holder.pid !== mine.pid && isAlive(holder)) throw new LockHeld(path, holder);
       if (!holder) {
         // Empty or unreadable: someone may be writing it. Retry, never take it over.
         pause(20);
