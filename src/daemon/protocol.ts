@@ -10,6 +10,7 @@
  * print; prompts to ask on its terminal.
  */
 import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { EngineEvent } from '../model/event.js';
@@ -144,3 +145,23 @@ export function lineReader(onMessage: (value: unknown) => void): (chunk: Buffer 
 }
 
 export const encode = (value: unknown): string => `${JSON.stringify(value)}\n`;
+
+/**
+ * A request whose answer is one message (`health`), for a command that only asks: the first
+ * message, or undefined when the supervisor gives none within `timeoutMs` (gone, or an older one).
+ */
+export function askOnce(path: string, req: Request, timeoutMs: number): Promise<Message | undefined> {
+  return new Promise((resolve) => {
+    const sock = connect(path);
+    const finish = (answer: Message | undefined): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => finish(undefined), timeoutMs);
+    sock.on('error', () => finish(undefined));
+    sock.on('close', () => finish(undefined));
+    sock.on('data', lineReader((m) => finish(m as Message)));
+    sock.write(encode(req));
+  });
+}

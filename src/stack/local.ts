@@ -46,14 +46,15 @@ export function ollamaOf(outputs: unknown): RecordedOllama | undefined {
 }
 
 /**
- * The Ollama a finished start uses: your own (external), or stigmer's when use-ollama started it
- * (not after a failed download under managed: auto); undefined when there is none.
+ * The Ollama a stack uses, from what find-ollama and use-ollama recorded: your own (external), or
+ * stigmer's unless use-ollama did not start it (a failed download under managed: auto); undefined
+ * when there is none (a hosted provider, managed: false).
  */
-function ollamaInUse(outputs: Map<string, Record<string, unknown>>): RecordedOllama | undefined {
-  const found = ollamaOf(outputs.get('find-ollama'));
+export function ollamaInUse(findOutputs: unknown, useOutputs: unknown): RecordedOllama | undefined {
+  const found = ollamaOf(findOutputs);
   if (!found) return undefined;
   if (found.source === 'external') return found;
-  return MANAGED_OLLAMA.has(found.source) && outputs.get('use-ollama')?.['start'] === true ? found : undefined;
+  return MANAGED_OLLAMA.has(found.source) && (useOutputs as { start?: unknown } | undefined)?.start !== false ? found : undefined;
 }
 
 /** find-ollama's sources under which stigmer itself runs `ollama serve` */
@@ -89,7 +90,7 @@ export async function startStack(o: StartOptions): Promise<number> {
     const resolved = outcome.outputs.get('resolve-config');
     if (!resolved) return;
     if (json) process.stdout.write(`${JSON.stringify({ event: 'summary', ...summaryData(resolved) })}\n`);
-    else process.stdout.write(mask(summaryText(resolved, o.foreground, ollamaInUse(outcome.outputs))));
+    else process.stdout.write(mask(summaryText(resolved, o.foreground, ollamaInUse(outcome.outputs.get('find-ollama'), outcome.outputs.get('use-ollama')))));
   };
   if (!o.foreground) {
     // Detached: the stack's supervisor runs it and stays the parent of its services.
@@ -256,7 +257,7 @@ export function summaryText(outputs: Record<string, unknown>, foreground = false
   lines.push(`  Server:         ${r.server?.address}`);
   lines.push(`  LLM:            ${r.llm?.provider} ${r.llm?.model} at ${r.llm?.base_url}`);
   // which Ollama: the one stigmer runs (from PATH or downloaded), or your own
-  if (ollama && (MANAGED_OLLAMA.has(ollama.source) || ollama.source === 'external')) lines.push(`  Ollama:         ${ollama.description}`);
+  if (ollama) lines.push(`  Ollama:         ${ollama.description}`);
   // In the foreground, Ctrl-C stops it (the foreground session says so itself).
   if (!foreground) lines.push('Stop it with: stigmer local stop');
   lines.push('');

@@ -17,10 +17,9 @@ import { formatMs } from '../util/format.js';
 import { mask, registerSecret } from '../util/mask.js';
 import type { GrpcAnswer, GrpcTls } from '../process/grpc-client.js';
 import type { ServingStatus } from '../process/grpc-codec.js';
-import type { HealthRequest, Message } from '../daemon/protocol.js';
 import { dataPaths, stigmerHome } from '../util/paths.js';
 import { LLM_DEFAULTS, LLM_PROVIDERS, isLlmProvider } from './llm/defaults.js';
-import { COMPONENTS, MANAGED_OLLAMA, ollamaOf } from './local.js';
+import { COMPONENTS, MANAGED_OLLAMA, ollamaInUse, ollamaOf } from './local.js';
 import type { SupervisorView, TaskStatusView, ViewState } from '../engine/status-view.js';
 
 interface ResolvedView {
@@ -129,13 +128,13 @@ export async function stackStatus(): Promise<StackStatus> {
   // component when stigmer runs it, or an external one the stack was started with; with a hosted
   // provider (or managed: false) there is none.
   const recordedOllama = ollamaOf(state?.tasks['find-ollama']?.outputs);
+  const ollamaRow = ollamaInUse(state?.tasks['find-ollama']?.outputs, state?.tasks['use-ollama']?.outputs);
   // stigmer's own was not started when its download failed under managed: auto (use-ollama)
-  const notStarted = !!recordedOllama && MANAGED_OLLAMA.has(recordedOllama.source) && (state?.tasks['use-ollama']?.outputs as { start?: unknown } | undefined)?.start === false;
+  const notStarted = !!recordedOllama && MANAGED_OLLAMA.has(recordedOllama.source) && !ollamaRow;
   const ollamaChoice =
     up && recordedOllama
       ? { source: recordedOllama.source, description: notStarted ? 'none: its download failed, so the stack runs without the local model (see `stigmer doctor`)' : recordedOllama.description }
       : undefined;
-  const ollamaRow = recordedOllama && !notStarted && (MANAGED_OLLAMA.has(recordedOllama.source) || recordedOllama.source === 'external') ? recordedOllama : undefined;
 
   const entries = Object.entries(COMPONENTS).filter(([name]) => name !== 'ollama' || ollamaRow);
   const components: ComponentStatus[] = entries.map(([name, task]) => {
@@ -227,8 +226,9 @@ async function temporalHealth(r: ResolvedView, componentState: ComponentState, s
   if (t.managed && componentState !== 'ready') return 'not running';
   const { WORKFLOW_SERVICE } = await import('../process/grpc-codec.js');
   if (t.managed && supervisorSocket) {
-    const answer = await askSupervisor(supervisorSocket, { op: 'health', address: t.address, service: WORKFLOW_SERVICE, timeoutMs: GRPC_MS });
-    if (answer) return describeTemporalHealth(answer, t.address);
+    const { askOnce } = await import('../daemon/protocol.js');
+    const answer = await askOnce(supervisorSocket, { op: 'health', address: t.address, service: WORKFLOW_SERVICE, timeoutMs: GRPC_MS }, GRPC_MS + 1000);
+    if (answer?.t === 'health') return describeTemporalHealth(answer.answer, t.address);
   }
   const [{ GrpcChannel }, { findTemporalApiKey }] = await Promise.all([import('../process/grpc-client.js'), import('./config/temporal-auth.js')]);
   // An external Temporal with its TLS and API key, as wait-temporal checks it.
@@ -258,24 +258,6 @@ function describeTemporalHealth(h: GrpcAnswer<ServingStatus>, address: string): 
   if (problem === 'CANCELLED') return `unreachable (no answer from ${address} within ${GRPC_MS / 1000} s)`;
   if (problem === 'REFUSED' || problem === 'UNAVAILABLE' || problem === 'DEADLINE_EXCEEDED') return `unreachable (${detail})`;
   return detail;
-}
-
-/** One request to the supervisor's socket and its one answer; undefined when it gives none in time. */
-async function askSupervisor(path: string, req: HealthRequest): Promise<GrpcAnswer<ServingStatus> | undefined> {
-  const [{ connect }, { encode, lineReader }] = await Promise.all([import('node:net'), import('../daemon/protocol.js')]);
-  return new Promise((resolve) => {
-    const sock = connect(path);
-    const finish = (answer: GrpcAnswer<ServingStatus> | undefined): void => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(answer);
-    };
-    const timer = setTimeout(() => finish(undefined), GRPC_MS + 1000);
-    sock.on('error', () => finish(undefined));
-    sock.on('close', () => finish(undefined));
-    sock.on('data', lineReader((m) => finish((m as Message).t === 'health' ? (m as Extract<Message, { t: 'health' }>).answer : undefined)));
-    sock.write(encode(req));
-  });
 }
 
 async function llmStatus(r: ResolvedView): Promise<StackStatus['llm']> {
