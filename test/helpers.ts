@@ -2,7 +2,7 @@
  * The test rig: a temp STIGMER_HOME per test, random free ports, the built CLI run as a child
  * process, and a check that nothing a test started is still running.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import net from 'node:net';
@@ -18,17 +18,71 @@ export function tempHome(prefix = 'stigmer-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
+// Ports handed out to tests are claimed in one folder shared by every test process on the machine
+// (files run in parallel, and so do other checkouts' suites): a file per port, holding the pid of
+// the test process that owns it, so two tests never get the same port. A claim whose owner has
+// exited is taken over. Ports come from below Linux's ephemeral range (32768-60999), so no port the
+// kernel picks for a listen(0) or an outgoing connection can take one between its choice and its
+// use; the port 1000 above is claimed too, as a Temporal dev server's default UI port.
+const portClaims = join(tmpdir(), 'stigmer-test-ports');
+const PORT_LOW = 20000;
+const PORT_HIGH = 31767; // + 1000 stays below 32768
+const claimed: string[] = [];
+process.once('exit', () => {
+  for (const f of claimed) rmSync(f, { force: true });
+});
+
+function ownerAlive(file: string): boolean {
+  const pid = Number(readFileSync(file, 'utf8'));
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function claim(port: number): boolean {
+  const file = join(portClaims, String(port));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      claimed.push(file);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      let alive = true;
+      try {
+        alive = ownerAlive(file);
+      } catch {
+        alive = false; // removed or half-written by its owner: look again
+      }
+      if (alive) return false;
+      rmSync(file, { force: true });
+    }
+  }
+  return false;
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((res) => {
     const s = net.createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => res(port));
-    });
+    s.once('error', () => res(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
   });
+}
+
+/** A TCP port on 127.0.0.1 that is free and that no other test holds (nor its port + 1000). */
+export async function freePort(): Promise<number> {
+  mkdirSync(portClaims, { recursive: true });
+  for (let tries = 0; tries < 500; tries++) {
+    const port = PORT_LOW + Math.floor(Math.random() * (PORT_HIGH - PORT_LOW + 1));
+    if (!claim(port)) continue;
+    if (!claim(port + 1000)) continue; // the first claim stays: somebody is near it
+    if ((await bindable(port)) && (await bindable(port + 1000))) return port;
+  }
+  throw new Error(`freePort: no free port in ${PORT_LOW}-${PORT_HIGH} after 500 tries (claims in ${portClaims})`);
 }
 
 export interface CliResult {
