@@ -56,12 +56,12 @@ test('agent apply: schema errors with file:line:col, the line and a caret, all a
       '  1 | name: My Agent',
       '    |       ^^^^^^^^',
       '',
-      'bad.yaml:2:15: Expected instructions to be a non-empty string, got number 42',
+      'bad.yaml:2:15: Expected instructions to be a non-empty string, got 42',
       '    |',
       '  2 | instructions: 42',
       '    |               ^^',
       '',
-      'bad.yaml:3:1: unknown property "modle" (did you mean "model"?)',
+      'bad.yaml:3:1: unknown key "modle" (did you mean "model"?)',
       '    |',
       '  3 | modle: qwen',
       '    | ^^^^^',
@@ -74,7 +74,7 @@ test('agent apply: schema errors with file:line:col, the line and a caret, all a
   const missing = file('missing.yaml', '# an agent\nname: helper\n');
   const m = await cli(['agent', 'apply', '-f', missing]);
   assert.equal(m.code, 2);
-  assert.equal(m.stderr, ['missing.yaml:2:1: missing required property "instructions"', '    |', '  2 | name: helper', '    | ^', '', '1 error in missing.yaml', ''].join('\n'));
+  assert.equal(m.stderr, ['missing.yaml:2:1: missing required key "instructions"', '    |', '  2 | name: helper', '    | ^', '', '1 error in missing.yaml', ''].join('\n'));
 
   const empty = file('empty.yaml', 'name: helper\ninstructions: "  "\n');
   const e = await cli(['agent', 'apply', '-f', empty]);
@@ -84,7 +84,7 @@ test('agent apply: schema errors with file:line:col, the line and a caret, all a
   const list = file('list.yaml', '- name: a\n');
   const l = await cli(['agent', 'apply', '-f', list]);
   assert.equal(l.code, 2);
-  assert.match(l.stderr, /^list\.yaml:1:1: Expected the file to be a mapping with name, instructions and optionally model, got a list\n/);
+  assert.match(l.stderr, /^list\.yaml:1:1: Expected the file to be a mapping with name, instructions and optionally model, got a list \[\{"name":"a"\}\]\n/);
 });
 
 test('agent apply: YAML syntax errors, duplicate keys and unreadable files, exit 2', async () => {

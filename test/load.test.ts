@@ -77,7 +77,7 @@ test('every error of the file is reported, in file order', async () => {
   );
   assert.deepEqual(firstLines(msg), [
     'stigmer.tasks.yaml:4:11: tasks.a.uses: unknown task kind "exce" (did you mean "exec"?) (known: exec, process, wait, wait-port, download' + firstLines(msg)[0]!.split('wait-port, download')[1],
-    'stigmer.tasks.yaml:8:5: tasks.b: unknown key "colour"',
+    'stigmer.tasks.yaml:8:5: unknown key "tasks.b.colour" (expected one of: uses, description, needs, if, optional, timeout, env, with, hints)',
     'stigmer.tasks.yaml:12:13: tasks.c.needs[0]: unknown task "nope"',
     'stigmer.tasks.yaml:13:23: tasks.c.with.command: ${{ tasks.a.outputs.stdout }} refers to task "a", which is not among the needs of "c" (add it to needs)',
   ]);
@@ -101,16 +101,16 @@ test('schema: missing uses, wrong types, bad duration, wrong version', async () 
     ['version: 2', 'tasks:', '  a:', '    with: { command: "true" }', '  b:', '    uses: exec', '    timeout: soon', '    needs: b-and-c', '    with: { command: "true" }', ''].join('\n'),
   );
   assert.deepEqual(firstLines(msg), [
-    'stigmer.tasks.yaml:1:10: version: expected 1, got number 2',
-    'stigmer.tasks.yaml:3:3: tasks.a: missing required key "uses"',
-    'stigmer.tasks.yaml:7:14: tasks.b.timeout: expected a duration like "250ms", "30s", "2m", "1h", or a number of milliseconds, got string "soon"',
-    'stigmer.tasks.yaml:8:12: tasks.b.needs: expected array, got string "b-and-c"',
+    'stigmer.tasks.yaml:1:10: Expected version to be 1, got 2',
+    'stigmer.tasks.yaml:3:3: missing required key "tasks.a.uses"',
+    'stigmer.tasks.yaml:7:14: Expected tasks.b.timeout to be a duration like "250ms", "30s", "2m", "1h", or a number of milliseconds, got "soon"',
+    'stigmer.tasks.yaml:8:12: Expected tasks.b.needs to be a list, got "b-and-c"',
   ]);
 });
 
 test('kind parameters are checked: unknown key in with', async () => {
   const msg = await errorsOf('version: 1\ntasks:\n  a:\n    uses: exec\n    with: { command: "true", arg: [x] }\n');
-  assert.deepEqual(firstLines(msg), ['stigmer.tasks.yaml:5:30: tasks.a.with: unknown key "arg" (did you mean "args"?)']);
+  assert.deepEqual(firstLines(msg), ['stigmer.tasks.yaml:5:30: unknown key "tasks.a.with.arg" (did you mean "args"?)']);
 });
 
 test('references: unknown root, code instead of a path, unknown task, unknown config key', async () => {
@@ -167,10 +167,10 @@ test('the managed-Ollama kinds are checked against the schema: unknown and missi
     ].join('\n'),
   );
   assert.deepEqual(firstLines(msg), [
-    'stigmer.tasks.yaml:5:5: tasks.find.with: missing required key "home"',
-    'stigmer.tasks.yaml:5:25: tasks.find.with: unknown key "hom" (did you mean "home"?)',
-    'stigmer.tasks.yaml:8:33: tasks.use.with.managed: expected auto, true or false (backend.local.llm.ollama.managed), got string "sometimes"',
-    'stigmer.tasks.yaml:11:5: tasks.pull.with: missing required key "model"',
-    'stigmer.tasks.yaml:11:49: tasks.pull.with: unknown key "modle" (did you mean "model"?)',
+    'stigmer.tasks.yaml:5:5: missing required key "tasks.find.with.home"',
+    'stigmer.tasks.yaml:5:25: unknown key "tasks.find.with.hom" (did you mean "home"?)',
+    'stigmer.tasks.yaml:8:33: Expected tasks.use.with.managed to be auto, true or false (backend.local.llm.ollama.managed), got "sometimes"',
+    'stigmer.tasks.yaml:11:5: missing required key "tasks.pull.with.model"',
+    'stigmer.tasks.yaml:11:49: unknown key "tasks.pull.with.modle" (did you mean "model"?)',
   ]);
 });

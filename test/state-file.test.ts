@@ -78,13 +78,13 @@ test('bad records are reported one line each and never acted on; the good ones a
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.doesNotMatch(r.stderr, /internal error|TypeError/);
     for (const line of [
-      'state.json: tasks.a: Expected object, got null',
-      'state.json: tasks.b: undo: Expected array, got "x"',
-      'state.json: tasks.c: undo[0]: Expected object, got null',
-      'state.json: tasks.d: undo[0]: missing pid',
+      'state.json: Expected tasks.a to be a mapping, got null',
+      'state.json: Expected tasks.b.undo to be a list, got "x"',
+      'state.json: Expected tasks.c.undo[0] to be a mapping, got null',
+      'state.json: missing required key "tasks.d.undo[0].pid"',
       'state.json: tasks.e: pgid 2.5 is not a process group stigmer started; not signalled',
-      'state.json: tasks.f: undo[0].signal: Expected a signal name like SIGTERM, got "rm -rf"',
-      'state.json: tasks.f: needs: Expected array, got "good"',
+      'state.json: Expected tasks.f.undo[0].signal to be a signal name like SIGTERM, got "rm -rf"',
+      'state.json: Expected tasks.f.needs to be a list, got "good"',
     ]) {
       assert.ok(r.stderr.includes(line), `${line}\n--- in ---\n${r.stderr}`);
     }

@@ -9,7 +9,8 @@ import { pathToFileURL } from 'node:url';
 import { isScalar, type Document, type LineCounter, type Node as YamlNode } from 'yaml';
 import { didYouMean, formatDiagnostics, suggesting, type Diagnostic } from '../util/diagnostics.js';
 import { readYaml } from '../util/yaml-read.js';
-import { diagnosticAt, findNode, pairIndex, pointerPath, valueAt, type AjvError, type Validator } from '../util/yaml-source.js';
+import { diagnosticAt, findNode, pairIndex, problemDiagnostic, type AjvError, type Validator } from '../util/yaml-source.js';
+import { fieldName, schemaProblems } from '../util/schema-errors.js';
 import { UserError, EXIT } from '../util/errors.js';
 import { findRefs, parseRef } from './expressions.js';
 import { validatorFile } from '../util/paths.js';
@@ -48,7 +49,7 @@ async function tasksValidator(): Promise<Validator> {
 /** Diagnostics at paths of one parsed tasks file. */
 class Positions {
   /** a file with 40,000 tasks must not scan its tasks map once per diagnostic */
-  private readonly lookup = pairIndex();
+  readonly lookup = pairIndex();
   constructor(
     readonly doc: Document,
     readonly lc: LineCounter,
@@ -64,93 +65,9 @@ class Positions {
   }
 }
 
-function dotted(path: readonly (string | number)[]): string {
-  let out = '';
-  for (const seg of path) out += typeof seg === 'number' || /^\d+$/.test(String(seg)) ? `[${seg}]` : out ? `.${seg}` : String(seg);
-  return out;
-}
-
-function typeOf(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a map';
-  return `${typeof v} ${JSON.stringify(v)}`;
-}
-
-/** Turn ajv errors into one readable message per location. */
+/** One diagnostic per schema problem, worded by util/schema-errors.ts. */
 function schemaDiagnostics(errors: AjvError[], data: unknown, pos: Positions, file: string): Diagnostic[] {
-  const out: Diagnostic[] = [];
-  const byPath = new Map<string, AjvError[]>();
-  for (const e of errors) {
-    if (e.keyword === 'if') continue; // "must match then": the real error is reported beside it
-    const list = byPath.get(e.instancePath) ?? [];
-    list.push(e);
-    byPath.set(e.instancePath, list);
-  }
-  for (const [instancePath, errs] of byPath) {
-    const path = pointerPath(instancePath);
-    const value = valueAt(data, path);
-    const where = path.length ? `${dotted(path)}: ` : '';
-    // anyOf/oneOf alternatives produce one error each; say what was expected once.
-    const alt = errs.find((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
-    if (alt && !errs.some((e) => e.keyword === 'additionalProperties' || e.keyword === 'required')) {
-      const desc = alt.parentSchema?.description;
-      if (alt.keyword === 'oneOf' && value && typeof value === 'object' && !Array.isArray(value)) {
-        out.push(pos.diag(file, path, `${where}${desc ?? 'must match exactly one of the allowed shapes'}`));
-      } else {
-        out.push(pos.diag(file, path, `${where}expected ${desc ? desc.charAt(0).toLowerCase() + desc.slice(1).replace(/\.$/, '') : 'another kind of value'}, got ${typeOf(value)}`));
-      }
-      continue;
-    }
-    for (const e of errs) {
-      if (e.keyword === 'anyOf' || e.keyword === 'oneOf') continue;
-      switch (e.keyword) {
-        case 'additionalProperties': {
-          const extra = String(e.params['additionalProperty']);
-          const allowed = Object.keys(schemaProps(e) ?? {});
-          out.push(pos.diag(file, [...path, extra], `${where}unknown key "${extra}"${didYouMean(extra, allowed)}`, { onKey: true }));
-          break;
-        }
-        case 'required':
-          out.push(pos.diag(file, path, `${where}missing required key "${String(e.params['missingProperty'])}"`, { onKey: true }));
-          break;
-        case 'type':
-          out.push(pos.diag(file, path, `${where}expected ${String(e.params['type']).replace(/,/g, ' or ')}, got ${typeOf(value)}`));
-          break;
-        case 'const':
-          out.push(pos.diag(file, path, `${where}expected ${JSON.stringify(e.params['allowedValue'])}, got ${typeOf(value)}`));
-          break;
-        case 'enum':
-          out.push(pos.diag(file, path, `${where}expected one of ${(e.params['allowedValues'] as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${typeOf(value)}`));
-          break;
-        case 'pattern':
-          if (path[path.length - 2] === 'tasks' || instancePath === '/tasks') {
-            out.push(pos.diag(file, path, `invalid task name: expected letters, digits, "-" and "_", starting with a letter`, { onKey: true }));
-          } else out.push(pos.diag(file, path, `${where}${typeOf(value)} does not match ${String(e.params['pattern'])}`));
-          break;
-        case 'propertyNames':
-          break; // reported through its own pattern error
-        case 'uniqueItems':
-          out.push(pos.diag(file, path, `${where}lists the same item twice`));
-          break;
-        case 'minimum':
-        case 'maximum':
-          out.push(pos.diag(file, path, `${where}expected a number ${e.keyword === 'minimum' ? '>=' : '<='} ${String(e.params['limit'])}, got ${typeOf(value)}`));
-          break;
-        case 'not':
-          out.push(pos.diag(file, path, `${where}${e.message ?? 'is not allowed'}`));
-          break;
-        default:
-          out.push(pos.diag(file, path, `${where}${e.message ?? e.keyword}`));
-      }
-    }
-  }
-  return out;
-}
-
-/** The allowed property names of the schema an additionalProperties error came from. */
-function schemaProps(e: AjvError): Record<string, unknown> | undefined {
-  return (e.parentSchema as { properties?: Record<string, unknown> } | undefined)?.properties;
+  return schemaProblems(errors, data).map((p) => problemDiagnostic(file, pos.doc, pos.lc, p, pos.lookup));
 }
 
 /**
@@ -226,7 +143,7 @@ export async function parseTasks(source: string, path: string, displayPath: stri
     underline: true,
     // yaml would keep only the last of two equal keys, silently
     duplicateMessage: (at, key, first) =>
-      at.length === 1 && at[0] === 'tasks' ? `duplicate task "${key}" (first defined on line ${first})` : `${at.length ? `${dotted(at)}: ` : ''}duplicate key "${key}" (first defined on line ${first})`,
+      at.length === 1 && at[0] === 'tasks' ? `duplicate task "${key}" (first defined on line ${first})` : `${at.length ? `${fieldName(at)}: ` : ''}duplicate key "${key}" (first defined on line ${first})`,
   });
   const { doc, lc } = read;
   const pos = new Positions(doc, lc);
@@ -292,7 +209,7 @@ export async function parseTasks(source: string, path: string, displayPath: stri
           const quoted = isScalar(node) && (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') ? 1 : 0;
           const at = { offset: quoted + r.index, length: r.text.length + 6 };
           const ref = parseRef(r.text);
-          const where = dotted(path);
+          const where = fieldName(path);
           if (typeof ref === 'string') diags.push(pos.diag(displayPath, path, `${where}: ${ref}`, at));
           else if (ref.root === 'tasks') {
             if (!tasks.has(ref.task)) {

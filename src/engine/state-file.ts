@@ -13,7 +13,8 @@ import type { TaskRecord } from '../model/kind.js';
 import { signalRefusal } from '../process/identity.js';
 import { describeFsError } from '../util/fs-error.js';
 import { validatorFile } from '../util/paths.js';
-import { pointerPath, type AjvError, type Validator } from '../util/json-pointer.js';
+import type { AjvError, Validator } from '../util/json-pointer.js';
+import { schemaProblems, showValue } from '../util/schema-errors.js';
 
 export interface StateData {
   version: 1;
@@ -51,51 +52,21 @@ function validate(data: unknown): AjvError[] {
   return validator(data) ? [] : (validator.errors ?? []);
 }
 
-const shown = (v: unknown): string => {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 59)}…` : s;
-};
-
-/** "undo[0].pid" from the path below a record. */
-function fieldPath(path: readonly string[]): string {
-  return path.map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : `${i ? '.' : ''}${p}`)).join('');
-}
-
-function describe(e: AjvError & { data?: unknown }, below: string[]): string {
-  const at = fieldPath(below);
-  const where = at ? `${at}: ` : '';
-  switch (e.keyword) {
-    case 'required':
-      return `${where}missing ${String(e.params['missingProperty'])}`;
-    case 'type':
-      return `${where}Expected ${String(e.params['type'])}, got ${shown(e.data)}`;
-    case 'pattern':
-      return `${where}Expected ${e.parentSchema?.description ?? `to match ${String(e.params['pattern'])}`}, got ${shown(e.data)}`;
-    case 'enum':
-    case 'const':
-      return `${where}Expected one of ${shown(e.params['allowedValues'] ?? e.params['allowedValue'])}, got ${shown(e.data)}`;
-    default:
-      return `${where}${e.message ?? e.keyword}, got ${shown(e.data)}`;
-  }
-}
-
 /** Problems of each task's record, by task name; `top` for the state as a whole. */
 function problemsOf(parsed: unknown): { top: string[]; byTask: Map<string, string[]> } {
   const top: string[] = [];
   const byTask = new Map<string, string[]>();
-  for (const e of validate(parsed) as Array<AjvError & { data?: unknown }>) {
-    if (e.keyword === 'if') continue; // the branch's own errors say it better
-    const path = pointerPath(e.instancePath);
-    if (path[0] !== 'tasks' || path.length < 2) {
-      top.push(describe(e, path));
+  for (const p of schemaProblems(validate(parsed), parsed, { root: 'the state' })) {
+    if (p.path[0] !== 'tasks' || p.path.length < 2) {
+      top.push(p.message);
       continue;
     }
-    const name = path[1]!;
-    const below = path.slice(2);
+    const name = p.path[1]!;
+    const below = p.path.slice(2);
     // A group stigmer must never signal reads as what it is, not as a number out of range.
     const step = below[0] === 'undo' && below.length === 3 && (below[2] === 'pid' || below[2] === 'pgid') ? (parsed as StateData).tasks[name]?.undo?.[Number(below[1])] : undefined;
     const refusal = step ? signalRefusal(step as never) : undefined;
-    const line = refusal ? `${refusal}; not signalled` : describe(e, below);
+    const line = refusal ? `tasks.${name}: ${refusal}; not signalled` : p.message;
     const lines = byTask.get(name) ?? [];
     if (!lines.includes(line)) lines.push(line);
     byTask.set(name, lines);
@@ -107,7 +78,7 @@ function problemsOf(parsed: unknown): { top: string[]; byTask: Map<string, strin
       if (byTask.has(name)) continue;
       rec.undo.forEach((u) => {
         const refusal = u.type === 'stop-process' ? signalRefusal(u) : undefined;
-        if (refusal) byTask.set(name, [...(byTask.get(name) ?? []), `${refusal}; not signalled`]);
+        if (refusal) byTask.set(name, [...(byTask.get(name) ?? []), `tasks.${name}: ${refusal}; not signalled`]);
       });
     }
   }
@@ -130,7 +101,7 @@ export function loadState(path: string, label = 'state.json'): StateLoad {
   } catch (err) {
     return { status: 'corrupt', reason: `it is not JSON (${(err as Error).message})`, text };
   }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return { status: 'corrupt', reason: `it holds ${shown(parsed)}, not a state object`, text };
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return { status: 'corrupt', reason: `it holds ${showValue(parsed)}, not a state object`, text };
   const { top, byTask } = problemsOf(parsed);
   if (top.length) return { status: 'corrupt', reason: top.join('; '), text };
   const data = parsed as StateData;
@@ -139,7 +110,7 @@ export function loadState(path: string, label = 'state.json'): StateLoad {
   for (const [name, lines] of byTask) {
     invalid[name] = data.tasks[name];
     delete data.tasks[name];
-    for (const l of lines) problems.push(`${label}: tasks.${name}: ${l}`);
+    for (const l of lines) problems.push(`${label}: ${l}`);
   }
   if (typeof data.seq !== 'number') data.seq = Math.max(0, ...Object.values(data.tasks).map((r) => r.seq ?? 0));
   return { status: 'ok', data, invalid, problems };

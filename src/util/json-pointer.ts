@@ -11,6 +11,8 @@ export interface AjvError {
   message?: string;
   schemaPath?: string;
   parentSchema?: { description?: string };
+  /** set on the errors of a `propertyNames` rule: the key that breaks it */
+  propertyName?: string;
 }
 
 /** A precompiled ajv validator (dist/validators/*.js). */

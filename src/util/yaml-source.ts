@@ -1,20 +1,14 @@
 /**
  * What the readers of YAML files (tasks file, config.yaml, agent.yaml) share to turn problems into
  * `file:line:col` diagnostics: YAML syntax errors, JSON-pointer paths of ajv errors, and the node
- * (value or key) a path points at. Each reader keeps its own wording of schema errors;
- * src/util/yaml-read.ts parses and src/util/diagnostics.ts formats the result.
+ * (value or key) a path points at. Schema errors are worded by src/util/schema-errors.ts and placed
+ * here; src/util/yaml-read.ts parses and src/util/diagnostics.ts formats the result.
  */
 import { isMap, isScalar, isSeq, type Document, type LineCounter, type Node, type Pair } from 'yaml';
 import type { Diagnostic } from './diagnostics.js';
+import type { SchemaProblem } from './schema-errors.js';
 
 export { decodePointer, pointerPath, type AjvError, type Validator } from './json-pointer.js';
-
-/** The value at a path in plain data (undefined where the path leaves the data). */
-export function valueAt(data: unknown, path: readonly (string | number)[]): unknown {
-  let cur = data;
-  for (const p of path) cur = cur && typeof cur === 'object' ? (cur as Record<string | number, unknown>)[p] : undefined;
-  return cur;
-}
 
 /** The pair of a YAML map whose key reads `key`; undefined when `map` is not a map or has none. */
 export function pairOf(map: unknown, key: string | number): Pair<Node, unknown> | undefined {
@@ -85,4 +79,14 @@ export function diagnosticAt(
   const { line, col } = lc.linePos((range?.[0] ?? opts.fallback ?? 0) + (opts.offset ?? 0));
   const length = opts.length ?? (range ? Math.max(1, Math.min(range[1] - range[0], opts.maxLength ?? Infinity)) : 1);
   return { file, line, col, message, length };
+}
+
+/**
+ * A schema problem at its place in the document: the key for a key's problem, else the value; a
+ * scalar is underlined (at most 80 characters), a mapping or list marked by its first character.
+ */
+export function problemDiagnostic(file: string, doc: Document, lc: LineCounter, problem: SchemaProblem, lookup: PairLookup = pairOf): Diagnostic {
+  const { node, key } = findNode(doc, problem.path, lookup);
+  const target = problem.onKey && key ? key : (node ?? key);
+  return diagnosticAt(file, lc, target, problem.message, isScalar(target) ? { maxLength: 80 } : { length: 1 });
 }

@@ -7,12 +7,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { isScalar, type Document, type LineCounter } from 'yaml';
+import type { Document, LineCounter } from 'yaml';
 import { readYaml } from '../../util/yaml-read.js';
 import { UserError } from '../../util/errors.js';
 import { validatorFile } from '../../util/paths.js';
-import { formatDiagnostics, didYouMean, type Diagnostic } from '../../util/diagnostics.js';
-import { diagnosticAt, findNode, pairOf, pointerPath, valueAt, type AjvError, type Validator } from '../../util/yaml-source.js';
+import { formatDiagnostics } from '../../util/diagnostics.js';
+import { problemDiagnostic, type AjvError, type Validator } from '../../util/yaml-source.js';
+import { schemaProblems, type SchemaProblem, type SchemaWording } from '../../util/schema-errors.js';
 import { CONFIG_KEYS, keySpec } from './keys.js';
 import type { ConfigFile } from './types.js';
 
@@ -54,7 +55,7 @@ export function checkConfigSource(file: string, source: string): ConfigFile {
   const data = dropNulls(parsed ?? {}) as ConfigFile;
   const errors = validateConfig(data);
   if (errors.length) {
-    const ds = errors.map((e) => diagnosticFor(file, doc, lineCounter, data, e));
+    const ds = configProblems(errors, data).map((p) => problemDiagnostic(file, doc, lineCounter, p));
     throw new UserError(formatDiagnostics(ds, source));
   }
   return data;
@@ -70,37 +71,25 @@ export function parseConfigSource(file: string, source: string): { doc: Document
 /** Schema errors of a config object ([] when valid). */
 export function validateConfig(data: unknown): AjvError[] {
   const validate = configValidator();
-  if (validate(data)) return [];
-  // oneOf/anyOf bookkeeping errors repeat the real ones; keep one per place and keyword.
-  const seen = new Set<string>();
-  return (validate.errors ?? []).filter((e) => {
-    const id = `${e.instancePath}|${e.keyword}|${JSON.stringify(e.params)}`;
-    if (seen.has(id)) return false;
-    seen.add(id);
-    return true;
-  });
+  return validate(data) ? [] : (validate.errors ?? []);
 }
 
-/** "Expected backend.local.temporal.port to be an integer from 1 to 65535, got "abc"" */
-export function describeError(e: AjvError, data: unknown): string {
-  const path = pointerPath(e.instancePath);
-  const key = path.join('.');
-  if (e.keyword === 'additionalProperties') {
-    const extra = String(e.params['additionalProperty']);
-    const where = key ? `${key}.${extra}` : extra;
-    const allowed = allowedKeys(key);
-    const guess = didYouMean(extra, allowed);
-    return `unknown key "${where}"${guess || (allowed.length ? ` (expected one of: ${allowed.join(', ')})` : '')}`;
-  }
-  const value = valueAt(data, path);
-  const parent = keySpec(path.slice(0, -1).join('.'));
-  // A value inside a mapping key (search_attributes.CustomerId) is described by its mapping's spec.
-  const spec = keySpec(key) ?? (parent?.type === 'map' && parent.valueExpect ? { ...parent, expect: parent.valueExpect } : undefined);
-  const expected = spec ? spec.expect : e.keyword === 'type' && e.params['type'] === 'object' ? 'a mapping of keys' : (e.message ?? 'valid');
-  const name = key || 'the config file';
-  let msg = `Expected ${name} to be ${expected}, got ${show(value)}`;
-  if (spec?.type === 'enum' && typeof value === 'string') msg += didYouMean(value, spec.values ?? []);
-  return msg;
+/** config.yaml's own words for what a key must be (keys.ts), over the schema's. */
+const CONFIG_WORDING: SchemaWording = {
+  root: 'the config file',
+  expect(path) {
+    const spec = keySpec(path.join('.'));
+    if (spec) return spec.expect;
+    // a value inside a mapping key (search_attributes.CustomerId) is described by its mapping's spec
+    const parent = keySpec(path.slice(0, -1).join('.'));
+    return parent?.type === 'map' ? parent.valueExpect : undefined;
+  },
+  keys: (path) => allowedKeys(path.join('.')),
+};
+
+/** The problems of a config object, worded as every schema error is (util/schema-errors.ts). */
+export function configProblems(errors: readonly AjvError[], data: unknown): SchemaProblem[] {
+  return schemaProblems(errors, data, CONFIG_WORDING);
 }
 
 function allowedKeys(section: string): string[] {
@@ -110,21 +99,6 @@ function allowedKeys(section: string): string[] {
     if (k.startsWith(prefix)) out.add(k.slice(prefix.length).split('.')[0]!);
   }
   return [...out];
-}
-
-function show(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (Array.isArray(value)) return `a list ${JSON.stringify(value)}`;
-  if (value && typeof value === 'object') return 'a mapping';
-  return JSON.stringify(value);
-}
-
-function diagnosticFor(file: string, doc: Document, lc: LineCounter, data: unknown, e: AjvError): Diagnostic {
-  const at = findNode(doc, pointerPath(e.instancePath));
-  let node = at.found ? at.node : undefined;
-  if (e.keyword === 'additionalProperties') node = pairOf(node, String(e.params['additionalProperty']))?.key ?? node;
-  // a mapping or list is marked by its first character only
-  return diagnosticAt(file, lc, node, describeError(e, data), isScalar(node) ? {} : { length: 1 });
 }
 
 /** Drop keys whose value is null, recursively (YAML's empty value means "not set"). */
