@@ -31,6 +31,7 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskError, type RunningInstance, type SupervisionSpec, type TaskContext, type TaskKind, type TaskResult, type UndoDescriptor } from '../src/model/kind.js';
 import { fail } from '../src/model/failure.js';
+import { ok } from '../src/model/result.js';
 import { formatMs } from '../src/util/format.js';
 import { abortError, childEnv, groupMembers, HAS_PROC, inspectPort, isAlive, listeningSocketsAsync, portProvenFree, readProcStat, socketsOf, spawnService, type StopProcess } from '../src/process/proc.js';
 import { tailLines } from '../src/process/log-file.js';
@@ -116,12 +117,12 @@ async function groupHoldsPorts(recorded: StopProcess, ports: readonly number[]):
 
 /** The quick check of a recorded, living instance (see the header). */
 async function checkRecorded(recorded: StopProcess, probe: Probe | undefined, ports: readonly number[], signal: AbortSignal): Promise<ProbeResult> {
-  if (!probe || probe.kind === 'log') return { ok: true, detail: 'running' };
+  if (!probe || probe.kind === 'log') return ok('running');
   const attempt = AbortSignal.any([signal, AbortSignal.timeout(REUSE_PROBE_MS)]);
   if (probe.kind === 'exec' && (await groupHoldsPorts(recorded, ports))) {
     const port = ports[0]!;
     const connect = await probeOnce({ kind: 'tcp', host: 'localhost', port }, attempt);
-    if (connect.ok) return { ok: true, detail: `holds port${ports.length > 1 ? 's' : ''} ${ports.join(', ')}; ${connect.detail}` };
+    if (connect.ok) return ok(`holds port${ports.length > 1 ? 's' : ''} ${ports.join(', ')}; ${connect.value}`);
   }
   try {
     return await probeOnce(probe, attempt);
@@ -178,8 +179,8 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
     if (reusable && isAlive(recorded) && readProcStat(recorded.pid)?.pgid === recorded.pgid) {
       const check = await checkRecorded(recorded, parsed?.probe, ports, ctx.signal);
       if (ctx.signal.aborted) throw abortError(ctx.signal);
-      if (check.ok) return { satisfied: true, outputs: prev.outputs!, summary: `already running (pid ${recorded.pid})`, lastProbe: check.detail, ...running(recorded) };
-      ctx.output(`pid ${recorded.pid} is running but not healthy (${check.detail}); restarting it`);
+      if (check.ok) return { satisfied: true, outputs: prev.outputs!, summary: `already running (pid ${recorded.pid})`, lastProbe: check.value, ...running(recorded) };
+      ctx.output(`pid ${recorded.pid} is running but not healthy (${check.error.detail}); restarting it`);
     }
     // Also stops what a dead instance left in its group; never signals a reused pid.
     try {

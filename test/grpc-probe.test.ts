@@ -17,10 +17,12 @@ after(() => certs.cleanup());
 const target = { logFile: '/dev/null', logOffset: 0, cwd: '/', env: {} };
 const grpcProbe = (spec: GrpcProbeSpec): Probe => parseProbe({ grpc: spec }, target).probe;
 
+/** One attempt, its Result flattened for the assertions: `{ ok, detail, fatal?, hint? }`. */
 async function once(spec: GrpcProbeSpec): Promise<{ ok: boolean; detail: string; fatal?: boolean; hint?: string }> {
   const probe = grpcProbe(spec);
   try {
-    return await probeOnce(probe, AbortSignal.timeout(5000));
+    const r = await probeOnce(probe, AbortSignal.timeout(5000));
+    return r.ok ? { ok: true, detail: r.value } : { ok: false, ...r.error };
   } finally {
     disposeProbe(probe);
   }

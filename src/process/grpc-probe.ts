@@ -3,7 +3,8 @@
  * Temporal frontend with a `namespace`, then DescribeNamespace of it. When the server offers no
  * health service (UNIMPLEMENTED; not verified for Temporal Cloud), DescribeNamespace alone decides.
  */
-import type { Probe, ProbeResult } from './probes.js';
+import { notYet, type Probe, type ProbeResult } from './probes.js';
+import { err, ok } from '../model/result.js';
 import { GrpcChannel, type GrpcFailure, type GrpcTarget } from './grpc-client.js';
 
 type GrpcProbe = Extract<Probe, { kind: 'grpc' }>;
@@ -42,7 +43,7 @@ function hintFor(answer: GrpcFailure, probe: GrpcProbe): string | undefined {
 
 function failed(answer: GrpcFailure, probe: GrpcProbe): ProbeResult {
   const hint = answer.fatal ? hintFor(answer, probe) : undefined;
-  return { ok: false, detail: answer.detail, ...(answer.fatal ? { fatal: true } : {}), ...(hint ? { hint } : {}) };
+  return err({ detail: answer.detail, ...(answer.fatal ? { fatal: true } : {}), ...(hint ? { hint } : {}) });
 }
 
 export async function probeGrpc(probe: GrpcProbe, signal: AbortSignal, timeoutMs: number): Promise<ProbeResult> {
@@ -54,28 +55,23 @@ export async function probeGrpc(probe: GrpcProbe, signal: AbortSignal, timeoutMs
   let served = '';
   if (health.ok) {
     if (health.value !== 'SERVING') {
-      const fatal = health.value === 'SERVICE_UNKNOWN';
-      return { ok: false, detail: `${health.value} (${service} at ${at})`, ...(fatal ? { fatal } : {}) };
+      const detail = `${health.value} (${service} at ${at})`;
+      return health.value === 'SERVICE_UNKNOWN' ? err({ detail, fatal: true }) : notYet(detail);
     }
-    if (!namespace) return { ok: true, detail: `SERVING (${service} at ${at})` };
+    if (!namespace) return ok(`SERVING (${service} at ${at})`);
     served = 'SERVING; ';
   } else if (health.error.problem === 'NOT_FOUND') {
-    return { ok: false, detail: `SERVICE_UNKNOWN: ${at} reports no health for ${service} (NOT_FOUND)`, fatal: true, hint: 'Check the service name.' };
+    return err({ detail: `SERVICE_UNKNOWN: ${at} reports no health for ${service} (NOT_FOUND)`, fatal: true, hint: 'Check the service name.' });
   } else if (!(health.error.problem === 'UNIMPLEMENTED' && namespace)) {
     return failed(health.error, probe);
   }
   const ns = await channel.describeNamespace(namespace!, { signal, timeoutMs });
   if (ns.ok) {
-    if (ns.value.state === 'DELETED') return { ok: false, detail: `namespace ${namespace} at ${at} is DELETED`, fatal: true };
-    return { ok: true, detail: `${served}namespace ${ns.value.name || namespace} ${ns.value.state}` };
+    if (ns.value.state === 'DELETED') return err({ detail: `namespace ${namespace} at ${at} is DELETED`, fatal: true });
+    return ok(`${served}namespace ${ns.value.name || namespace} ${ns.value.state}`);
   }
   if (ns.error.problem === 'NOT_FOUND') {
-    return {
-      ok: false,
-      detail: `namespace ${namespace} not found at ${at}`,
-      fatal: true,
-      hint: 'Check the namespace name; Temporal Cloud namespaces look like name.account-id.',
-    };
+    return err({ detail: `namespace ${namespace} not found at ${at}`, fatal: true, hint: 'Check the namespace name; Temporal Cloud namespaces look like name.account-id.' });
   }
   return failed(ns.error, probe);
 }

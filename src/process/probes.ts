@@ -11,6 +11,7 @@ import net from 'node:net';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskError } from '../model/kind.js';
+import { err, ok, type Result } from '../model/result.js';
 import { fail } from '../model/failure.js';
 import { durationOr } from '../util/duration.js';
 import { stripAnsi } from './log-file.js';
@@ -70,14 +71,22 @@ export type Probe =
   | { kind: 'log'; pattern: RegExp; scanner: LogScanner }
   | { kind: 'exec'; command: string; args: string[]; contains?: string; cwd: string; env: NodeJS.ProcessEnv };
 
-export interface ProbeResult {
-  ok: boolean;
+/** Why one probe attempt did not pass. */
+export interface ProbeFailure {
   /** one short line */
   detail: string;
   /** waiting longer cannot change this answer: the wait ends at once */
   fatal?: boolean;
   /** what to do about a fatal answer */
   hint?: string;
+}
+
+/** One probe attempt: what it saw when it passed (one short line), or why it did not. */
+export type ProbeResult = Result<string, ProbeFailure>;
+
+/** A failed attempt that waiting may still change. */
+export function notYet(detail: string): { ok: false; error: ProbeFailure } {
+  return err({ detail });
 }
 
 /** Where a probe of a service looks: its log (from where its own output begins), cwd and env. */
@@ -261,10 +270,10 @@ function connectOnce(host: string, port: number, signal: AbortSignal): Promise<P
       socket.destroy();
       resolve(r);
     };
-    const onAbort = (): void => done({ ok: false, detail: `connect to ${address} aborted` });
-    const timer = setTimeout(() => done({ ok: false, detail: `connect to ${address} timed out` }), ATTEMPT_TIMEOUT_MS);
-    socket.once('connect', () => done({ ok: true, detail: `connected to ${address}` }));
-    socket.once('error', (err: NodeJS.ErrnoException) => done({ ok: false, detail: err.message || `connect ${err.code ?? 'failed'} ${address}` }));
+    const onAbort = (): void => done(notYet(`connect to ${address} aborted`));
+    const timer = setTimeout(() => done(notYet(`connect to ${address} timed out`)), ATTEMPT_TIMEOUT_MS);
+    socket.once('connect', () => done(ok(`connected to ${address}`)));
+    socket.once('error', (e: NodeJS.ErrnoException) => done(notYet(e.message || `connect ${e.code ?? 'failed'} ${address}`)));
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });
   });
@@ -282,7 +291,7 @@ async function probeTcp(host: string, port: number, signal: AbortSignal): Promis
     }),
   );
   const results = await Promise.all(attempts);
-  return results.find((r) => r.ok) ?? { ok: false, detail: results.map((r) => r.detail).join('; ') };
+  return results.find((r) => r.ok) ?? notYet(results.map((r) => (r.ok ? r.value : r.error.detail)).join('; '));
 }
 
 /**
@@ -302,9 +311,9 @@ async function probeHttp(url: string, status: number, signal: AbortSignal): Prom
       resolve(r);
     };
     // The status line is the answer: the connection is closed without reading the body.
-    const req = request(url, { method: 'GET', agent: false, signal }, (res) => done({ ok: res.statusCode === status, detail: `HTTP ${res.statusCode}` }));
-    const timer = setTimeout(() => done({ ok: false, detail: `GET ${url} timed out after ${ATTEMPT_TIMEOUT_MS} ms` }), ATTEMPT_TIMEOUT_MS);
-    req.once('error', (err) => done({ ok: false, detail: signal.aborted ? `GET ${url} aborted` : errorText(err) }));
+    const req = request(url, { method: 'GET', agent: false, signal }, (res) => done(res.statusCode === status ? ok(`HTTP ${res.statusCode}`) : notYet(`HTTP ${res.statusCode}`)));
+    const timer = setTimeout(() => done(notYet(`GET ${url} timed out after ${ATTEMPT_TIMEOUT_MS} ms`)), ATTEMPT_TIMEOUT_MS);
+    req.once('error', (e) => done(notYet(signal.aborted ? `GET ${url} aborted` : errorText(e))));
     req.end();
   });
 }
@@ -318,14 +327,14 @@ async function probeExec(probe: Extract<Probe, { kind: 'exec' }>, signal: AbortS
     signal: AbortSignal.any([signal, AbortSignal.timeout(EXEC_ATTEMPT_TIMEOUT_MS)]),
     graceMs: 500,
   });
-  if (r.spawnError) return { ok: false, detail: `could not run ${probe.command}: ${r.spawnError}` };
+  if (r.spawnError) return notYet(`could not run ${probe.command}: ${r.spawnError}`);
   const last = [...r.tail].reverse().find((l) => l.trim() !== '')?.trim().slice(0, 160);
   const status = r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`;
-  if (r.exitCode !== 0) return { ok: false, detail: last ? `${status}: ${last}` : status };
+  if (r.exitCode !== 0) return notYet(last ? `${status}: ${last}` : status);
   if (probe.contains !== undefined && !r.stdout.includes(probe.contains)) {
-    return { ok: false, detail: `exit 0 without ${JSON.stringify(probe.contains)}${last ? `: ${last}` : ''}` };
+    return notYet(`exit 0 without ${JSON.stringify(probe.contains)}${last ? `: ${last}` : ''}`);
   }
-  return { ok: true, detail: last ? `exit 0: ${last}` : 'exit 0' };
+  return ok(last ? `exit 0: ${last}` : 'exit 0');
 }
 
 /** One attempt. Never throws for the probed thing's failures; they are in the result. */
@@ -337,8 +346,8 @@ export async function probeOnce(probe: Probe, signal: AbortSignal): Promise<Prob
       return probeHttp(probe.url, probe.status, signal);
     case 'log':
       return probe.scanner.scan(probe.pattern)
-        ? { ok: true, detail: `log matched ${String(probe.pattern)}` }
-        : { ok: false, detail: `no line matched ${String(probe.pattern)} yet` };
+        ? ok(`log matched ${String(probe.pattern)}`)
+        : notYet(`no line matched ${String(probe.pattern)} yet`);
     case 'exec':
       return probeExec(probe, signal);
     case 'grpc': {
@@ -371,7 +380,7 @@ export interface WaitOptions {
   /** the watched process's exit: the wait ends at once when it settles */
   exited?: Promise<ExitInfo>;
   /** called after each failed attempt */
-  onAttempt?(result: ProbeResult): void;
+  onAttempt?(failure: ProbeFailure): void;
 }
 
 /** Poll `probe` until it passes, the deadline passes, the process exits, or the signal aborts. */
@@ -397,15 +406,16 @@ export async function waitReady(probe: Probe, opts: WaitOptions): Promise<WaitOu
       const r = await probeOnce(probe, stop.signal);
       if (outcome) break;
       if (r.ok) {
-        settle({ status: 'ready', detail: r.detail, elapsedMs: elapsed(), attempts });
+        settle({ status: 'ready', detail: r.value, elapsedMs: elapsed(), attempts });
         break;
       }
-      if (r.fatal) {
-        settle({ status: 'rejected', detail: r.detail, ...(r.hint ? { hint: r.hint } : {}), elapsedMs: elapsed() });
+      const { detail, fatal, hint } = r.error;
+      if (fatal) {
+        settle({ status: 'rejected', detail, ...(hint ? { hint } : {}), elapsedMs: elapsed() });
         break;
       }
-      lastProbe = r.detail;
-      opts.onAttempt?.(r);
+      lastProbe = detail;
+      opts.onAttempt?.(r.error);
       await sleep(opts.intervalMs, undefined, { signal: stop.signal }).catch(() => {});
     }
   } finally {

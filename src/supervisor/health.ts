@@ -12,6 +12,7 @@
  * at worst), not `failures x (interval + timeout)`.
  */
 import { describeProbe, disposeProbe, parseProbe, probeOnce, type Probe, type ProbeSpec } from '../process/probes.js';
+import { err, type Result } from '../model/result.js';
 import { parseDuration } from '../util/duration.js';
 
 export interface HealthSpec {
@@ -67,11 +68,11 @@ export interface HealthLoop {
 }
 
 /** One check, bounded by `timeoutMs`. */
-export async function checkOnce(spec: HealthSpec, signal: AbortSignal): Promise<{ ok: boolean; detail: string }> {
+export async function checkOnce(spec: HealthSpec, signal: AbortSignal): Promise<Result<string, string>> {
   const deadline = AbortSignal.timeout(spec.timeoutMs);
   const r = await probeOnce(spec.probe, AbortSignal.any([signal, deadline]));
-  if (!r.ok && deadline.aborted && !signal.aborted) return { ok: false, detail: `no answer within ${spec.timeoutMs} ms (${describeProbe(spec.probe)})` };
-  return { ok: r.ok, detail: r.detail };
+  if (r.ok) return r;
+  return err(deadline.aborted && !signal.aborted ? `no answer within ${spec.timeoutMs} ms (${describeProbe(spec.probe)})` : r.error.detail);
 }
 
 /** Check every interval until stopped; `onUnhealthy` once, after `failures` failed checks in a row (then it stops itself). */
@@ -109,7 +110,7 @@ export function startHealth(
         failures = r.ok ? 0 : failures + 1;
         const changed = last === undefined ? !r.ok : last !== r.ok;
         last = r.ok;
-        const result: HealthResult = { ...r, failures, changed };
+        const result: HealthResult = { ok: r.ok, detail: r.ok ? r.value : r.error, failures, changed };
         on.onResult(result);
         if (failures >= spec.failures) {
           stop.abort();

@@ -12,7 +12,7 @@ import { UnreachableError, type StigmerClient } from '../client/index.js';
 import { err, ok, type Result } from '../../model/result.js';
 
 /** What answered ("127.0.0.1", "version 0.1.0"), or the last error before the deadline. */
-export type ProbeResult = Result<string, string>;
+export type WaitResult = Result<string, string>;
 
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
@@ -26,7 +26,7 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   });
 
 /** Poll Temporal until its WorkflowService is SERVING and the namespace is there. */
-export async function waitForTemporal(config: RunnerConfig, timeoutMs: number, signal: AbortSignal): Promise<ProbeResult> {
+export async function waitForTemporal(config: RunnerConfig, timeoutMs: number, signal: AbortSignal): Promise<WaitResult> {
   const address = formatAddress(config.temporal);
   const { probe } = parseProbe(
     {
@@ -55,7 +55,7 @@ export async function waitForTemporal(config: RunnerConfig, timeoutMs: number, s
 }
 
 /** Poll the server's /healthz until it says ok. */
-export async function waitForServer(api: StigmerClient, timeoutMs: number, signal: AbortSignal): Promise<ProbeResult> {
+export async function waitForServer(api: StigmerClient, timeoutMs: number, signal: AbortSignal): Promise<WaitResult> {
   const deadline = Date.now() + timeoutMs;
   let lastError = 'not tried';
   for (let attempt = 0; !signal.aborted; attempt++) {

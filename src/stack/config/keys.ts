@@ -227,7 +227,7 @@ export function parseKeyValue(spec: KeySpec, raw: string, what: string = spec.ke
       } catch {
         return bad();
       }
-      return v && typeof v === 'object' && !Array.isArray(v) ? { ok: true, value: v } : bad();
+      return v && typeof v === 'object' && !Array.isArray(v) ? ok(v) : bad();
     }
     case 'string':
       if (spec.pattern && !spec.pattern.test(text)) return bad();
