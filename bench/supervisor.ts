@@ -23,6 +23,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readEvents, type SupervisorEvent } from '../src/supervisor/events.js';
 import { parseLogLine } from '../src/process/log-line.js';
+import { readProcStat } from '../src/process/identity.js';
 import { cliPath, epochNow, finishHome, fixture, freePort, note, readStamps, round, runIfMain, sleep, start, stats, stopGroup, tempHome, until, type Spawned } from './lib.js';
 import { formatTable, type Row, type Suite, type SuiteResult } from './report.js';
 
@@ -237,9 +238,7 @@ setTimeout(() => {
 
 /** utime + stime of a process, ms. */
 function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // USER_HZ is 100 on Linux
+  return ((readProcStat(pid)?.cpuTicks ?? NaN) * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
 function peakRssMb(pid: number): number {

@@ -18,6 +18,7 @@ import { filesContaining, localStackEnv, startTemporalMirror, type TemporalMirro
 import { StigmerClient, type Execution } from '../src/stack/client/index.js';
 import { readProcStat } from '../src/process/identity.js';
 import type { FakeLlm, FakeLlmOptions } from './fixtures/fake-llm.mjs';
+import { parseAddress } from '../src/util/address.js';
 
 const { startFakeLlm } = (await import(pathToFileURL(fixture('fake-llm.mjs')).href)) as typeof import('./fixtures/fake-llm.mjs');
 
@@ -278,9 +279,9 @@ describe('ollama: one stack through local start, the real server and agent-runne
     assert.equal(late.body.error.message, `runner "r" does not hold execution "${id}" (its status is succeeded)`);
 
     // a request whose body is cut off mid-way (the client hangs up) is dropped whole
-    const [host, port] = stack.server.split(':');
+    const { host, port } = parseAddress(stack.server)!;
     await new Promise<void>((resolve) => {
-      const req = http.request({ host, port: Number(port), method: 'PUT', path: '/v1/agents/half-sent', headers: { 'content-type': 'application/json', 'content-length': '100' } });
+      const req = http.request({ host, port, method: 'PUT', path: '/v1/agents/half-sent', headers: { 'content-type': 'application/json', 'content-length': '100' } });
       req.on('error', () => resolve());
       req.write('{"instructions":"only half of th', () => setTimeout(() => (req.destroy(), resolve()), 50));
     });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
-import { readProcStat } from '../src/process/identity.js';
+import { pidExists, readProcStat } from '../src/process/identity.js';
 
 export const repoRoot = resolve(new URL('../..', import.meta.url).pathname);
 export const cliPath = join(repoRoot, 'bin', 'stigmer.js');
@@ -34,13 +34,7 @@ process.once('exit', () => {
 
 function ownerAlive(file: string): boolean {
   const pid = Number(readFileSync(file, 'utf8'));
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return Number.isInteger(pid) && pid > 0 && pidExists(pid);
 }
 
 function claim(port: number): boolean {

@@ -12,6 +12,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, wr
 import { join } from 'node:path';
 import { assertNothingLeft, cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, runCli, sleep, tempHome, type CliResult } from './helpers.js';
 import { readEvents } from '../src/supervisor/events.js';
+import { hasExited, readProcStat } from '../src/process/identity.js';
 import { localStackEnv, startTemporalMirror, type TemporalMirror } from './temporal-mirror.js';
 import { startOllamaMirror, standInOllama, type OllamaMirror, type OllamaMirrorOptions } from './ollama-mirror.js';
 
@@ -35,12 +36,8 @@ after(async () => {
 
 /** Alive and not a zombie (a stopped service's parent may not have reaped it yet). */
 function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
+  const stat = readProcStat(pid);
+  return stat !== undefined && !hasExited(stat);
 }
 
 async function rig(t: TestContext, opts: OllamaMirrorOptions & { managed?: 'auto' | 'true'; realStack?: boolean } = {}): Promise<Rig> {

@@ -56,8 +56,8 @@ const until = (what: string, check: () => boolean, ms = 10_000): Promise<true> =
 const logOf = (home: string, task = 'svc'): string => readFileSync(join(home, 'logs', `${task}.log`), 'utf8');
 
 test('parseProcStat splits at the last ")" so comm may hold spaces and parentheses', () => {
-  const text = '4242 (a) b (c) S 1 4242 4242 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 98765 1000 200\n';
-  assert.deepEqual(parseProcStat(text), { pid: 4242, comm: 'a) b (c', state: 'S', ppid: 1, pgid: 4242, startTime: 98765, threads: 1 });
+  const text = '4242 (a) b (c) S 1 4242 4242 0 -1 4194304 0 0 0 0 7 5 0 0 20 0 1 0 98765 1000 200\n';
+  assert.deepEqual(parseProcStat(text), { pid: 4242, comm: 'a) b (c', state: 'S', ppid: 1, pgid: 4242, startTime: 98765, threads: 1, cpuTicks: 12 });
   assert.equal(parseProcStat('garbage'), undefined);
 });
 

@@ -12,6 +12,7 @@ import { Store } from '../src/stack/server/store.js';
 import { Service } from '../src/stack/server/service.js';
 import { createApiServer } from '../src/stack/server/http.js';
 import { StigmerClient } from '../src/stack/client/index.js';
+import { parseAddress } from '../src/util/address.js';
 
 async function withServer(
   opts: { heartbeatMs?: number; maxStreams?: number },
@@ -39,11 +40,11 @@ async function withServer(
 
 /** Open an event stream and collect its raw text. */
 function rawStream(address: string, id: string): { text: () => string; status: Promise<number>; close: () => void } {
-  const [host, port] = address.split(':');
+  const { host, port } = parseAddress(address)!;
   let text = '';
   let req!: http.ClientRequest;
   const status = new Promise<number>((resolve, reject) => {
-    req = http.get({ host, port: Number(port), path: `/v1/executions/${id}/events` }, (res) => {
+    req = http.get({ host, port, path: `/v1/executions/${id}/events` }, (res) => {
       res.setEncoding('utf8');
       res.on('data', (d: string) => (text += d));
       res.on('error', () => {});

@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cliEnv, cliPath, freePort, sleep } from './helpers.js';
 import { StigmerClient } from '../src/stack/client/index.js';
+import { parseAddress } from '../src/util/address.js';
 
 export interface Proc {
   child: ChildProcess;
@@ -134,9 +135,9 @@ export async function raw(
   headers: Record<string, string> = {},
 ): Promise<{ status: number; body: any; headers: Record<string, string | string[] | undefined> }> {
   const http = await import('node:http');
-  const [host, port] = address.split(':');
+  const { host, port } = parseAddress(address)!;
   return new Promise((resolve, reject) => {
-    const req = http.request({ host, port: Number(port), method, path, headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers } }, (res) => {
+    const req = http.request({ host, port, method, path, headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (text += d));

@@ -26,6 +26,8 @@ export interface ProcStat {
   startTime: number;
   /** threads not yet released, the leader included */
   threads: number;
+  /** CPU time used so far, user + system, in clock ticks */
+  cpuTicks: number;
 }
 
 export interface ProcessIdentity {
@@ -49,6 +51,7 @@ export function parseProcStat(text: string): ProcStat | undefined {
     pgid: Number(rest[2]),
     startTime: Number(rest[19]),
     threads: Number(rest[17]),
+    cpuTicks: Number(rest[11]) + Number(rest[12]),
   };
   if (!stat.state || ![stat.pid, stat.ppid, stat.pgid, stat.startTime, stat.threads].every(Number.isInteger)) return undefined;
   return stat;

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { signalExitCode, type App } from '../model/app.js';
 import { EXIT, UserError } from '../util/errors.js';
 import { mask } from '../util/mask.js';
+import { formatBytes } from '../util/format.js';
 import { stigmerHome } from '../util/paths.js';
 import { TaskError, type Progress } from '../model/kind.js';
 import { describeFailure } from '../model/failure.js';
@@ -127,7 +128,7 @@ function progressBar(label: string): { update: (p: Progress) => void; done: () =
   return {
     update(p) {
       const pct = p.total ? Math.min(100, Math.floor((p.done / p.total) * 100)) : undefined;
-      const size = `${mib(p.done)}${p.total ? ` of ${mib(p.total)}` : ''}`;
+      const size = `${formatBytes(p.done)}${p.total ? ` of ${formatBytes(p.total)}` : ''}`;
       if (tty) {
         const width = Math.max(10, Math.min(30, (process.stderr.columns ?? 80) - label.length - 40));
         const filled = pct === undefined ? 0 : Math.round((pct / 100) * width);
@@ -149,8 +150,3 @@ function progressBar(label: string): { update: (p: Progress) => void; done: () =
   };
 }
 
-function mib(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / (1024 * 1024)).toFixed(1)} MiB`;
-}
