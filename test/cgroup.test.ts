@@ -117,7 +117,7 @@ test('the cgroup of a stopped service is removed; a hostile instance in the stat
     const hostile = { version: 1, tasks: { api: { status: 'ready', undo: [{ ...rec, type: 'stop-process', instance: '../..', pid: 999999, pgid: 999999, startTime: 1, command: 'x', signal: 'SIGTERM', graceMs: 10, startedAt: new Date().toISOString() }] } } };
     writeFileSync(join(stackDir(home), 'state.json'), JSON.stringify(hostile));
     const refused = await runCli(['down'], { home });
-    assert.match(refused.stderr, /state\.json: tasks\.api/);
+    assert.match(refused.stderr, /state\.json: Expected tasks\.api\.undo\[0\]\.instance to be a spawn id \(hex digits\), got "\.\.\/\.\."/);
     assert.ok(existsSync(join(base, 'cgroup.procs')), 'stigmer\'s cgroup dir is untouched');
     assert.ok(isAlive({ pid: process.pid, startTime: readProcStat(process.pid)!.startTime }));
   } finally {
