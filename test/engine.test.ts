@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, runCli, sleep, tempHome, until as pollUntil } from './helpers.js';
+import { cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, runCli, sleep, spawnCli, tempHome, until as pollUntil, type RunningCli } from './helpers.js';
 import { readProcStat } from '../src/process/proc.js';
 import { projectDataDir } from '../src/engine/stacks.js';
 
@@ -72,15 +72,7 @@ function pidOf(home: string, task: string): number | undefined {
 }
 
 /** Start the CLI without waiting for it. */
-function startCli(args: string[], home: string): { child: ChildProcess; out: () => string; err: () => string; exit: Promise<number | null> } {
-  const child = spawn(process.execPath, [cliPath, ...args], { cwd: home, env: cliEnv(home), stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (err += d));
-  const exit = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  return { child, out: () => out, err: () => err, exit };
-}
+const startCli = (args: string[], home: string): RunningCli => spawnCli(args, { home });
 
 const until = (cond: () => boolean, ms = 15_000): Promise<true> => pollUntil('the condition', cond, ms);
 

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import net from 'node:net';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { pidExists, readProcStat } from '../src/process/identity.js';
 
 export const repoRoot = resolve(new URL('../..', import.meta.url).pathname);
@@ -217,4 +217,43 @@ export function mulberry32(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** A CLI left running (a foreground session): its output so far, its exit code once it ends. */
+export interface RunningCli {
+  child: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exit: Promise<number | null>;
+}
+
+/** Start the built CLI without waiting for it (stdio pipes, no stdin); the test stops it by pid. */
+export function spawnCli(args: string[], opts: { home: string; cwd?: string; env?: Record<string, string | undefined> }): RunningCli {
+  const child = spawn(process.execPath, [cliPath, ...args], { cwd: opts.cwd ?? opts.home, env: cliEnv(opts.home, opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (err += d));
+  const exit = new Promise<number | null>((res) => child.on('close', (code) => res(code)));
+  return { child, out: () => out, err: () => err, exit };
+}
+
+/** A stack of a test: its home, the directory its tasks file is in, its data dir. */
+export interface StackDirs {
+  home: string;
+  dir: string;
+  data: string;
+  file: string;
+}
+
+/** Run the CLI on the stack (`--file`, `--data-dir`), from its directory. */
+export const stackCli = (r: StackDirs, args: string[]): Promise<CliResult> => runCli([...args, '--file', r.file, '--data-dir', r.data], { home: r.home, cwd: r.dir });
+
+/** The stack's state.json as `T`, or undefined (not written yet, or gone). */
+export function readStateOf<T>(r: { data: string }): T | undefined {
+  try {
+    return JSON.parse(readFileSync(join(r.data, 'state.json'), 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
 }

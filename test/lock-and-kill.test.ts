@@ -42,8 +42,8 @@ async function stack(home: string, opts: { after?: number } = {}): Promise<strin
   return file;
 }
 
-function startUp(home: string, env: Record<string, string> = {}, extra: string[] = []): { pid: number; exit: Promise<{ code: number | null; stderr: string }> } {
-  const child = spawn(process.execPath, [cliPath, 'up', '--data-dir', home, ...extra], { cwd: home, env: cliEnv(home, env), stdio: ['ignore', 'ignore', 'pipe'] });
+function startUp(home: string, env: Record<string, string> = {}): { pid: number; exit: Promise<{ code: number | null; stderr: string }> } {
+  const child = spawn(process.execPath, [cliPath, 'up', '--data-dir', home], { cwd: home, env: cliEnv(home, env), stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   return { pid: child.pid!, exit: new Promise((r) => child.on('close', (code) => r({ code, stderr }))) };
@@ -74,14 +74,17 @@ test('six concurrent ups on one data dir with the race window forced open: exact
 test('the lock dies with its holder (kill -9), and an empty lock file never blocks a run', async () => {
   const home = tempHome();
   try {
-    await stack(home);
-    const holder = startUp(home, {}, ['--foreground']);
-    await until(() => findMarked(home).length === 3);
+    // The holder: a `run` in the CLI (no supervisor runs the stack), still waiting for db.
+    await stack(home, { after: 15_000 });
+    const child = spawn(process.execPath, [cliPath, 'run', 'db', '--data-dir', home], { cwd: home, env: cliEnv(home), stdio: ['ignore', 'ignore', 'pipe'] });
+    const holder = { pid: child.pid!, exit: new Promise((r) => child.on('close', r)) };
+    await until(() => findMarked(home).length === 1);
     const blocked = await runCli(['up', '--data-dir', home], { home });
     assert.equal(blocked.code, 1);
     assert.match(blocked.stderr, new RegExp(`another stigmer run \\(pid ${holder.pid}: `));
     process.kill(holder.pid, 'SIGKILL');
     await holder.exit;
+    await stack(home);
     // No helper outlives it: the next run takes the lock at once.
     const next = await runCli(['up', '--data-dir', home], { home });
     assert.equal(next.code, 0, next.stderr);

@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readEvents, type SupervisorEvent } from '../src/supervisor/events.js';
-import { cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, sleep, tempHome, until as pollUntil } from './helpers.js';
+import { cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, sleep, spawnCli, tempHome, until as pollUntil, type RunningCli } from './helpers.js';
 
 const node = process.execPath;
 const service = fixture('service.mjs');
@@ -46,22 +46,9 @@ function svc(name: string, port: number, args: string[], withLines: string[] = [
   ].join('\n');
 }
 
-interface Foreground {
-  child: ChildProcess;
-  out: () => string;
-  err: () => string;
-  exit: Promise<number | null>;
-}
+type Foreground = RunningCli;
 
-function foreground(r: Rig): Foreground {
-  const child = spawn(node, [cliPath, 'up', '--foreground', '-f', r.file, '--data-dir', r.data], { cwd: r.home, env: cliEnv(r.home), stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (err += d));
-  const exit = new Promise<number | null>((res) => child.on('close', (code) => res(code)));
-  return { child, out: () => out, err: () => err, exit };
-}
+const foreground = (r: Rig): Foreground => spawnCli(['up', '--foreground', '-f', r.file, '--data-dir', r.data], { home: r.home });
 
 const until = (what: string, cond: () => boolean, ms = 30_000): Promise<true> => pollUntil(what, cond, ms, { everyMs: 25 });
 

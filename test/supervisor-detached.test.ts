@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, readProcStat } from '../src/process/proc.js';
-import { cleanupHome, fixture, freePort, processesWithHome, runCli, sleep, tempHome } from './helpers.js';
+import { cleanupHome, fixture, freePort, processesWithHome, readStateOf, runCli, sleep, stackCli, tempHome } from './helpers.js';
 
 interface Rec {
   pid: number;
@@ -67,15 +67,8 @@ function rig(port: number, args: (home: string) => string[], withLines: string[]
   return { home, dir, data, file };
 }
 
-const cli = (r: Rig, args: string[]): ReturnType<typeof runCli> => runCli([...args, '--file', r.file, '--data-dir', r.data], { home: r.home, cwd: r.dir });
-
-function stateOf(r: Rig): State | undefined {
-  try {
-    return JSON.parse(readFileSync(join(r.data, 'state.json'), 'utf8')) as State;
-  } catch {
-    return undefined; // not written yet
-  }
-}
+const cli = stackCli;
+const stateOf = (r: Rig): State | undefined => readStateOf<State>(r);
 const webRec = (r: Rig): Rec | undefined => stateOf(r)?.tasks['web']?.undo[0];
 
 function events(r: Rig, task = 'web'): Ev[] {
@@ -175,15 +168,15 @@ test('detached: a service crashing after ready is restarted by the supervisor; i
   assert.match(logs.stdout, new RegExp(`service pid=${second.pid} starting`));
   assert.match(logs.stdout, /--- restarted after exit code 3 \(1\/5\)/);
 
-  // A CLI that would write the state behind the supervisor's back is refused, naming it.
-  const fg = await cli(r, ['up', '--foreground']);
-  assert.equal(fg.code, 1, fg.stderr);
-  assert.match(fg.stderr, new RegExp(`the supervisor of this stack \\(pid ${sup.pid}\\) runs .*only it may change the stack`));
-  assert.match(fg.stderr, /stigmer down/);
-  // So is a `run` that cannot reach its socket (moved away here): it would run in the CLI.
+  // A CLI that would write the state behind the supervisor's back is refused, naming it: a `down`
+  // or a `run` that cannot reach its socket (moved away here) would run in the CLI.
   const sock = join(r.data, 'supervisor.sock');
   renameSync(sock, `${sock}.away`);
   try {
+    const down = await cli(r, ['down']);
+    assert.equal(down.code, 1, down.stderr);
+    assert.match(down.stderr, new RegExp(`the supervisor of this stack \\(pid ${sup.pid}\\) runs .*only it may change the stack`));
+    assert.match(down.stderr, /up --foreground` attaches to it/);
     const behind = await cli(r, ['run', 'web']);
     assert.equal(behind.code, 1, behind.stderr);
     assert.match(behind.stderr, new RegExp(`the supervisor of this stack \\(pid ${sup.pid}\\)`));

@@ -83,34 +83,20 @@ export function register(program: Command, app: App): void {
     .addOption(outputOption())
     .action(async (o: FileOpts & { foreground?: boolean; detach?: boolean; only?: string[]; concurrency?: number; input: boolean; output: 'auto' | 'plain' | 'json' }) => {
       if (o.foreground && o.detach) throw new (await import('../util/errors.js')).UserError('stigmer up: --detach and --foreground exclude each other', 2);
-      const [{ runUp }, stack, { existsSync }] = await Promise.all([import('../engine/drivers.js'), stackOf(o), import('node:fs')]);
+      const [stack, { existsSync }] = await Promise.all([stackOf(o), import('node:fs')]);
       // Said once, when the stack's data dir is made; `stigmer ls` and `status` show it later.
       if (stack.from === 'project' && !existsSync(stack.dataDir) && o.output !== 'json') process.stderr.write(`stigmer: this stack keeps its state and logs in ${stack.dataDir}\n`);
-      if (!o.foreground) {
-        // Detached: the data dir's supervisor runs the graph and stays the parent of its services.
-        const { upThroughSupervisor } = await import('../daemon/client.js');
-        const { loadDotenv } = await import('../stack/config/dotenv.js');
-        app.exitCode = await upThroughSupervisor({
-          file: o.file,
-          dataDir: stack.dataDir,
-          env: loadDotenv(process.cwd(), process.env),
-          app,
-          output: o.output,
-          noInput: !o.input,
-          ...(o.only ? { only: o.only } : {}),
-          ...(o.concurrency ? { concurrency: o.concurrency } : {}),
-        });
-        return;
-      }
-      app.exitCode = await runUp({
+      // The data dir's supervisor runs the graph and stays the parent of its services; in the
+      // foreground this command stays attached until the stack stops (Ctrl-C stops it).
+      const { upThroughSupervisor, upInForeground } = await import('../daemon/client.js');
+      const { loadDotenv } = await import('../stack/config/dotenv.js');
+      app.exitCode = await (o.foreground ? upInForeground : upThroughSupervisor)({
         file: o.file,
-        kinds,
         dataDir: stack.dataDir,
-        ...(await scope()),
+        env: loadDotenv(process.cwd(), process.env),
         app,
         output: o.output,
         noInput: !o.input,
-        ...(o.foreground ? { foreground: true } : {}),
         ...(o.only ? { only: o.only } : {}),
         ...(o.concurrency ? { concurrency: o.concurrency } : {}),
       });

@@ -10,9 +10,10 @@ import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { App } from '../model/app.js';
-import type { Renderer, OutputMode } from '../render/types.js';
-import { askOnTerminal, canPrompt, listenWithForce, openView, type RunOutcome } from '../engine/drivers.js';
+import { signalExitCode, type App } from '../model/app.js';
+import type { Renderer, OutputMode, RenderTask } from '../render/types.js';
+import { askOnTerminal, canPrompt, listenWithForce, openView, runDown, terminalIo, type RunOutcome, type ViewKind } from '../engine/drivers.js';
+import { StateStore } from '../engine/state.js';
 import { EXIT, UserError } from '../util/errors.js';
 import { registerSecret } from '../util/mask.js';
 import { makePrivateDir } from '../util/private-dir.js';
@@ -113,6 +114,8 @@ export interface AttachOptions {
   dataDir: string;
   output?: OutputMode;
   onReady?: (outcome: RunOutcome) => void;
+  /** where a down's plain view goes (default stdout; a foreground session's teardown: stderr) */
+  downTo?: NodeJS.WritableStream;
 }
 
 /** Send `req` and render the supervisor's stream until its `exit`; the exit code. */
@@ -134,7 +137,7 @@ export async function attach(sock: Socket, req: Request, o: AttachOptions): Prom
   const handle = async (m: Message): Promise<void> => {
     switch (m.t) {
       case 'view': {
-        const r = await openView(m.kind, o.output, m.tasks, main);
+        const r = await openView(m.kind, o.output, m.tasks, main, o.downTo);
         if (m.kind === 'run') main = r;
         views.set(m.id, r);
         return;
@@ -288,4 +291,108 @@ export async function downThroughSupervisor(o: AttachOptions & { quiet?: boolean
   const sock = await connectSupervisor(o.dataDir);
   if (!sock) return undefined;
   return attach(sock, { op: 'down', dataDir: o.dataDir, cwd: process.cwd(), output: (o.output ?? 'auto') as WireOutput, ...(o.quiet ? { quiet: true } : {}) }, o);
+}
+
+/**
+ * `up --foreground` (and `local start --foreground`): the same up through the data dir's
+ * supervisor as a detached one, then stay attached until the stack stops. Every service's output
+ * is streamed, prefixed by task (its log, with the supervisor's `---` restart and health lines);
+ * Ctrl-C asks the supervisor to undo everything (the down's view on stderr) and exits 130 (143
+ * SIGTERM, 129 SIGHUP); a `down` from elsewhere ends the session with 0; a supervisor that died
+ * (kill -9) is said, exit 1. `restart`, `run`, `status` and `down` work from another terminal
+ * meanwhile, as on a detached stack.
+ */
+export async function upInForeground(o: UpThroughOptions): Promise<number> {
+  makePrivateDir(o.dataDir);
+  makePrivateDir(dataPaths(o.dataDir).logs, 'log dir');
+  // Attached before the up: this CLI gone at any point (kill -9) takes the stack down with it.
+  const sock = await ensureSupervisor(o.dataDir);
+  sock.on('error', () => {});
+  sock.write(encode({ op: 'attach', dataDir: o.dataDir, cwd: process.cwd() }));
+  // A failed or refused up (undone by the supervisor): what ran before it stays, as after a detached up.
+  const leave = (): void => void sock.end(encode({ op: 'detach' }));
+  let code: number;
+  try {
+    // (the attach connection's messages wait, unread, until the session reads them)
+    code = await upThroughSupervisor(o);
+  } catch (err) {
+    leave();
+    throw err;
+  }
+  if (code === EXIT.ok && !o.app.signal.aborted) return stayAttached(o, sock);
+  if (!o.app.signal.aborted) {
+    leave();
+    return code;
+  }
+  // Ctrl-C during the up: the run was undone; what the stack ran before it is undone too.
+  sock.resume();
+  const down = await teardown(o);
+  sock.destroy();
+  return down === EXIT.ok ? code : down;
+}
+
+/** The services the stack records (what the session streams). */
+function recordedServices(dataDir: string): string[] {
+  const data = StateStore.read(dataPaths(dataDir).state);
+  return Object.entries(data?.tasks ?? {})
+    .filter(([, r]) => r.undo.some((u) => u.type === 'stop-process'))
+    .map(([n]) => n);
+}
+
+async function stayAttached(o: AttachOptions, sock: Socket): Promise<number> {
+  const { app } = o;
+  const services = recordedServices(o.dataDir);
+  // Said at once, with the addresses onReady printed, not after a module load.
+  process.stderr.write(`stigmer: ${services.length} service(s) running in the foreground; press Ctrl-C to stop them all\n`);
+  const { followLogs } = await import('../engine/logs.js');
+  const stopFollowing = new AbortController();
+  const following = followLogs(o.dataDir, services, { signal: stopFollowing.signal });
+  // What the supervisor says when it leaves: why (err), then exit.
+  let told: { code: number; leaving?: number } | undefined;
+  const lost = new Promise<'lost'>((res) => {
+    sock.on(
+      'data',
+      lineReader((v) => {
+        const m = v as Message;
+        if (m.t === 'err') process.stderr.write(`${m.text}\n`);
+        else if (m.t === 'exit') told = { code: m.code, ...(m.leaving !== undefined ? { leaving: m.leaving } : {}) };
+        else if (m.t === 'error') {
+          process.stderr.write(`${m.message}\n`);
+          told = { code: m.exitCode };
+        }
+      }),
+    );
+    sock.once('close', () => res('lost'));
+  });
+  const interrupted = new Promise<'signal'>((res) => (app.signal.aborted ? res('signal') : app.signal.addEventListener('abort', () => res('signal'), { once: true })));
+  const first = await Promise.race([lost, interrupted]);
+  // From here on this session's own teardown speaks, not the attach connection.
+  if (first === 'signal') sock.removeAllListeners('data').resume();
+  stopFollowing.abort();
+  await following;
+  if (first === 'lost') {
+    if (told?.leaving !== undefined) await gone(told.leaving);
+    if (told) return told.code;
+    const pid = StateStore.read(dataPaths(o.dataDir).state)?.supervisor?.pid;
+    process.stderr.write(
+      `stigmer: the supervisor of ${o.dataDir}${pid ? ` (pid ${pid})` : ''} died; the services it ran were stopped with it (\`stigmer status\` says when; \`stigmer up\` starts the stack again)${logTail(o.dataDir)}\n`,
+    );
+    return EXIT.taskFailed;
+  }
+  const code = await teardown(o);
+  sock.destroy();
+  return code === EXIT.ok ? signalExitCode[app.interruptedBy() ?? 'SIGINT'] : code;
+}
+
+/**
+ * Ctrl-C in the foreground: undo everything, through the supervisor (else from the state file),
+ * the down's view on stderr. The interrupt is this down's reason, not one to pass on: the
+ * services get their stop signals and graces; the second Ctrl-C still kills every recorded group
+ * (listenWithForce).
+ */
+async function teardown(o: AttachOptions): Promise<number> {
+  const calm: App = { ...o.app, signal: new AbortController().signal };
+  const down = { app: calm, dataDir: o.dataDir, ...(o.output ? { output: o.output } : {}), quiet: true };
+  const io = { ...terminalIo(calm, o.output, true), view: (kind: ViewKind, tasks: RenderTask[]) => openView(kind, o.output, tasks, undefined, process.stderr) };
+  return (await downThroughSupervisor({ ...down, downTo: process.stderr })) ?? (await runDown({ ...down, io }));
 }

@@ -11,9 +11,11 @@
  *          services (src/engine/supervise.ts: restart policies, liveness checks)
  *   run, restart: rerun one task for the client; the services it started are watched too
  *   down:  stop watching, then undo everything in reverse (a level in parallel), then exit
+ *   attach: `up --foreground` stays connected; when the stack stops it is told why, then `exit`
+ *          (its CLI streams the logs meanwhile); its connection closing first is a down
  *   idle:  nothing of the stack runs or is due to restart (a failed first up, every service gone,
  *          or given up on: crash-loop, policy no): exit
- *   SIGTERM/SIGINT/SIGHUP: as down
+ *   SIGTERM/SIGINT/SIGHUP: as down (so is the loss of an attached foreground CLI)
  *
  * One writer of the state at a time. From its first request that runs the engine the supervisor
  * holds the data dir's run lock (`run.lock`) for as long as it lives, so a command that does not
@@ -202,6 +204,12 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
   let held: Lock | undefined;
   /** the watch over the stack's services, once an up made it ready */
   let host: HostSupervisor | undefined;
+  /** the foreground CLIs attached to the stack (`up --foreground` after its up): told when it stops */
+  const attached = new Set<{ send: (m: Message) => void; done: () => Promise<void> }>();
+  /** a down is under way (a request, or this process's own signal): nothing else stops the stack */
+  let downing = false;
+  /** why the stack stopped, for the attached CLIs (none: nothing of it runs any more) */
+  let stoppedBy: string | undefined;
 
   /**
    * The watch holds still, its store flushed and writing no more: `pause` before a request that
@@ -238,7 +246,16 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
     rmSync(sock, { force: true });
     life!.release();
     held?.release();
-    await Promise.race([Promise.all([life!.gone, ...helpers]), sleep(2_000)]);
+    // A foreground CLI ends with the stack: 0 when it was stopped on purpose, 1 when nothing of it runs any more.
+    const farewell = stoppedBy
+      ? `stigmer: the stack was stopped (${stoppedBy})`
+      : 'stigmer: nothing of the stack runs any more (every service exited or was given up on; `stigmer status` says why)';
+    for (const a of attached) {
+      a.send({ t: 'err', text: farewell });
+      a.send({ t: 'exit', code: stoppedBy ? EXIT.ok : EXIT.taskFailed, leaving: process.pid });
+    }
+    const told = Promise.all([...attached].map((a) => a.done()));
+    await Promise.race([Promise.all([life!.gone, ...helpers, told]), sleep(2_000)]);
     // the helpers of the run's own locks (killed on release) too: nothing of this process stays
     for (let i = 0; i < 400 && liveChildren().length > 0; i++) await sleep(5);
   };
@@ -289,6 +306,24 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
     if (exiting) {
       send(refused);
       return done();
+    }
+    if (req.op === 'attach') {
+      // Stays open until this supervisor leaves (see leave); a CLI gone first takes the stack down.
+      const entry = { send, done };
+      attached.add(entry);
+      follow.onClose = () => {
+        attached.delete(entry);
+        stopAll('its foreground CLI went away', EXIT.ok);
+      };
+      follow.onDetach = () => {
+        attached.delete(entry);
+        delete follow.onClose;
+      };
+      return;
+    }
+    if (req.op === 'down') {
+      downing = true;
+      stoppedBy ??= 'by `stigmer down`';
     }
     if (req.op === 'up' && busy > 0) {
       // One run at a time, as in the CLI: refused at once, naming the run in progress.
@@ -473,34 +508,38 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
       const f = value as FollowUp;
       if (f.op === 'interrupt') follow.onInterrupt?.(f.signal);
       else if (f.op === 'answer') follow.answers.get(f.id)?.(f);
+      else if (f.op === 'detach') follow.onDetach?.();
     }));
     // The client went away (Ctrl-C twice, kill -9): the run goes on; a prompt nobody can answer fails it.
     conn.on('close', () => {
       follow.closed = true;
       for (const answer of follow.answers.values()) answer({ op: 'answer', id: -1, interrupted: true });
+      follow.onClose?.();
     });
     conn.on('error', () => {});
   });
 
+  /** Stop the stack (as a down, in its own quiet view), then exit with `code`. */
+  const stopAll = (why: string, code: number): void => {
+    if (exiting || downing) return;
+    downing = true;
+    stoppedBy ??= why;
+    const quiet = { answers: new Map(), closed: true };
+    const down = { dataDir, output: 'plain' as const, quiet: true };
+    const app = runApp();
+    const stopping = current
+      ? takeOver(current, down, () => {}, quiet)
+      : serial(async () => {
+          await stopWatch();
+          return runDown({ ...down, app, heldLock: !!held, io: remoteIo(() => {}, quiet, app, false) });
+        });
+    void stopping
+      .catch(() => {})
+      .then(leave)
+      .finally(() => process.exit(code));
+  };
   // The supervisor's own signal: stop the stack, then exit.
-  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
-    process.on(sig, () => {
-      if (exiting) return;
-      const quiet = { answers: new Map(), closed: true };
-      const down = { dataDir, output: 'plain' as const, quiet: true };
-      const app = runApp();
-      const stopping = current
-        ? takeOver(current, down, () => {}, quiet)
-        : serial(async () => {
-            await stopWatch();
-            return runDown({ ...down, app, heldLock: !!held, io: remoteIo(() => {}, quiet, app, false) });
-          });
-      void stopping
-        .catch(() => {})
-        .then(leave)
-        .finally(() => process.exit(signalExitCode[sig]));
-    });
-  }
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => stopAll(`by ${sig} to the supervisor`, signalExitCode[sig]));
 
   const startedMs = Date.now();
   const idle = setInterval(() => {
@@ -549,6 +588,10 @@ interface Run {
 interface FollowUps {
   answers: Map<number, (f: FollowUp & { op: 'answer' }) => void>;
   onInterrupt?: (sig: InterruptSignal) => void;
+  /** the client closed the connection */
+  onClose?: () => void;
+  /** an attached client leaves without taking the stack down */
+  onDetach?: () => void;
   closed: boolean;
 }
 

@@ -86,10 +86,26 @@ export interface HealthRequest {
   timeoutMs: number;
 }
 
-export type Request = UpRequest | DownRequest | RestartRequest | RunRequest | HealthRequest | { op: 'status' };
+/**
+ * `up --foreground` once its up is over: the connection stays open for as long as the supervisor
+ * runs the stack. When the supervisor leaves (a `down`, its own signal, nothing left to run) it
+ * says why (`err`) and ends with `exit` (`leaving`: its pid); a connection that closes without it
+ * means the supervisor died. A client that goes away without a down first (kill -9 of the
+ * foreground CLI, its terminal gone) takes the stack down with it, as the foreground promises.
+ */
+export interface AttachRequest {
+  op: 'attach';
+  dataDir: string;
+  cwd: string;
+}
 
-/** Sent after the request, on the same connection. */
-export type FollowUp = { op: 'interrupt'; signal: InterruptSignal } | { op: 'answer'; id: number; value?: string; interrupted?: boolean };
+export type Request = UpRequest | DownRequest | RestartRequest | RunRequest | HealthRequest | AttachRequest | { op: 'status' };
+
+/**
+ * Sent after the request, on the same connection. `detach`: an attached client leaves without taking
+ * the stack down (its up failed and was undone).
+ */
+export type FollowUp = { op: 'interrupt'; signal: InterruptSignal } | { op: 'answer'; id: number; value?: string; interrupted?: boolean } | { op: 'detach' };
 
 export type Message =
   | { t: 'view'; id: number; kind: ViewKind; tasks: RenderTask[] }

@@ -3,11 +3,11 @@
  * (status, logs and graph live in src/engine/inspect.ts: they never take the lock.)
  *
  *   load + check the file (exit 2) -> lock the data dir -> run the graph with a renderer
- *     -> ok: detach (services keep running) or stay in the foreground streaming their logs
+ *     -> ok: return (services keep running; in the supervisor, which watches them: src/daemon/)
  *     -> failed / interrupted: undo what this run started, in reverse, report, exit 1 / 129-143
  */
 import { existsSync } from 'node:fs';
-import { signalExitCode, type App, type InterruptSignal } from '../model/app.js';
+import { signalExitCode, type App } from '../model/app.js';
 import { didYouMean } from '../util/diagnostics.js';
 import { runGraph, type RunOutcome } from './run.js';
 import type { EngineEvent } from '../model/event.js';
@@ -83,17 +83,16 @@ export interface UpOptions extends CommonOptions {
   config: () => Promise<unknown>;
   /** the environment for `${{ env.* }}` (real environment over .env) */
   env: Record<string, string | undefined>;
-  foreground?: boolean;
   /** the process running the engine stays after ready (the supervisor): services are supervised */
   supervised?: boolean;
   only?: string[];
   noInput?: boolean;
   concurrency?: number;
-  /** called once everything is ready (detached, or foreground before streaming), with every task's outputs */
+  /** called once everything is ready, with every task's outputs */
   onReady?: (outcome: RunOutcome) => void;
 }
 
-export interface RunTaskOptions extends Omit<UpOptions, 'only' | 'foreground'> {
+export interface RunTaskOptions extends Omit<UpOptions, 'only'> {
   task: string;
   noDeps?: boolean;
 }
@@ -108,12 +107,13 @@ const renderTasks = (graph: Graph): RenderTask[] => graph.order.map((n) => ({ na
 /**
  * A view on this process's terminal: a run's (json, listr2 on a terminal, plain lines), the undo
  * of a failed run (the run's json stream, else plain lines on stderr), a down's (json or plain on
- * stdout). `previous`: the run's view, which a json undo goes on with.
+ * stdout, or `downTo`: a foreground session's teardown goes to stderr, beside the streamed
+ * services). `previous`: the run's view, which a json undo goes on with.
  */
-export async function openView(kind: ViewKind, mode: OutputMode | undefined, tasks: RenderTask[], previous?: Renderer): Promise<Renderer> {
+export async function openView(kind: ViewKind, mode: OutputMode | undefined, tasks: RenderTask[], previous?: Renderer, downTo: NodeJS.WritableStream = process.stdout): Promise<Renderer> {
   if (kind === 'undo') return mode === 'json' && previous ? previous : (await import('../render/plain.js')).createPlainRenderer(process.stderr, { timestamps: false });
   if (mode === 'json') return (await import('../render/json.js')).createJsonRenderer();
-  if (kind === 'down') return (await import('../render/plain.js')).createPlainRenderer(process.stdout, { timestamps: false });
+  if (kind === 'down') return (await import('../render/plain.js')).createPlainRenderer(downTo, { timestamps: false });
   const tty = mode === 'tty' || (mode !== 'plain' && process.stdout.isTTY && !process.env['CI'] && (process.stdout.columns ?? 0) > 0);
   if (tty) return (await import('../render/tty.js')).createTtyRenderer(tasks);
   return (await import('../render/plain.js')).createPlainRenderer();
@@ -195,7 +195,6 @@ interface Execution {
   file: TasksFile;
   force?: Set<string>;
   useRecorded?: Set<string>;
-  foreground?: boolean;
 }
 
 async function execute(o: UpOptions, x: Execution): Promise<number> {
@@ -205,7 +204,7 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
   // a data dir that can never work (a file, /proc, read-only) is one clear line, before the lock
   makePrivateDir(o.dataDir);
   makePrivateDir(dataPaths(o.dataDir).logs, 'log dir');
-  const lock = o.heldLock ? undefined : await acquireLock(dataPaths(o.dataDir).lock, `stigmer ${x.foreground ? 'up --foreground' : 'up'}`);
+  const lock = o.heldLock ? undefined : await acquireLock(dataPaths(o.dataDir).lock, 'stigmer up');
   app.onForce(() => lock?.release());
   try {
     const { state } = openState(o.dataDir, io.err, x.file);
@@ -251,8 +250,8 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
       ...(x.force ? { force: x.force } : {}),
       ...(prompting ? { prompt: async (task: string, opts: PromptOptions) => pre.answered(task, opts) ?? (renderer.prompt ? renderer.prompt(task, opts) : ask(opts)) } : {}),
       emit,
-      // The foreground CLI and the supervisor stay: they read the services' output (pipes) and supervise them.
-      ...(x.foreground || o.supervised ? { supervised: true } : {}),
+      // The supervisor stays: it reads the services' output (pipes) and supervises them.
+      ...(o.supervised ? { supervised: true } : {}),
     });
     await renderer.end();
 
@@ -276,56 +275,10 @@ async function execute(o: UpOptions, x: Execution): Promise<number> {
     o.onOutcome?.(state, outcome);
 
     io.ready?.(outcome);
-    if (x.foreground) return await stayInForeground(o, x.graph, state, outcome);
     return EXIT.ok;
   } finally {
     lock?.release();
   }
-}
-
-/**
- * Foreground: stream every service's log, prefixed, and supervise the services (restart policies,
- * liveness checks: src/supervisor/) until a signal; then stop supervising (no restart pending or in
- * flight) and undo everything.
- */
-async function stayInForeground(o: UpOptions, graph: Graph, state: StateStore, outcome: RunOutcome): Promise<number> {
-  const services = graph.order.filter((n) => state.record(n)?.undo.some((u) => u.type === 'stop-process'));
-  // Said at once, with the addresses onReady printed, not after a module load.
-  process.stderr.write(`stigmer: ${services.length} service(s) running in the foreground; press Ctrl-C to stop them all\n`);
-  const { followLogs } = await import('./logs.js');
-  const { superviseRun } = await import('./supervise.js');
-  const stopFollowing = new AbortController();
-  const following = followLogs(o.dataDir, services, { signal: stopFollowing.signal });
-  // Restarts, liveness and exits are `---` lines in the logs streamed above, and events in events.jsonl.
-  const sup = superviseRun({ dataDir: o.dataDir, state, services: outcome.services });
-  // A service nobody supervises (a kind that returns no running instance) dying ends the session.
-  const unsupervised = services.filter((n) => !outcome.services.has(n));
-  const watch = unsupervised.length
-    ? setInterval(() => {
-        void import('../process/proc.js').then(({ isAlive }) => {
-          for (const n of unsupervised) {
-            const u = state.record(n)?.undo.find((d) => d.type === 'stop-process');
-            if (u && u.type === 'stop-process' && !isAlive(u)) {
-              process.stderr.write(`stigmer: ${n} exited; stopping the rest\n`);
-              o.app.interrupt('SIGTERM');
-              return;
-            }
-          }
-        });
-      }, 500)
-    : undefined;
-  await new Promise<void>((r) => (o.app.signal.aborted ? r() : o.app.signal.addEventListener('abort', () => r(), { once: true })));
-  if (watch) clearInterval(watch);
-  // No restart may start behind the undo: cancel pending ones, wait for one in flight (it is recorded).
-  await sup.stop();
-  stopFollowing.abort();
-  await following;
-  const renderer = (await import('../render/plain.js')).createPlainRenderer(process.stderr, { timestamps: false });
-  const res = await undoRecorded(state, { emit: (ev) => renderer.event(ev) });
-  sup.stopped();
-  state.save();
-  if (res.failed.length) return EXIT.taskFailed;
-  return signalExitCode[(o.app.interruptedBy() ?? 'SIGINT') as InterruptSignal];
 }
 
 export async function runUp(o: UpOptions): Promise<number> {
@@ -334,7 +287,7 @@ export async function runUp(o: UpOptions): Promise<number> {
   const file = await loadTasksFile(o.file, { config: o.config, kinds: o.kinds });
   for (const t of o.only ?? []) if (!file.tasks.has(t)) throw new UserError(`--only ${t}: no such task in ${file.displayPath}${didYouMean(t, file.tasks.keys())}`, EXIT.usage);
   const graph = buildGraph(file, o.only);
-  return execute(o, { graph, file, ...(o.foreground ? { foreground: true } : {}) });
+  return execute(o, { graph, file });
 }
 
 /** `stigmer run <task>`: rerun one step (its previous instance is undone first). */

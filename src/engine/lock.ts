@@ -89,7 +89,7 @@ export function lockBusy(path: string, holder: Holder | undefined): UserError {
     return new UserError(
       `stigmer: the supervisor of this stack (pid ${holder.pid}) runs ${dirname(path)}, and only it may change the stack while it runs.\n` +
         '`stigmer up`, `run`, `restart` and `down` go through it (it was busy or could not be reached: run the command again); ' +
-        '`up --foreground` cannot take over a detached stack: `stigmer down` first, or follow it with `stigmer logs -f` and `stigmer events`.',
+        '`up --foreground` attaches to it; `stigmer logs -f` and `stigmer events` follow it.',
       EXIT.taskFailed,
     );
   }

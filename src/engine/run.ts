@@ -45,7 +45,7 @@ export interface RunOptions {
   noInput?: boolean;
   prompt?: (task: string, options: PromptOptions) => Promise<string>;
   emit: (ev: EngineEvent) => void;
-  /** the caller stays and supervises the services (`up --foreground`, the supervisor): see RunOutcome.services */
+  /** the caller stays and supervises the services (the supervisor daemon): see RunOutcome.services */
   supervised?: boolean;
 }
 

@@ -5,8 +5,8 @@
  *
  * A service's state, in order of precedence:
  *   crash-loop / stopped      the supervisor gave up on it / stopped it on purpose
- *   restarting                a restart is scheduled and the supervisor (or the `up --foreground`
- *                             holding the lock) is alive to do it
+ *   restarting                a restart is scheduled and the supervisor (or the run holding the
+ *                             lock) is alive to do it
  *   dead                      its process is gone (and nobody will bring it back)
  *   starting / unhealthy      as the supervisor recorded it, while the process lives
  *   ready, running, ...       the record's status
@@ -142,10 +142,7 @@ export function taskView(task: string, rec: TaskRecord, supervised: boolean, now
   return v;
 }
 
-/**
- * Whether the run holding the data dir's lock is alive: `up --foreground` supervises its
- * services itself, without a supervisor record.
- */
+/** Whether the run holding the data dir's lock is alive (the supervisor holds it while it runs the stack). */
 function lockHolderAlive(dataDir: string): boolean {
   try {
     const h = JSON.parse(readFileSync(dataPaths(dataDir).lock, 'utf8')) as { pid?: unknown; startTime?: unknown };

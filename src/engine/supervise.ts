@@ -1,7 +1,7 @@
 /**
  * The host's side of supervision: after `runGraph` (with `supervised: true`) is ready, the process
  * that ran it watches its services (src/supervisor/watch.ts) with the state file as the record.
- * `up --foreground` calls it; so does the supervisor daemon.
+ * The supervisor daemon calls it (src/daemon/daemon.ts; `up --foreground` attaches to it).
  *
  *   const sup = superviseRun({ dataDir, state, services: outcome.services });
  *   ...

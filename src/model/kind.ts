@@ -234,8 +234,8 @@ export interface TaskContext<W = Record<string, unknown>> {
   /** whether prompting is possible at all (TTY on stdin/stdout, no --no-input, no CI) */
   canPrompt: boolean;
   /**
-   * The process running the engine stays and supervises what starts (`up --foreground`, the
-   * supervisor daemon): a service's output may be piped to it, and its instance is returned in
+   * The process running the engine stays and supervises what starts (the supervisor daemon,
+   * also under `up --foreground`): a service's output may be piped to it, and its instance is returned in
    * `TaskResult.running`.
    */
   supervised?: boolean;

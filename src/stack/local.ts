@@ -73,7 +73,7 @@ export interface StartOptions {
 }
 
 export async function startStack(o: StartOptions): Promise<number> {
-  const [{ loadConfig, loadDotenv }, { runUp }] = await Promise.all([import('./config/index.js'), import('../engine/drivers.js')]);
+  const { loadConfig, loadDotenv } = await import('./config/index.js');
   const home = stigmerHome();
   const { config } = loadConfig({ home, flags: o.flags });
   // What `init` would have done: the commented default config, so there is a file to edit.
@@ -92,30 +92,17 @@ export async function startStack(o: StartOptions): Promise<number> {
     if (json) process.stdout.write(`${JSON.stringify({ event: 'summary', ...summaryData(resolved) })}\n`);
     else process.stdout.write(mask(summaryText(resolved, o.foreground, ollamaInUse(outcome.outputs.get('find-ollama'), outcome.outputs.get('use-ollama')))));
   };
-  if (!o.foreground) {
-    // Detached: the stack's supervisor runs it and stays the parent of its services.
-    const { upThroughSupervisor } = await import('../daemon/client.js');
-    return upThroughSupervisor({
-      file: STACK_FILE,
-      dataDir: home,
-      config,
-      env: { ...loadDotenv(process.cwd(), process.env), ...(o.noPull ? { STIGMER_OLLAMA_PULL: 'false' } : {}) },
-      app: o.app,
-      ...(o.output ? { output: o.output } : {}),
-      ...(o.noInput ? { noInput: true } : {}),
-      onReady,
-    });
-  }
-  return runUp({
+  // The stack's supervisor runs it and stays the parent of its services; in the foreground this
+  // command stays attached until the stack stops (Ctrl-C stops it).
+  const { upThroughSupervisor, upInForeground } = await import('../daemon/client.js');
+  return (o.foreground ? upInForeground : upThroughSupervisor)({
     file: STACK_FILE,
-    kinds: o.kinds,
     dataDir: home,
-    config: () => Promise.resolve(config),
+    config,
     env: { ...loadDotenv(process.cwd(), process.env), ...(o.noPull ? { STIGMER_OLLAMA_PULL: 'false' } : {}) },
     app: o.app,
     ...(o.output ? { output: o.output } : {}),
     ...(o.noInput ? { noInput: true } : {}),
-    ...(o.foreground ? { foreground: true } : {}),
     onReady,
   });
 }

@@ -1,6 +1,6 @@
 /**
- * The watch loop: after the graph is ready, the process that ran the engine (the host: `up
- * --foreground`, the supervisor daemon) keeps its services up.
+ * The watch loop: after the graph is ready, the process that ran the engine (the host: the
+ * supervisor daemon, also under `up --foreground`) keeps its services up.
  *
  *   const sup = superviseServices({ dataDir, services: outcome.services, record, stopTask, logFile });
  *   sup.on((ev) => print(ev));
