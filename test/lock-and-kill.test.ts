@@ -2,12 +2,12 @@
  * Fault injection the issue measured, held by tests: one run per data dir under a forced race
  * (delays injected between taking the lock and writing its holder, the window two runs used to
  * slip through), a lock that dies with its holder, and kill -9 of `up` at random points leaving
- * nothing running after `down`.
+ * nothing running after `down`; a supervisor whose CLI was killed while it started it leaves by itself.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findMarked } from '../src/process/sweep.js';
 import { assertNothingLeft, cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, runCli, sleep, tempHome, until as pollUntil } from './helpers.js';
@@ -124,6 +124,31 @@ test('kill -9 of up at random points (fixed seed, 10 runs): down leaves nothing 
       });
       assert.deepEqual(processesWithHome(home), []);
     }
+  } finally {
+    await runCli(['down', '--data-dir', home], { home });
+    await cleanupHome(home);
+  }
+});
+
+test('kill -9 of up while it starts the supervisor: the supervisor nobody will come to leaves at once, without a down', async () => {
+  const home = tempHome();
+  try {
+    await stack(home);
+    for (let i = 0; i < 3; i++) {
+      const up = startUp(home);
+      // The supervisor exists (exec'd) but cannot listen yet: the CLI has sent nothing.
+      const sup = await until(() => processesWithHome(home).some((p) => p.cmd.includes('internal supervise')), 30_000);
+      assert.ok(sup);
+      process.kill(up.pid, 'SIGKILL');
+      await up.exit;
+      // Without the watch on its spawning CLI it stayed for its 30 s idle bound.
+      await assertNothingLeft(home, 10_000);
+      assert.ok(!existsSync(join(home, 'supervisor.sock')), 'its socket is gone');
+    }
+    // The next up starts a supervisor of its own, as on a fresh data dir.
+    const up = await runCli(['up', '--data-dir', home], { home });
+    assert.equal(up.code, 0, up.stderr);
+    assert.equal(findMarked(home).length, 3);
   } finally {
     await runCli(['down', '--data-dir', home], { home });
     await cleanupHome(home);

@@ -21,7 +21,8 @@ import { describeFsError, fsExitCode } from '../util/fs-error.js';
 import { dataPaths } from '../util/paths.js';
 import { INSTANCE_VAR, STACK_VAR } from '../process/sweep.js';
 import { hasExited, readProcStat } from '../process/identity.js';
-import { encode, lineReader, socketPath, type Message, type Request, type RestartRequest, type RunRequest, type UpRequest, type WireOutput } from './protocol.js';
+import { liveHolder } from '../engine/lock.js';
+import { encode, lineReader, socketPath, SPAWNER_VAR, supervisorLockPath, type Message, type Request, type RestartRequest, type RunRequest, type UpRequest, type WireOutput } from './protocol.js';
 
 /** The supervisor's own output (what it could not tell a client), beside the state. */
 export const supervisorLog = (dataDir: string): string => join(dataDir, 'supervisor.log');
@@ -58,6 +59,8 @@ async function spawnSupervisor(dataDir: string): Promise<void> {
   const env = { ...process.env };
   delete env[STACK_VAR];
   delete env[INSTANCE_VAR];
+  // (a supervisor whose CLI dies before its first request leaves at once: src/daemon/daemon.ts)
+  env[SPAWNER_VAR] = String(process.pid);
   const entry = process.argv[1]!;
   const child = spawn(process.execPath, [...process.execArgv, entry, 'internal', 'supervise', '--data-dir', dataDir], {
     detached: true,
@@ -120,6 +123,14 @@ export interface AttachOptions {
 
 /** Send `req` and render the supervisor's stream until its `exit`; the exit code. */
 export async function attach(sock: Socket, req: Request, o: AttachOptions): Promise<number> {
+  const code = await exchange(sock, req, o);
+  if (code !== undefined) return code;
+  process.stderr.write(`stigmer: the supervisor of ${o.dataDir} went away before the command finished; \`stigmer status\` shows what runs${logTail(o.dataDir)}\n`);
+  return EXIT.taskFailed;
+}
+
+/** attach, but undefined when the supervisor closed the connection without its last message. */
+async function exchange(sock: Socket, req: Request, o: AttachOptions): Promise<number | undefined> {
   const { app } = o;
   listenWithForce(app, o.dataDir);
   const send = (v: unknown): void => {
@@ -196,10 +207,6 @@ export async function attach(sock: Socket, req: Request, o: AttachOptions): Prom
   // A supervisor that leaves is gone when this command returns (a script's next step finds nothing of it).
   if (leaving !== undefined) await gone(leaving);
   if (error) throw error;
-  if (exitCode === undefined) {
-    process.stderr.write(`stigmer: the supervisor of ${o.dataDir} went away before the command finished; \`stigmer status\` shows what runs${logTail(o.dataDir)}\n`);
-    return EXIT.taskFailed;
-  }
   return exitCode;
 }
 
@@ -286,11 +293,32 @@ export async function runThroughSupervisor(o: RunThroughOptions): Promise<number
   return attach(sock, req, o);
 }
 
-/** `down` through the live supervisor; undefined when none runs (the caller undoes from the state). */
+/**
+ * A supervisor that holds the data dir's life lock but does not listen: one starting (its CLI may
+ * have been killed while it waited for it) or leaving. Wait (bounded) until it listens, or is gone.
+ */
+async function supervisorInTransit(dataDir: string): Promise<Socket | undefined> {
+  for (let i = 0; i < 400 && liveHolder(supervisorLockPath(dataDir)); i++) {
+    const s = await connectSupervisor(dataDir);
+    if (s) return s;
+    await sleep(25);
+  }
+  return undefined;
+}
+
+/**
+ * `down` through the live supervisor; undefined when none runs (the caller undoes from the state).
+ * A starting supervisor is waited for, so that nothing runs on after the down; one that closes
+ * the connection without a word (it was leaving as the down came) is waited out.
+ */
 export async function downThroughSupervisor(o: AttachOptions & { quiet?: boolean }): Promise<number | undefined> {
-  const sock = await connectSupervisor(o.dataDir);
-  if (!sock) return undefined;
-  return attach(sock, { op: 'down', dataDir: o.dataDir, cwd: process.cwd(), output: (o.output ?? 'auto') as WireOutput, ...(o.quiet ? { quiet: true } : {}) }, o);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const sock = (await connectSupervisor(o.dataDir)) ?? (await supervisorInTransit(o.dataDir));
+    if (!sock) return undefined;
+    const code = await exchange(sock, { op: 'down', dataDir: o.dataDir, cwd: process.cwd(), output: (o.output ?? 'auto') as WireOutput, ...(o.quiet ? { quiet: true } : {}) }, o);
+    if (code !== undefined) return code;
+  }
+  return undefined;
 }
 
 /**

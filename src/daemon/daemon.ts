@@ -5,7 +5,8 @@
  * `<data-dir>/supervisor.sock` (src/supervisor/protocol.ts) and render what it streams.
  *
  *   start: take `supervisor.lock` (flock, for its whole life: one per data dir) -> listen on the
- *     socket (0600) -> say `ready` on descriptor 3 (the spawning CLI waits for it)
+ *     socket (0600) -> say `ready` on descriptor 3 (the spawning CLI waits for it). Its spawning
+ *     CLI gone (kill -9) before any request came: nobody will come, it leaves at once
  *   up:    run the graph for the client (supervised: services' output is piped to their log
  *          writers); the state records the supervisor (`supervisor`); once ready, watch the
  *          services (src/engine/supervise.ts: restart policies, liveness checks)
@@ -55,7 +56,7 @@ import { appendEvent } from '../supervisor/events.js';
 import { EXIT, UserError } from '../util/errors.js';
 import { dataPaths } from '../util/paths.js';
 import { makePrivateDir } from '../util/private-dir.js';
-import { encode, lineReader, shortSocketDir, socketPath, type DownRequest, type FollowUp, type Message, type Request } from './protocol.js';
+import { encode, lineReader, shortSocketDir, socketPath, SPAWNER_VAR, supervisorLockPath, type DownRequest, type FollowUp, type Message, type Request } from './protocol.js';
 
 export interface SuperviseOptions {
   dataDir: string;
@@ -69,6 +70,16 @@ export interface SuperviseOptions {
 
 /** How often "is anything of the stack left?" is asked. */
 const IDLE_MS = 1_000;
+
+/**
+ * The CLI that spawned this supervisor (taken out of the environment: the services never see
+ * it), or undefined when it was started otherwise (by hand).
+ */
+function takeSpawner(): number | undefined {
+  const pid = Number(process.env[SPAWNER_VAR]);
+  delete process.env[SPAWNER_VAR];
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
 
 /** The descriptor the spawning CLI reads `ready` (or why not) from. */
 function tell(word: string): void {
@@ -133,6 +144,11 @@ function anythingRunning(dataDir: string): boolean {
 export async function runSupervisor(o: SuperviseOptions): Promise<number> {
   const { dataDir } = o;
   const paths = dataPaths(dataDir);
+  // Its parent while the spawning CLI lives; once that CLI is gone (kill -9 while it waited for
+  // `ready`), this process is reparented and nobody will come to it: see orphanWatch.
+  const spawner = takeSpawner();
+  const orphaned = (): boolean => spawner !== undefined && process.ppid !== spawner;
+  if (orphaned()) return EXIT.ok;
   try {
     makePrivateDir(dataDir);
   } catch (err) {
@@ -144,7 +160,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
   let life: Lock | undefined;
   for (let attempt = 0; !life; attempt++) {
     try {
-      life = await acquireLock(`${dataDir}/supervisor.lock`, 'stigmer supervisor');
+      life = await acquireLock(supervisorLockPath(dataDir), 'stigmer supervisor');
     } catch (err) {
       if (await canConnect(sock)) {
         tell('busy');
@@ -188,6 +204,8 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
   };
 
   let busy = 0;
+  /** open client connections */
+  let clients = 0;
   /** the lock helpers of this process's last locks: a leaving supervisor waits until they are gone */
   const helpers: Promise<void>[] = [];
   let served = false;
@@ -242,6 +260,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
   const leave = async (): Promise<void> => {
     exiting = true;
     clearInterval(idle);
+    clearInterval(orphanWatch);
     server.close();
     rmSync(sock, { force: true });
     life!.release();
@@ -494,6 +513,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
     });
 
   server.on('connection', (conn) => {
+    clients++;
     const follow: FollowUps = { answers: new Map(), closed: false };
     const send = (m: Message): void => {
       if (!follow.closed && !conn.destroyed) conn.write(encode(m));
@@ -512,6 +532,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
     }));
     // The client went away (Ctrl-C twice, kill -9): the run goes on; a prompt nobody can answer fails it.
     conn.on('close', () => {
+      clients--;
       follow.closed = true;
       for (const answer of follow.answers.values()) answer({ op: 'answer', id: -1, interrupted: true });
       follow.onClose?.();
@@ -543,8 +564,9 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
 
   const startedMs = Date.now();
   const idle = setInterval(() => {
-    if (busy > 0 || exiting) return;
-    // Nobody came (the CLI died before its request): give up after a while.
+    // (a client connected has a request on its way)
+    if (busy > 0 || clients > 0 || exiting) return;
+    // Nobody came (started by hand, or its CLI died after its connection closed): give up after a while.
     if (!served && Date.now() - startedMs < 30_000) return;
     // A service between restarts keeps it; one given up on (crash-loop, policy no) does not.
     if (host?.active || anythingRunning(dataDir)) return;
@@ -554,6 +576,17 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
       .then(leave)
       .finally(() => process.exit(EXIT.ok));
   }, IDLE_MS);
+  /**
+   * Until its first request is served: the spawning CLI gone (kill -9 at any point before its
+   * request) with no client connected leaves a supervisor nobody will come to, which nothing
+   * started yet: it leaves at once (a `down` meanwhile finds it by its lock, src/daemon/client.ts).
+   */
+  const orphanWatch = setInterval(() => {
+    if (served) return clearInterval(orphanWatch);
+    if (exiting || busy > 0 || clients > 0 || !orphaned()) return;
+    exiting = true;
+    void leave().finally(() => process.exit(EXIT.ok));
+  }, 50);
   tell('ready');
   return new Promise<number>(() => {});
 }

@@ -135,6 +135,12 @@ export function socketPath(dataDir: string): string {
   return join(shortSocketDir(), `${hash}.sock`);
 }
 
+/** The environment variable naming the pid of the CLI that spawns the supervisor (it watches that CLI until its first request). */
+export const SPAWNER_VAR = 'STIGMER_SUPERVISOR_SPAWNER';
+
+/** The supervisor's life lock (flock, held for as long as it lives; its file names the supervisor's pid). */
+export const supervisorLockPath = (dataDir: string): string => join(dataDir, 'supervisor.lock');
+
 export function shortSocketDir(): string {
   return join(tmpdir(), `stigmer-${process.getuid?.() ?? 'user'}`);
 }

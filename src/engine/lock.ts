@@ -77,6 +77,12 @@ function readHolder(path: string): Holder | undefined {
   }
 }
 
+/** Who holds the lock at `path`, as its file says, while that process is alive. */
+export function liveHolder(path: string): Holder | undefined {
+  const h = readHolder(path);
+  return h && isAlive(h) ? h : undefined;
+}
+
 /** What the supervisor daemon writes as its command in the lock it holds while it runs a stack. */
 export const SUPERVISOR_HOLDER = 'stigmer supervisor';
 
