@@ -369,13 +369,7 @@ function recordedServices(dataDir: string): string[] {
 
 async function stayAttached(o: AttachOptions, sock: Socket): Promise<number> {
   const { app } = o;
-  const services = recordedServices(o.dataDir);
-  // Said at once, with the addresses onReady printed, not after a module load.
-  process.stderr.write(`stigmer: ${services.length} service(s) running in the foreground; press Ctrl-C to stop them all\n`);
-  const { followLogs } = await import('../engine/logs.js');
-  const stopFollowing = new AbortController();
-  const following = followLogs(o.dataDir, services, { signal: stopFollowing.signal });
-  // What the supervisor says when it leaves: why (err), then exit.
+  // What the supervisor says when it leaves: why (err), then exit. Listened for before any await.
   let told: { code: number; leaving?: number } | undefined;
   const lost = new Promise<'lost'>((res) => {
     sock.on(
@@ -390,8 +384,16 @@ async function stayAttached(o: AttachOptions, sock: Socket): Promise<number> {
         }
       }),
     );
-    sock.once('close', () => res('lost'));
+    // (a supervisor killed -9 may reset the connection at once: closed before this session listens)
+    if (sock.destroyed) res('lost');
+    else sock.once('close', () => res('lost'));
   });
+  const services = recordedServices(o.dataDir);
+  // Said at once, with the addresses onReady printed, not after a module load.
+  process.stderr.write(`stigmer: ${services.length} service(s) running in the foreground; press Ctrl-C to stop them all\n`);
+  const { followLogs } = await import('../engine/logs.js');
+  const stopFollowing = new AbortController();
+  const following = followLogs(o.dataDir, services, { signal: stopFollowing.signal });
   const interrupted = new Promise<'signal'>((res) => (app.signal.aborted ? res('signal') : app.signal.addEventListener('abort', () => res('signal'), { once: true })));
   const first = await Promise.race([lost, interrupted]);
   // From here on this session's own teardown speaks, not the attach connection.
