@@ -68,24 +68,54 @@ async function main(argv: string[]): Promise<number> {
 
 /**
  * The exact spellings with a light path, else undefined (anything else, --help or a typo
- * included, goes through commander): `local status [--json]` (goal: 2x `node -e 0`), and
+ * included, goes through commander): `local status [--json]` (goal: 2x `node -e 0`), `status` with
+ * its options (see statusOptions; goal: 1.5x `node -e 0`), and
  * `internal supervise --data-dir D` as the CLI spawns the supervisor (on the critical path of
  * every detached `up` and `local start`). Each runs what its commander path runs: the preAction
  * registration of secrets (with the options it names), then the action.
  */
 function lightCommand(argv: string[]): (() => Promise<number>) | undefined {
   const [a, b, c, d] = argv.slice(2);
-  const light = (opts: { dataDir?: string }, action: () => Promise<number>) => async (): Promise<number> => {
+  const light = (opts: { dataDir?: string; file?: string }, action: () => Promise<number>) => async (): Promise<number> => {
     await (await import('./commands/action-secrets.js')).registerActionSecrets(opts);
     return action();
   };
   if (a === 'local' && b === 'status' && (argv.length === 4 || (argv.length === 5 && c === '--json'))) {
     return light({}, async () => (await import('./stack/status.js')).printStackStatus(c === '--json'));
   }
+  const engineStatus = a === 'status' ? statusOptions(argv.slice(3)) : undefined;
+  if (engineStatus) {
+    return light(engineStatus, async () => {
+      const [{ printStatus }, { resolveStack }] = await Promise.all([import('./engine/inspect.js'), import('./engine/stacks.js')]);
+      return printStatus(resolveStack(engineStatus).dataDir, engineStatus.json);
+    });
+  }
   if (a === 'internal' && b === 'supervise' && c === '--data-dir' && argv.length === 6 && d && !d.startsWith('-')) {
     return light({ dataDir: d }, async () => (await import('./commands/supervise.js')).runSupervise(d));
   }
   return undefined;
+}
+
+/**
+ * `status`'s options when each is spelled as its help gives it (`-f F` or `--file F`, `--data-dir D`,
+ * `--json`), each at most once and every value not an option: else undefined (commander parses it).
+ */
+function statusOptions(args: string[]): { file: string; dataDir?: string; json: boolean } | undefined {
+  const o: { file?: string; dataDir?: string; json?: boolean } = {};
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--json' && o.json === undefined) {
+      o.json = true;
+      continue;
+    }
+    const key = a === '-f' || a === '--file' ? 'file' : a === '--data-dir' ? 'dataDir' : undefined;
+    const value = args[i + 1];
+    if (!key || o[key] !== undefined || !value || value.startsWith('-')) return undefined;
+    o[key] = value;
+    i++;
+  }
+  // commander's default of -f (src/commands/engine.ts)
+  return { file: o.file ?? './stigmer.tasks.yaml', ...(o.dataDir === undefined ? {} : { dataDir: o.dataDir }), json: o.json === true };
 }
 
 /** A failed action: a user error as its message and exit code, anything else as an internal error (70). */

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupHome, runCli, tempHome } from './helpers.js';
 import { packageRoot } from '../src/util/paths.js';
@@ -163,6 +163,40 @@ test('light paths (no commander): local status answers as through the command tr
     const noDir = await runCli(['internal', 'supervise', '--data-dir'], { home: h, env });
     assert.equal(noDir.code, 2);
     assert.match(noDir.stderr, /option '--data-dir <dir>' argument missing/);
+  } finally {
+    await cleanupHome(h);
+  }
+});
+
+test('light path (no commander): status answers as through the command tree, default tasks file and flags alike; other spellings go through commander', async () => {
+  const h = tempHome();
+  try {
+    const project = join(h, 'project');
+    mkdirSync(project);
+    writeFileSync(join(project, 'stigmer.tasks.yaml'), 'tasks:\n  a:\n    kind: exec\n    with: { command: "true" }\n');
+    // `--json` twice is not a light spelling: commander parses it (and takes it as one --json)
+    const pairs: [string[], string[]][] = [
+      [['status', '--json'], ['status', '--json', '--json']],
+      [['status', '--json', '-f', 'stigmer.tasks.yaml'], ['status', '--file=stigmer.tasks.yaml', '--json']],
+      [['status', '--data-dir', join(h, 'd'), '--json'], ['status', '--json', '--data-dir', join(h, 'd'), '--json']],
+    ];
+    for (const [lightArgs, treeArgs] of pairs) {
+      const light = await runCli(lightArgs, { home: h, cwd: project });
+      const tree = await runCli(treeArgs, { home: h, cwd: project });
+      assert.equal(light.code, 3, light.stderr);
+      assert.equal(tree.code, 3, tree.stderr);
+      assert.deepEqual(JSON.parse(light.stdout), JSON.parse(tree.stdout), lightArgs.join(' '));
+    }
+    const plain = await runCli(['status', '--data-dir', join(h, 'd')], { home: h, cwd: project });
+    assert.equal(plain.stdout, `nothing is running (no state in ${join(h, 'd')}; \`stigmer ls\` lists every stack)\n`);
+    const typo = await runCli(['status', '--jsn'], { home: h, cwd: project });
+    assert.equal(typo.code, 2);
+    assert.match(typo.stderr, /unknown option '--jsn'/);
+    const missing = await runCli(['status', '--data-dir'], { home: h, cwd: project });
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /option '--data-dir <dir>' argument missing/);
+    const help = await runCli(['status', '--help'], { home: h, cwd: project });
+    assert.match(help.stdout, /Usage: stigmer status \[options\]/);
   } finally {
     await cleanupHome(h);
   }

@@ -18,7 +18,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dataPaths } from '../util/paths.js';
-import { isAlive } from '../process/proc.js';
+import { isAlive } from '../process/identity.js';
 import { StateStore } from './state.js';
 import type { ExitRecord, HealthRecord, RecordedState, ServiceState, TaskRecord } from '../model/kind.js';
 import type { StateData } from './state-file.js';

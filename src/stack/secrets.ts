@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { registerSecretVariables } from '../util/mask.js';
 import { dataPaths } from '../util/paths.js';
-import { isAlive } from '../process/proc.js';
+import { isAlive } from '../process/identity.js';
 import { StateStore } from '../engine/state.js';
 import { LLM_DEFAULTS, LLM_PROVIDERS } from './llm/defaults.js';
 import { readDotenv } from './config/dotenv.js';
