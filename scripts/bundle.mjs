@@ -63,29 +63,51 @@ const commonJsFacade = {
   },
 };
 
-const result = await build({
-  entryPoints: { cli: 'dist/src/cli.js' },
+// `stigmer validate` and `graph` (src/commands/engine-light.ts) are one file of their own,
+// dist/bundle/engine-light.js: in the split bundle their path loaded ~45 chunks (~0.5-1 ms each).
+// src/cli.ts's import of it is kept as is (external) in the split bundle; the commander path
+// imports the module as a chunk of the split bundle. The single file inlines its lazy imports too
+// (evaluated only when taken), except the task kinds': validate and graph use only the registry's
+// names, never load a kind, so those imports stay external, and would not resolve if ever taken.
+const LIGHT = 'engine-light.js';
+const lightEntry = {
+  name: 'engine-light-entry',
+  setup(b) {
+    b.onResolve({ filter: /engine-light\.js$/ }, (args) => (args.importer.endsWith('/dist/src/cli.js') ? { path: `./${LIGHT}`, external: true } : undefined));
+  },
+};
+const kindsExternal = {
+  name: 'kinds-external',
+  setup(b) {
+    b.onResolve({ filter: /\/tasks\/[\w-]+\.js$/ }, (args) => (args.kind === 'dynamic-import' && args.importer.endsWith('/dist/src/commands/kinds.js') ? { path: args.path, external: true } : undefined));
+  },
+};
+
+const common = {
   outdir: 'dist/bundle',
   bundle: true,
-  splitting: true,
   format: 'esm',
   platform: 'node',
   target: 'node20',
   external,
   // the version's one home is package.json: inlined, so `stigmer --version` reads no file (src/util/version.ts)
   define: { __STIGMER_VERSION__: JSON.stringify(pkg.version) },
-  plugins: [commonJsFacade],
   write: false,
   metafile: process.argv.includes('--analyze'),
   logLevel: 'warning',
-});
+};
+const [result, light] = await Promise.all([
+  build({ ...common, entryPoints: { cli: 'dist/src/cli.js' }, splitting: true, plugins: [commonJsFacade, lightEntry] }),
+  build({ ...common, entryPoints: { [LIGHT.replace(/\.js$/, '')]: `dist/src/commands/${LIGHT}` }, splitting: false, plugins: [commonJsFacade, kindsExternal] }),
+]);
 
 rmSync('dist/bundle', { recursive: true, force: true });
-for (const file of result.outputFiles) {
+for (const file of [...result.outputFiles, ...light.outputFiles]) {
   mkdirSync(dirname(file.path), { recursive: true });
   writeFileSync(file.path, namesRequire.test(file.text) ? REQUIRE_BANNER + file.text : file.text);
 }
 if (result.metafile) {
   const { analyzeMetafile } = await import('esbuild');
   process.stdout.write(await analyzeMetafile(result.metafile));
+  process.stdout.write(await analyzeMetafile(light.metafile));
 }

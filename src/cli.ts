@@ -3,11 +3,12 @@
  * code. Command modules register themselves on the program and get an `App` to learn about
  * interrupts; they import their heavy dependencies lazily inside their actions.
  */
-import { EXIT, UserError } from './util/errors.js';
+import { EXIT } from './util/errors.js';
+import { reportError } from './util/report-error.js';
 import { mask } from './util/mask.js';
 import { createApp } from './app.js';
 import type { App } from './model/app.js';
-import { didYouMean, printable } from './util/diagnostics.js';
+import { didYouMean } from './util/diagnostics.js';
 import type { Command } from 'commander';
 
 // `stigmer up | head` closes our stdout early: keep running (and undoing) instead of crashing.
@@ -35,7 +36,8 @@ async function main(argv: string[]): Promise<number> {
   const light = lightCommand(argv);
   if (light) {
     try {
-      return await light();
+      const code = await light();
+      if (code !== undefined) return code;
     } catch (err) {
       return reportError(err);
     }
@@ -74,7 +76,7 @@ async function main(argv: string[]): Promise<number> {
  * every detached `up` and `local start`). Each runs what its commander path runs: the preAction
  * registration of secrets (with the options it names), then the action.
  */
-function lightCommand(argv: string[]): (() => Promise<number>) | undefined {
+function lightCommand(argv: string[]): (() => Promise<number | undefined>) | undefined {
   const [a, b, c, d] = argv.slice(2);
   const light = (opts: { dataDir?: string; file?: string }, action: () => Promise<number>) => async (): Promise<number> => {
     await (await import('./commands/action-secrets.js')).registerActionSecrets(opts);
@@ -89,6 +91,11 @@ function lightCommand(argv: string[]): (() => Promise<number>) | undefined {
       const [{ printStatus }, { resolveStack }] = await Promise.all([import('./engine/inspect.js'), import('./engine/stacks.js')]);
       return printStatus(resolveStack(engineStatus).dataDir, engineStatus.json);
     });
+  }
+  // validate and graph: one file of their own in the bundle (src/commands/engine-light.ts), which
+  // reports its own errors; undefined from it (a spelling it does not take) goes on to commander
+  if (a === 'validate' || a === 'graph') {
+    return async () => (await import('./commands/engine-light.js')).runLight(argv.slice(2));
   }
   if (a === 'internal' && b === 'supervise' && c === '--data-dir' && argv.length === 6 && d && !d.startsWith('-')) {
     return light({ dataDir: d }, async () => (await import('./commands/supervise.js')).runSupervise(d));
@@ -116,18 +123,6 @@ function statusOptions(args: string[]): { file: string; dataDir?: string; json: 
   }
   // commander's default of -f (src/commands/engine.ts)
   return { file: o.file ?? './stigmer.tasks.yaml', ...(o.dataDir === undefined ? {} : { dataDir: o.dataDir }), json: o.json === true };
-}
-
-/** A failed action: a user error as its message and exit code, anything else as an internal error (70). */
-function reportError(err: unknown): number {
-  if (err instanceof UserError) {
-    // a message may quote what the user gave (a path, a value): never let it drive the terminal
-    if (err.message) process.stderr.write(`${mask(err.message).split('\n').map(printable).join('\n')}\n`);
-    return err.exitCode;
-  }
-  const e = err as Error;
-  process.stderr.write(`stigmer: internal error: ${mask(e?.stack ?? String(err))}\n`);
-  return 70;
 }
 
 /**

@@ -7,8 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { App } from '../model/app.js';
 import type { ResolvedStack } from '../engine/stacks.js';
 import { kinds } from './kinds.js';
-
-const DEFAULT_FILE = './stigmer.tasks.yaml';
+import { DEFAULT_FILE, graphAction, scope, validateAction } from './engine-light.js';
 
 interface FileOpts {
   file: string;
@@ -41,18 +40,6 @@ export function nonNegativeInt(value: string): number {
 }
 
 const outputOption = (): Option => new Option('--output <format>', 'progress output: auto (a live view on a terminal, plain lines otherwise), plain, or json (one event per line)').choices(['auto', 'plain', 'json']).default('auto');
-
-/**
- * The config and environment `${{ config.* }}` and `${{ env.* }}` read. The stigmer config is
- * loaded only when the tasks file reads it, and then once: a file that never mentions `config`
- * runs whatever state ~/.stigmer/config.yaml is in.
- */
-async function scope(): Promise<{ config: () => Promise<unknown>; env: Record<string, string | undefined> }> {
-  const { loadDotenv } = await import('../stack/config/dotenv.js');
-  let config: Promise<unknown> | undefined;
-  const load = async (): Promise<unknown> => (await import('../stack/config/index.js')).loadConfig({}).config;
-  return { config: () => (config ??= load()), env: loadDotenv(process.cwd(), process.env) };
-}
 
 /**
  * `stigmer run start-agent-runner` away from a tasks file: that task is the Stigmer stack's, whose
@@ -176,21 +163,11 @@ export function register(program: Command, app: App): void {
   fileOptions(program.command('graph'))
     .description('the plan: tasks, their needs, and the critical path')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'mermaid', 'json']).default('text'))
-    .action(async (o: FileOpts & { format: 'text' | 'mermaid' | 'json' }) => {
-      const [{ loadTasksFile }, { buildGraph }, { describeGraph }] = await Promise.all([import('../engine/load.js'), import('../engine/graph.js'), import('../engine/inspect.js')]);
-      const s = await scope();
-      const file = await loadTasksFile(o.file, { config: s.config, kinds });
-      process.stdout.write(describeGraph(buildGraph(file), o.format, (await stackOf(o)).dataDir) + '\n');
-    });
+    .action(async (o: FileOpts & { format: 'text' | 'mermaid' | 'json' }) => graphAction(o));
 
   fileOptions(program.command('validate'))
     .description('check the tasks file (syntax, schema, kinds, needs, cycles, references) without running anything')
-    .action(async (o: FileOpts) => {
-      const { loadTasksFile } = await import('../engine/load.js');
-      const s = await scope();
-      const file = await loadTasksFile(o.file, { config: s.config, kinds });
-      process.stdout.write(`${file.displayPath}: ok (${file.tasks.size} task${file.tasks.size === 1 ? '' : 's'})\n`);
-    });
+    .action(async (o: FileOpts) => validateAction(o));
 }
 
 export interface LogFlags {
