@@ -15,6 +15,7 @@
 import type { StateStore } from './state.js';
 import type { ServiceRun } from './run.js';
 import { executeUndo } from './undo.js';
+import { discardRespawn, prepareRespawn } from '../process/proc.js';
 import { logFileFor } from '../util/paths.js';
 import { superviseServices, type ServiceToWatch, type Supervisor } from '../supervisor/watch.js';
 
@@ -55,6 +56,8 @@ export function superviseRun(o: SuperviseRunOptions): HostSupervisor {
       for (const u of [...rec.undo].reverse()) await executeUndo(u, { dataDir: o.dataDir });
       state.update(task, { undo: [] }, true);
     },
+    prepareRestart: (task) => prepareRespawn(logFileFor(o.dataDir, task)),
+    dropRestart: (task) => discardRespawn(logFileFor(o.dataDir, task)),
     recorded: (task, instance) => !!state.record(task)?.undo.some((u) => u.type === 'stop-process' && u.pid === instance.pid && u.startTime === instance.startTime),
     logFile: (task) => logFileFor(o.dataDir, task),
   });

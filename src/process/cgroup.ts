@@ -22,6 +22,7 @@
  */
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HAS_PROC, readCmdline, readProcStat, selfAndAncestors } from './identity.js';
@@ -144,10 +145,29 @@ export function inCgroup(dir: string, command: string, args: readonly string[], 
   return { command: SH, args: ['-c', PLACE, dir, command, ...args] };
 }
 
-/** Move `pid` into the cgroup (best effort: the marker still covers it). */
-export function placeInCgroup(dir: string, pid: number): boolean {
+// The same, parked: once inside, the shell waits for a line `go` on its stdin before it becomes the
+// service (stdin then /dev/null, as a service always has). Anything else, or the end of the pipe
+// (the supervisor gone), and it exits without running anything.
+const PARKED = '{ echo 0 > "$0/cgroup.procs"; } 2>/dev/null; read -r go || exit 0; [ "$go" = go ] || exit 0; exec "$@" </dev/null';
+
+/**
+ * `inCgroup`'s command line for a launcher started ahead of time (proc.ts `prepareRespawn`): the
+ * move into the cgroup, the slow part (the kernel waits for an RCU grace period, 10-15 ms), is
+ * done while the launcher waits; the service runs once it reads `go`.
+ */
+export function parkedInCgroup(dir: string, command: string, args: readonly string[], env: NodeJS.ProcessEnv, cwd: string): { command: string; args: string[] } | undefined {
+  if (!existsSync(SH) || !runnable(command, env, cwd)) return undefined;
+  return { command: SH, args: ['-c', PARKED, dir, command, ...args] };
+}
+
+/**
+ * Move `pid` into the cgroup (best effort: the marker still covers it). Off the main thread: a
+ * move waits for an RCU grace period (10-15 ms here), which would stall every service's log and
+ * health check; the launcher's shell has moved itself before the service runs anyway.
+ */
+export async function placeInCgroup(dir: string, pid: number): Promise<boolean> {
   try {
-    writeFileSync(join(dir, 'cgroup.procs'), `${pid}\n`);
+    await writeFile(join(dir, 'cgroup.procs'), `${pid}\n`);
     return true;
   } catch {
     removeCgroup(dir);

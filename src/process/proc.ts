@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskError, type UndoDescriptor } from '../model/kind.js';
 import { fail } from '../model/failure.js';
 import { markEnv, newInstance } from './sweep.js';
-import { createCgroup, inCgroup, placeInCgroup, releaseCgroup, removeCgroup } from './cgroup.js';
+import { createCgroup, inCgroup, parkedInCgroup, placeInCgroup, releaseCgroup, removeCgroup } from './cgroup.js';
 import { errnoText } from '../util/fs-error.js';
 import { groupMembers, HAS_PROC, hasExited, listPids, pidExists, readCmdline, readProcStat, signalRefusal, SignalRefused, type ProcessIdentity } from './identity.js';
 
@@ -186,7 +186,7 @@ function launch(spec: ServiceSpec, env: NodeJS.ProcessEnv, cgroup: string | unde
 function cgroupOf(child: ChildProcess, cgroup: string | undefined): void {
   if (!cgroup) return;
   if (child.pid === undefined) removeCgroup(cgroup);
-  else placeInCgroup(cgroup, child.pid);
+  else void placeInCgroup(cgroup, child.pid);
 }
 
 /**
@@ -236,8 +236,6 @@ export async function spawnService(spec: ServiceSpec): Promise<StartedService> {
 async function spawnCaptured(spec: ServiceSpec, capture: { maxSize: number; keep: number }): Promise<StartedService> {
   const commandLine = formatCommandLine(spec.command, spec.args);
   if (!isDirectory(spec.cwd)) throw new TaskError(fail.spawnFailed(commandLine, `working directory ${spec.cwd} does not exist`));
-  const instance = spec.stack === undefined ? undefined : newInstance();
-  const env = spec.stack === undefined || instance === undefined ? spec.env : markEnv(spec.env, spec.stack, instance);
   let log: LogWriter;
   try {
     log = openLogWriter({ file: spec.logFile, maxSize: capture.maxSize, keep: capture.keep });
@@ -256,21 +254,33 @@ async function spawnCaptured(spec: ServiceSpec, capture: { maxSize: number; keep
   } catch {
     // rotated away meanwhile: its output starts the new file
   }
+  if (spec.stack !== undefined) lastSpecs.set(spec.logFile, spec);
+  const spare = await takeSpare(spec);
   let child: ChildProcess;
-  const cgroup = spec.stack === undefined || instance === undefined ? undefined : createCgroup(spec.stack, instance);
-  try {
-    child = startDetached(spec, env, cgroup, ['ignore', 'pipe', 'pipe']);
-  } catch (err) {
-    if (cgroup) removeCgroup(cgroup);
-    await log.close();
-    throw new TaskError(fail.spawnFailed(commandLine, describeSpawnError(err)));
+  let instance: string | undefined;
+  if (spare) {
+    // Parked in its cgroup already: `go`, and it execs the service (same pid, start time, group).
+    ({ child, instance } = spare);
+    for (const h of [child.stdout, child.stderr] as Array<{ ref?(): void } | null>) h?.ref?.();
+    child.stdin!.end('go\n');
+  } else {
+    instance = spec.stack === undefined ? undefined : newInstance();
+    const env = spec.stack === undefined || instance === undefined ? spec.env : markEnv(spec.env, spec.stack, instance);
+    const cgroup = spec.stack === undefined || instance === undefined ? undefined : createCgroup(spec.stack, instance);
+    try {
+      child = startDetached(spec, env, cgroup, ['ignore', 'pipe', 'pipe']);
+    } catch (err) {
+      if (cgroup) removeCgroup(cgroup);
+      await log.close();
+      throw new TaskError(fail.spawnFailed(commandLine, describeSpawnError(err)));
+    }
+    if (child.pid === undefined) {
+      const [err] = await once(child, 'error');
+      await log.close();
+      throw new TaskError(fail.spawnFailed(commandLine, describeSpawnError(err)));
+    }
   }
-  if (child.pid === undefined) {
-    const [err] = await once(child, 'error');
-    await log.close();
-    throw new TaskError(fail.spawnFailed(commandLine, describeSpawnError(err)));
-  }
-  const service = started(child, child.pid, commandLine, logOffset, instance);
+  const service = started(child, child.pid!, commandLine, logOffset, instance);
   // Read continuously; the writer never pauses a pipe (a service must never block on its output).
   const logClosed = Promise.all([log.attach(child.stdout!, 'out'), log.attach(child.stderr!, 'err')]).then(() => log.close());
   return { ...service, log, logClosed };
@@ -280,10 +290,9 @@ async function spawnCaptured(spec: ServiceSpec, capture: { maxSize: number; keep
  * Spawn a service in its own session: the umask of the spec for the moment of the fork (a child
  * inherits it, and spawn forks synchronously), the cgroup launcher and the parent-death wrapper.
  */
-function startDetached(spec: ServiceSpec, env: NodeJS.ProcessEnv, cgroup: string | undefined, stdio: StdioOptions): ChildProcess {
+function startDetached(spec: ServiceSpec, env: NodeJS.ProcessEnv, cgroup: string | undefined, stdio: StdioOptions, launched = launch(spec, env, cgroup)): ChildProcess {
   const umask = spec.umask === undefined ? undefined : process.umask(spec.umask);
   try {
-    const launched = launch(spec, env, cgroup);
     const run = withParentDeath(launched.command, launched.args, spec.cwd, env ?? process.env);
     const child = spawn(run.command, run.args, { cwd: spec.cwd, env, detached: true, stdio });
     cgroupOf(child, cgroup);
@@ -291,6 +300,103 @@ function startDetached(spec: ServiceSpec, env: NodeJS.ProcessEnv, cgroup: string
   } finally {
     if (umask !== undefined) process.umask(umask);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Respawns prepared ahead of time
+
+/**
+ * A launcher started ahead of a captured service's restart, parked in the cgroup of its instance
+ * (cgroup.ts `parkedInCgroup`): the move into a cgroup costs an RCU grace period (10-15 ms), which
+ * this takes off the restart's path (it overlaps the backoff and the stop of what the old instance
+ * left). Nothing of the service runs before `go`; the undo record is written after it, as for any
+ * spawn. Until then it is the stack's (its marker, its cgroup), and it ends by itself when the
+ * supervisor does (parent-death signal, else the end of its stdin pipe).
+ */
+interface Spare {
+  key: string;
+  instance: string;
+  cgroup: string;
+  child: ChildProcess;
+  gone: Promise<void>;
+}
+
+/** The last spec a captured service of the stack was spawned with, by log file (one per task). */
+const lastSpecs = new Map<string, ServiceSpec>();
+const spares = new Map<string, Spare>();
+
+/** What a spare must match to stand in for a spawn of `spec` (its instance and cgroup are its own). */
+function spareKey(spec: ServiceSpec): string {
+  const env = Object.entries(spec.env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify([spec.command, spec.args, spec.cwd, spec.umask ?? null, spec.stack ?? null, spec.capture ?? null, env]);
+}
+
+const spareAlive = (s: Spare): boolean => s.child.exitCode === null && s.child.signalCode === null;
+
+/**
+ * Start a parked launcher for the next spawn of the captured service logging to `logFile`, with
+ * the spec it was last spawned with. Nothing happens where there is no cgroup (no move to take
+ * off the path), no earlier spawn, or a live spare already.
+ */
+export function prepareRespawn(logFile: string): void {
+  const spec = lastSpecs.get(logFile);
+  const have = spares.get(logFile);
+  if (!spec || spec.stack === undefined || (have && spareAlive(have))) return;
+  if (have) void discardRespawn(logFile);
+  const instance = newInstance();
+  const cgroup = createCgroup(spec.stack, instance);
+  if (!cgroup) return;
+  const env = markEnv(spec.env, spec.stack, instance);
+  const parked = parkedInCgroup(cgroup, spec.command, spec.args, env, spec.cwd);
+  let child: ChildProcess | undefined;
+  try {
+    if (parked) child = startDetached(spec, env, cgroup, ['pipe', 'pipe', 'pipe'], parked);
+  } catch {
+    child = undefined;
+  }
+  if (!child || child.pid === undefined) {
+    child?.on('error', () => {});
+    removeCgroup(cgroup);
+    return;
+  }
+  child.on('error', () => {});
+  child.stdin!.on('error', () => {});
+  const gone = new Promise<void>((res) => child.once('exit', () => res()));
+  // It must not hold the host open while it waits.
+  child.unref();
+  for (const h of [child.stdin, child.stdout, child.stderr] as Array<{ unref?(): void } | null>) h?.unref?.();
+  spares.set(logFile, { key: spareKey(spec), instance, cgroup, child, gone });
+}
+
+/** The spare for `spec`, taken; one that does not match (or died) is stopped. */
+async function takeSpare(spec: ServiceSpec): Promise<Spare | undefined> {
+  const s = spares.get(spec.logFile);
+  if (!s) return undefined;
+  spares.delete(spec.logFile);
+  if (spareAlive(s) && s.key === spareKey(spec)) return s;
+  await stopSpare(s);
+  return undefined;
+}
+
+async function stopSpare(s: Spare): Promise<void> {
+  if (spareAlive(s) && s.child.pid !== undefined && s.child.pid > 1) {
+    try {
+      process.kill(-s.child.pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  s.child.stdin?.destroy();
+  await Promise.race([s.gone, sleep(KILL_WAIT_MS)]);
+  removeCgroup(s.cgroup);
+}
+
+/** Stop the parked launcher of `logFile`, if any (the restart it was for is not going to happen). */
+export async function discardRespawn(logFile: string): Promise<void> {
+  const s = spares.get(logFile);
+  if (!s) return;
+  spares.delete(logFile);
+  await stopSpare(s);
 }
 
 /** What a started service is known by: its identity (read at once), its exit, a way to wait for it. */

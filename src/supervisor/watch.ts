@@ -20,6 +20,8 @@
  *   restarted.
  * - Before the backoff the old instance's group is stopped (what it left, or the hung service
  *   with its stop signal and grace) and its undo forgotten: nothing is recorded during a backoff.
+ *   Meanwhile the next spawn is prepared (`prepareRestart`: its launcher parked in its cgroup);
+ *   a restart that will not happen drops it (`dropRestart`).
  * - `stop()` cancels every pending restart and waits for one in flight to settle (its new
  *   instance is recorded, so the host's undo stops it): down never races a restart.
  * - `pause()` holds still the same way while another writer has the state (a request of the
@@ -66,6 +68,10 @@ export interface SuperviseOptions {
   record(task: string, fields: ServiceFields, flush: boolean): void;
   /** stop the task's recorded instance (its stop signal, then SIGKILL after its grace) and forget its undo */
   stopTask(task: string): Promise<void>;
+  /** a restart of the task is due: get its next spawn ready meanwhile (proc.ts prepareRespawn) */
+  prepareRestart?(task: string): void;
+  /** the restart prepared for is not going to happen (proc.ts discardRespawn) */
+  dropRestart?(task: string): Promise<void>;
   /** `<data-dir>/logs/<task>.log` */
   logFile(task: string): string;
   /** whether the state still records this instance of the task (on resume: one a request stopped is let go) */
@@ -336,7 +342,7 @@ class Watched {
         this.sup.logLine(this.task, `exited after ${what}; not restarted (restart policy ${policy})`);
         this.phase = 'down';
         // Left as it is: `status` tells a dead instance by its identity; what it left is stopped.
-        this.pending = this.o.stopTask(this.task).catch(() => {});
+        this.pending = Promise.all([this.o.stopTask(this.task).catch(() => {}), this.o.dropRestart?.(this.task)]).then(() => {});
         return;
       }
       case 'crash-loop': {
@@ -345,7 +351,7 @@ class Watched {
         this.sup.event({ task: this.task, type: 'crash-loop', code: ending.code, signal: ending.signal, max: this.tracker.policy.maxRestarts, detail });
         this.sup.logLine(this.task, `crash loop: ${detail}; not restarting (stigmer restart ${this.task} tries again)`);
         this.phase = 'down';
-        this.pending = this.o.stopTask(this.task).catch(() => {});
+        this.pending = Promise.all([this.o.stopTask(this.task).catch(() => {}), this.o.dropRestart?.(this.task)]).then(() => {});
         return;
       }
       case 'restart': {
@@ -377,8 +383,11 @@ class Watched {
       const timer = setTimeout(() => done(true), delayMs);
       signal.addEventListener('abort', onAbort, { once: true });
     });
+    const stopped = this.o.stopTask(this.task);
+    // The next spawn gets ready meanwhile (its launcher moves into its cgroup, the slow part).
+    this.o.prepareRestart?.(this.task);
     try {
-      await this.o.stopTask(this.task);
+      await stopped;
     } catch {
       // what could not be stopped stays recorded: down tries again
     }
@@ -424,7 +433,9 @@ class Watched {
     try {
       this.sup.event({ task: this.task, type: 'stopped', pid: this.instance.pid, detail: 'restart requested' });
       this.sup.logLine(this.task, 'restarting: requested (stigmer restart)');
-      await this.o.stopTask(this.task);
+      const stopped = this.o.stopTask(this.task);
+      this.o.prepareRestart?.(this.task);
+      await stopped;
       this.tracker.reset();
       this.restarts++;
       this.o.record(this.task, { restarts: this.restarts }, false);
@@ -447,6 +458,7 @@ class Watched {
     this.health = undefined;
     this.generation++;
     await this.pending;
+    await this.o.dropRestart?.(this.task);
   }
 
   /** After `pause`: watch the instance again, or go on with the restart the pause cancelled. */
