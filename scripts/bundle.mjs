@@ -96,13 +96,34 @@ const common = {
   metafile: process.argv.includes('--analyze'),
   logLevel: 'warning',
 };
-const [result, light] = await Promise.all([
-  build({ ...common, entryPoints: { cli: 'dist/src/cli.js' }, splitting: true, plugins: [commonJsFacade, lightEntry] }),
+// `stigmer local status` (src/commands/local-status.ts; goal: 2x `node -e 0`) is one file of its
+// own too, dist/bundle/local-status.js: its path loaded ~50 chunks of the split bundle. Its one lazy
+// import that must stay lazy, the gRPC client (grpc-js, for a stack without a live supervisor), is
+// an entry of the split bundle, which it imports as ./grpc-client.js.
+const STATUS_LIGHT = 'local-status.js';
+const GRPC_CLIENT = 'dist/src/process/grpc-client.js';
+const statusEntry = {
+  name: 'local-status-entry',
+  setup(b) {
+    b.onResolve({ filter: /\/local-status\.js$/ }, (args) => (args.importer.endsWith('/dist/src/cli.js') ? { path: `./${STATUS_LIGHT}`, external: true } : undefined));
+  },
+};
+const grpcClientExternal = {
+  name: 'grpc-client-external',
+  setup(b) {
+    b.onResolve({ filter: /\/grpc-client\.js$/ }, (args) =>
+      args.kind === 'dynamic-import' && join(args.resolveDir, args.path) === join(process.cwd(), GRPC_CLIENT) ? { path: './grpc-client.js', external: true } : undefined,
+    );
+  },
+};
+const [result, light, statusLight] = await Promise.all([
+  build({ ...common, entryPoints: { cli: 'dist/src/cli.js', 'grpc-client': GRPC_CLIENT }, splitting: true, plugins: [commonJsFacade, lightEntry, statusEntry] }),
   build({ ...common, entryPoints: { [LIGHT.replace(/\.js$/, '')]: `dist/src/commands/${LIGHT}` }, splitting: false, plugins: [commonJsFacade, kindsExternal] }),
+  build({ ...common, entryPoints: { [STATUS_LIGHT.replace(/\.js$/, '')]: `dist/src/commands/${STATUS_LIGHT}` }, splitting: false, plugins: [commonJsFacade, grpcClientExternal] }),
 ]);
 
 rmSync('dist/bundle', { recursive: true, force: true });
-for (const file of [...result.outputFiles, ...light.outputFiles]) {
+for (const file of [...result.outputFiles, ...light.outputFiles, ...statusLight.outputFiles]) {
   mkdirSync(dirname(file.path), { recursive: true });
   writeFileSync(file.path, namesRequire.test(file.text) ? REQUIRE_BANNER + file.text : file.text);
 }
@@ -110,4 +131,5 @@ if (result.metafile) {
   const { analyzeMetafile } = await import('esbuild');
   process.stdout.write(await analyzeMetafile(result.metafile));
   process.stdout.write(await analyzeMetafile(light.metafile));
+  process.stdout.write(await analyzeMetafile(statusLight.metafile));
 }

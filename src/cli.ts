@@ -83,7 +83,8 @@ function lightCommand(argv: string[]): (() => Promise<number | undefined>) | und
     return action();
   };
   if (a === 'local' && b === 'status' && (argv.length === 4 || (argv.length === 5 && c === '--json'))) {
-    return light({}, async () => (await import('./stack/status.js')).printStackStatus(c === '--json'));
+    // one file of the bundle that registers the secrets and reports its own errors (src/commands/local-status.ts)
+    return async () => (await import('./commands/local-status.js')).runLocalStatus(c === '--json');
   }
   const engineStatus = a === 'status' ? statusOptions(argv.slice(3)) : undefined;
   if (engineStatus) {

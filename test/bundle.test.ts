@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { cleanupHome, cliPath, repoRoot, runCli, tempHome } from './helpers.js';
@@ -42,6 +42,14 @@ test('bin/stigmer.js runs the bundle, whose chunks compute no path from their ow
   }
 });
 
+test('local status is one file of the bundle: it imports no chunk, only ./grpc-client.js lazily (the split bundle\'s entry); cli.js imports it', () => {
+  const text = readFileSync(join(bundleDir, 'local-status.js'), 'utf8');
+  const local = [...text.matchAll(/(?:from|import\()\s*["'](\.[^"']*)["']/g)].map((m) => m[1]);
+  assert.deepEqual(local, ['./grpc-client.js']);
+  assert.match(readFileSync(join(bundleDir, 'cli.js'), 'utf8'), /import\("\.\/local-status\.js"\)/);
+  assert.ok(existsSync(join(bundleDir, 'grpc-client.js')));
+});
+
 test('bin/stigmer.js in a checkout that was not built: exit 1 and the command that builds it, no trace', (t) => {
   const root = tempHome();
   t.after(() => cleanupHome(root));
@@ -65,8 +73,9 @@ test('the version has one home, package.json: bin/stigmer.js reads it for --vers
   assert.equal(stigmerVersion(), version);
   // engine-light.js (validate and graph, one file of their own: scripts/bundle.mjs) holds its own copy
   const inlined = readdirSync(bundleDir).filter((f) => readFileSync(join(bundleDir, f), 'utf8').includes(`BUNDLED_VERSION = true ? ${JSON.stringify(version)} :`));
-  assert.deepEqual(inlined.filter((f) => f !== 'engine-light.js').length, 1, 'one chunk of the split bundle holds the inlined version');
+  assert.deepEqual(inlined.filter((f) => f !== 'engine-light.js' && f !== 'local-status.js').length, 1, 'one chunk of the split bundle holds the inlined version');
   assert.ok(inlined.includes('engine-light.js'), 'the light file of validate and graph inlines the version too');
+  assert.ok(inlined.includes('local-status.js'), 'the light file of local status inlines the version too');
   assert.doesNotMatch(readFileSync(join(repoRoot, 'src', 'cli.ts'), 'utf8'), /['"`]\d+\.\d+\.\d+['"`]/, 'src/cli.ts spells a version');
 });
 

@@ -89,7 +89,10 @@ const PROBE_MS = 1000;
 const GRPC_MS = 3000;
 
 export async function stackStatus(): Promise<StackStatus> {
-  const [{ readStatus }, { StateStore }] = await Promise.all([import('../engine/status-view.js'), import('../engine/state.js')]);
+  // The checks' modules load with the state's (one pass of the loader, not one after each
+  // await): a running stack's checks are then sent before the config (yaml) loads, and answered
+  // while it does.
+  const [{ readStatus }, { StateStore }] = await Promise.all([import('../engine/status-view.js'), import('../engine/state.js'), import('../process/grpc-codec.js'), import('../daemon/protocol.js'), import('./llm/check.js').then((m) => m.preloadOllamaCheck())]);
   const home = stigmerHome();
   const status = readStatus(home);
   const views = status.tasks;
@@ -224,9 +227,8 @@ function environNames(pid: number): Set<string> | undefined {
 async function temporalHealth(r: ResolvedView, componentState: ComponentState, supervisorSocket: string | undefined): Promise<string> {
   const t = r.temporal;
   if (t.managed && componentState !== 'ready') return 'not running';
-  const { WORKFLOW_SERVICE } = await import('../process/grpc-codec.js');
+  const [{ WORKFLOW_SERVICE }, { askOnce }] = await Promise.all([import('../process/grpc-codec.js'), import('../daemon/protocol.js')]);
   if (t.managed && supervisorSocket) {
-    const { askOnce } = await import('../daemon/protocol.js');
     const answer = await askOnce(supervisorSocket, { op: 'health', address: t.address, service: WORKFLOW_SERVICE, timeoutMs: GRPC_MS }, GRPC_MS + 1000);
     if (answer?.t === 'health') return describeTemporalHealth(answer.answer, t.address);
   }

@@ -23,9 +23,18 @@ export interface ProviderCheck {
 /** More of an /api/tags answer than this is not read. */
 const TAGS_LIMIT = 16 * 1024 * 1024;
 
+/** The modules checkOllama loads, in one pass of the loader (node:https loads node:http too). */
+const modules = (): Promise<[typeof import('./http.js'), typeof import('./ollama.js'), typeof import('node:http')]> =>
+  Promise.all([import('./http.js'), import('./ollama.js'), import('node:http')]);
+
+/** Load what checkOllama needs, so that a caller can start it later without waiting on the loader. */
+export async function preloadOllamaCheck(): Promise<void> {
+  await modules();
+}
+
 /** Is Ollama at `baseUrl` reachable, and is `model` pulled? Never throws. */
 export async function checkOllama(baseUrl: string, model: string, o: { timeoutMs: number; signal?: AbortSignal }): Promise<ProviderCheck> {
-  const [{ describeSocketError, joinUrl, parseErrorBody }, { sameModel }] = await Promise.all([import('./http.js'), import('./ollama.js')]);
+  const [{ describeSocketError, joinUrl, parseErrorBody }, { sameModel }, http] = await modules();
   const what = `ollama /api/tags at ${baseUrl}`;
   const unreachable = (message: string): ProviderCheck => ({
     reachable: false,
@@ -39,7 +48,7 @@ export async function checkOllama(baseUrl: string, model: string, o: { timeoutMs
   } catch {
     return unreachable(`could not reach ollama at ${baseUrl}: not a URL`);
   }
-  const { get } = parsedUrl.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  const { get } = parsedUrl.protocol === 'https:' ? await import('node:https') : http;
   const answer = await new Promise<{ status: number; body: string } | { error: string }>((resolve) => {
     const socketError = (err: unknown): void => resolve({ error: `could not reach ollama at ${baseUrl}: ${describeSocketError(err).text}` });
     const req = get(parsedUrl, { agent: false, headers: { accept: 'application/json' } }, (res) => {
