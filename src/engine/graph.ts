@@ -33,11 +33,13 @@ export function buildGraph(file: TasksFile, only?: string[]): Graph {
   }
   for (const node of nodes.values()) for (const need of node.needs) nodes.get(need)?.dependents.push(node.name);
   // Kahn's algorithm; the loader already rejected cycles.
-  const indegree = new Map([...nodes].map(([k, v]) => [k, v.needs.length]));
+  const indegree = new Map<string, number>();
+  for (const [k, v] of nodes) indegree.set(k, v.needs.length);
   const order: string[] = [];
   const ready = names.filter((n) => indegree.get(n) === 0);
-  while (ready.length) {
-    const n = ready.shift()!;
+  // An index, not shift(): shifting a large array moves all of it, and a wide graph starts with thousands ready.
+  for (let at = 0; at < ready.length; at++) {
+    const n = ready[at]!;
     order.push(n);
     for (const d of nodes.get(n)!.dependents) {
       const left = indegree.get(d)! - 1;
@@ -54,7 +56,8 @@ export function buildGraph(file: TasksFile, only?: string[]): Graph {
     node.height = node.dependents.reduce((m, d) => Math.max(m, nodes.get(d)!.height + 1), 0);
   }
   // Among tasks that become ready together, the one with the longest chain ahead goes first.
-  for (const node of nodes.values()) node.dependents.sort((a, b) => nodes.get(b)!.height - nodes.get(a)!.height);
+  const byHeight = (a: string, b: string): number => nodes.get(b)!.height - nodes.get(a)!.height;
+  for (const node of nodes.values()) if (node.dependents.length > 1) node.dependents.sort(byHeight);
   return { nodes, order };
 }
 

@@ -12,8 +12,13 @@ import type { Target, TaskNode } from '../model/task.js';
 /** The task runs with these inputs, or `if:` turned it off. */
 export type Resolution = { run: Target } | { skip: string };
 
+let lastSpec = { json: '', hash: '' };
+
+/** The first 16 hex digits of the sha256 of the resolved spec (the last one kept: generated tasks repeat theirs). */
 export function specHash(uses: string, w: unknown, env: unknown): string {
-  return createHash('sha256').update(JSON.stringify({ uses, with: w, env })).digest('hex').slice(0, 16);
+  const json = JSON.stringify({ uses, with: w, env });
+  if (json !== lastSpec.json) lastSpec = { json, hash: createHash('sha256').update(json).digest().toString('hex', 0, 8) };
+  return lastSpec.hash;
 }
 
 /** An expression that cannot be evaluated is an `invalid-input` failure of the task. */

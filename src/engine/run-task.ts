@@ -6,7 +6,7 @@
 import { dirname } from 'node:path';
 import { fail, type Failure } from '../model/failure.js';
 import type { EventInput } from '../model/event.js';
-import { TaskError, type PromptOptions, type RunningInstance, type TaskContext, type TaskKind, type TaskRecord, type UndoDescriptor } from '../model/kind.js';
+import { TaskError, type Progress, type PromptOptions, type RunningInstance, type TaskContext, type TaskKind, type TaskRecord, type TaskResult, type UndoDescriptor } from '../model/kind.js';
 import type { Target } from '../model/task.js';
 import { mask, maskDeep, registerSecret } from '../util/mask.js';
 import { logFileFor } from '../util/paths.js';
@@ -30,7 +30,7 @@ export interface TaskRun {
   previous: TaskRecord | undefined;
   force: boolean;
   /** aborted by the scheduler when the run stops; runTask aborts it with 'timeout' */
-  abort: AbortController;
+  abort: TaskAbort;
   canPrompt: boolean;
   noInput?: boolean;
   prompt: ((task: string, options: PromptOptions) => Promise<string>) | undefined;
@@ -58,6 +58,123 @@ export async function stopPrevious(task: string, previous: TaskRecord, state: St
   return undefined;
 }
 
+/**
+ * A task's abort controller whose `AbortSignal` is made only when something asks for it (a kind
+ * that spawns, waits or fetches): an in-process task never does, and a signal per task was a large
+ * part of what a big graph of such tasks allocated. `abort` aborts the signal if there is one,
+ * then tells `runTask`, which races the kind against it without a listener.
+ */
+export class TaskAbort {
+  aborted = false;
+  reason: unknown = undefined;
+  /** runTask's: reject the race */
+  onAbort: (() => void) | undefined = undefined;
+  private controller: AbortController | undefined = undefined;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason?: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    if (reason === undefined) {
+      // AbortController's own reason (an AbortError DOMException)
+      const signal = this.signal;
+      this.controller!.abort();
+      this.reason = signal.reason;
+    } else {
+      this.reason = reason;
+      this.controller?.abort(reason);
+    }
+    this.onAbort?.();
+  }
+}
+
+/** The kind's view of its run: one object, its methods on the prototype (no closures per task). */
+class Context implements TaskContext<any> {
+  readonly task: string;
+  readonly with: any;
+  readonly env: Record<string, string>;
+  readonly timeoutMs?: number;
+  readonly baseDir: string;
+  readonly dataDir: string;
+  readonly logFile: string;
+  readonly previous?: TaskRecord;
+  readonly specHash: string;
+  readonly force: boolean;
+  readonly canPrompt: boolean;
+  readonly supervised?: boolean;
+  readonly noInput?: boolean;
+  /** the undo steps recorded so far (runTask's) */
+  readonly recorded: UndoDescriptor[] = [];
+  private last = 0;
+
+  constructor(
+    private readonly r: TaskRun,
+    logFile: string,
+  ) {
+    const target = r.target;
+    this.task = target.name;
+    this.with = target.with;
+    this.env = target.env;
+    if (target.timeoutMs) this.timeoutMs = target.timeoutMs;
+    this.baseDir = r.baseDir;
+    this.dataDir = r.dataDir;
+    this.logFile = logFile;
+    if (r.previous) this.previous = r.previous;
+    this.specHash = target.specHash;
+    this.force = r.force;
+    this.canPrompt = r.canPrompt && !!r.prompt;
+    if (r.supervised) this.supervised = true;
+    if (r.noInput) this.noInput = true;
+  }
+
+  get signal(): AbortSignal {
+    return this.r.abort.signal;
+  }
+
+  output(line: string): void {
+    if (this.r.live()) this.r.emit({ type: 'output', task: this.task, line: mask(line) });
+  }
+
+  progress(p: Progress): void {
+    const now = performance.now();
+    if (!this.r.live() || (now - this.last < 100 && p.done !== p.total)) return;
+    this.last = now;
+    this.r.emit({ type: 'progress', task: this.task, progress: p });
+  }
+
+  recordUndo(u: UndoDescriptor): void {
+    const { state, target } = this.r;
+    this.recorded.push(u);
+    state.update(this.task, { kind: target.spec.uses, status: 'running', needs: target.needs, specHash: target.specHash, startedAt: new Date().toISOString() });
+    state.addUndo(this.task, u);
+    // Not on disk: a kill -9 now would orphan it. Fail the task; the rollback stops it from memory.
+    if (state.writeError) throw new TaskError(fail.writeFailed('record it in', state.path, errnoText(state.writeError.cause)));
+  }
+
+  forgetUndo(u: UndoDescriptor): void {
+    const key = JSON.stringify(u);
+    const at = this.recorded.findIndex((x) => JSON.stringify(x) === key);
+    if (at >= 0) this.recorded.splice(at, 1);
+    this.r.state.forgetUndo(this.task, u);
+  }
+
+  secret(v: string): void {
+    registerSecret(v);
+  }
+
+  async prompt(opts: PromptOptions): Promise<string> {
+    if (!this.r.canPrompt || !this.r.prompt) throw new TaskError(fail.missingSecret('input', 'no terminal to ask on'));
+    return this.r.prompt(this.task, opts);
+  }
+}
+
 export async function runTask(r: TaskRun): Promise<TaskOutcome> {
   const { target, kind, state, abort } = r;
   const name = target.name;
@@ -65,63 +182,21 @@ export async function runTask(r: TaskRun): Promise<TaskOutcome> {
   let timer: NodeJS.Timeout | undefined;
   if (target.timeoutMs) timer = setTimeout(() => abort.abort('timeout'), target.timeoutMs);
 
-  const recorded: UndoDescriptor[] = [];
   const logFile = logFileFor(r.dataDir, name);
   r.ensureDir(dirname(logFile));
-  let last = 0;
-  const ctx: TaskContext<any> = {
-    task: name,
-    with: target.with,
-    env: target.env,
-    ...(target.timeoutMs ? { timeoutMs: target.timeoutMs } : {}),
-    baseDir: r.baseDir,
-    dataDir: r.dataDir,
-    logFile,
-    signal: abort.signal,
-    ...(prev ? { previous: prev } : {}),
-    specHash: target.specHash,
-    force: r.force,
-    canPrompt: r.canPrompt && !!r.prompt,
-    ...(r.supervised ? { supervised: true } : {}),
-    ...(r.noInput ? { noInput: true } : {}),
-    output: (line) => {
-      if (r.live()) r.emit({ type: 'output', task: name, line: mask(line) });
-    },
-    progress: (p) => {
-      const now = performance.now();
-      if (!r.live() || (now - last < 100 && p.done !== p.total)) return;
-      last = now;
-      r.emit({ type: 'progress', task: name, progress: p });
-    },
-    recordUndo: (u) => {
-      recorded.push(u);
-      state.update(name, { kind: target.spec.uses, status: 'running', needs: target.needs, specHash: target.specHash, startedAt: new Date().toISOString() });
-      state.addUndo(name, u);
-      // Not on disk: a kill -9 now would orphan it. Fail the task; the rollback stops it from memory.
-      if (state.writeError) throw new TaskError(fail.writeFailed('record it in', state.path, errnoText(state.writeError.cause)));
-    },
-    forgetUndo: (u) => {
-      const key = JSON.stringify(u);
-      const at = recorded.findIndex((x) => JSON.stringify(x) === key);
-      if (at >= 0) recorded.splice(at, 1);
-      state.forgetUndo(name, u);
-    },
-    secret: (v) => registerSecret(v),
-    prompt: async (opts) => {
-      if (!r.canPrompt || !r.prompt) throw new TaskError(fail.missingSecret('input', 'no terminal to ask on'));
-      return r.prompt(name, opts);
-    },
-  };
+  const ctx = new Context(r, logFile);
+  const recorded = ctx.recorded;
 
-  const aborted = new Promise<never>((_, rej) => {
-    if (abort.signal.aborted) rej(abort.signal.reason);
-    abort.signal.addEventListener('abort', () => rej(abort.signal.reason), { once: true });
-  });
-  aborted.catch(() => {});
   try {
-    const result = await Promise.race([kind.run(ctx), aborted]);
+    // The kind's run raced against the task's abort: one promise, settled by whichever is first.
+    const result = await new Promise<TaskResult>((res, rej) => {
+      const run = kind.run(ctx);
+      if (abort.aborted) rej(abort.reason);
+      else abort.onAbort = () => rej(abort.reason);
+      run.then(res, rej);
+    });
     const satisfied = result.satisfied === true;
-    const undo = satisfied ? (prev?.undo ?? []) : dedupe([...recorded, ...(result.undo ?? [])]);
+    const undo = satisfied ? (prev?.undo ?? []) : recorded.length === 0 && !result.undo?.length ? [] : dedupe([...recorded, ...(result.undo ?? [])]);
     const out = result.outputs ?? {};
     const status = kind.mode === 'service' ? 'ready' : 'done';
     state.update(
@@ -134,8 +209,8 @@ export async function runTask(r: TaskRun): Promise<TaskOutcome> {
         undo,
         needs: target.needs,
         seq: state.nextSeq(),
-        startedAt: satisfied ? (prev?.startedAt ?? new Date().toISOString()) : (state.record(name)?.startedAt ?? new Date(Date.now() - (performance.now() - r.t0)).toISOString()),
-        finishedAt: new Date().toISOString(),
+        startedAt: satisfied ? (prev?.startedAt ?? isoAt(Date.now())) : (state.record(name)?.startedAt ?? isoAt(Math.trunc(Date.now() - (performance.now() - r.t0)))),
+        finishedAt: isoAt(Date.now()),
         durationMs: Math.round(performance.now() - r.t0),
         error: undefined,
         lastProbe: result.lastProbe,
@@ -151,10 +226,10 @@ export async function runTask(r: TaskRun): Promise<TaskOutcome> {
   } catch (err) {
     const changed = recorded.length > 0;
     if (err instanceof TaskError) return { status: 'failed', failure: err.failure, changed };
-    if (abort.signal.aborted && abort.signal.reason === 'timeout') return { status: 'failed', failure: fail.timeout(target.timeoutMs ?? 0), changed };
-    if (abort.signal.aborted) {
+    if (abort.aborted && abort.reason === 'timeout') return { status: 'failed', failure: fail.timeout(target.timeoutMs ?? 0), changed };
+    if (abort.aborted) {
       state.update(name, { status: 'cancelled' }, changed);
-      r.emit({ type: 'cancelled', task: name, why: String(abort.signal.reason), durationMs: performance.now() - r.t0 });
+      r.emit({ type: 'cancelled', task: name, why: String(abort.reason), durationMs: performance.now() - r.t0 });
       return { status: 'cancelled', changed };
     }
     // A file the kind could not write (its log on a full disk): the path and errno, not a stack.
@@ -162,7 +237,19 @@ export async function runTask(r: TaskRun): Promise<TaskOutcome> {
     return { status: 'failed', failure: fail.internalError(target.spec.uses, err), changed };
   } finally {
     if (timer) clearTimeout(timer);
+    abort.onAbort = undefined;
   }
+}
+
+let lastIso = { ms: NaN, text: '' };
+
+/**
+ * `new Date(ms).toISOString()` for an integer `ms`; the last one is kept, since tasks finish in
+ * bursts within one millisecond (and their records then share the string).
+ */
+function isoAt(ms: number): string {
+  if (ms !== lastIso.ms) lastIso = { ms, text: new Date(ms).toISOString() };
+  return lastIso.text;
 }
 
 function dedupe(undo: UndoDescriptor[]): UndoDescriptor[] {

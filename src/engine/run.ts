@@ -22,7 +22,7 @@ import type { StateStore } from './state.js';
 import type { KindRegistry, PromptOptions, RunningInstance, TaskKind, TaskStatus } from '../model/kind.js';
 import type { TaskNode } from '../model/task.js';
 import { resolveTask } from './resolve-task.js';
-import { runTask, stopPrevious, type TaskOutcome } from './run-task.js';
+import { runTask, stopPrevious, TaskAbort, type TaskOutcome } from './run-task.js';
 
 export interface RunOptions {
   graph: Graph;
@@ -76,26 +76,6 @@ export interface RunOutcome {
   services: Map<string, ServiceRun>;
 }
 
-class Semaphore {
-  private free: number;
-  private queue: (() => void)[] = [];
-  constructor(n: number) {
-    this.free = n;
-  }
-  async take(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((r) => this.queue.push(r));
-  }
-  give(): void {
-    const next = this.queue.shift();
-    if (next) next();
-    else this.free++;
-  }
-}
-
 export async function runGraph(o: RunOptions): Promise<RunOutcome> {
   return new Scheduler(o).run();
 }
@@ -112,13 +92,22 @@ class Scheduler {
   private readonly failed: string[] = [];
   private readonly warnings: string[] = [];
   private readonly changed: string[] = [];
-  private readonly slots: Semaphore;
+  /** free concurrency slots */
+  private free: number;
+  /** tasks whose needs settled, waiting for a slot, in the order they became ready */
+  private readonly ready: string[] = [];
+  private readyAt = 0;
+  private draining = false;
   // The abort controllers of the tasks in flight, aborted by `halt` (an abort listener per task
   // on one shared signal made starting tasks quadratic on large graphs).
-  private readonly inflight = new Set<AbortController>();
+  private readonly inflight = new Set<TaskAbort>();
   // Log directories already created this run (one mkdir per task showed up at scale).
   private readonly logDirs = new Set<string>();
-  private readonly running = new Set<Promise<void>>();
+  /** kinds loaded so far, by `uses` (a task whose kind is loaded starts without a turn of the event loop) */
+  private readonly kindsLoaded = new Map<string, TaskKind<any>>();
+  /** tasks started and not yet through their bookkeeping (slot given back, controller dropped) */
+  private active = 0;
+  private idle: (() => void) | undefined;
   private readonly useRecorded: Set<string>;
   /** `${{ tasks.X.outputs.Y }}` reads the outputs so far through this view: copying them into a
    * scope for every task made large graphs quadratic. */
@@ -129,7 +118,7 @@ class Scheduler {
   private readonly finished = new Promise<void>((r) => (this.finish = r));
 
   constructor(private readonly o: RunOptions) {
-    this.slots = new Semaphore(Math.max(1, o.concurrency ?? Infinity));
+    this.free = Math.max(1, o.concurrency ?? Infinity);
     this.remaining = o.graph.nodes.size;
     this.useRecorded = o.useRecorded ?? new Set<string>();
     const outputs = this.outputs;
@@ -155,11 +144,16 @@ class Scheduler {
     if (signal.aborted) onAbort();
     if (graph.nodes.size === 0) this.finish();
     // Load every kind the graph uses now, while the first tasks run, not when each is first needed.
-    for (const uses of new Set([...graph.nodes.values()].map((n) => n.spec.uses))) this.o.kinds.load(uses).catch(() => {});
+    for (const uses of new Set([...graph.nodes.values()].map((n) => n.spec.uses))) {
+      this.o.kinds.load(uses).then(
+        (kind) => this.kindsLoaded.set(uses, kind),
+        () => {},
+      );
+    }
     const roots = graph.order.filter((name) => this.status.get(name) === 'pending' && this.unsettled.get(name) === 0);
     for (const name of roots.sort((a, b) => this.node(b).height - this.node(a).height)) this.schedule(name);
     await this.finished;
-    await Promise.allSettled([...this.running]);
+    if (this.active > 0) await new Promise<void>((r) => (this.idle = r));
     signal.removeEventListener('abort', onAbort);
     this.o.state.save();
     return {
@@ -178,9 +172,13 @@ class Scheduler {
     return this.o.graph.nodes.get(name)!;
   }
 
+  /** Stamps the event in place (each is a fresh object from its emitter): \`time\` comes last, as a copy would put it. */
   private emit(ev: EventInput): void {
-    this.o.emit({ ...ev, time: Date.now() } as EngineEvent);
+    (ev as EngineEvent).time = Date.now();
+    this.o.emit(ev as EngineEvent);
   }
+
+  private readonly emitBound = (ev: EventInput): void => this.emit(ev);
 
   /** Stop the run: abort what is in flight, skip what has not started. */
   private halt(why: string): void {
@@ -227,19 +225,57 @@ class Scheduler {
   private schedule(name: string): void {
     if (this.stopReason) return this.settle(name, 'skipped', `not started: ${this.stopReason}`);
     this.status.set(name, 'waiting');
-    const p = (async () => {
-      await this.slots.take();
-      try {
-        if (this.status.get(name) !== 'waiting') return; // skipped meanwhile
-        this.status.set(name, 'running');
-        await this.start(name);
-      } finally {
-        this.slots.give();
-      }
-    })();
-    this.running.add(p);
-    void p.finally(() => this.running.delete(p));
+    this.ready.push(name);
+    this.drain();
   }
+
+  /**
+   * Start waiting tasks while slots are free, in the order they became ready. A loop, not a
+   * recursion: a task that settles at once (skipped by \`if:\`) schedules its dependents here
+   * without growing the stack, and a task start costs no promise of its own.
+   */
+  private drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.free > 0 && this.readyAt < this.ready.length) {
+        const name = this.ready[this.readyAt++]!;
+        if (this.status.get(name) !== 'waiting') continue; // skipped meanwhile
+        this.free--;
+        this.active++;
+        this.status.set(name, 'running');
+        void this.start(name).then(this.released, this.releasedFailed);
+      }
+      if (this.readyAt === this.ready.length) {
+        this.ready.length = 0;
+        this.readyAt = 0;
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private readonly released = (): void => this.release();
+  /** start() does not throw; if it did, the rejection stays unhandled, as it would without this. */
+  private readonly releasedFailed = (err: unknown): never => {
+    this.release();
+    throw err;
+  };
+
+  /** A started task is through: give its slot to the next waiting task. */
+  private release(): void {
+    this.free++;
+    this.active--;
+    this.drain();
+    if (this.active === 0 && this.idle) this.idle();
+  }
+
+  /** Creates a log directory once per run. */
+  private readonly ensureDir = (dir: string): void => {
+    if (this.logDirs.has(dir)) return;
+    mkdirSync(dir, { recursive: true });
+    this.logDirs.add(dir);
+  };
 
   private scope(): Scope {
     return { config: this.o.config, env: this.o.env, tasks: this.taskOutputs };
@@ -252,11 +288,13 @@ class Scheduler {
     const t0 = performance.now();
     let previous = o.state.record(name);
 
-    let kind: TaskKind<any>;
-    try {
-      kind = await o.kinds.load(node.spec.uses);
-    } catch (err) {
-      return this.onFailure(name, fail.internalError(node.spec.uses, `could not load it: ${(err as Error).message}`), t0, 'oneshot');
+    let kind = this.kindsLoaded.get(node.spec.uses);
+    if (!kind) {
+      try {
+        kind = await o.kinds.load(node.spec.uses);
+      } catch (err) {
+        return this.onFailure(name, fail.internalError(node.spec.uses, `could not load it: ${(err as Error).message}`), t0, 'oneshot');
+      }
     }
 
     // --no-deps: a need's recorded outputs stand in for running it (pure kinds are cheap: run them).
@@ -286,13 +324,9 @@ class Scheduler {
       previous = undefined;
     }
 
-    const abort = new AbortController();
+    const abort = new TaskAbort();
     this.inflight.add(abort);
-    const ensureDir = (dir: string): void => {
-      if (this.logDirs.has(dir)) return;
-      mkdirSync(dir, { recursive: true });
-      this.logDirs.add(dir);
-    };
+    const ensureDir = this.ensureDir;
     try {
       const outcome = await runTask({
         target,
@@ -310,12 +344,12 @@ class Scheduler {
         t0,
         live: () => this.status.get(name) === 'running',
         ensureDir,
-        emit: (ev) => this.emit(ev),
+        emit: this.emitBound,
       });
       if (outcome.status === 'ready' && outcome.running) {
         // Run again by the supervisor: same inputs, never a prompt, its record's instance replaced.
         const rerun = (signal: AbortSignal, emit: (ev: EventInput) => void, state = o.state): Promise<TaskOutcome> => {
-          const again = new AbortController();
+          const again = new TaskAbort();
           if (signal.aborted) again.abort(signal.reason);
           else signal.addEventListener('abort', () => again.abort(signal.reason), { once: true });
           return runTask({

@@ -27,6 +27,8 @@ let writes = 0;
 
 /** Room kept for the state's own writes (a temp copy beside the old file, with room to spare). */
 const RESERVE_BYTES = 16 * 1024;
+/** From this many changed records on, a write serializes them in one call (see serializeBatch). */
+const BATCH = 64;
 
 export class StateStore {
   data: StateData;
@@ -192,20 +194,45 @@ export class StateStore {
     const { tasks: _, ...rest } = this.data;
     const head = JSON.stringify(maskDeep(rest), null, 2);
     const generation = secretsGeneration();
+    const entries = Object.entries(tasks);
+    const fresh = (name: string, rec: unknown): boolean => {
+      const piece = this.pieces.get(name);
+      return !!piece && piece.rec === rec && piece.undo === (rec as { undo?: unknown } | null)?.undo && piece.secrets === generation;
+    };
+    const stale = entries.filter(([name, rec]) => !fresh(name, rec));
+    if (stale.length >= BATCH) this.serializeBatch(stale, generation);
     const parts: string[] = [];
-    const seen = new Set<string>();
-    for (const [name, rec] of Object.entries(tasks)) {
-      seen.add(name);
-      const undo = (rec as { undo?: unknown } | null)?.undo;
-      let piece = this.pieces.get(name);
-      if (!piece || piece.rec !== rec || piece.undo !== undo || piece.secrets !== generation) {
-        piece = { rec, undo, secrets: generation, json: JSON.stringify(maskDeep(rec), null, 2).replaceAll('\n', '\n    ') };
-        this.pieces.set(name, piece);
+    for (const [name, rec] of entries) {
+      if (!fresh(name, rec)) {
+        const json = `    ${JSON.stringify(name)}: ${JSON.stringify(maskDeep(rec), null, 2).replaceAll('\n', '\n    ')}`;
+        this.pieces.set(name, { rec, undo: (rec as { undo?: unknown } | null)?.undo, secrets: generation, json });
       }
-      parts.push(`    ${JSON.stringify(name)}: ${piece.json}`);
+      parts.push(this.pieces.get(name)!.json);
     }
-    for (const name of this.pieces.keys()) if (!seen.has(name)) this.pieces.delete(name);
+    if (this.pieces.size > entries.length) for (const name of this.pieces.keys()) if (!Object.hasOwn(tasks, name)) this.pieces.delete(name);
     return `${head.slice(0, -2)},\n  "tasks": {\n${parts.join(',\n')}\n  }\n}\n`;
+  }
+
+  /**
+   * Many changed records (the first write of a large state, the end of a big run): one
+   * `JSON.stringify` of them all, nested as in the file, cut into the records' parts. A
+   * record's first line is the only one at four spaces that starts with a quote (a string
+   * cannot hold a raw newline); a cut that does not give one part per record, each naming
+   * its record, leaves them to the one-record path.
+   */
+  private serializeBatch(stale: [string, unknown][], generation: number): void {
+    const text = JSON.stringify({ t: Object.fromEntries(stale.map(([name, rec]) => [name, maskDeep(rec)])) }, null, 2);
+    const open = '{\n  "t": {\n';
+    const close = '\n  }\n}';
+    if (!text.startsWith(open) || !text.endsWith(close)) return;
+    const parts = text.slice(open.length, -close.length).split(/,\n {4}(?=")/);
+    if (parts.length !== stale.length) return;
+    for (let i = 1; i < parts.length; i++) parts[i] = `    ${parts[i]}`;
+    for (let i = 0; i < parts.length; i++) if (!parts[i]!.startsWith(`    ${JSON.stringify(stale[i]![0])}: `)) return;
+    for (let i = 0; i < parts.length; i++) {
+      const [name, rec] = stale[i]!;
+      this.pieces.set(name, { rec, undo: (rec as { undo?: unknown } | null)?.undo, secrets: generation, json: parts[i]! });
+    }
   }
 
   private write(): void {

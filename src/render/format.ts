@@ -13,6 +13,10 @@ export function formatProgress(p: Progress, width = 20): string {
   return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${Math.floor(frac * 100)}% ${fmt(p.done)} of ${fmt(p.total)}${speed}${eta !== undefined && p.done < p.total ? `, ${formatEta(eta)} left` : ''}`;
 }
 
+let lastClock = { t: NaN, text: '' };
+
+/** "HH:MM:SS.mmm" (UTC); events come in bursts within one millisecond, so the last one is kept. */
 export function clock(t: number): string {
-  return new Date(t).toISOString().slice(11, 23);
+  if (t !== lastClock.t) lastClock = { t, text: new Date(t).toISOString().slice(11, 23) };
+  return lastClock.text;
 }

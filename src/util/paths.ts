@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BUNDLED_VERSION } from './version.js';
 
@@ -23,8 +23,16 @@ export function dataPaths(dataDir: string): DataPaths {
   return { root, state: join(root, 'state.json'), lock: join(root, 'run.lock'), logs: join(root, 'logs') };
 }
 
+/** The last absolute data dir's logs folder: the engine asks once per task, with the same data dir. */
+let lastLogs: { dataDir: string; logs: string } | undefined;
+const PLAIN_NAME = /^[A-Za-z0-9_-]+$/;
+
 export function logFileFor(dataDir: string, task: string): string {
-  return join(dataPaths(dataDir).logs, `${task}.log`);
+  // A relative data dir resolves against the cwd of the moment: not cached.
+  if (!isAbsolute(dataDir)) return join(dataPaths(dataDir).logs, `${task}.log`);
+  if (lastLogs?.dataDir !== dataDir) lastLogs = { dataDir, logs: dataPaths(dataDir).logs };
+  // `logs` is normalized (resolve + join): a plain name joins by concatenation, as join would.
+  return PLAIN_NAME.test(task) ? `${lastLogs.logs}/${task}.log` : join(lastLogs.logs, `${task}.log`);
 }
 
 /**
