@@ -28,6 +28,13 @@ export function register(program: Command, app: App): void {
     });
 
   internal
+    .command('install-download')
+    .description('install one download for the supervisor (params on stdin, JSON lines on stdout)')
+    .action(async () => {
+      app.exitCode = await (await import('../process/download/child.js')).runInstallChild();
+    });
+
+  internal
     .command('supervise')
     .description('the supervisor of one data dir: runs the engine for the CLI, parent of every service (started by up / local start)')
     .requiredOption('--data-dir <dir>', 'the stack it supervises')

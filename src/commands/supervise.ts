@@ -6,7 +6,14 @@
 import { resolve } from 'node:path';
 
 export async function runSupervise(dataDir: string): Promise<number> {
-  const [{ runSupervisor }, { kinds }, { registerStackSecrets }] = await Promise.all([import('../daemon/daemon.js'), import('./kinds.js'), import('../stack/secrets.js')]);
+  const [{ runSupervisor }, { kinds }, { registerStackSecrets }, { installInChildProcess }] = await Promise.all([
+    import('../daemon/daemon.js'),
+    import('./kinds.js'),
+    import('../stack/secrets.js'),
+    import('../process/download/install.js'),
+  ]);
+  // a first start's download (undici, tar, zstd) runs in a child: the supervisor lives on without its cost
+  installInChildProcess(true);
   return runSupervisor({
     dataDir: resolve(dataDir),
     kinds,

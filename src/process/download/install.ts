@@ -53,6 +53,16 @@ export async function checkInstalled(params: DownloadParams): Promise<DownloadOu
   return readInstall(resolveParams(params));
 }
 
+let inChild = false;
+
+/**
+ * Fresh installs from now on run in a child process (src/process/download/child.ts): the
+ * supervisor turns it on, so what fetching and extracting cost goes when the child exits.
+ */
+export function installInChildProcess(on: boolean): void {
+  inChild = on;
+}
+
 /** Stage dirs of downloads running in this process: never cleaned up as stale. */
 const active = new Set<string>();
 
@@ -144,6 +154,7 @@ export async function installDownload(params: DownloadParams, opts: InstallOptio
     const installed = await readInstall(r);
     if (installed) return { outputs: installed, satisfied: true };
   }
+  if (inChild) return { outputs: await (await import('./child.js')).installInChild(params, opts), satisfied: false };
   try {
     return { outputs: await installFresh(r, opts), satisfied: false };
   } catch (err) {
