@@ -96,16 +96,19 @@ const common = {
   metafile: process.argv.includes('--analyze'),
   logLevel: 'warning',
 };
-// `stigmer local status` (src/commands/local-status.ts; goal: 2x `node -e 0`) is one file of its
-// own too, dist/bundle/local-status.js: its path loaded ~50 chunks of the split bundle. Its one lazy
-// import that must stay lazy, the gRPC client (grpc-js, for a stack without a live supervisor), is
-// an entry of the split bundle, which it imports as ./grpc-client.js.
-const STATUS_LIGHT = 'local-status.js';
+// `stigmer local status` (src/commands/local-status.ts; goal: 2x `node -e 0`) and `stigmer status`
+// (src/commands/status-light.ts; goal 1.5x) are files of their own too, dist/bundle/local-status.js
+// and status-light.js: their paths loaded ~50 and ~20 chunks of the split bundle. The one lazy
+// import that must stay lazy, local status's gRPC client (grpc-js, for a stack without a live
+// supervisor), is an entry of the split bundle, which it imports as ./grpc-client.js.
+const STATUS_LIGHT = ['local-status.js', 'status-light.js'];
 const GRPC_CLIENT = 'dist/src/process/grpc-client.js';
 const statusEntry = {
-  name: 'local-status-entry',
+  name: 'status-light-entries',
   setup(b) {
-    b.onResolve({ filter: /\/local-status\.js$/ }, (args) => (args.importer.endsWith('/dist/src/cli.js') ? { path: `./${STATUS_LIGHT}`, external: true } : undefined));
+    b.onResolve({ filter: /\/(local-status|status-light)\.js$/ }, (args) =>
+      args.importer.endsWith('/dist/src/cli.js') ? { path: `./${args.path.slice(args.path.lastIndexOf('/') + 1)}`, external: true } : undefined,
+    );
   },
 };
 const grpcClientExternal = {
@@ -116,14 +119,14 @@ const grpcClientExternal = {
     );
   },
 };
-const [result, light, statusLight] = await Promise.all([
+const [result, light, ...statusLight] = await Promise.all([
   build({ ...common, entryPoints: { cli: 'dist/src/cli.js', 'grpc-client': GRPC_CLIENT }, splitting: true, plugins: [commonJsFacade, lightEntry, statusEntry] }),
   build({ ...common, entryPoints: { [LIGHT.replace(/\.js$/, '')]: `dist/src/commands/${LIGHT}` }, splitting: false, plugins: [commonJsFacade, kindsExternal] }),
-  build({ ...common, entryPoints: { [STATUS_LIGHT.replace(/\.js$/, '')]: `dist/src/commands/${STATUS_LIGHT}` }, splitting: false, plugins: [commonJsFacade, grpcClientExternal] }),
+  ...STATUS_LIGHT.map((f) => build({ ...common, entryPoints: { [f.replace(/\.js$/, '')]: `dist/src/commands/${f}` }, splitting: false, plugins: [commonJsFacade, grpcClientExternal] })),
 ]);
 
 rmSync('dist/bundle', { recursive: true, force: true });
-for (const file of [...result.outputFiles, ...light.outputFiles, ...statusLight.outputFiles]) {
+for (const file of [result, light, ...statusLight].flatMap((r) => r.outputFiles)) {
   mkdirSync(dirname(file.path), { recursive: true });
   writeFileSync(file.path, namesRequire.test(file.text) ? REQUIRE_BANNER + file.text : file.text);
 }
@@ -131,5 +134,5 @@ if (result.metafile) {
   const { analyzeMetafile } = await import('esbuild');
   process.stdout.write(await analyzeMetafile(result.metafile));
   process.stdout.write(await analyzeMetafile(light.metafile));
-  process.stdout.write(await analyzeMetafile(statusLight.metafile));
+  for (const r of statusLight) process.stdout.write(await analyzeMetafile(r.metafile));
 }

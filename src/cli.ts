@@ -88,10 +88,8 @@ function lightCommand(argv: string[]): (() => Promise<number | undefined>) | und
   }
   const engineStatus = a === 'status' ? statusOptions(argv.slice(3)) : undefined;
   if (engineStatus) {
-    return light(engineStatus, async () => {
-      const [{ printStatus }, { resolveStack }] = await Promise.all([import('./engine/inspect.js'), import('./engine/stacks.js')]);
-      return printStatus(resolveStack(engineStatus).dataDir, engineStatus.json);
-    });
+    // one file of the bundle too (src/commands/status-light.ts)
+    return async () => (await import('./commands/status-light.js')).runStatus(engineStatus);
   }
   // validate and graph: one file of their own in the bundle (src/commands/engine-light.ts), which
   // reports its own errors; undefined from it (a spelling it does not take) goes on to commander

@@ -42,11 +42,14 @@ test('bin/stigmer.js runs the bundle, whose chunks compute no path from their ow
   }
 });
 
-test('local status is one file of the bundle: it imports no chunk, only ./grpc-client.js lazily (the split bundle\'s entry); cli.js imports it', () => {
-  const text = readFileSync(join(bundleDir, 'local-status.js'), 'utf8');
-  const local = [...text.matchAll(/(?:from|import\()\s*["'](\.[^"']*)["']/g)].map((m) => m[1]);
-  assert.deepEqual(local, ['./grpc-client.js']);
-  assert.match(readFileSync(join(bundleDir, 'cli.js'), 'utf8'), /import\("\.\/local-status\.js"\)/);
+test('local status and status are files of their own: they import no chunk (local status only ./grpc-client.js lazily, the split bundle\'s entry); cli.js imports them', () => {
+  const relative = (file: string): string[] => [...readFileSync(join(bundleDir, file), 'utf8').matchAll(/(?:from|import\()\s*["'](\.[^"']*)["']/g)].map((m) => m[1]!);
+  assert.deepEqual(relative('local-status.js'), ['./grpc-client.js']);
+  assert.deepEqual(relative('status-light.js'), []);
+  assert.doesNotMatch(readFileSync(join(bundleDir, 'status-light.js'), 'utf8'), /node_modules\/yaml\//, 'status loads no yaml');
+  const cli = readFileSync(join(bundleDir, 'cli.js'), 'utf8');
+  assert.match(cli, /import\("\.\/local-status\.js"\)/);
+  assert.match(cli, /import\("\.\/status-light\.js"\)/);
   assert.ok(existsSync(join(bundleDir, 'grpc-client.js')));
 });
 
@@ -73,9 +76,9 @@ test('the version has one home, package.json: bin/stigmer.js reads it for --vers
   assert.equal(stigmerVersion(), version);
   // engine-light.js (validate and graph, one file of their own: scripts/bundle.mjs) holds its own copy
   const inlined = readdirSync(bundleDir).filter((f) => readFileSync(join(bundleDir, f), 'utf8').includes(`BUNDLED_VERSION = true ? ${JSON.stringify(version)} :`));
-  assert.deepEqual(inlined.filter((f) => f !== 'engine-light.js' && f !== 'local-status.js').length, 1, 'one chunk of the split bundle holds the inlined version');
-  assert.ok(inlined.includes('engine-light.js'), 'the light file of validate and graph inlines the version too');
-  assert.ok(inlined.includes('local-status.js'), 'the light file of local status inlines the version too');
+  const apart = ['engine-light.js', 'local-status.js', 'status-light.js'];
+  assert.deepEqual(inlined.filter((f) => !apart.includes(f)).length, 1, 'one chunk of the split bundle holds the inlined version');
+  for (const f of apart) assert.ok(inlined.includes(f), `${f}, a light file built apart, inlines the version too`);
   assert.doesNotMatch(readFileSync(join(repoRoot, 'src', 'cli.ts'), 'utf8'), /['"`]\d+\.\d+\.\d+['"`]/, 'src/cli.ts spells a version');
 });
 
