@@ -36,6 +36,12 @@ export interface TaskRun {
   prompt: ((task: string, options: PromptOptions) => Promise<string>) | undefined;
   /** the engine's process stays and supervises (TaskContext.supervised) */
   supervised?: boolean;
+  /**
+   * A service's ready record is written by the caller at once (the supervisor's rerun: its
+   * `ready` state write follows in the same turn): not flushed here. The undo record is on disk
+   * before the probe either way.
+   */
+  callerWritesReady?: boolean;
   /** `performance.now()` when the scheduler picked the task up */
   t0: number;
   /** false once the scheduler settled the task: late output is dropped */
@@ -215,7 +221,7 @@ export async function runTask(r: TaskRun): Promise<TaskOutcome> {
         error: undefined,
         lastProbe: result.lastProbe,
       },
-      undo.length > 0 && !satisfied,
+      undo.length > 0 && !satisfied && !(r.callerWritesReady && status === 'ready'),
     );
     const changed = !satisfied && (undo.length > 0 || !kind.pure);
     if (undo.length > 0 && !satisfied && state.writeError) {

@@ -52,7 +52,8 @@ export interface RunOptions {
 /**
  * A service this run started or adopted, for the supervisor: its instance, and how to run its
  * task again (same resolved inputs; its needs are not run again; a new undo record is written
- * before its readiness probe runs). `state`: the store that records it (default: this run's; the
+ * before its readiness probe runs; its ready record is left for the caller to write, which the
+ * watch loop does at once). `state`: the store that records it (default: this run's; the
  * supervisor daemon passes the one in use when it restarts the service, a later request's).
  */
 export interface ServiceRun {
@@ -364,6 +365,7 @@ class Scheduler {
             canPrompt: false,
             prompt: undefined,
             supervised: true,
+            callerWritesReady: true,
             t0: performance.now(),
             live: () => true,
             ensureDir,

@@ -361,7 +361,7 @@ class Watched {
         this.sup.event({ at, task: this.task, type: 'restarting', attempt: decision.attempt, max: decision.max, delay_ms: decision.delayMs, detail: why ?? exitDetail(ending) });
         this.sup.logLine(this.task, `${why ?? exitDetail(ending)}; restarting in ${formatWindow(decision.delayMs)} (${decision.attempt}/${decision.max})`);
         this.due = { at: due, line: `restarted after ${what} (${decision.attempt}/${decision.max})` };
-        this.pending = this.restartAfter(decision.delayMs, this.due.line);
+        this.pending = this.restartAfter(due, this.due.line);
         return;
       }
     }
@@ -369,9 +369,10 @@ class Watched {
 
   /**
    * Stop what is left of the old instance and wait the backoff, side by side (the backoff counts
-   * from the exit, and the new instance starts only once both are over), then run the task again.
+   * from the exit: it ends at `dueAt`, whatever the writes since took; the new instance starts only
+   * once both are over), then run the task again.
    */
-  private async restartAfter(delayMs: number, line: string): Promise<void> {
+  private async restartAfter(dueAt: number, line: string): Promise<void> {
     const signal = this.cancel.signal;
     const backoff = new Promise<boolean>((resolve) => {
       const done = (ok: boolean): void => {
@@ -380,7 +381,7 @@ class Watched {
         resolve(ok);
       };
       const onAbort = (): void => done(false);
-      const timer = setTimeout(() => done(true), delayMs);
+      const timer = setTimeout(() => done(true), Math.max(0, dueAt - Date.now()));
       signal.addEventListener('abort', onAbort, { once: true });
     });
     const stopped = this.o.stopTask(this.task);
@@ -474,7 +475,7 @@ class Watched {
       if (this.o.recorded && !this.o.recorded(this.task, this.instance)) return void (this.phase = 'down');
       return this.arm(this.instance);
     }
-    if (this.phase === 'restarting' && this.due) this.pending = this.restartAfter(Math.max(0, this.due.at - Date.now()), this.due.line);
+    if (this.phase === 'restarting' && this.due) this.pending = this.restartAfter(this.due.at, this.due.line);
   }
 }
 
