@@ -32,7 +32,13 @@ export function resolveTask(node: TaskNode, scope: Scope): Result<Resolution, Fa
     for (const [k, v] of Object.entries(evaluate(spec.env, scope) as Record<string, unknown>)) env[k] = typeof v === 'string' ? v : JSON.stringify(v);
     const timeoutMs = spec.timeout === undefined ? undefined : durationOr(evaluate(spec.timeout, scope), 0, `tasks.${name}.timeout`);
     const w = evaluate(spec.with, scope) as Record<string, unknown>;
-    return ok({ run: { ...node, with: w, env, ...(timeoutMs ? { timeoutMs } : {}), specHash: specHash(spec.uses, w, env) } });
+    // Field by field, not {...node}: a spread gave every target a hidden class of its own.
+    const { needs, dependents, depth, height } = node;
+    const hash = specHash(spec.uses, w, env);
+    const run: Target = timeoutMs
+      ? { spec, name, needs, dependents, depth, height, with: w, env, timeoutMs, specHash: hash }
+      : { spec, name, needs, dependents, depth, height, with: w, env, specHash: hash };
+    return ok({ run });
   } catch (e) {
     return err(fail.invalidInput(e instanceof Error ? e.message : String(e)));
   }

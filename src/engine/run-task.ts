@@ -106,58 +106,58 @@ class Context implements TaskContext<any> {
   readonly task: string;
   readonly with: any;
   readonly env: Record<string, string>;
-  readonly timeoutMs?: number;
+  // declared, not defined: absent unless set, as in the object literal this replaces
+  declare readonly timeoutMs?: number;
   readonly baseDir: string;
   readonly dataDir: string;
   readonly logFile: string;
-  readonly previous?: TaskRecord;
+  declare readonly previous?: TaskRecord;
   readonly specHash: string;
   readonly force: boolean;
   readonly canPrompt: boolean;
-  readonly supervised?: boolean;
-  readonly noInput?: boolean;
-  /** the undo steps recorded so far (runTask's) */
-  readonly recorded: UndoDescriptor[] = [];
-  private last = 0;
+  declare readonly supervised?: boolean;
+  declare readonly noInput?: boolean;
+  readonly #r: TaskRun;
+  readonly #recorded: UndoDescriptor[];
+  #last = 0;
 
-  constructor(
-    private readonly r: TaskRun,
-    logFile: string,
-  ) {
+  constructor(r: TaskRun, logFile: string, recorded: UndoDescriptor[]) {
     const target = r.target;
+    this.#r = r;
+    this.#recorded = recorded;
     this.task = target.name;
     this.with = target.with;
     this.env = target.env;
-    if (target.timeoutMs) this.timeoutMs = target.timeoutMs;
+    if (target.timeoutMs) (this as { timeoutMs?: number }).timeoutMs = target.timeoutMs;
     this.baseDir = r.baseDir;
     this.dataDir = r.dataDir;
     this.logFile = logFile;
-    if (r.previous) this.previous = r.previous;
+    if (r.previous) (this as { previous?: TaskRecord }).previous = r.previous;
     this.specHash = target.specHash;
     this.force = r.force;
     this.canPrompt = r.canPrompt && !!r.prompt;
-    if (r.supervised) this.supervised = true;
-    if (r.noInput) this.noInput = true;
+    if (r.supervised) (this as { supervised?: boolean }).supervised = true;
+    if (r.noInput) (this as { noInput?: boolean }).noInput = true;
   }
 
   get signal(): AbortSignal {
-    return this.r.abort.signal;
+    return this.#r.abort.signal;
   }
 
   output(line: string): void {
-    if (this.r.live()) this.r.emit({ type: 'output', task: this.task, line: mask(line) });
+    if (this.#r.live()) this.#r.emit({ type: 'output', task: this.task, line: mask(line) });
   }
 
   progress(p: Progress): void {
     const now = performance.now();
-    if (!this.r.live() || (now - this.last < 100 && p.done !== p.total)) return;
-    this.last = now;
-    this.r.emit({ type: 'progress', task: this.task, progress: p });
+    if (!this.#r.live() || (now - this.#last < 100 && p.done !== p.total)) return;
+    this.#last = now;
+    this.#r.emit({ type: 'progress', task: this.task, progress: p });
   }
 
   recordUndo(u: UndoDescriptor): void {
-    const { state, target } = this.r;
-    this.recorded.push(u);
+    const { state, target } = this.#r;
+    this.#recorded.push(u);
     state.update(this.task, { kind: target.spec.uses, status: 'running', needs: target.needs, specHash: target.specHash, startedAt: new Date().toISOString() });
     state.addUndo(this.task, u);
     // Not on disk: a kill -9 now would orphan it. Fail the task; the rollback stops it from memory.
@@ -166,9 +166,9 @@ class Context implements TaskContext<any> {
 
   forgetUndo(u: UndoDescriptor): void {
     const key = JSON.stringify(u);
-    const at = this.recorded.findIndex((x) => JSON.stringify(x) === key);
-    if (at >= 0) this.recorded.splice(at, 1);
-    this.r.state.forgetUndo(this.task, u);
+    const at = this.#recorded.findIndex((x) => JSON.stringify(x) === key);
+    if (at >= 0) this.#recorded.splice(at, 1);
+    this.#r.state.forgetUndo(this.task, u);
   }
 
   secret(v: string): void {
@@ -176,8 +176,9 @@ class Context implements TaskContext<any> {
   }
 
   async prompt(opts: PromptOptions): Promise<string> {
-    if (!this.r.canPrompt || !this.r.prompt) throw new TaskError(fail.missingSecret('input', 'no terminal to ask on'));
-    return this.r.prompt(this.task, opts);
+    const r = this.#r;
+    if (!r.canPrompt || !r.prompt) throw new TaskError(fail.missingSecret('input', 'no terminal to ask on'));
+    return r.prompt(this.task, opts);
   }
 }
 
@@ -190,8 +191,8 @@ export async function runTask(r: TaskRun): Promise<TaskOutcome> {
 
   const logFile = logFileFor(r.dataDir, name);
   r.ensureDir(dirname(logFile));
-  const ctx = new Context(r, logFile);
-  const recorded = ctx.recorded;
+  const recorded: UndoDescriptor[] = [];
+  const ctx = new Context(r, logFile, recorded);
 
   try {
     // The kind's run raced against the task's abort: one promise, settled by whichever is first.

@@ -77,6 +77,14 @@ export interface RunOutcome {
   services: Map<string, ServiceRun>;
 }
 
+/**
+ * How many tasks one drain starts before it lets them take a step. Thousands of in-process tasks
+ * ready at once (the roots of a big graph) then run in waves, not all interleaved: what each holds
+ * while it is in flight dies young instead of filling the old generation. A wave follows the one
+ * before within the same turn of the event loop (a microtask later).
+ */
+const WAVE = 256;
+
 export async function runGraph(o: RunOptions): Promise<RunOutcome> {
   return new Scheduler(o).run();
 }
@@ -99,6 +107,7 @@ class Scheduler {
   private readonly ready: string[] = [];
   private readyAt = 0;
   private draining = false;
+  private drainQueued = false;
   // The abort controllers of the tasks in flight, aborted by `halt` (an abort listener per task
   // on one shared signal made starting tasks quadratic on large graphs).
   private readonly inflight = new Set<TaskAbort>();
@@ -106,6 +115,8 @@ class Scheduler {
   private readonly logDirs = new Set<string>();
   /** kinds loaded so far, by `uses` (a task whose kind is loaded starts without a turn of the event loop) */
   private readonly kindsLoaded = new Map<string, TaskKind<any>>();
+  /** kinds still loading -> the tasks ready meanwhile, which wait for it here (still 'waiting') */
+  private readonly kindsLoading = new Map<string, string[]>();
   /** tasks started and not yet through their bookkeeping (slot given back, controller dropped) */
   private active = 0;
   private idle: (() => void) | undefined;
@@ -146,9 +157,20 @@ class Scheduler {
     if (graph.nodes.size === 0) this.finish();
     // Load every kind the graph uses now, while the first tasks run, not when each is first needed.
     for (const uses of new Set([...graph.nodes.values()].map((n) => n.spec.uses))) {
+      this.kindsLoading.set(uses, []);
+      const loaded = (): void => {
+        // What waited for it goes back in line (a failed load fails them in start()).
+        const parked = this.kindsLoading.get(uses) ?? [];
+        this.kindsLoading.delete(uses);
+        for (const name of parked) this.ready.push(name);
+        this.drain();
+      };
       this.o.kinds.load(uses).then(
-        (kind) => this.kindsLoaded.set(uses, kind),
-        () => {},
+        (kind) => {
+          this.kindsLoaded.set(uses, kind);
+          loaded();
+        },
+        loaded,
       );
     }
     const roots = graph.order.filter((name) => this.status.get(name) === 'pending' && this.unsettled.get(name) === 0);
@@ -236,14 +258,27 @@ class Scheduler {
    * without growing the stack, and a task start costs no promise of its own.
    */
   private drain(): void {
-    if (this.draining) return;
+    if (this.draining || this.drainQueued) return;
     this.draining = true;
     try {
+      let started = 0;
       while (this.free > 0 && this.readyAt < this.ready.length) {
+        if (started === WAVE) {
+          // The rest after what just started has taken its next step (a microtask later).
+          this.drainQueued = true;
+          queueMicrotask(this.drainLater);
+          break;
+        }
         const name = this.ready[this.readyAt++]!;
         if (this.status.get(name) !== 'waiting') continue; // skipped meanwhile
+        const parked = this.kindsLoading.get(this.node(name).spec.uses);
+        if (parked) {
+          parked.push(name);
+          continue;
+        }
         this.free--;
         this.active++;
+        started++;
         this.status.set(name, 'running');
         void this.start(name).then(this.released, this.releasedFailed);
       }
@@ -255,6 +290,11 @@ class Scheduler {
       this.draining = false;
     }
   }
+
+  private readonly drainLater = (): void => {
+    this.drainQueued = false;
+    this.drain();
+  };
 
   private readonly released = (): void => this.release();
   /** start() does not throw; if it did, the rejection stays unhandled, as it would without this. */

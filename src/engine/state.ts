@@ -29,6 +29,13 @@ let writes = 0;
 const RESERVE_BYTES = 16 * 1024;
 /** From this many changed records on, a write serializes them in one call (see serializeBatch). */
 const BATCH = 64;
+/** Records per write call. */
+const WRITE_PARTS = 1024;
+
+function writeAll(fd: number, text: string): void {
+  const buf = Buffer.from(text);
+  for (let at = 0; at < buf.length; ) at += writeSync(fd, buf, at, buf.length - at);
+}
 
 export class StateStore {
   data: StateData;
@@ -187,10 +194,10 @@ export class StateStore {
   }
 
   /**
-   * The file's text: what `JSON.stringify(maskDeep(state), null, 2)` gives with `tasks` last, each
-   * record's part taken from `pieces` when it has not changed.
+   * The file's text, `open` + parts joined by ",\n" + `close`: what `JSON.stringify(maskDeep(state),
+   * null, 2)` gives with `tasks` last, each record's part taken from `pieces` when it has not changed.
    */
-  private serialize(tasks: Record<string, unknown>): string {
+  private serialize(tasks: Record<string, unknown>): { open: string; parts: string[]; close: string } {
     const { tasks: _, ...rest } = this.data;
     const head = JSON.stringify(maskDeep(rest), null, 2);
     const generation = secretsGeneration();
@@ -210,7 +217,7 @@ export class StateStore {
       parts.push(this.pieces.get(name)!.json);
     }
     if (this.pieces.size > entries.length) for (const name of this.pieces.keys()) if (!Object.hasOwn(tasks, name)) this.pieces.delete(name);
-    return `${head.slice(0, -2)},\n  "tasks": {\n${parts.join(',\n')}\n  }\n}\n`;
+    return { open: `${head.slice(0, -2)},\n  "tasks": {\n`, parts, close: '\n  }\n}\n' };
   }
 
   /**
@@ -225,9 +232,8 @@ export class StateStore {
     const open = '{\n  "t": {\n';
     const close = '\n  }\n}';
     if (!text.startsWith(open) || !text.endsWith(close)) return;
-    const parts = text.slice(open.length, -close.length).split(/,\n {4}(?=")/);
+    const parts = text.slice(open.length, -close.length).split(/,\n(?= {4}")/);
     if (parts.length !== stale.length) return;
-    for (let i = 1; i < parts.length; i++) parts[i] = `    ${parts[i]}`;
     for (let i = 0; i < parts.length; i++) if (!parts[i]!.startsWith(`    ${JSON.stringify(stale[i]![0])}: `)) return;
     for (let i = 0; i < parts.length; i++) {
       const [name, rec] = stale[i]!;
@@ -246,7 +252,16 @@ export class StateStore {
     const tmp = `${this.path}.tmp-${process.pid}`;
     if (FAULT_FROM > 0 && ++writes >= FAULT_FROM) throw Object.assign(new Error('ENOSPC: no space left on device (injected)'), { code: 'ENOSPC', path: tmp });
     try {
-      writeFileSync(tmp, this.serialize(tasks), { mode: 0o600 });
+      // Written in pieces of a few hundred KB: a big state is never one string (nor one buffer).
+      const { open, parts, close } = this.serialize(tasks);
+      const fd = openSync(tmp, 'w', 0o600);
+      try {
+        writeAll(fd, open);
+        for (let i = 0; i < parts.length; i += WRITE_PARTS) writeAll(fd, (i ? ',\n' : '') + parts.slice(i, i + WRITE_PARTS).join(',\n'));
+        writeAll(fd, close);
+      } finally {
+        closeSync(fd);
+      }
       renameSync(tmp, this.path);
     } catch (err) {
       rmSync(tmp, { force: true });
