@@ -15,10 +15,12 @@
 // bundle, so every CLI test runs it. Paths are found from the package root (src/util/paths.ts), never
 // relative to a module's own file, so they hold in any chunk.
 import { build } from 'esbuild';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const BUNDLED = new Set(['yaml', 'commander', '@grpc/grpc-js']);
 const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
@@ -63,17 +65,25 @@ const commonJsFacade = {
   },
 };
 
-// `stigmer validate` and `graph` (src/commands/engine-light.ts) are one file of their own,
-// dist/bundle/engine-light.js: in the split bundle their path loaded ~45 chunks (~0.5-1 ms each).
-// src/cli.ts's import of it is kept as is (external) in the split bundle; the commander path
-// imports the module as a chunk of the split bundle. The single file inlines its lazy imports too
-// (evaluated only when taken), except the task kinds': validate and graph use only the registry's
-// names, never load a kind, so those imports stay external, and would not resolve if ever taken.
-const LIGHT = 'engine-light.js';
+// `stigmer validate` and `graph` (src/commands/engine-light.ts) are one script of their own,
+// dist/bundle/engine-light.cjs: in the split bundle their path loaded ~45 chunks (~0.5-1 ms each).
+// src/cli.ts's import of it is kept as is (external) in the split bundle: ./engine-light.js, the
+// loader below; the commander path imports the module as a chunk of the split bundle. The script
+// inlines its lazy imports too (evaluated only when taken), except the task kinds': validate and
+// graph use only the registry's names, never load a kind, so those imports stay external (and
+// would fail if ever taken).
+//
+// Most of what is left of their start is V8 compiling and running cold code (yaml's parser, the
+// loader): the script is a CommonJS one (node 20 has no code cache for ESM), which the loader
+// compiles with V8's code cache, engine-light.cache, made here after a validate and a graph ran
+// (so it holds the functions they compile). V8 checks the cache against the source and its own
+// version and flags, and compiles as usual when it does not fit (another node, --cpu-prof). A
+// script cannot import(): the code it runs requires (the validators) instead.
+const LIGHT = 'engine-light';
 const lightEntry = {
   name: 'engine-light-entry',
   setup(b) {
-    b.onResolve({ filter: /engine-light\.js$/ }, (args) => (args.importer.endsWith('/dist/src/cli.js') ? { path: `./${LIGHT}`, external: true } : undefined));
+    b.onResolve({ filter: /engine-light\.js$/ }, (args) => (args.importer.endsWith('/dist/src/cli.js') ? { path: `./${LIGHT}.js`, external: true } : undefined));
   },
 };
 const kindsExternal = {
@@ -82,6 +92,27 @@ const kindsExternal = {
     b.onResolve({ filter: /\/tasks\/[\w-]+\.js$/ }, (args) => (args.kind === 'dynamic-import' && args.importer.endsWith('/dist/src/commands/kinds.js') ? { path: args.path, external: true } : undefined));
   },
 };
+const LIGHT_LOADER = `// Written by scripts/bundle.mjs: runs ${LIGHT}.cjs (src/commands/engine-light.ts as one CommonJS
+// script) with V8's code cache ${LIGHT}.cache when there is one that fits.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Script } from 'node:vm';
+
+const file = fileURLToPath(import.meta.url).replace(/\\.js$/, '.cjs');
+let cachedData;
+try {
+  cachedData = readFileSync(file.replace(/\\.cjs$/, '.cache'));
+} catch {
+  // no cache: V8 compiles as usual
+}
+// the function node wraps a CommonJS module in; strict, as the ES modules it was bundled from
+export const script = new Script(\`(function (exports, require, module, __filename, __dirname, __stigmerImportMetaUrl) {"use strict";\${readFileSync(file, 'utf8')}\\n})\`, { filename: file, ...(cachedData ? { cachedData } : {}) });
+const module = { exports: {} };
+script.runInThisContext()(module.exports, createRequire(file), module, file, dirname(file), pathToFileURL(file).href);
+export const { runLight, parseLight } = module.exports;
+`;
 
 const common = {
   outdir: 'dist/bundle',
@@ -121,14 +152,38 @@ const grpcClientExternal = {
 };
 const [result, light, ...statusLight] = await Promise.all([
   build({ ...common, entryPoints: { cli: 'dist/src/cli.js', 'grpc-client': GRPC_CLIENT }, splitting: true, plugins: [commonJsFacade, lightEntry, statusEntry] }),
-  build({ ...common, entryPoints: { [LIGHT.replace(/\.js$/, '')]: `dist/src/commands/${LIGHT}` }, splitting: false, plugins: [commonJsFacade, kindsExternal] }),
+  build({
+    ...common,
+    entryPoints: { [LIGHT]: `dist/src/commands/${LIGHT}.js` },
+    format: 'cjs',
+    outExtension: { '.js': '.cjs' },
+    define: { ...common.define, 'import.meta.url': '__stigmerImportMetaUrl' },
+    plugins: [kindsExternal],
+  }),
   ...STATUS_LIGHT.map((f) => build({ ...common, entryPoints: { [f.replace(/\.js$/, '')]: `dist/src/commands/${f}` }, splitting: false, plugins: [commonJsFacade, grpcClientExternal] })),
 ]);
 
 rmSync('dist/bundle', { recursive: true, force: true });
-for (const file of [result, light, ...statusLight].flatMap((r) => r.outputFiles)) {
+for (const file of [result, ...statusLight].flatMap((r) => r.outputFiles)) {
   mkdirSync(dirname(file.path), { recursive: true });
   writeFileSync(file.path, namesRequire.test(file.text) ? REQUIRE_BANNER + file.text : file.text);
+}
+for (const file of light.outputFiles) writeFileSync(file.path, file.text);
+writeFileSync(`dist/bundle/${LIGHT}.js`, LIGHT_LOADER);
+
+// The code cache: a validate and a graph of the packaged stack file, in a child with a temporary
+// STIGMER_HOME (nothing of the builder's is read), then the script's cache after them.
+{
+  const home = mkdtempSync(join(tmpdir(), 'stigmer-bundle-'));
+  try {
+    const code = `const m = await import(${JSON.stringify(pathToFileURL(`dist/bundle/${LIGHT}.js`).href)});
+for (const command of ['validate', 'graph']) if ((await m.runLight([command, '-f', ${JSON.stringify(join(process.cwd(), 'stigmer.tasks.yaml'))}])) !== 0) process.exit(1);
+(await import('node:fs')).writeFileSync(${JSON.stringify(`dist/bundle/${LIGHT}.cache`)}, m.script.createCachedData());`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { cwd: process.cwd(), env: { ...process.env, STIGMER_HOME: home }, stdio: ['ignore', 'ignore', 'inherit'] });
+    if (r.status !== 0) throw new Error(`bundle: making dist/bundle/${LIGHT}.cache failed (exit ${r.status ?? r.signal})`);
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
 }
 if (result.metafile) {
   const { analyzeMetafile } = await import('esbuild');

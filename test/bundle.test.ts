@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { cleanupHome, cliPath, repoRoot, runCli, tempHome } from './helpers.js';
 import { findPackageRoot, packageRoot, stigmerVersion, validatorFile } from '../src/util/paths.js';
 
@@ -74,9 +75,9 @@ test('the version has one home, package.json: bin/stigmer.js reads it for --vers
     assert.equal(r.stdout, `${version}\n`);
   }
   assert.equal(stigmerVersion(), version);
-  // engine-light.js (validate and graph, one file of their own: scripts/bundle.mjs) holds its own copy
+  // engine-light.cjs (validate and graph, one script of their own: scripts/bundle.mjs) holds its own copy
   const inlined = readdirSync(bundleDir).filter((f) => readFileSync(join(bundleDir, f), 'utf8').includes(`BUNDLED_VERSION = true ? ${JSON.stringify(version)} :`));
-  const apart = ['engine-light.js', 'local-status.js', 'status-light.js'];
+  const apart = ['engine-light.cjs', 'local-status.js', 'status-light.js'];
   assert.deepEqual(inlined.filter((f) => !apart.includes(f)).length, 1, 'one chunk of the split bundle holds the inlined version');
   for (const f of apart) assert.ok(inlined.includes(f), `${f}, a light file built apart, inlines the version too`);
   assert.doesNotMatch(readFileSync(join(repoRoot, 'src', 'cli.ts'), 'utf8'), /['"`]\d+\.\d+\.\d+['"`]/, 'src/cli.ts spells a version');
@@ -100,4 +101,14 @@ test('the bundled CLI: the packaged stack file and validators, and named exports
   const section = await runCli(['config', 'get', 'backend.local.llm'], { home, env: { STIGMER_LLM_PROVIDER: 'openai', STIGMER_OLLAMA_MANAGED: 'auto' } });
   assert.equal(section.code, 0, section.stderr);
   assert.equal(section.stdout, 'provider: openai\nmodel: gpt-4.1-mini\nbase_url: https://api.openai.com/v1\nollama:\n  managed: auto\n  version: 0.32.15\n  download_url: https://github.com/ollama/ollama/releases/download\n');
+});
+
+test('validate and graph run from one script whose V8 code cache, made by the build, fits this node', (t) => {
+  const home = tempHome();
+  t.after(() => cleanupHome(home));
+  const loader = join(bundleDir, 'engine-light.js');
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(pathToFileURL(loader).href)}); process.stdout.write(String(m.script.cachedDataRejected))`], { encoding: 'utf8', env: { ...process.env, STIGMER_HOME: home } });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'false', 'the code cache was accepted');
+  assert.doesNotMatch(readFileSync(join(bundleDir, 'engine-light.cjs'), 'utf8'), /\bimport\((?!"\.\.\/\.\.\/tasks\/)/, 'the script imports nothing (a script with a code cache cannot); only the kinds, never loaded');
 });

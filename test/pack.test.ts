@@ -92,9 +92,9 @@ test('npm pack ships what a user needs and nothing else; the tarball installs gl
   const packed = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tmp, ...npmFlags], { cwd: repoRoot, env, timeout: 120_000 });
   const [info] = JSON.parse(packed.stdout) as [{ filename: string; files: { path: string }[] }];
   const files = info.files.map((f) => f.path).sort();
-  const shipped = /^(README\.md|LICENSE|package\.json|stigmer\.tasks\.yaml|bin\/stigmer\.js|schemas\/[\w-]+\.schema\.json|dist\/validators\/\w+\.js|dist\/bundle\/[\w-]+\.js)$/;
+  const shipped = /^(README\.md|LICENSE|package\.json|stigmer\.tasks\.yaml|bin\/stigmer\.js|schemas\/[\w-]+\.schema\.json|dist\/validators\/\w+\.js|dist\/bundle\/[\w-]+\.js|dist\/bundle\/engine-light\.(cjs|cache))$/;
   assert.deepEqual(files.filter((f) => !shipped.test(f)), [], 'files outside what a user needs');
-  for (const needed of ['bin/stigmer.js', 'dist/bundle/cli.js', 'dist/validators/tasks.js', 'dist/validators/config.js', 'schemas/config.schema.json', 'stigmer.tasks.yaml']) {
+  for (const needed of ['bin/stigmer.js', 'dist/bundle/cli.js', 'dist/bundle/engine-light.cjs', 'dist/validators/tasks.js', 'dist/validators/config.js', 'schemas/config.schema.json', 'stigmer.tasks.yaml']) {
     assert.ok(files.includes(needed), `${needed} is not in the package`);
   }
   assert.ok(!files.some((f) => /^dist\/(test|bench|src|tasks)\/|tsbuildinfo/.test(f)), files.join('\n'));

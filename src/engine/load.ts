@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { createRequire } from 'node:module';
 import { isScalar, type Document, type LineCounter, type Node as YamlNode } from 'yaml';
 import { didYouMean, formatDiagnostics, suggesting, type Diagnostic } from '../util/diagnostics.js';
 import { readYaml } from '../util/yaml-read.js';
@@ -40,10 +40,15 @@ export interface LoadOptions {
   config?: () => Promise<unknown>;
 }
 
-let validatorPromise: Promise<Validator> | undefined;
-async function tasksValidator(): Promise<Validator> {
-  validatorPromise ??= import(pathToFileURL(validatorFile('tasks')).href).then((m: { default: Validator }) => m.default);
-  return validatorPromise;
+let validator: Validator | undefined;
+/**
+ * The precompiled validator: an ESM module that Node >= 20.19 requires (as config's is). Required,
+ * not imported: validate and graph run from a script with a code cache (scripts/bundle.mjs), whose
+ * code cannot import().
+ */
+function tasksValidator(): Validator {
+  validator ??= (createRequire(import.meta.url)(validatorFile('tasks')) as { default: Validator }).default;
+  return validator;
 }
 
 /** Diagnostics at paths of one parsed tasks file. */
@@ -153,7 +158,7 @@ export async function parseTasks(source: string, path: string, displayPath: stri
   };
   if (diags.length) fail();
   const data = read.data;
-  const validate = await tasksValidator();
+  const validate = tasksValidator();
   if (!validate(data)) diags.push(...schemaDiagnostics(validate.errors ?? [], data, pos, displayPath));
 
   const tasks = new Map<string, TaskSpec>();
