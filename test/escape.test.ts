@@ -161,3 +161,27 @@ test('after a stop, a declared port still held is reported with its holder', asy
     assert.equal(existsSync(home), false);
   }
 });
+
+test('the sweep of one instance looks only at processes started since its first one: an older process with its marker is not its descendant', async () => {
+  const home = tempHome();
+  const dataDir = join(home, 'data');
+  const env = { ...process.env, [STACK_VAR]: dataDir, [INSTANCE_VAR]: 'abcdef012345' };
+  const older = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { env, detached: true, stdio: 'ignore' });
+  let younger: ChildProcess | undefined;
+  try {
+    const olderStart = await until('the older process', () => readProcStat(older.pid!)?.startTime);
+    // A clock tick (10 ms) later at least, so the two start times differ.
+    await sleep(50);
+    younger = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { env, detached: true, stdio: 'ignore' });
+    const youngerStart = await until('the younger process', () => readProcStat(younger!.pid!)?.startTime);
+    assert.ok(youngerStart > olderStart);
+    await until('both marked', () => findMarked(dataDir, 'abcdef012345').length === 2);
+    assert.deepEqual(findMarked(dataDir, 'abcdef012345', 'proc', youngerStart).map((p) => p.pid), [younger.pid]);
+    assert.deepEqual(findMarked(dataDir, 'abcdef012345', 'proc', olderStart).map((p) => p.pid).sort(), [older.pid!, younger.pid!].sort());
+    // Without an instance the whole stack is looked at, whatever the start time.
+    assert.equal(findMarked(dataDir, undefined, 'proc', youngerStart).length, 2);
+  } finally {
+    for (const c of [older, younger]) if (c?.pid) try { process.kill(-c.pid, 'SIGKILL'); } catch { /* gone */ }
+    await cleanupHome(home);
+  }
+});

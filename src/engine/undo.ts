@@ -85,6 +85,8 @@ async function escapees(desc: StopProcess, opts: UndoContext): Promise<string> {
   });
   const swept = await sweep(opts.dataDir, {
     instance: desc.instance,
+    // Its descendants started after it (start time 0: not known, look at every process).
+    ...(desc.startTime > 0 ? { bornSince: desc.startTime } : {}),
     signal: opts.force ? 'SIGKILL' : desc.signal,
     graceMs: opts.force ? 0 : Math.min(desc.graceMs, 10_000),
   });

@@ -59,11 +59,14 @@ interface Candidates {
   ppidOf: (pid: number) => number | undefined;
 }
 
-function fromProc(stack: string): Candidates {
+function fromProc(stack: string, bornSince?: number): Candidates {
   // latin1 keeps bytes as they are: a non-ASCII data dir still matches byte for byte.
   const needle = `\0${STACK_VAR}=${Buffer.from(stack).toString('latin1')}\0`;
   const marked: MarkedProcess[] = [];
   for (const pid of listPids()) {
+    // Older than the instance's first process: not one of its descendants. Its stat is cheaper to
+    // read than its environment (that read waits on the target's memory map lock: slow on a busy process).
+    if (bornSince !== undefined && (readProcStat(pid)?.startTime ?? 0) < bornSince) continue;
     let environ: string;
     try {
       environ = '\0' + readFileSync(`/proc/${pid}/environ`, 'latin1');
@@ -151,9 +154,11 @@ function fromPs(stack: string): Candidates {
 /**
  * Live processes carrying this stack's marker (and `instance`, when given), stigmer and the
  * processes above it excluded. `source` picks how environments are read (see EnvironSource).
+ * `bornSince`: the start time (/proc clock ticks) of the instance's first process, where known:
+ * what started before it cannot descend from it and is not looked at (/proc only).
  */
-export function findMarked(dataDir: string, instance?: string, source: EnvironSource = defaultSource()): MarkedProcess[] {
-  const { marked, ppidOf } = source === 'proc' ? fromProc(stackId(dataDir)) : fromPs(stackId(dataDir));
+export function findMarked(dataDir: string, instance?: string, source: EnvironSource = defaultSource(), bornSince?: number): MarkedProcess[] {
+  const { marked, ppidOf } = source === 'proc' ? fromProc(stackId(dataDir), instance === undefined ? undefined : bornSince) : fromPs(stackId(dataDir));
   // A stigmer run by a stack's own task never sweeps itself or what runs it.
   const skip = selfAndAncestors(ppidOf);
   return marked.filter((p) => !skip.has(p.pid) && (instance === undefined || p.instance === instance));
@@ -206,8 +211,8 @@ export async function stopProcesses(procs: readonly MarkedProcess[], opts: { sig
 /** Find and stop every process of the stack (or of one instance) that `keep` does not claim. */
 export async function sweep(
   dataDir: string,
-  opts: { instance?: string; keep?: (p: MarkedProcess) => boolean; signal?: NodeJS.Signals; graceMs?: number; source?: EnvironSource } = {},
+  opts: { instance?: string; bornSince?: number; keep?: (p: MarkedProcess) => boolean; signal?: NodeJS.Signals; graceMs?: number; source?: EnvironSource } = {},
 ): Promise<SweepResult & { found: MarkedProcess[] }> {
-  const found = findMarked(dataDir, opts.instance, opts.source).filter((p) => !opts.keep?.(p));
+  const found = findMarked(dataDir, opts.instance, opts.source, opts.bornSince).filter((p) => !opts.keep?.(p));
   return { found, ...(await stopProcesses(found, opts)) };
 }
