@@ -9,7 +9,6 @@
  * events in order, exactly as the in-process run emits them; stderr/stdout text the engine would
  * print; prompts to ask on its terminal.
  */
-import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -131,7 +130,8 @@ export type Message =
 export function socketPath(dataDir: string): string {
   const plain = join(dataDir, 'supervisor.sock');
   if (Buffer.byteLength(plain) <= 100) return plain;
-  const hash = createHash('sha256').update(dataDir).digest('hex').slice(0, 16);
+  // node:crypto on demand: `local status` loads this module and never needs it (~3 ms to load)
+  const hash = process.getBuiltinModule('node:crypto').createHash('sha256').update(dataDir).digest('hex').slice(0, 16);
   return join(shortSocketDir(), `${hash}.sock`);
 }
 
