@@ -94,16 +94,19 @@ const kindsExternal = {
 };
 const LIGHT_LOADER = `// Written by scripts/bundle.mjs: runs ${LIGHT}.cjs (src/commands/engine-light.ts as one CommonJS
 // script) with V8's code cache ${LIGHT}.cache when there is one that fits.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Script } from 'node:vm';
 
 const file = fileURLToPath(import.meta.url).replace(/\\.js$/, '.cjs');
+const cache = file.replace(/\\.cjs$/, '.cache');
 let cachedData;
 try {
-  cachedData = readFileSync(file.replace(/\\.cjs$/, '.cache'));
+  // V8 checks the source's length, not its text: a script changed after the build (same length)
+  // must not run the old code, so a cache older than the script is not used
+  if (statSync(cache).mtimeMs >= statSync(file).mtimeMs) cachedData = readFileSync(cache);
 } catch {
   // no cache: V8 compiles as usual
 }

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -111,4 +111,24 @@ test('validate and graph run from one script whose V8 code cache, made by the bu
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, 'false', 'the code cache was accepted');
   assert.doesNotMatch(readFileSync(join(bundleDir, 'engine-light.cjs'), 'utf8'), /\bimport\((?!"\.\.\/\.\.\/tasks\/)/, 'the script imports nothing (a script with a code cache cannot); only the kinds, never loaded');
+});
+
+test('the code cache is not used when the script is newer than it (V8 checks only the length of the source)', (t) => {
+  const root = tempHome();
+  t.after(() => cleanupHome(root));
+  // a copy of the script, its loader and its cache in a package of its own
+  writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'stigmer', version: '0.0.0' }));
+  mkdirSync(join(root, 'bundle'));
+  for (const f of ['engine-light.js', 'engine-light.cjs', 'engine-light.cache']) copyFileSync(join(bundleDir, f), join(root, 'bundle', f));
+  const rejected = (): string => {
+    const loader = pathToFileURL(join(root, 'bundle', 'engine-light.js')).href;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(loader)}); process.stdout.write(String(m.script.cachedDataRejected))`], { encoding: 'utf8', env: { ...process.env, STIGMER_HOME: root } });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  };
+  const past = new Date(Date.now() - 60_000);
+  utimesSync(join(root, 'bundle', 'engine-light.cjs'), past, past);
+  assert.equal(rejected(), 'false', 'a cache as new as the script is used');
+  utimesSync(join(root, 'bundle', 'engine-light.cjs'), new Date(), new Date());
+  assert.equal(rejected(), 'undefined', 'no cache is given to V8 for a script changed after it');
 });
