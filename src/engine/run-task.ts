@@ -216,8 +216,8 @@ export async function runTask(r: TaskRun): Promise<TaskOutcome> {
         undo,
         needs: target.needs,
         seq: state.nextSeq(),
-        startedAt: satisfied ? (prev?.startedAt ?? isoAt(Date.now())) : (state.record(name)?.startedAt ?? isoAt(Math.trunc(Date.now() - (performance.now() - r.t0)))),
-        finishedAt: isoAt(Date.now()),
+        startedAt: satisfied ? (prev?.startedAt ?? isoAt(Date.now(), lastStart)) : (state.record(name)?.startedAt ?? isoAt(Math.trunc(Date.now() - (performance.now() - r.t0)), lastStart)),
+        finishedAt: isoAt(Date.now(), lastFinish),
         durationMs: Math.round(performance.now() - r.t0),
         error: undefined,
         lastProbe: result.lastProbe,
@@ -248,15 +248,17 @@ export async function runTask(r: TaskRun): Promise<TaskOutcome> {
   }
 }
 
-let lastIso = { ms: NaN, text: '' };
+/** The last start and finish times, apart (one cache for both missed at every call): tasks finish in bursts within one millisecond. */
+const lastStart = { ms: NaN, text: '' };
+const lastFinish = { ms: NaN, text: '' };
 
-/**
- * `new Date(ms).toISOString()` for an integer `ms`; the last one is kept, since tasks finish in
- * bursts within one millisecond (and their records then share the string).
- */
-function isoAt(ms: number): string {
-  if (ms !== lastIso.ms) lastIso = { ms, text: new Date(ms).toISOString() };
-  return lastIso.text;
+/** `new Date(ms).toISOString()` for an integer `ms`, from `last` when it is the same (records then share the string). */
+function isoAt(ms: number, last: { ms: number; text: string }): string {
+  if (ms !== last.ms) {
+    last.text = new Date(ms).toISOString();
+    last.ms = ms;
+  }
+  return last.text;
 }
 
 function dedupe(undo: UndoDescriptor[]): UndoDescriptor[] {

@@ -29,6 +29,8 @@ let writes = 0;
 const RESERVE_BYTES = 16 * 1024;
 /** From this many changed records on, a write serializes them in one call (see serializeBatch). */
 const BATCH = 64;
+/** ...and at most this many in one call (what one call builds besides its text stays small). */
+const BATCH_MAX = 4096;
 /** Records per write call. */
 const WRITE_PARTS = 1024;
 
@@ -201,22 +203,23 @@ export class StateStore {
     const { tasks: _, ...rest } = this.data;
     const head = JSON.stringify(maskDeep(rest), null, 2);
     const generation = secretsGeneration();
-    const entries = Object.entries(tasks);
+    const names = Object.keys(tasks);
     const fresh = (name: string, rec: unknown): boolean => {
       const piece = this.pieces.get(name);
       return !!piece && piece.rec === rec && piece.undo === (rec as { undo?: unknown } | null)?.undo && piece.secrets === generation;
     };
-    const stale = entries.filter(([name, rec]) => !fresh(name, rec));
-    if (stale.length >= BATCH) this.serializeBatch(stale, generation);
+    const stale = names.filter((name) => !fresh(name, tasks[name]));
+    if (stale.length >= BATCH) for (let i = 0; i < stale.length; i += BATCH_MAX) this.serializeBatch(stale.slice(i, i + BATCH_MAX), tasks, generation);
     const parts: string[] = [];
-    for (const [name, rec] of entries) {
+    for (const name of names) {
+      const rec = tasks[name];
       if (!fresh(name, rec)) {
         const json = `    ${JSON.stringify(name)}: ${JSON.stringify(maskDeep(rec), null, 2).replaceAll('\n', '\n    ')}`;
         this.pieces.set(name, { rec, undo: (rec as { undo?: unknown } | null)?.undo, secrets: generation, json });
       }
       parts.push(this.pieces.get(name)!.json);
     }
-    if (this.pieces.size > entries.length) for (const name of this.pieces.keys()) if (!Object.hasOwn(tasks, name)) this.pieces.delete(name);
+    if (this.pieces.size > names.length) for (const name of this.pieces.keys()) if (!Object.hasOwn(tasks, name)) this.pieces.delete(name);
     return { open: `${head.slice(0, -2)},\n  "tasks": {\n`, parts, close: '\n  }\n}\n' };
   }
 
@@ -227,23 +230,25 @@ export class StateStore {
    * cannot hold a raw newline); a cut that does not give one part per record, each naming
    * its record, leaves them to the one-record path.
    */
-  private serializeBatch(stale: [string, unknown][], generation: number): void {
-    const text = JSON.stringify({ t: Object.fromEntries(stale.map(([name, rec]) => [name, maskDeep(rec)])) }, null, 2);
+  private serializeBatch(stale: string[], tasks: Record<string, unknown>, generation: number): void {
+    const text = JSON.stringify({ t: Object.fromEntries(stale.map((name) => [name, maskDeep(tasks[name])])) }, null, 2);
     const open = '{\n  "t": {\n';
     const close = '\n  }\n}';
     if (!text.startsWith(open) || !text.endsWith(close)) return;
     const parts = text.slice(open.length, -close.length).split(/,\n(?= {4}")/);
     if (parts.length !== stale.length) return;
-    for (let i = 0; i < parts.length; i++) if (!parts[i]!.startsWith(`    ${JSON.stringify(stale[i]![0])}: `)) return;
+    for (let i = 0; i < parts.length; i++) if (!parts[i]!.startsWith(`    ${JSON.stringify(stale[i])}: `)) return;
     for (let i = 0; i < parts.length; i++) {
-      const [name, rec] = stale[i]!;
+      const name = stale[i]!;
+      const rec = tasks[name];
       this.pieces.set(name, { rec, undo: (rec as { undo?: unknown } | null)?.undo, secrets: generation, json: parts[i]! });
     }
   }
 
   private write(): void {
     mkdirSync(dirname(this.path), { recursive: true });
-    const tasks = { ...this.invalid, ...this.data.tasks };
+    // the refused records first, as read; no copy of a big state when there are none
+    const tasks = Object.keys(this.invalid).length ? { ...this.invalid, ...this.data.tasks } : this.data.tasks;
     if (Object.keys(tasks).length === 0) {
       rmSync(this.path, { force: true });
       rmSync(`${this.path}.reserve`, { force: true });
