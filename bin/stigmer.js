@@ -18,11 +18,14 @@ if (typeof version === 'string') {
   process.stdout.write(`${version}\n`);
 } else {
   try {
-    await import('../dist/bundle/cli.js');
+    // `down` has a bundle of its own, one file to load (src/down-cli.ts; it runs cli.js for what it does not take)
+    if (args[0] === 'down') await import('../dist/bundle/down.js');
+    else await import('../dist/bundle/cli.js');
   } catch (err) {
-    if (err?.code !== 'ERR_MODULE_NOT_FOUND' || !String(err.message).includes('dist/bundle/cli.js')) throw err;
+    const missing = /dist\/bundle\/(cli|down)\.js/.exec(err?.code === 'ERR_MODULE_NOT_FOUND' ? String(err.message) : '');
+    if (!missing) throw err;
     const root = new URL('..', import.meta.url).pathname;
-    process.stderr.write(`stigmer: this checkout is not built yet (no dist/bundle/cli.js)\n  hint: run: npm run build   (in ${root})\n`);
+    process.stderr.write(`stigmer: this checkout is not built yet (no ${missing[0]})\n  hint: run: npm run build   (in ${root})\n`);
     process.exit(1);
   }
 }

@@ -44,8 +44,10 @@ async function main(argv: string[]): Promise<number> {
  * included, goes through commander): `local status [--json]` (goal: 2x `node -e 0`), `status` with
  * its options (see statusOptions; goal: 1.5x `node -e 0`), and
  * `internal supervise --data-dir D` as the CLI spawns the supervisor (on the critical path of
- * every detached `up` and `local start`). Each runs what its commander path runs: the preAction
- * registration of secrets (with the options it names), then the action.
+ * every detached `up` and `local start`), and `down` with -f/--data-dir/--output
+ * (src/commands/down.ts; bin/stigmer.js runs src/down-cli.ts's bundle first, which hands here what
+ * it does not take). Each runs what its commander path runs: the preAction registration of
+ * secrets (with the options it names), then the action.
  */
 function lightCommand(argv: string[]): (() => Promise<number | undefined>) | undefined {
   const [a, b, c, d] = argv.slice(2);
@@ -66,6 +68,13 @@ function lightCommand(argv: string[]): (() => Promise<number | undefined>) | und
   // reports its own errors; undefined from it (a spelling it does not take) goes on to commander
   if (a === 'validate' || a === 'graph') {
     return async () => (await import('./commands/engine-light.js')).runLight(argv.slice(2));
+  }
+  if (a === 'down') {
+    return async () => {
+      const [{ lightDownArgs, runDownCommand }, { createApp }] = await Promise.all([import('./commands/down.js'), import('./app.js')]);
+      const o = lightDownArgs(argv.slice(3));
+      return o ? light(o, () => runDownCommand(o, createApp()))() : undefined;
+    };
   }
   if (a === 'internal' && b === 'supervise' && c === '--data-dir' && argv.length === 6 && d && !d.startsWith('-')) {
     return light({ dataDir: d }, async () => (await import('./commands/supervise.js')).runSupervise(d));

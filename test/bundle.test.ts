@@ -34,7 +34,7 @@ test('findPackageRoot: the nearest package.json named "stigmer", from any depth'
 test('bin/stigmer.js runs the bundle, whose chunks compute no path from their own location', () => {
   const bin = readFileSync(cliPath, 'utf8');
   assert.match(bin, /^#!\/usr\/bin\/env node\n/);
-  assert.deepEqual(bin.match(/import\([^)]*\)/g), ["import('../dist/bundle/cli.js')"], 'the bin loads the bundle and nothing else lazily');
+  assert.deepEqual(bin.match(/import\([^)]*\)/g), ["import('../dist/bundle/down.js')", "import('../dist/bundle/cli.js')"], 'the bin loads the bundle (down: its own) and nothing else lazily');
   const chunks = readdirSync(bundleDir).filter((f) => f.endsWith('.js'));
   assert.ok(chunks.includes('cli.js') && chunks.length > 10, `expected a split bundle, got ${chunks.join(', ')}`);
   for (const chunk of chunks) {
@@ -52,6 +52,20 @@ test('local status and status are files of their own: they import no chunk (loca
   assert.match(cli, /import\("\.\/local-status\.js"\)/);
   assert.match(cli, /import\("\.\/status-light\.js"\)/);
   assert.ok(existsSync(join(bundleDir, 'grpc-client.js')));
+});
+
+test('the down bundle is one file without the engine; what it does not take (help, an undo from the state file) is the whole CLI\'s', async (t) => {
+  const text = readFileSync(join(bundleDir, 'down.js'), 'utf8');
+  assert.doesNotMatch(text, /^import .* from ["'](listr2|yaml|commander|@grpc\/grpc-js)["']/m, 'a package the down never needs is imported at its top');
+  assert.doesNotMatch(text, /\/\/ dist\/src\/engine\/(run|drivers)\.js/, 'the engine is in the down bundle');
+  const home = tempHome();
+  t.after(() => cleanupHome(home));
+  const help = await runCli(['down', '--help'], { home });
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /^Usage: stigmer down \[options\]/);
+  const empty = await runCli(['down', '--data-dir', join(home, 'none')], { home });
+  assert.equal(empty.code, 0, empty.stderr);
+  assert.match(empty.stderr, /^stigmer: nothing to stop \(no state in /);
 });
 
 test('bin/stigmer.js in a checkout that was not built: exit 1 and the command that builds it, no trace', (t) => {
@@ -77,7 +91,7 @@ test('the version has one home, package.json: bin/stigmer.js reads it for --vers
   assert.equal(stigmerVersion(), version);
   // engine-light.cjs (validate and graph, one script of their own: scripts/bundle.mjs) holds its own copy
   const inlined = readdirSync(bundleDir).filter((f) => readFileSync(join(bundleDir, f), 'utf8').includes(`BUNDLED_VERSION = true ? ${JSON.stringify(version)} :`));
-  const apart = ['engine-light.cjs', 'local-status.js', 'status-light.js'];
+  const apart = ['engine-light.cjs', 'local-status.js', 'status-light.js', 'down.js'];
   assert.deepEqual(inlined.filter((f) => !apart.includes(f)).length, 1, 'one chunk of the split bundle holds the inlined version');
   for (const f of apart) assert.ok(inlined.includes(f), `${f}, a light file built apart, inlines the version too`);
   assert.doesNotMatch(readFileSync(join(repoRoot, 'src', 'cli.ts'), 'utf8'), /['"`]\d+\.\d+\.\d+['"`]/, 'src/cli.ts spells a version');

@@ -93,9 +93,8 @@ export function register(program: Command, app: App): void {
     .description("undo everything the stack's state recorded, in reverse order (safe to run twice; the tasks file need not exist or be valid)")
     .addOption(outputOption())
     .action(async (o: FileOpts & { output: 'auto' | 'plain' | 'json' }) => {
-      const [{ runDown }, stack, { downThroughSupervisor }] = await Promise.all([import('../engine/drivers.js'), stackOf(o), import('../daemon/client.js')]);
-      // The live supervisor undoes the stack and exits; without one, undo from the state file.
-      app.exitCode = (await downThroughSupervisor({ dataDir: stack.dataDir, app, output: o.output })) ?? (await runDown({ dataDir: stack.dataDir, app, output: o.output }));
+      // The live supervisor undoes the stack and exits; without one, undo from the state file (src/cli.ts takes the same path lightly).
+      app.exitCode = await (await import('./down.js')).runDownCommand(o, app);
     });
 
   fileOptions(program.command('run'))

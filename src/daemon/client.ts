@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { signalExitCode, type App } from '../model/app.js';
 import type { Renderer, OutputMode, RenderTask } from '../render/types.js';
-import { askOnTerminal, canPrompt, listenWithForce, openView, runDown, terminalIo, type RunOutcome, type ViewKind } from '../engine/drivers.js';
+import { askOnTerminal, canPrompt, listenWithForce, openView, terminalIo, type ViewKind } from '../engine/terminal.js';
+import type { RunOutcome } from '../engine/run.js';
 import { StateStore } from '../engine/state.js';
 import { EXIT, UserError } from '../util/errors.js';
 import { registerSecret } from '../util/mask.js';
@@ -424,5 +425,5 @@ async function teardown(o: AttachOptions): Promise<number> {
   const calm: App = { ...o.app, signal: new AbortController().signal };
   const down = { app: calm, dataDir: o.dataDir, ...(o.output ? { output: o.output } : {}), quiet: true };
   const io = { ...terminalIo(calm, o.output, true), view: (kind: ViewKind, tasks: RenderTask[]) => openView(kind, o.output, tasks, undefined, process.stderr) };
-  return (await downThroughSupervisor({ ...down, downTo: process.stderr })) ?? (await runDown({ ...down, io }));
+  return (await downThroughSupervisor({ ...down, downTo: process.stderr })) ?? (await (await import('../engine/drivers.js')).runDown({ ...down, io }));
 }

@@ -6,7 +6,6 @@
  *     -> ok: return (services keep running; in the supervisor, which watches them: src/daemon/)
  *     -> failed / interrupted: undo what this run started, in reverse, report, exit 1 / 129-143
  */
-import { existsSync } from 'node:fs';
 import { signalExitCode, type App } from '../model/app.js';
 import { didYouMean } from '../util/diagnostics.js';
 import { runGraph, type RunOutcome } from './run.js';
@@ -26,10 +25,10 @@ import type { Renderer, OutputMode, RenderTask } from '../render/types.js';
 import { StateStore } from './state.js';
 import { recordStack } from './stacks.js';
 import { describeFsError } from '../util/fs-error.js';
-import { forceKillAll } from './undo.js';
-import { stopLeftovers } from './leftovers.js';
-import { hasCgroups } from '../process/cgroup.js';
-import { findMarked } from '../process/sweep.js';
+import { askOnTerminal, canPrompt, listenWithForce, openView, terminalIo, type RunIo, type ViewKind } from './terminal.js';
+import { nothingToStop, nothingToStopLine, stopLeftovers } from './leftovers.js';
+
+export { askOnTerminal, canPrompt, listenWithForce, openView, terminalIo, type RunIo, type ViewKind };
 
 export interface CommonOptions {
   dataDir: string;
@@ -52,24 +51,6 @@ export interface CommonOptions {
    * supervisor watches the services it left running.
    */
   onOutcome?: (state: StateStore, outcome: RunOutcome) => void;
-}
-
-/** What a view shows: the run's tasks (`run`), the undo of a failed run (`undo`), a `down` (`down`). */
-export type ViewKind = 'run' | 'undo' | 'down';
-
-/** The terminal side of a run: its views, its stderr/stdout lines, its prompts. */
-export interface RunIo {
-  /** one line (or several) for stderr, without the final newline */
-  err(line: string): void;
-  /** text for stdout, as is */
-  out(text: string): void;
-  view(kind: ViewKind, tasks: RenderTask[]): Promise<Renderer>;
-  /** whether prompting is possible at all */
-  canPrompt: boolean;
-  /** a masked prompt on the bare terminal (before the view starts) */
-  ask(opts: PromptOptions): Promise<string>;
-  /** everything is ready: the run's outputs */
-  ready?(outcome: RunOutcome): void;
 }
 
 export interface UpOptions extends CommonOptions {
@@ -104,41 +85,6 @@ export async function pickRenderer(mode: OutputMode | undefined, graph: Graph): 
 
 const renderTasks = (graph: Graph): RenderTask[] => graph.order.map((n) => ({ name: n, needs: graph.nodes.get(n)!.needs }));
 
-/**
- * A view on this process's terminal: a run's (json, listr2 on a terminal, plain lines), the undo
- * of a failed run (the run's json stream, else plain lines on stderr), a down's (json or plain on
- * stdout, or `downTo`: a foreground session's teardown goes to stderr, beside the streamed
- * services). `previous`: the run's view, which a json undo goes on with.
- */
-export async function openView(kind: ViewKind, mode: OutputMode | undefined, tasks: RenderTask[], previous?: Renderer, downTo: NodeJS.WritableStream = process.stdout): Promise<Renderer> {
-  if (kind === 'undo') return mode === 'json' && previous ? previous : (await import('../render/plain.js')).createPlainRenderer(process.stderr, { timestamps: false });
-  if (mode === 'json') return (await import('../render/json.js')).createJsonRenderer();
-  if (kind === 'down') return (await import('../render/plain.js')).createPlainRenderer(downTo, { timestamps: false });
-  const tty = mode === 'tty' || (mode !== 'plain' && process.stdout.isTTY && !process.env['CI'] && (process.stdout.columns ?? 0) > 0);
-  if (tty) return (await import('../render/tty.js')).createTtyRenderer(tasks);
-  return (await import('../render/plain.js')).createPlainRenderer();
-}
-
-/** The io of a run on this process's own terminal. */
-export function terminalIo(app: App, mode: OutputMode | undefined, noInput: boolean | undefined, onReady?: (outcome: RunOutcome) => void): RunIo {
-  let main: Renderer | undefined;
-  return {
-    err: (line) => void process.stderr.write(`${line}\n`),
-    out: (text) => void process.stdout.write(text),
-    view: async (kind, tasks) => {
-      const r = await openView(kind, mode, tasks, main);
-      if (kind === 'run') main = r;
-      return r;
-    },
-    canPrompt: canPrompt(noInput),
-    ask: (opts) => askOnTerminal(app, opts),
-    ...(onReady ? { ready: onReady } : {}),
-  };
-}
-
-export function canPrompt(noInput?: boolean): boolean {
-  return !noInput && !process.env['CI'] && !!process.stdin.isTTY && !!(process.stdout.isTTY || process.stderr.isTTY);
-}
 
 /** Print what failed, with its log tail and hint, on stderr. */
 export function reportFailures(outcome: RunOutcome, failures: Map<string, Failure>, err: (line: string) => void = (line) => void process.stderr.write(`${line}\n`)): void {
@@ -162,33 +108,6 @@ export function reportFailures(outcome: RunOutcome, failures: Map<string, Failur
   }
 }
 
-/**
- * A masked prompt on the bare terminal. Ctrl-C there (the prompt library reports it as an
- * ExitPromptError, not as a signal) is the user's interrupt: the run stops and exits 130.
- */
-export async function askOnTerminal(app: App, opts: PromptOptions): Promise<string> {
-  try {
-    return await (await import('../render/tty.js')).askDirect(opts);
-  } catch (err) {
-    if ((err as Error)?.name === 'ExitPromptError') {
-      app.interrupt('SIGINT');
-      throw new TaskError(fail.aborted('SIGINT'));
-    }
-    throw err;
-  }
-}
-
-/**
- * Listen for signals; on the second one, SIGKILL every process group the state file records.
- * The hook reads the file at that moment, so it also covers what was recorded a millisecond ago.
- */
-export function listenWithForce(app: App, dataDir: string): void {
-  app.listen();
-  app.onForce(() => {
-    const data = StateStore.read(dataPaths(dataDir).state);
-    if (data) forceKillAll(Object.values(data.tasks).flatMap((r) => r.undo.filter((u) => u.type === 'stop-process')));
-  });
-}
 
 interface Execution {
   graph: Graph;
@@ -325,8 +244,8 @@ export async function runDown(o: CommonOptions & { quiet?: boolean }): Promise<n
   const io = o.io ?? terminalIo(o.app, o.output, true);
   const paths = dataPaths(o.dataDir);
   // No state and nothing carrying the stack's marker: nothing to do, and no lock to take.
-  if (!existsSync(paths.state) && findMarked(o.dataDir).length === 0 && !hasCgroups(o.dataDir)) {
-    if (!o.quiet && o.output !== 'json') io.err(`stigmer: nothing to stop (no state in ${paths.root}; \`stigmer ls\` lists every stack)`);
+  if (nothingToStop(o.dataDir)) {
+    if (!o.quiet && o.output !== 'json') io.err(nothingToStopLine(o.dataDir));
     return EXIT.ok;
   }
   const say = io.err;

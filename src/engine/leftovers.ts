@@ -5,8 +5,10 @@
  * lock, so a concurrent run's fresh, not yet recorded processes are never taken for leftovers).
  */
 import type { TaskRecord } from '../model/kind.js';
-import { sweep, type MarkedProcess, type SweepResult } from '../process/sweep.js';
-import { stopLeftoverCgroups } from '../process/cgroup.js';
+import { existsSync } from 'node:fs';
+import { findMarked, sweep, type MarkedProcess, type SweepResult } from '../process/sweep.js';
+import { hasCgroups, stopLeftoverCgroups } from '../process/cgroup.js';
+import { dataPaths } from '../util/paths.js';
 import { describeProcs } from './undo.js';
 
 function claimedInstances(records: readonly TaskRecord[]): Set<string> {
@@ -48,3 +50,11 @@ export async function stopLeftovers(
   if (res.survived.length) say(`could not stop ${describeProcs(res.survived)}: still running after SIGKILL`);
   return { ...res, found: [...cgroups, ...res.found] };
 }
+
+/** No state and nothing carrying the stack's marker (no process, no cgroup): a down has nothing to do, and takes no lock. */
+export function nothingToStop(dataDir: string): boolean {
+  return !existsSync(dataPaths(dataDir).state) && findMarked(dataDir).length === 0 && !hasCgroups(dataDir);
+}
+
+/** What a down with nothing to stop says (on stderr). */
+export const nothingToStopLine = (dataDir: string): string => `stigmer: nothing to stop (no state in ${dataPaths(dataDir).root}; \`stigmer ls\` lists every stack)`;
