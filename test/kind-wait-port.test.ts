@@ -108,3 +108,21 @@ test('wait-port rejects a port that is not one', async () => {
     await cleanupHome(home);
   }
 });
+
+test("wait-port keeps the engine's context whole: its signal and methods on the prototype reach the wait (a spread of it dropped them)", async (t) => {
+  const home = tempHome();
+  const server = net.createServer((s) => s.end());
+  t.after(() => server.close());
+  try {
+    const port = await freePort();
+    await listen(server, port, '127.0.0.1');
+    const { ctx } = makeContext<WaitPortWith>(home, { port, timeout: '20s' });
+    // as src/engine/run-task.ts's Context: signal a getter and output a method of the prototype
+    const { signal, output, ...own } = ctx;
+    const classLike = Object.assign(Object.create({ get signal() { return signal; }, output }) as typeof ctx, own);
+    const result = await waitPortKind.run(classLike);
+    assert.deepEqual(result.outputs, { address: `localhost:${port}` });
+  } finally {
+    await cleanupHome(home);
+  }
+});
