@@ -152,8 +152,8 @@ function lockHolderAlive(dataDir: string): boolean {
   }
 }
 
-export function readStatus(dataDir: string, now = Date.now()): StatusView {
-  const data = StateStore.read(dataPaths(dataDir).state);
+/** The status of a data dir's tasks and supervisor; `data`: its state, when the caller read it already (one read, one validation). */
+export function readStatus(dataDir: string, now = Date.now(), data = StateStore.read(dataPaths(dataDir).state)): StatusView {
   if (!data) return { tasks: [], supervisor: null };
   const supervisor = supervisorView(data, now);
   const watched = supervisor ? supervisor.alive : lockHolderAlive(dataDir);

@@ -94,9 +94,10 @@ export async function stackStatus(): Promise<StackStatus> {
   // while it does.
   const [{ readStatus }, { StateStore }] = await Promise.all([import('../engine/status-view.js'), import('../engine/state.js'), import('../process/grpc-codec.js'), import('../daemon/protocol.js'), import('./llm/check.js').then((m) => m.preloadOllamaCheck())]);
   const home = stigmerHome();
-  const status = readStatus(home);
-  const views = status.tasks;
+  // one read of the state (and one validation) for the views and the records
   const state = StateStore.read(dataPaths(home).state);
+  const status = readStatus(home, Date.now(), state);
+  const views = status.tasks;
   const up = views.some((v) => v.state === 'ready');
   const recorded = state?.tasks['resolve-config']?.outputs as ResolvedView | undefined;
   const stateOf = (task: string): ComponentState => views.find((v) => v.task === task)?.state ?? 'stopped';
