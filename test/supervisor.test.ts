@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { projectDataDir } from '../src/engine/stacks.js';
+import { SUPERVISOR_NODE_FLAGS } from '../src/daemon/client.js';
 import { isAlive, readProcStat } from '../src/process/proc.js';
 import { cleanupHome, cliEnv, cliPath, fixture, freePort, processesWithHome, runCli, sleep, tempHome, until as pollUntil } from './helpers.js';
 
@@ -83,6 +84,8 @@ test('detached up starts a supervisor that is the parent of the service; socket 
   assert.ok(isAlive(sup), 'the supervisor runs after up returned');
   assert.equal(readProcStat(web(p.data).pid)?.ppid, sup.pid, 'the service is the supervisor\'s child');
   assert.match(readFileSync(`/proc/${sup.pid}/cmdline`, 'utf8'), /internal\0supervise\0--data-dir\0/);
+  // its node flags (a small young generation, no optimizing compiler: src/daemon/client.ts)
+  assert.deepEqual(readFileSync(`/proc/${sup.pid}/cmdline`, 'utf8').split('\0').slice(1, 1 + SUPERVISOR_NODE_FLAGS.length), [...SUPERVISOR_NODE_FLAGS]);
   const mode = statSync(sup.socket);
   assert.ok(mode.isSocket());
   assert.equal(mode.mode & 0o777, 0o600, 'the socket is the owner\'s only');

@@ -48,6 +48,18 @@ function logTail(dataDir: string): string {
   }
 }
 
+/**
+ * V8 flags of the supervisor, a long-lived process that mostly waits (on its services' pipes, its
+ * probes, its socket): a 1 MB young generation (V8's default grows it to 16 MB, which it keeps),
+ * and no optimizing compiler (TurboFan's code and its pages of the node binary; the interpreter
+ * and the baseline compiler remain). Its peak RSS with the stack up (the supervisor bench's rss
+ * row, `local start --foreground` on the stand-ins): 67.5 -> 57.8 MB; its log throughput, CPU per
+ * 100k lines and crash -> ready again were unchanged within the noise (its own part of a restart,
+ * crash -> respawned, ~8.5 -> ~10 ms). --jitless saved ~2 MB more but doubled that restart work.
+ * The spawning CLI's own execArgv comes after, so a node flag given on purpose still wins.
+ */
+export const SUPERVISOR_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--no-opt'];
+
 /** Start the data dir's supervisor, detached, and wait until it listens. */
 async function spawnSupervisor(dataDir: string): Promise<void> {
   makePrivateDir(dataDir);
@@ -63,7 +75,7 @@ async function spawnSupervisor(dataDir: string): Promise<void> {
   // (a supervisor whose CLI dies before its first request leaves at once: src/daemon/daemon.ts)
   env[SPAWNER_VAR] = String(process.pid);
   const entry = process.argv[1]!;
-  const child = spawn(process.execPath, [...process.execArgv, entry, 'internal', 'supervise', '--data-dir', dataDir], {
+  const child = spawn(process.execPath, [...SUPERVISOR_NODE_FLAGS, ...process.execArgv, entry, 'internal', 'supervise', '--data-dir', dataDir], {
     detached: true,
     stdio: ['ignore', log, log, 'pipe'],
     env,
