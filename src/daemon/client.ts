@@ -369,7 +369,9 @@ export async function upInForeground(o: UpThroughOptions): Promise<number> {
   sock.resume();
   const down = await teardown(o);
   sock.destroy();
-  return down === EXIT.ok ? code : down;
+  if (down !== EXIT.ok) return down;
+  // (a Ctrl-C just as the up finished, before it reached the supervisor's run, left the up's 0: it is still 130)
+  return code === EXIT.ok ? signalExitCode[o.app.interruptedBy() ?? 'SIGINT'] : code;
 }
 
 /** The services the stack records (what the session streams). */
