@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { assertNothingLeft, cleanupHome, fixture, freePort, runCli, tempHome } from './helpers.js';
 import { startTemporalMirror, stackRig } from './temporal-mirror.js';
 import { inPty, strip } from './pty.js';
+import { nodeSupported } from '../src/stack/doctor.js';
 
 const { startFakeLlm } = (await import(pathToFileURL(fixture('fake-llm.mjs')).href)) as typeof import('./fixtures/fake-llm.mjs');
 
@@ -160,4 +161,10 @@ test('local reset on a terminal asks first; "n" changes nothing, "y" stops the r
   assert.ok(existsSync(join(r.home, 'config.yaml')), 'config kept');
   assert.ok(readFileSync(join(r.home, 'config.yaml'), 'utf8').includes('backend:'));
   await assertNothingLeft(r.home);
+});
+
+test('the Node.js versions stigmer runs on: 20.19+ and 22.12+ (each the first to require() an ES module without a flag), not 21 or an early 22', () => {
+  for (const v of ['20.19.0', '20.20.2', '22.12.0', '22.20.1', '23.0.0', '24.11.1']) assert.equal(nodeSupported(v), true, v);
+  for (const v of ['18.20.4', '20.18.3', '21.7.3', '22.0.0', '22.11.0']) assert.equal(nodeSupported(v), false, v);
+  assert.equal(nodeSupported(process.versions.node), true, 'the machine the suite runs on');
 });

@@ -36,7 +36,12 @@ export interface DoctorReport {
   checks: Check[];
 }
 
-const MIN_NODE = [20, 18] as const;
+/**
+ * The Node.js lines stigmer runs on: the first release of each that loads an ES module through
+ * require() without a flag (the precompiled validators are required that way). 21 never did.
+ */
+const NODE_LINES = [[20, 19], [22, 12]] as const;
+const NODE_NEEDED = '20.19 (or 22.12 and newer)';
 /** Below this much free space a Temporal download and its SQLite file may not fit. */
 const LOW_DISK = 512 * 1024 * 1024;
 const PROBE_MS = 2000;
@@ -50,11 +55,17 @@ const ok = (name: string, message: string): Check => ({ name, status: 'ok', mess
 const warn = (name: string, message: string, advice: string): Check => ({ name, status: 'warn', message, advice });
 const fail = (name: string, message: string, advice: string): Check => ({ name, status: 'fail', message, advice });
 
+/** Whether this Node.js is on one of NODE_LINES at or past its first good release, or newer than them all. */
+export function nodeSupported(version: string): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  const last = NODE_LINES[NODE_LINES.length - 1]!;
+  if (major > last[0]) return true;
+  return NODE_LINES.some(([m, n]) => major === m && minor >= n);
+}
+
 function checkNode(): Check {
-  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
-  const good = major > MIN_NODE[0] || (major === MIN_NODE[0] && minor >= MIN_NODE[1]);
-  const message = `Node.js ${process.versions.node} (stigmer needs >= ${MIN_NODE.join('.')})`;
-  return good ? ok('node', message) : fail('node', message, `Install Node.js ${MIN_NODE.join('.')} or newer.`);
+  const message = `Node.js ${process.versions.node} (stigmer needs >= ${NODE_NEEDED})`;
+  return nodeSupported(process.versions.node) ? ok('node', message) : fail('node', message, `Install Node.js ${NODE_NEEDED}.`);
 }
 
 function checkPlatform(): Check {
