@@ -46,7 +46,7 @@ import { acquireLock, lockBusy, SUPERVISOR_HOLDER, type Lock } from '../engine/l
 import { superviseRun, type HostSupervisor } from '../engine/supervise.js';
 import type { RunOutcome, ServiceRun } from '../engine/run.js';
 import { StateStore } from '../engine/state.js';
-import type { SupervisorRecord } from '../engine/state-file.js';
+import { warmStateValidator, type SupervisorRecord } from '../engine/state-file.js';
 import { undoRecorded } from '../engine/rollback.js';
 import { openState } from '../engine/open-state.js';
 import { isAlive, readProcStat } from '../process/identity.js';
@@ -375,6 +375,8 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
     send(leaving && (last.t === 'exit' || last.t === 'error') ? { ...last, leaving: process.pid } : last);
     await done();
     if (leaving) process.exit(EXIT.ok);
+    // idle now: what the next `down` reads the state with is loaded before it comes
+    setImmediate(warmStateValidator);
   };
 
   /**

@@ -26,7 +26,7 @@ import { StateStore } from './state.js';
 import { recordStack } from './stacks.js';
 import { describeFsError } from '../util/fs-error.js';
 import { askOnTerminal, canPrompt, listenWithForce, openView, terminalIo, type RunIo, type ViewKind } from './terminal.js';
-import { nothingToStop, nothingToStopLine, stopLeftovers } from './leftovers.js';
+import { nothingToStop, nothingToStopLine, stopLeftovers, type Undone } from './leftovers.js';
 
 export { askOnTerminal, canPrompt, listenWithForce, openView, terminalIo, type RunIo, type ViewKind };
 
@@ -276,7 +276,13 @@ export async function runDown(o: CommonOptions & { quiet?: boolean }): Promise<n
     o.onState?.(state);
     const renderer = await io.view('down', []);
     const force = o.app.signal.aborted;
-    const res = await undoRecorded(state, { emit: (ev) => renderer.event(ev), force });
+    // One marker sweep for the whole down, after every undo (not one per stopped service): the
+    // escapees of what it stopped are told as their task's.
+    const spawns = new Map<string, Undone>();
+    for (const [task, rec] of Object.entries(state.tasks)) {
+      for (const u of rec.undo) if (u.type === 'stop-process' && typeof u.instance === 'string') spawns.set(u.instance, { task, signal: u.signal, graceMs: u.graceMs });
+    }
+    const res = await undoRecorded(state, { emit: (ev) => renderer.event(ev), force, sweepAfter: true });
     for (const [name, rec] of Object.entries(state.tasks)) if (rec.undo.length === 0) state.remove(name, false);
     // The stack is down: no supervisor runs it any more (one that asked for this down is exiting).
     if (state.data.supervisor) {
@@ -289,7 +295,11 @@ export async function runDown(o: CommonOptions & { quiet?: boolean }): Promise<n
       if (o.output === 'json') io.out(`${JSON.stringify({ event: 'leftover', message: line, timestamp: new Date().toISOString() })}\n`);
       else io.out(`${line}\n`);
     };
-    const leftovers = await stopLeftovers(o.dataDir, Object.values(state.tasks), report, { force });
+    const leftovers = await stopLeftovers(o.dataDir, Object.values(state.tasks), report, {
+      force,
+      undone: new Map([...spawns].filter(([, s]) => res.undone.includes(s.task))),
+      sayEscaped: (task, line) => renderer.event({ type: 'output', task, time: Date.now(), line }),
+    });
     if (state.writeError) {
       say(`stigmer: cannot write ${state.writeError.message}; everything recorded was stopped, but the state on disk is stale`);
       troubled = true;

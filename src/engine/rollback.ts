@@ -18,6 +18,8 @@ export interface UndoOptions {
   /** SIGKILL at once instead of the grace period */
   force?: boolean;
   emit: (ev: EngineEvent) => void;
+  /** a whole `down`: escapees are left to its one sweep of the stack after the undo (UndoContext.sweepAfter) */
+  sweepAfter?: boolean;
 }
 
 export interface UndoOutcome {
@@ -43,7 +45,7 @@ export async function undoRecorded(state: StateStore, opts: UndoOptions): Promis
     const left = [];
     for (const u of [...rec.undo].reverse()) {
       try {
-        const line = await executeUndo(u, { force: opts.force ?? false, dataDir: dirname(state.path) });
+        const line = await executeUndo(u, { force: opts.force ?? false, dataDir: dirname(state.path), ...(opts.sweepAfter ? { sweepAfter: true } : {}) });
         opts.emit({ type: 'output', task: name, time: Date.now(), line });
       } catch (err) {
         // A refused step stays recorded, for inspection: the record names what it would have hit.

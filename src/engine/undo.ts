@@ -18,6 +18,12 @@ export interface UndoContext {
   force?: boolean;
   /** the data dir the state belongs to: a `remove-path` may only remove what lies inside it (or inside STIGMER_HOME) */
   dataDir?: string;
+  /**
+   * A whole `down`: a stopped instance's escapees are left to the one marker sweep of the stack
+   * that follows every undo (src/engine/leftovers.ts, which tells them as the instance's), not
+   * swept for one by one (a read of every process's environment per stopped service).
+   */
+  sweepAfter?: boolean;
 }
 
 /**
@@ -83,6 +89,7 @@ async function escapees(desc: StopProcess, opts: UndoContext): Promise<string> {
     graceMs: opts.force ? 0 : Math.min(desc.graceMs, 10_000),
     ...(opts.force ? { force: true } : {}),
   });
+  if (opts.sweepAfter) return cg.found.length ? `; also stopped ${describeProcs(cg.found)} that left its process group${cg.killed ? ' (cgroup.kill)' : ''}` : '';
   const swept = await sweep(opts.dataDir, {
     instance: desc.instance,
     // Its descendants started after it (start time 0: not known, look at every process).

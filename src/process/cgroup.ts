@@ -326,7 +326,7 @@ export async function stopLeftoverCgroups(dataDir: string, claimed: ReadonlySet<
     if (m[1] !== hash) {
       // Another stack's, empty for a minute (its service exited and nobody stopped it): tidy up.
       const dir = join(base, name);
-      if (members(dir).length === 0 && Date.now() - (statOrNull(dir)?.mtimeMs ?? Date.now()) > 60_000) removeCgroup(dir);
+      if (Date.now() - (statOrNull(dir)?.mtimeMs ?? Date.now()) > 60_000 && members(dir).length === 0) removeCgroup(dir);
       continue;
     }
     if (claimed.has(m[2]!)) continue;
