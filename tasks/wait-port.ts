@@ -5,7 +5,7 @@
  */
 import type { TaskContext, TaskKind, TaskResult } from '../src/model/kind.js';
 import { toPort } from '../src/process/probes.js';
-import { runWait, type WaitWith } from './wait.js';
+import { runWait } from './wait.js';
 
 export interface WaitPortWith {
   /** default localhost */
@@ -18,8 +18,8 @@ export interface WaitPortWith {
 async function run(ctx: TaskContext<WaitPortWith>): Promise<TaskResult> {
   const { host, port, timeout } = ctx.with;
   toPort(port, 'with.port');
-  // the context with another `with`: its signal and methods live on its prototype, which a spread drops
-  return runWait(Object.create(ctx, { with: { value: { tcp: { host: host || 'localhost', port }, timeout } } }) as TaskContext<WaitWith>);
+  // its own parameters beside the engine's context, whole (a spread of it drops its signal and methods: they live on its class)
+  return runWait(ctx, { tcp: { host: host || 'localhost', port }, timeout });
 }
 
 const waitPortKind: TaskKind<WaitPortWith> = { name: 'wait-port', mode: 'oneshot', run };

@@ -19,8 +19,8 @@ export type WaitWith = Pick<ProbeSpec, 'tcp' | 'http' | 'grpc' | 'interval' | 't
 /** How often an unchanged failure is shown again, with the time waited. */
 const SHOW_EVERY_MS = 1000;
 
-export async function runWait(ctx: TaskContext<WaitWith>): Promise<TaskResult> {
-  const w = ctx.with;
+/** The wait; `w` its parameters (wait-port passes its own: the engine's context is a class, which a copy of it with another `with` would lose). */
+export async function runWait(ctx: TaskContext<unknown>, w: WaitWith = ctx.with as WaitWith): Promise<TaskResult> {
   const given = (['tcp', 'http', 'grpc'] as const).filter((k) => w[k] !== undefined && w[k] !== null);
   if (given.length !== 1) {
     throw new TaskError(fail.invalidInput(`Expected with to have exactly one of tcp, http or grpc, got ${given.length ? given.join(', ') : 'none'}`));
@@ -61,5 +61,5 @@ export async function runWait(ctx: TaskContext<WaitWith>): Promise<TaskResult> {
   }
 }
 
-const waitKind: TaskKind<WaitWith> = { name: 'wait', mode: 'oneshot', run: runWait };
+const waitKind: TaskKind<WaitWith> = { name: 'wait', mode: 'oneshot', run: (ctx) => runWait(ctx) };
 export default waitKind;

@@ -117,9 +117,18 @@ test("wait-port keeps the engine's context whole: its signal and methods on the 
     const port = await freePort();
     await listen(server, port, '127.0.0.1');
     const { ctx } = makeContext<WaitPortWith>(home, { port, timeout: '20s' });
-    // as src/engine/run-task.ts's Context: signal a getter and output a method of the prototype
+    // as src/engine/run-task.ts's Context: a class, its signal a getter and output a method over a private field
     const { signal, output, ...own } = ctx;
-    const classLike = Object.assign(Object.create({ get signal() { return signal; }, output }) as typeof ctx, own);
+    class EngineLike {
+      readonly #inner = { signal, output };
+      get signal(): AbortSignal {
+        return this.#inner.signal;
+      }
+      output(line: string): void {
+        this.#inner.output(line);
+      }
+    }
+    const classLike = Object.assign(new EngineLike(), own) as unknown as typeof ctx;
     const result = await waitPortKind.run(classLike);
     assert.deepEqual(result.outputs, { address: `localhost:${port}` });
   } finally {
