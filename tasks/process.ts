@@ -244,9 +244,15 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
     const line = tailLines(ctx.logFile, 1, { since: svc.logOffset, maxBytes: 4096 })[0]?.trim();
     if (line && line !== shown) ctx.output((shown = line));
   };
+  // Captured: the service's output brings the next attempt forward (it often says it is ready).
+  const outputs = svc.log ? [svc.child.stdout, svc.child.stderr].filter((s) => s !== null) : [];
+  let wake: (() => void) | undefined;
+  const onOutput = (): void => wake?.();
+  for (const s of outputs) s.on('data', onOutput);
   const outcome: WaitOutcome = parsed
-    ? await waitReady(parsed.probe, { signal: ctx.signal, intervalMs: parsed.intervalMs, timeoutMs: parsed.timeoutMs, exited: svc.exited, onAttempt: showLatest })
+    ? await waitReady(parsed.probe, { signal: ctx.signal, intervalMs: parsed.intervalMs, timeoutMs: parsed.timeoutMs, exited: svc.exited, onAttempt: showLatest, nudge: (w) => (wake = w) })
     : await settle(svc.exited, ctx.signal);
+  for (const s of outputs) s.off('data', onOutput);
 
   const tail = (): string[] => tailLines(ctx.logFile, 20, { since: svc.logOffset });
   // Captured output is written asynchronously: what it printed last is on disk before the tail is read.

@@ -9,7 +9,6 @@
  */
 import net from 'node:net';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { TaskError } from '../model/kind.js';
 import { err, ok, type Result } from '../model/result.js';
 import { fail } from '../model/failure.js';
@@ -381,7 +380,15 @@ export interface WaitOptions {
   exited?: Promise<ExitInfo>;
   /** called after each failed attempt */
   onAttempt?(failure: ProbeFailure): void;
+  /**
+   * Called once with `wake`, which brings the next attempt forward (to NUDGE_GAP after the last
+   * one began): the service printed something, which often says it is ready.
+   */
+  nudge?(wake: () => void): void;
 }
+
+/** The least time between the start of one attempt and a nudged next one: interval / 5, 1..5 ms. */
+const nudgeGap = (intervalMs: number): number => Math.max(1, Math.min(intervalMs / 5, 5));
 
 /** Poll `probe` until it passes, the deadline passes, the process exits, or the signal aborts. */
 export async function waitReady(probe: Probe, opts: WaitOptions): Promise<WaitOutcome> {
@@ -401,8 +408,38 @@ export async function waitReady(probe: Probe, opts: WaitOptions): Promise<WaitOu
   opts.signal.addEventListener('abort', onAbort, { once: true });
   const deadline = setTimeout(() => settle({ status: 'timeout', ...last(), elapsedMs: elapsed() }), opts.timeoutMs);
   void opts.exited?.then((exit) => settle({ status: 'exited', exit, ...last() }));
+  // A nudge while an attempt runs shortens the wait after it; one while waiting, that wait.
+  let lastAttempt = 0;
+  let nudged = false;
+  let wake: (() => void) | undefined;
+  opts.nudge?.(() => (wake ? wake() : (nudged = true)));
+  const gap = nudgeGap(opts.intervalMs);
+  const pause = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      if (stop.signal.aborted) return resolve();
+      let timer: NodeJS.Timeout;
+      const done = (): void => {
+        clearTimeout(timer);
+        wake = undefined;
+        stop.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const early = (): void => {
+        wake = undefined;
+        clearTimeout(timer);
+        timer = setTimeout(done, Math.max(0, gap - (performance.now() - lastAttempt)));
+      };
+      stop.signal.addEventListener('abort', done, { once: true });
+      timer = setTimeout(done, opts.intervalMs);
+      if (nudged) {
+        nudged = false;
+        early();
+      } else wake = early;
+    });
   try {
     for (let attempts = 1; !outcome; attempts++) {
+      lastAttempt = performance.now();
+      nudged = false;
       const r = await probeOnce(probe, stop.signal);
       if (outcome) break;
       if (r.ok) {
@@ -416,7 +453,7 @@ export async function waitReady(probe: Probe, opts: WaitOptions): Promise<WaitOu
       }
       lastProbe = detail;
       opts.onAttempt?.(r.error);
-      await sleep(opts.intervalMs, undefined, { signal: stop.signal }).catch(() => {});
+      await pause();
     }
   } finally {
     clearTimeout(deadline);
