@@ -92,6 +92,21 @@ const kindsExternal = {
     b.onResolve({ filter: /\/tasks\/[\w-]+\.js$/ }, (args) => (args.kind === 'dynamic-import' && args.importer.endsWith('/dist/src/commands/kinds.js') ? { path: args.path, external: true } : undefined));
   },
 };
+// The tasks validator (dist/validators/tasks.js, ~180 KB of ajv's code that validate and graph
+// always run) is bundled into the script, so the code cache holds it too: load.ts's require of it
+// becomes an import of that file, here only.
+const TASKS_VALIDATOR_REQUIRE = "createRequire(import.meta.url)(validatorFile('tasks'))";
+const inlineTasksValidator = {
+  name: 'inline-tasks-validator',
+  setup(b) {
+    b.onLoad({ filter: /\/dist\/src\/engine\/load\.js$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      if (!text.includes(TASKS_VALIDATOR_REQUIRE)) throw new Error(`bundle: ${args.path} no longer says ${TASKS_VALIDATOR_REQUIRE}; update scripts/bundle.mjs`);
+      const validator = JSON.stringify(join(process.cwd(), 'dist/validators/tasks.js'));
+      return { contents: `import * as __stigmerTasksValidator from ${validator};\n${text.replace(TASKS_VALIDATOR_REQUIRE, '__stigmerTasksValidator')}`, loader: 'js' };
+    });
+  },
+};
 const LIGHT_LOADER = `// Written by scripts/bundle.mjs: runs ${LIGHT}.cjs (src/commands/engine-light.ts as one CommonJS
 // script) with V8's code cache ${LIGHT}.cache when there is one that fits.
 import { readFileSync, statSync } from 'node:fs';
@@ -161,7 +176,7 @@ const [result, light, ...statusLight] = await Promise.all([
     format: 'cjs',
     outExtension: { '.js': '.cjs' },
     define: { ...common.define, 'import.meta.url': '__stigmerImportMetaUrl' },
-    plugins: [kindsExternal],
+    plugins: [kindsExternal, inlineTasksValidator],
   }),
   ...STATUS_LIGHT.map((f) => build({ ...common, entryPoints: { [f.replace(/\.js$/, '')]: `dist/src/commands/${f}` }, splitting: false, plugins: [commonJsFacade, grpcClientExternal] })),
 ]);
