@@ -27,12 +27,10 @@ let writes = 0;
 
 /** Room kept for the state's own writes (a temp copy beside the old file, with room to spare). */
 const RESERVE_BYTES = 16 * 1024;
-/** From this many changed records on, a write serializes them in one call (see serializeBatch). */
+/** From this many changed records among a write's chunk on, they are serialized in one call (see serializeBatch). */
 const BATCH = 64;
-/** ...and at most this many in one call (what one call builds besides its text stays small). */
-const BATCH_MAX = 4096;
-/** Records per write call. */
-const WRITE_PARTS = 1024;
+/** Records per chunk: each chunk is serialized, then written, before the next. */
+const CHUNK = 1024;
 
 function writeAll(fd: number, text: string): void {
   const buf = Buffer.from(text);
@@ -56,9 +54,11 @@ export class StateStore {
    * Each record's JSON as last written. A run of N tasks writes the file about N times (every
    * spawn is recorded before the engine moves on), so serializing only the records that changed
    * keeps each write to copying strings. A cached piece is used only for the same record object
-   * with the same undo list, masked under the same secrets.
+   * with the same undo list, masked under the same secrets. Its text is kept from the second
+   * write that finds the record unchanged on: each record is serialized at most twice while it
+   * does not change, and the one write at the end of a run keeps no second copy of the file.
    */
-  private readonly pieces = new Map<string, { rec: unknown; undo: unknown; secrets: number; json: string }>();
+  private readonly pieces = new Map<string, { rec: unknown; undo: unknown; secrets: number; json?: string }>();
 
   /** `loaded`: what `loadState` read (a corrupt or unreadable file counts as empty: the caller dealt with it). */
   constructor(
@@ -196,31 +196,44 @@ export class StateStore {
   }
 
   /**
-   * The file's text, `open` + parts joined by ",\n" + `close`: what `JSON.stringify(maskDeep(state),
-   * null, 2)` gives with `tasks` last, each record's part taken from `pieces` when it has not changed.
+   * The file's text, written through `out` a chunk of records at a time: what
+   * `JSON.stringify(maskDeep(state), null, 2)` gives with `tasks` last, each record's part taken
+   * from `pieces` when it has not changed.
    */
-  private serialize(tasks: Record<string, unknown>): { open: string; parts: string[]; close: string } {
+  private serializeTo(tasks: Record<string, unknown>, out: (text: string) => void): void {
     const { tasks: _, ...rest } = this.data;
     const head = JSON.stringify(maskDeep(rest), null, 2);
     const generation = secretsGeneration();
+    const same = (piece: { rec: unknown; undo: unknown; secrets: number } | undefined, rec: unknown): boolean =>
+      !!piece && piece.rec === rec && piece.undo === (rec as { undo?: unknown } | null)?.undo && piece.secrets === generation;
     const names = Object.keys(tasks);
-    const fresh = (name: string, rec: unknown): boolean => {
-      const piece = this.pieces.get(name);
-      return !!piece && piece.rec === rec && piece.undo === (rec as { undo?: unknown } | null)?.undo && piece.secrets === generation;
-    };
-    const stale = names.filter((name) => !fresh(name, tasks[name]));
-    if (stale.length >= BATCH) for (let i = 0; i < stale.length; i += BATCH_MAX) this.serializeBatch(stale.slice(i, i + BATCH_MAX), tasks, generation);
-    const parts: string[] = [];
-    for (const name of names) {
-      const rec = tasks[name];
-      if (!fresh(name, rec)) {
-        const json = `    ${JSON.stringify(name)}: ${JSON.stringify(maskDeep(rec), null, 2).replaceAll('\n', '\n    ')}`;
-        this.pieces.set(name, { rec, undo: (rec as { undo?: unknown } | null)?.undo, secrets: generation, json });
+    out(`${head.slice(0, -2)},\n  "tasks": {\n`);
+    for (let at = 0; at < names.length; at += CHUNK) {
+      const chunk = names.slice(at, at + CHUNK);
+      const stale = chunk.filter((name) => {
+        const piece = this.pieces.get(name);
+        return piece?.json === undefined || !same(piece, tasks[name]);
+      });
+      const batch = stale.length >= BATCH ? this.serializeBatch(stale, tasks) : undefined;
+      const parts: string[] = [];
+      let k = 0;
+      for (const name of chunk) {
+        const rec = tasks[name];
+        const piece = this.pieces.get(name);
+        if (piece?.json !== undefined && same(piece, rec)) {
+          parts.push(piece.json);
+          continue;
+        }
+        const json = (stale[k] === name ? batch?.[k] : undefined) ?? `    ${JSON.stringify(name)}: ${JSON.stringify(maskDeep(rec), null, 2).replaceAll('\n', '\n    ')}`;
+        k++;
+        const undo = (rec as { undo?: unknown } | null)?.undo;
+        this.pieces.set(name, same(piece, rec) ? { rec, undo, secrets: generation, json } : { rec, undo, secrets: generation });
+        parts.push(json);
       }
-      parts.push(this.pieces.get(name)!.json);
+      out((at ? ',\n' : '') + parts.join(',\n'));
     }
     if (this.pieces.size > names.length) for (const name of this.pieces.keys()) if (!Object.hasOwn(tasks, name)) this.pieces.delete(name);
-    return { open: `${head.slice(0, -2)},\n  "tasks": {\n`, parts, close: '\n  }\n}\n' };
+    out('\n  }\n}\n');
   }
 
   /**
@@ -228,21 +241,17 @@ export class StateStore {
    * `JSON.stringify` of them all, nested as in the file, cut into the records' parts. A
    * record's first line is the only one at four spaces that starts with a quote (a string
    * cannot hold a raw newline); a cut that does not give one part per record, each naming
-   * its record, leaves them to the one-record path.
+   * its record, gives nothing (the one-record path serializes them).
    */
-  private serializeBatch(stale: string[], tasks: Record<string, unknown>, generation: number): void {
+  private serializeBatch(stale: string[], tasks: Record<string, unknown>): string[] | undefined {
     const text = JSON.stringify({ t: Object.fromEntries(stale.map((name) => [name, maskDeep(tasks[name])])) }, null, 2);
     const open = '{\n  "t": {\n';
     const close = '\n  }\n}';
-    if (!text.startsWith(open) || !text.endsWith(close)) return;
+    if (!text.startsWith(open) || !text.endsWith(close)) return undefined;
     const parts = text.slice(open.length, -close.length).split(/,\n(?= {4}")/);
-    if (parts.length !== stale.length) return;
-    for (let i = 0; i < parts.length; i++) if (!parts[i]!.startsWith(`    ${JSON.stringify(stale[i])}: `)) return;
-    for (let i = 0; i < parts.length; i++) {
-      const name = stale[i]!;
-      const rec = tasks[name];
-      this.pieces.set(name, { rec, undo: (rec as { undo?: unknown } | null)?.undo, secrets: generation, json: parts[i]! });
-    }
+    if (parts.length !== stale.length) return undefined;
+    for (let i = 0; i < parts.length; i++) if (!parts[i]!.startsWith(`    ${JSON.stringify(stale[i])}: `)) return undefined;
+    return parts;
   }
 
   private write(): void {
@@ -257,13 +266,10 @@ export class StateStore {
     const tmp = `${this.path}.tmp-${process.pid}`;
     if (FAULT_FROM > 0 && ++writes >= FAULT_FROM) throw Object.assign(new Error('ENOSPC: no space left on device (injected)'), { code: 'ENOSPC', path: tmp });
     try {
-      // Written in pieces of a few hundred KB: a big state is never one string (nor one buffer).
-      const { open, parts, close } = this.serialize(tasks);
+      // Written a chunk of records at a time: a big state is never one string (nor one buffer).
       const fd = openSync(tmp, 'w', 0o600);
       try {
-        writeAll(fd, open);
-        for (let i = 0; i < parts.length; i += WRITE_PARTS) writeAll(fd, (i ? ',\n' : '') + parts.slice(i, i + WRITE_PARTS).join(',\n'));
-        writeAll(fd, close);
+        this.serializeTo(tasks, (text) => writeAll(fd, text));
       } finally {
         closeSync(fd);
       }
