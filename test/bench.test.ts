@@ -199,3 +199,16 @@ test('a failure cancels every task in flight and skips the rest', async () => {
   assert.equal(outcome.status.get('after'), 'skipped');
   assert.equal(events.find((e): e is CancelledEvent => e.task === 'h7' && e.type === 'cancelled')?.why, 'boom failed');
 });
+
+test('1,000 tasks ready at once all start (in waves), tallest first then file order, before what needs them', async () => {
+  const roots = Array.from({ length: 1000 }, (_, i) => ({ name: `r${i}`, uses: 'test-increment', needs: [], with: { n: i } }));
+  // r999 has the longest chain above it: the tallest root goes first.
+  const events: EngineEvent[] = [];
+  const outcome = await run(graphOf([...roots, { name: 'top', uses: 'test-increment', needs: ['r999'], with: { n: 0 } }, { name: 'top2', uses: 'test-increment', needs: ['top'], with: { n: 0 } }, { name: 'all', uses: 'test-increment', needs: roots.map((r) => r.name), with: { n: 0 } }]), events);
+  assert.equal(outcome.ok, true);
+  const started = events.filter((e) => e.type === 'started').map((e) => e.task);
+  assert.deepEqual(started.slice(0, 1000), ['r999', ...roots.slice(0, 999).map((r) => r.name)]);
+  assert.deepEqual(new Set(started.slice(1000)), new Set(['top', 'top2', 'all']));
+  for (const r of roots) assert.equal(outcome.status.get(r.name), 'done', r.name);
+  assert.ok(events.findIndex((e) => e.task === 'all' && e.type === 'started') > Math.max(...roots.map((r) => events.findIndex((e) => e.task === r.name && e.type === 'done'))));
+});

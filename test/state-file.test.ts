@@ -163,3 +163,43 @@ test('the state written piece by piece is the whole state, masked, after every k
     await cleanupHome(home);
   }
 });
+
+test('a big state is written chunk by chunk as the text JSON.stringify gives the whole, after every kind of change', async () => {
+  const { StateStore } = await import('../src/engine/state.js');
+  const { clearSecrets, registerSecret } = await import('../src/util/mask.js');
+  const home = tempHome();
+  try {
+    const path = join(home, 'state.json');
+    writeFileSync(path, JSON.stringify({ version: 1, seq: 0, tasks: { bad: { kind: 7 } } }));
+    const state = new StateStore(path);
+    let masked = false;
+    const expected = (): string => {
+      const { tasks, ...rest } = state.data; // the file has tasks last
+      const text = `${JSON.stringify({ ...rest, tasks: { ...state.invalid, ...tasks } }, null, 2)}\n`;
+      return masked ? text.replaceAll('s3cr3t-big', '********') : text;
+    };
+    // Many records at once (the batch path, several chunks), with values that look like the cut.
+    for (let i = 0; i < 5000; i++) {
+      state.update(`t${i}`, { kind: 'exec', status: 'done', needs: i ? [`t${i - 1}`] : [], outputs: { line: `x,\n    "y": s3cr3t-big ${i}`, nested: { list: [1, { deep: 'a' }] } } });
+    }
+    state.save();
+    assert.equal(readFileSync(path, 'utf8'), expected());
+    // A few changed (one at a time), then unchanged ones written again (their text is kept from then on).
+    for (const i of [0, 1500, 4999]) state.update(`t${i}`, { status: 'failed', error: 'boom' }, true);
+    assert.equal(readFileSync(path, 'utf8'), expected());
+    state.update('t7', { status: 'running' }, true);
+    assert.equal(readFileSync(path, 'utf8'), expected());
+    // A secret registered later masks every record, the kept texts too.
+    registerSecret('s3cr3t-big');
+    masked = true;
+    state.update('t8', { status: 'running' }, true);
+    assert.equal(readFileSync(path, 'utf8'), expected());
+    assert.doesNotMatch(readFileSync(path, 'utf8'), /s3cr3t-big/);
+    state.remove('t2000');
+    assert.equal(readFileSync(path, 'utf8'), expected());
+    assert.deepEqual(loadState(path).status, 'ok');
+  } finally {
+    clearSecrets();
+    await cleanupHome(home);
+  }
+});
