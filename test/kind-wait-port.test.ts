@@ -135,3 +135,37 @@ test("wait-port keeps the engine's context whole: its signal and methods on the 
     await cleanupHome(home);
   }
 });
+
+test("wait-port runs under the engine's own context (runGraph, the real kinds): done once the port is open", async (t) => {
+  const { join } = await import('node:path');
+  const { runGraph } = await import('../src/engine/run.js');
+  const { buildGraph } = await import('../src/engine/graph.js');
+  const { StateStore } = await import('../src/engine/state.js');
+  const { kinds } = await import('../src/commands/kinds.js');
+  const home = tempHome();
+  const server = net.createServer((s) => s.end());
+  t.after(() => server.close());
+  try {
+    const port = await freePort();
+    await listen(server, port, '127.0.0.1');
+    const tasks = new Map([['w', { name: 'w', uses: 'wait-port', needs: [], with: { port, timeout: '20s' }, optional: false, env: {} }]]);
+    const graph = buildGraph({ path: join(home, 'x.yaml'), displayPath: 'x.yaml', dir: home, tasks, usesConfig: false });
+    const events: string[] = [];
+    const outcome = await runGraph({
+      graph,
+      kinds,
+      baseDir: home,
+      dataDir: home,
+      state: new StateStore(join(home, 'state.json')),
+      config: {},
+      env: {},
+      signal: new AbortController().signal,
+      canPrompt: false,
+      emit: (ev) => events.push(ev.type === 'failed' ? `failed: ${describeFailure(ev.failure).message}` : ev.type),
+    });
+    assert.deepEqual(events, ['queued', 'started', 'done']);
+    assert.equal(outcome.ok, true);
+  } finally {
+    await cleanupHome(home);
+  }
+});

@@ -117,14 +117,16 @@ class Context implements TaskContext<any> {
   readonly canPrompt: boolean;
   declare readonly supervised?: boolean;
   declare readonly noInput?: boolean;
-  readonly #r: TaskRun;
-  readonly #recorded: UndoDescriptor[];
-  #last = 0;
+  // Plain fields, not #private: a kind may pass the context on as the prototype of another
+  // (wait-port: Object.create(ctx, { with })), and #private fields are not found through one.
+  private readonly r: TaskRun;
+  private readonly recorded: UndoDescriptor[];
+  private last = 0;
 
   constructor(r: TaskRun, logFile: string, recorded: UndoDescriptor[]) {
     const target = r.target;
-    this.#r = r;
-    this.#recorded = recorded;
+    this.r = r;
+    this.recorded = recorded;
     this.task = target.name;
     this.with = target.with;
     this.env = target.env;
@@ -141,23 +143,23 @@ class Context implements TaskContext<any> {
   }
 
   get signal(): AbortSignal {
-    return this.#r.abort.signal;
+    return this.r.abort.signal;
   }
 
   output(line: string): void {
-    if (this.#r.live()) this.#r.emit({ type: 'output', task: this.task, line: mask(line) });
+    if (this.r.live()) this.r.emit({ type: 'output', task: this.task, line: mask(line) });
   }
 
   progress(p: Progress): void {
     const now = performance.now();
-    if (!this.#r.live() || (now - this.#last < 100 && p.done !== p.total)) return;
-    this.#last = now;
-    this.#r.emit({ type: 'progress', task: this.task, progress: p });
+    if (!this.r.live() || (now - this.last < 100 && p.done !== p.total)) return;
+    this.last = now;
+    this.r.emit({ type: 'progress', task: this.task, progress: p });
   }
 
   recordUndo(u: UndoDescriptor): void {
-    const { state, target } = this.#r;
-    this.#recorded.push(u);
+    const { state, target } = this.r;
+    this.recorded.push(u);
     state.update(this.task, { kind: target.spec.uses, status: 'running', needs: target.needs, specHash: target.specHash, startedAt: new Date().toISOString() });
     state.addUndo(this.task, u);
     // Not on disk: a kill -9 now would orphan it. Fail the task; the rollback stops it from memory.
@@ -166,9 +168,9 @@ class Context implements TaskContext<any> {
 
   forgetUndo(u: UndoDescriptor): void {
     const key = JSON.stringify(u);
-    const at = this.#recorded.findIndex((x) => JSON.stringify(x) === key);
-    if (at >= 0) this.#recorded.splice(at, 1);
-    this.#r.state.forgetUndo(this.task, u);
+    const at = this.recorded.findIndex((x) => JSON.stringify(x) === key);
+    if (at >= 0) this.recorded.splice(at, 1);
+    this.r.state.forgetUndo(this.task, u);
   }
 
   secret(v: string): void {
@@ -176,7 +178,7 @@ class Context implements TaskContext<any> {
   }
 
   async prompt(opts: PromptOptions): Promise<string> {
-    const r = this.#r;
+    const r = this.r;
     if (!r.canPrompt || !r.prompt) throw new TaskError(fail.missingSecret('input', 'no terminal to ask on'));
     return r.prompt(this.task, opts);
   }
