@@ -62,17 +62,25 @@ interface Candidates {
 function fromProc(stack: string, bornSince?: number): Candidates {
   // latin1 keeps bytes as they are: a non-ASCII data dir still matches byte for byte.
   const needle = `\0${STACK_VAR}=${Buffer.from(stack).toString('latin1')}\0`;
+  // Searched for in the bytes first: most processes do not carry it, and decoding every
+  // environment to a string cost more than the search (only a match is decoded).
+  const bytes = Buffer.from(needle.slice(1), 'latin1');
   const marked: MarkedProcess[] = [];
   for (const pid of listPids()) {
     // Older than the instance's first process: not one of its descendants. Its stat is cheaper to
     // read than its environment (that read waits on the target's memory map lock: slow on a busy process).
     if (bornSince !== undefined && (readProcStat(pid)?.startTime ?? 0) < bornSince) continue;
-    let environ: string;
+    let raw: Buffer;
     try {
-      environ = '\0' + readFileSync(`/proc/${pid}/environ`, 'latin1');
+      raw = readFileSync(`/proc/${pid}/environ`);
     } catch {
       continue; // another user's, or gone
     }
+    // (the first variable has no NUL before it: a hit must start the environment or follow a NUL)
+    let hit = raw.indexOf(bytes);
+    while (hit > 0 && raw[hit - 1] !== 0) hit = raw.indexOf(bytes, hit + 1);
+    if (hit < 0) continue;
+    const environ = '\0' + raw.toString('latin1');
     if (!environ.includes(needle)) continue;
     const at = environ.indexOf(`\0${INSTANCE_VAR}=`);
     const end = at < 0 ? -1 : environ.indexOf('\0', at + 1);
