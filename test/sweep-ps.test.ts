@@ -62,7 +62,12 @@ test('through ps (forced on Linux): the same marked processes as /proc, the inst
   const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { env: { ...process.env, [STACK_VAR]: `${dataDir}-2`, [INSTANCE_VAR]: 'aaaaaaaaaaaa' }, detached: true, stdio: 'ignore' });
   other.unref();
   try {
-    await until('the service and its grandchild', () => findMarked(dataDir, undefined, 'proc').length === 2 && !!readProcStat(other.pid!));
+    // (between its fork and its setsid the grandchild still shows the service's group: wait until it has left)
+    const settled = (): boolean => {
+      const marked = findMarked(dataDir, undefined, 'proc');
+      return marked.length === 2 && marked.every((p) => p.pid === svc.pid || (p.pgid === p.pid && p.command.endsWith('setInterval(() => {}, 1000)')));
+    };
+    await until('the service and its grandchild, which left the group', () => settled() && !!readProcStat(other.pid!));
     const byProc = findMarked(dataDir, undefined, 'proc');
     const byPs = findMarked(dataDir, undefined, 'ps');
     const ids = (ps: typeof byProc): string[] => ps.map((p) => `${p.pid}/${p.pgid}/${p.startTime}/${p.instance}`).sort();
