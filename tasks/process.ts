@@ -153,8 +153,10 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
   const logPolicy = invalidAs(() => parseLog(w.log));
   if (w.health) invalidAs(() => parseHealth(w.health, { cwd, env }));
   const supervision: SupervisionSpec = { restart, ...(w.health ? { health: w.health } : {}), cwd, env };
-  const running = (svc: { pid: number; pgid: number; startTime: number }, exited?: RunningInstance['exited']): { running?: RunningInstance } =>
-    ctx.supervised ? { running: { pid: svc.pid, pgid: svc.pgid, startTime: svc.startTime, ...(exited ? { exited } : {}), supervision } } : {};
+  const running = (svc: { pid: number; pgid: number; startTime: number; exited?: RunningInstance['exited']; logClosed?: Promise<void> }): { running?: RunningInstance } =>
+    ctx.supervised
+      ? { running: { pid: svc.pid, pgid: svc.pgid, startTime: svc.startTime, ...(svc.exited ? { exited: svc.exited } : {}), ...(svc.logClosed ? { logged: svc.logClosed } : {}), supervision } }
+      : {};
   // Parsed before anything starts so a bad probe fails without side effects; the log offset is
   // filled in once the process runs.
   const target = { logFile: ctx.logFile, logOffset: 0, cwd, env };
@@ -267,7 +269,7 @@ async function run(ctx: TaskContext<ProcessWith>): Promise<TaskResult> {
         outputs,
         summary: `ready after ${formatMs(performance.now() - started)}, pid ${svc.pid}${how}`,
         ...(parsed ? { lastProbe: outcome.detail } : {}),
-        ...running(svc, svc.exited),
+        ...running(svc),
       };
     }
     case 'exited':

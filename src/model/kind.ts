@@ -100,6 +100,8 @@ export interface RunningInstance {
   startTime: number;
   /** settles when it exits; absent for an instance adopted from an earlier run (its exit is polled) */
   exited?: Promise<ExitSeen>;
+  /** settles once its captured output is all in its log (both pipes ended, the writer flushed) */
+  logged?: Promise<void>;
   /** `with.restart`, `with.health` and `with.stop` as the kind read them (plain data, validated) */
   supervision: SupervisionSpec;
 }

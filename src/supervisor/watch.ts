@@ -346,12 +346,19 @@ class Watched {
         return;
       }
       case 'crash-loop': {
-        const last = lastServiceLine(this.o.logFile(this.task));
-        const detail = `more than ${this.tracker.policy.maxRestarts} restarts within ${formatWindow(decision.windowMs)}; last: ${why ?? what}${last ? `; last log line: ${last}` : ''}`;
-        this.sup.event({ task: this.task, type: 'crash-loop', code: ending.code, signal: ending.signal, max: this.tracker.policy.maxRestarts, detail });
-        this.sup.logLine(this.task, `crash loop: ${detail}; not restarting (stigmer restart ${this.task} tries again)`);
         this.phase = 'down';
-        this.pending = Promise.all([this.o.stopTask(this.task).catch(() => {}), this.o.dropRestart?.(this.task)]).then(() => {});
+        // Its last words may still be in its pipes when the exit is seen: they reach the log first
+        // (bounded: a process it left behind may hold the pipes open).
+        const logged = ending.reason === 'exited' ? this.instance.logged : undefined;
+        this.pending = settledWithin(logged, LAST_WORDS_MS)
+          .then(() => {
+            const last = lastServiceLine(this.o.logFile(this.task));
+            const detail = `more than ${this.tracker.policy.maxRestarts} restarts within ${formatWindow(decision.windowMs)}; last: ${why ?? what}${last ? `; last log line: ${last}` : ''}`;
+            this.sup.event({ task: this.task, type: 'crash-loop', code: ending.code, signal: ending.signal, max: this.tracker.policy.maxRestarts, detail });
+            this.sup.logLine(this.task, `crash loop: ${detail}; not restarting (stigmer restart ${this.task} tries again)`);
+            return Promise.all([this.o.stopTask(this.task).catch(() => {}), this.o.dropRestart?.(this.task)]);
+          })
+          .then(() => {});
         return;
       }
       case 'restart': {
@@ -487,6 +494,17 @@ function exitDetail(e: Ending): string {
 }
 
 /** The last line the service itself printed (not one of stigmer's `---` lines). */
+/** How long a crash loop's report waits for the last instance's output to reach its log. */
+const LAST_WORDS_MS = 500;
+
+/** Resolves when `p` settles or after `ms`, whichever comes first (never rejects). */
+async function settledWithin(p: Promise<unknown> | undefined, ms: number): Promise<void> {
+  if (!p) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => {}), new Promise<void>((res) => (timer = setTimeout(res, ms).unref()))]);
+  clearTimeout(timer);
+}
+
 function lastServiceLine(file: string): string | undefined {
   return tailLines(file, 30).reverse().find((l) => !l.startsWith('--- ') && l.trim() !== '')?.trim().slice(0, 200);
 }
