@@ -124,8 +124,9 @@ runIfMain(import.meta.url, async (argv) => {
   // close, a socket nobody reads) is named and the process exits instead of hanging. The timer
   // itself keeps nothing alive.
   setTimeout(() => {
-    const open = (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles().map((h) => h.constructor.name);
-    note(`bench: still open after the last suite, exiting anyway: ${open.join(', ')}`);
+    // (resources, not only handles: a pending fs or DNS request keeps node alive too, and named none)
+    const open = process.getActiveResourcesInfo().filter((r) => r !== 'Timeout');
+    note(`bench: still open after the last suite, exiting anyway: ${open.join(', ') || 'a timer'}`);
     process.exit(code || 1);
   }, 5000).unref();
   return code;
