@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupHome, tempHome, until } from './helpers.js';
-import { buildTarGz, checksumsFile, sha256hex, startMirror, type Mirror } from './mirror.js';
+import { buildTarGz, checksumsFile, sha256hex, startMirror, withMirror, type Mirror } from './mirror.js';
 import { installDownload, installInChildProcess } from '../src/process/download/install.js';
 import type { InstallOptions } from '../src/process/download/install.js';
 import { TaskError, type Progress } from '../src/model/kind.js';
@@ -19,17 +19,6 @@ installInChildProcess(true);
 
 const ARCHIVE = 'temporal_cli_1.8.2_linux_amd64.tar.gz';
 const TEMPORAL = '#!/bin/sh\necho "temporal version 1.8.2"\n';
-
-async function withMirror(routes: Parameters<typeof startMirror>[0], fn: (m: Mirror, home: string) => Promise<void>): Promise<void> {
-  const home = tempHome();
-  const mirror = await startMirror(routes);
-  try {
-    await fn(mirror, home);
-  } finally {
-    await mirror.close();
-    await cleanupHome(home);
-  }
-}
 
 /** This process's children whose command line is the install child's. */
 function installChildren(): number[] {

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { cleanupHome, repoRoot, sleep, tempHome, until } from './helpers.js';
-import { buildTarGz, buildTarZst, checksumsFile, sha256hex, startMirror, zstdCompress } from './mirror.js';
+import { buildTarGz, buildTarZst, checksumsFile, sha256hex, startMirror, withMirror, zstdCompress } from './mirror.js';
 import type { ArchiveEntry, Mirror } from './mirror.js';
 import download from '../tasks/download.js';
 import type { DownloadWith } from '../tasks/download.js';
@@ -82,17 +82,6 @@ function temps(dest: string): string[] {
   const parent = join(dest, '..');
   const base = dest.slice(parent.length + 1);
   return existsSync(parent) ? readdirSync(parent).filter((n) => n.startsWith(`${base}.tmp-`)) : [];
-}
-
-async function withMirror(routes: Parameters<typeof startMirror>[0], fn: (m: Mirror, home: string) => Promise<void>): Promise<void> {
-  const home = tempHome();
-  const mirror = await startMirror(routes);
-  try {
-    await fn(mirror, home);
-  } finally {
-    await mirror.close();
-    await cleanupHome(home);
-  }
 }
 
 test('archive via a redirect, verified by checksums.txt: installed, executable, marker, outputs; then satisfied offline', async () => {

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import waitPortKind, { type WaitPortWith } from '../tasks/wait-port.js';
@@ -11,6 +11,15 @@ function listen(server: net.Server, port: number, host: string): Promise<void> {
     server.once('error', rej);
     server.listen(port, host, () => res());
   });
+}
+
+/** A server on a free port of `host` that accepts and ends every connection; closed after the test. */
+async function listening(t: TestContext, host: string): Promise<number> {
+  const server = net.createServer((s) => s.end());
+  t.after(() => server.close());
+  const port = await freePort();
+  await listen(server, port, host);
+  return port;
 }
 
 test('wait-port is done once the port opens, and coerces a port given as a string', async (t) => {
@@ -33,11 +42,8 @@ test('wait-port is done once the port opens, and coerces a port given as a strin
 for (const bind of ['::1', '127.0.0.1']) {
   test(`localhost is ready when a server listens only on ${bind}`, async (t) => {
     const home = tempHome();
-    const server = net.createServer((s) => s.end());
-    t.after(() => server.close());
     try {
-      const port = await freePort();
-      await listen(server, port, bind);
+      const port = await listening(t, bind);
       const { ctx } = makeContext<WaitPortWith>(home, { host: 'localhost', port, timeout: '10s' });
       assert.deepEqual((await waitPortKind.run(ctx)).outputs, { address: `localhost:${port}` });
     } finally {
@@ -48,11 +54,8 @@ for (const bind of ['::1', '127.0.0.1']) {
 
 test('an explicit IPv6 address is probed as given', async (t) => {
   const home = tempHome();
-  const server = net.createServer((s) => s.end());
-  t.after(() => server.close());
   try {
-    const port = await freePort();
-    await listen(server, port, '::1');
+    const port = await listening(t, '::1');
     const { ctx } = makeContext<WaitPortWith>(home, { host: '::1', port });
     assert.deepEqual((await waitPortKind.run(ctx)).outputs, { address: `[::1]:${port}` });
   } finally {
@@ -111,11 +114,8 @@ test('wait-port rejects a port that is not one', async () => {
 
 test("wait-port keeps the engine's context whole: its signal and methods on the prototype reach the wait (a spread of it dropped them)", async (t) => {
   const home = tempHome();
-  const server = net.createServer((s) => s.end());
-  t.after(() => server.close());
   try {
-    const port = await freePort();
-    await listen(server, port, '127.0.0.1');
+    const port = await listening(t, '127.0.0.1');
     const { ctx } = makeContext<WaitPortWith>(home, { port, timeout: '20s' });
     // as src/engine/run-task.ts's Context: a class, its signal a getter and output a method over a private field
     const { signal, output, ...own } = ctx;
@@ -143,11 +143,8 @@ test("wait-port runs under the engine's own context (runGraph, the real kinds): 
   const { StateStore } = await import('../src/engine/state.js');
   const { kinds } = await import('../src/commands/kinds.js');
   const home = tempHome();
-  const server = net.createServer((s) => s.end());
-  t.after(() => server.close());
   try {
-    const port = await freePort();
-    await listen(server, port, '127.0.0.1');
+    const port = await listening(t, '127.0.0.1');
     const tasks = new Map([['w', { name: 'w', uses: 'wait-port', needs: [], with: { port, timeout: '20s' }, optional: false, env: {} }]]);
     const graph = buildGraph({ path: join(home, 'x.yaml'), displayPath: 'x.yaml', dir: home, tasks, usesConfig: false });
     const events: string[] = [];

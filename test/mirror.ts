@@ -9,6 +9,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { Header } from 'tar';
+import { cleanupHome, tempHome } from './helpers.js';
 
 export interface ArchiveEntry {
   path: string;
@@ -206,4 +207,16 @@ export async function startMirror(routes: Record<string, Route>): Promise<Mirror
       server.close(() => res());
     });
   return mirror;
+}
+
+/** Run `fn` with a mirror of `routes` and a temp home; both are gone afterwards, whatever happened. */
+export async function withMirror(routes: Record<string, Route>, fn: (m: Mirror, home: string) => Promise<void>): Promise<void> {
+  const home = tempHome();
+  const mirror = await startMirror(routes);
+  try {
+    await fn(mirror, home);
+  } finally {
+    await mirror.close();
+    await cleanupHome(home);
+  }
 }
