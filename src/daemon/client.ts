@@ -121,7 +121,9 @@ async function gone(pid: number): Promise<void> {
     const stat = readProcStat(pid);
     // (a zombie leader whose threads are still exiting is not gone yet)
     if (!stat || hasExited(stat)) return;
-    await sleep(5);
+    // Its exit takes a few ms once it said it leaves: looked at every 1 ms at first (a read of
+    // one small /proc file), not every 5 (which cost a down ~2.5 ms on average).
+    await sleep(i < 50 ? 1 : 5);
   }
 }
 

@@ -82,8 +82,34 @@ async function waitGroupGone(pgid: number, ms: number): Promise<boolean> {
   for (;;) {
     if (groupGone(pgid)) return true;
     if (Date.now() >= deadline) return false;
-    await sleep(POLL_MS);
+    await pollOrChildExit(POLL_MS);
   }
+}
+
+/** The waits of pollOrChildExit under way; one SIGCHLD listener wakes them all. */
+const childExitWaits = new Set<() => void>();
+const wakeChildExitWaits = (): void => {
+  for (const wake of [...childExitWaits]) wake();
+};
+
+/**
+ * Sleep `ms`, or less: until a child of this process exits (SIGCHLD). A stopped group's leader is
+ * most often this process's own child (the supervisor's services), and its exit is then looked at
+ * at once, not at the next poll (~2.5 ms later on average, per stopped level of the stack). The
+ * poll stays, for the members that are not our children.
+ */
+function pollOrChildExit(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const wake = (): void => {
+      clearTimeout(timer);
+      childExitWaits.delete(wake);
+      if (childExitWaits.size === 0) process.off('SIGCHLD', wakeChildExitWaits);
+      resolve();
+    };
+    const timer = setTimeout(wake, ms);
+    if (childExitWaits.size === 0) process.on('SIGCHLD', wakeChildExitWaits);
+    childExitWaits.add(wake);
+  });
 }
 
 /** The command line as one string, arguments with spaces or quotes quoted. */
