@@ -304,7 +304,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
    * or nothing of the stack runs any more): it leaves the data dir first (record, socket, lock), so
    * the client, which waits for this pid to end, finds the next command free to start a new one.
    */
-  const handle = async (req: Request, send: (m: Message) => void, follow: FollowUps, done: () => Promise<void>): Promise<void> => {
+  const handle = async (req: Request, send: (m: Message) => void, follow: FollowUps, done: (leaving?: boolean) => Promise<void>): Promise<void> => {
     if (req.op === 'status') {
       send({ t: 'status', pid: process.pid, startedAt, busy: busy > 0 });
       return done();
@@ -373,7 +373,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
       await leave();
     }
     send(leaving && (last.t === 'exit' || last.t === 'error') ? { ...last, leaving: process.pid } : last);
-    await done();
+    await done(leaving);
     if (leaving) process.exit(EXIT.ok);
     // idle now: what the next `down` reads the state with is loaded before it comes
     setImmediate(warmStateValidator);
@@ -524,7 +524,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
     conn.on('data', lineReader((value) => {
       if (!request) {
         request = value as Request;
-        void handle(request, send, follow, () => endConnection(conn));
+        void handle(request, send, follow, (leaving) => endConnection(conn, leaving));
         return;
       }
       const f = value as FollowUp;
@@ -594,18 +594,22 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
 }
 
 /** End a client's connection and wait (bounded) until it is closed: the last messages are delivered. */
-function endConnection(conn: Socket): Promise<void> {
+function endConnection(conn: Socket, leaving = false): Promise<void> {
   return new Promise((res) => {
     if (conn.destroyed) return res();
     const timer = setTimeout(() => {
       conn.destroy();
       res();
     }, 1_000);
-    conn.once('close', () => {
+    const ended = (): void => {
       clearTimeout(timer);
       res();
-    });
-    conn.end();
+    };
+    conn.once('close', ended);
+    // A supervisor that leaves waits for its last words to reach the kernel, not for the client
+    // to close its side too (a round trip, ~3 ms): the client reads them after this process is
+    // gone as well, and it waits for this process to end anyway.
+    conn.end(leaving ? ended : undefined);
   });
 }
 
