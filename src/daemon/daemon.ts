@@ -173,6 +173,10 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
       await sleep(50); // the previous one is exiting
     }
   }
+  // Spawned by a CLI whose request (an up) runs the engine: its run lock is taken meanwhile, while
+  // this process listens and the CLI connects (a helper start fewer on the path to the first task).
+  // Not when started by hand (it would refuse a run nobody asked it for); busy: taken at the request.
+  let early: Promise<Lock | undefined> | undefined = spawner === undefined ? undefined : acquireLock(paths.lock, SUPERVISOR_HOLDER).catch(() => undefined);
   if (dirname(sock) === shortSocketDir()) makePrivateDir(shortSocketDir(), 'socket dir');
   rmSync(sock, { force: true });
   const server = createServer();
@@ -183,6 +187,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
       server.listen(sock, () => res());
     });
   } catch (err) {
+    void early?.then((l) => l?.release());
     life.release();
     tell(`error stigmer: cannot listen on ${sock}: ${(err as Error).message}`);
     return EXIT.taskFailed;
@@ -263,6 +268,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
     clearInterval(orphanWatch);
     server.close();
     rmSync(sock, { force: true });
+    await settleEarly(); // (its CLI died before its request)
     life!.release();
     held?.release();
     // A foreground CLI ends with the stack: 0 when it was stopped on purpose, 1 when nothing of it runs any more.
@@ -279,10 +285,22 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
     for (let i = 0; i < 400 && liveChildren().length > 0; i++) await sleep(5);
   };
 
+  /** The run lock taken early (see `early`), once it settled, is `held` from now on. */
+  const settleEarly = async (): Promise<void> => {
+    if (!early) return;
+    const taken = await early;
+    early = undefined;
+    if (!taken) return;
+    if (held) return taken.release();
+    held = taken;
+    helpers.push(taken.gone);
+  };
+
   /** Take this supervisor's record out of the state (it is exiting with nothing left to run). */
   const forget = async (): Promise<void> => {
     let lock: Lock | undefined;
     try {
+      await settleEarly();
       if (!held) {
         lock = await acquireLock(paths.lock, SUPERVISOR_HOLDER);
         helpers.push(lock.gone);
@@ -420,6 +438,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
          * the watch paused; it writes the state with its own store, which the watch resumes on.
          */
         const engine = async (go: (common: { heldLock: true; onState: (s: StateStore) => void; onOutcome: (s: StateStore, outcome: RunOutcome) => void }) => Promise<number>): Promise<Message> => {
+          await settleEarly();
           if (!held) {
             held = await acquireLock(paths.lock, SUPERVISOR_HOLDER);
             helpers.push(held.gone);
@@ -491,6 +510,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
         }
         if (req.op === 'down') {
           await stopWatch();
+          await settleEarly();
           let undone: StateStore | undefined;
           const code = await runDown({ dataDir: named, app, output: req.output, ...(req.quiet ? { quiet: true } : {}), io, heldLock: !!held, onState: (s) => (undone = s) });
           if (host && undone && code === EXIT.ok) {
@@ -554,6 +574,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
       ? takeOver(current, down, () => {}, quiet)
       : serial(async () => {
           await stopWatch();
+          await settleEarly();
           return runDown({ ...down, app, heldLock: !!held, io: remoteIo(() => {}, quiet, app, false) });
         });
     void stopping
