@@ -6,14 +6,6 @@
 import { resolve } from 'node:path';
 
 export async function runSupervise(dataDir: string): Promise<number> {
-  // The supervisor lock's helper (sh + flock + cat) starts while the rest loads: one step fewer
-  // before `ready`. A failure here is runSupervisor's to report (it tries again, as it always did).
-  const firstLock = (async () => {
-    const [{ acquireLock }, { supervisorLockPath }, { makePrivateDir }] = await Promise.all([import('../engine/lock.js'), import('../daemon/protocol.js'), import('../util/private-dir.js')]);
-    makePrivateDir(resolve(dataDir));
-    return acquireLock(supervisorLockPath(resolve(dataDir)), 'stigmer supervisor');
-  })();
-  firstLock.catch(() => {});
   const [{ runSupervisor }, { kinds }, { registerStackSecrets }, { installInChildProcess }] = await Promise.all([
     import('../daemon/daemon.js'),
     import('./kinds.js'),
@@ -24,7 +16,6 @@ export async function runSupervise(dataDir: string): Promise<number> {
   installInChildProcess(true);
   return runSupervisor({
     dataDir: resolve(dataDir),
-    firstLock,
     kinds,
     loadConfig: async () => (await import('../stack/config/index.js')).loadConfig({}).config,
     registerSecrets: (env) => registerStackSecrets({ env, dataDirs: [resolve(dataDir)] }),

@@ -66,8 +66,6 @@ export interface SuperviseOptions {
   loadConfig: () => Promise<unknown>;
   /** register the secrets of a request's environment, so everything this process prints masks them */
   registerSecrets: (env: Record<string, string | undefined>) => void;
-  /** `supervisor.lock`, its taking started while this module loaded: the first attempt's outcome */
-  firstLock?: Promise<Lock>;
 }
 
 /** How often "is anything of the stack left?" is asked. */
@@ -150,10 +148,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
   // `ready`), this process is reparented and nobody will come to it: see orphanWatch.
   const spawner = takeSpawner();
   const orphaned = (): boolean => spawner !== undefined && process.ppid !== spawner;
-  if (orphaned()) {
-    await o.firstLock?.then((l) => l.release(), () => {});
-    return EXIT.ok;
-  }
+  if (orphaned()) return EXIT.ok;
   try {
     makePrivateDir(dataDir);
   } catch (err) {
@@ -165,7 +160,7 @@ export async function runSupervisor(o: SuperviseOptions): Promise<number> {
   let life: Lock | undefined;
   for (let attempt = 0; !life; attempt++) {
     try {
-      life = await (attempt === 0 && o.firstLock ? o.firstLock : acquireLock(supervisorLockPath(dataDir), 'stigmer supervisor'));
+      life = await acquireLock(supervisorLockPath(dataDir), 'stigmer supervisor');
     } catch (err) {
       if (await canConnect(sock)) {
         tell('busy');
