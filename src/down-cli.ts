@@ -9,9 +9,7 @@
 import { createApp } from './app.js';
 import { lightDownArgs, runDownCommand } from './commands/down.js';
 import { registerActionSecrets } from './commands/action-secrets.js';
-import { UserError } from './util/errors.js';
-import { mask } from './util/mask.js';
-import { printable } from './util/diagnostics.js';
+import { reportError } from './util/report-error.js';
 
 // as in src/cli.ts: a closed stdout (`stigmer down | head`) does not stop the down
 for (const stream of [process.stdout, process.stderr]) {
@@ -27,20 +25,12 @@ async function main(argv: string[]): Promise<number | 'cli'> {
     await registerActionSecrets(o);
     return (await runDownCommand(o, createApp(), { lightOnly: true })) ?? 'cli';
   } catch (err) {
-    if (!(err instanceof UserError)) throw err;
-    if (err.message) process.stderr.write(`${mask(err.message).split('\n').map(printable).join('\n')}\n`);
-    return err.exitCode;
+    return reportError(err);
   }
 }
 
-main(process.argv).then(
-  async (code) => {
-    // (a relative import the bundle keeps as is: the CLI's own bundle beside this one, or tsc's cli.js)
-    if (code === 'cli') await import('./cli.js');
-    else process.exitCode = code;
-  },
-  (err) => {
-    process.stderr.write(`stigmer: internal error: ${mask((err as Error)?.stack ?? String(err))}\n`);
-    process.exitCode = 70;
-  },
-);
+void main(process.argv).then(async (code) => {
+  // (a relative import the bundle keeps as is: the CLI's own bundle beside this one, or tsc's cli.js)
+  if (code === 'cli') await import('./cli.js');
+  else process.exitCode = code;
+});

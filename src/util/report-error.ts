@@ -1,7 +1,8 @@
 /**
  * A failed command's report: a user error as its message and exit code, anything else as an
- * internal error (70). src/cli.ts uses it, and so does the light path of validate and graph
- * (src/commands/engine-light.ts), which is bundled as a file of its own with its own copy of it.
+ * internal error (70). src/cli.ts uses it, and so do the files bundled on their own (validate and
+ * graph's src/commands/engine-light.ts, status's, local status's, down's src/down-cli.ts), each with
+ * its own copy of it.
  */
 import { UserError } from './errors.js';
 import { mask } from './mask.js';
