@@ -33,6 +33,7 @@
  *   nextRestartAt, readyAt).
  */
 import { appendFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExitSeen, RunningInstance, TaskRecord } from '../model/kind.js';
 import type { Failure } from '../model/failure.js';
 import { Stamp } from '../process/log-line.js';
@@ -350,7 +351,7 @@ class Watched {
         // Its last words may still be in its pipes when the exit is seen: they reach the log first
         // (bounded: a process it left behind may hold the pipes open).
         const logged = ending.reason === 'exited' ? this.instance.logged : undefined;
-        this.pending = settledWithin(logged, LAST_WORDS_MS)
+        this.pending = Promise.race([logged, sleep(LAST_WORDS_MS)])
           .then(() => {
             const last = lastServiceLine(this.o.logFile(this.task));
             const detail = `more than ${this.tracker.policy.maxRestarts} restarts within ${formatWindow(decision.windowMs)}; last: ${why ?? what}${last ? `; last log line: ${last}` : ''}`;
@@ -496,14 +497,6 @@ function exitDetail(e: Ending): string {
 /** The last line the service itself printed (not one of stigmer's `---` lines). */
 /** How long a crash loop's report waits for the last instance's output to reach its log. */
 const LAST_WORDS_MS = 500;
-
-/** Resolves when `p` settles or after `ms`, whichever comes first (never rejects). */
-async function settledWithin(p: Promise<unknown> | undefined, ms: number): Promise<void> {
-  if (!p) return;
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([p.catch(() => {}), new Promise<void>((res) => (timer = setTimeout(res, ms).unref()))]);
-  clearTimeout(timer);
-}
 
 function lastServiceLine(file: string): string | undefined {
   return tailLines(file, 30).reverse().find((l) => !l.startsWith('--- ') && l.trim() !== '')?.trim().slice(0, 200);
