@@ -42,7 +42,7 @@ async function main(argv: string[]): Promise<number> {
 /**
  * The exact spellings with a light path, else undefined (anything else, --help or a typo
  * included, goes through commander): `local status [--json]` (goal: 2x `node -e 0`), `status` with
- * its options (see statusOptions; goal: 1.5x `node -e 0`), and
+ * its options (src/commands/status-light.ts statusOptions; goal: 1.5x `node -e 0`), and
  * `internal supervise --data-dir D` as the CLI spawns the supervisor (on the critical path of
  * every detached `up` and `local start`), and `down` with -f/--data-dir/--output
  * (src/commands/down.ts; bin/stigmer.js runs src/down-cli.ts's bundle first, which hands here what
@@ -59,10 +59,9 @@ function lightCommand(argv: string[]): (() => Promise<number | undefined>) | und
     // one file of the bundle that registers the secrets and reports its own errors (src/commands/local-status.ts)
     return async () => (await import('./commands/local-status.js')).runLocalStatus(c === '--json');
   }
-  const engineStatus = a === 'status' ? statusOptions(argv.slice(3)) : undefined;
-  if (engineStatus) {
-    // one file of the bundle too (src/commands/status-light.ts)
-    return async () => (await import('./commands/status-light.js')).runStatus(engineStatus);
+  if (a === 'status') {
+    // one file of the bundle too (src/commands/status-light.ts); undefined from it goes on to commander
+    return async () => (await import('./commands/status-light.js')).runStatus(argv.slice(3));
   }
   // validate and graph: one file of their own in the bundle (src/commands/engine-light.ts), which
   // reports its own errors; undefined from it (a spelling it does not take) goes on to commander
@@ -80,28 +79,6 @@ function lightCommand(argv: string[]): (() => Promise<number | undefined>) | und
     return light({ dataDir: d }, async () => (await import('./commands/supervise.js')).runSupervise(d));
   }
   return undefined;
-}
-
-/**
- * `status`'s options when each is spelled as its help gives it (`-f F` or `--file F`, `--data-dir D`,
- * `--json`), each at most once and every value not an option: else undefined (commander parses it).
- */
-function statusOptions(args: string[]): { file: string; dataDir?: string; json: boolean } | undefined {
-  const o: { file?: string; dataDir?: string; json?: boolean } = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--json' && o.json === undefined) {
-      o.json = true;
-      continue;
-    }
-    const key = a === '-f' || a === '--file' ? 'file' : a === '--data-dir' ? 'dataDir' : undefined;
-    const value = args[i + 1];
-    if (!key || o[key] !== undefined || !value || value.startsWith('-')) return undefined;
-    o[key] = value;
-    i++;
-  }
-  // commander's default of -f (src/commands/engine.ts)
-  return { file: o.file ?? './stigmer.tasks.yaml', ...(o.dataDir === undefined ? {} : { dataDir: o.dataDir }), json: o.json === true };
 }
 
 main(process.argv).then(

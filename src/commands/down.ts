@@ -6,6 +6,7 @@
  */
 import type { App } from '../model/app.js';
 import { EXIT } from '../util/errors.js';
+import { lightOptions } from '../util/light-args.js';
 
 export type DownOutput = 'auto' | 'plain' | 'json';
 
@@ -36,17 +37,8 @@ export async function runDownCommand(o: { file: string; dataDir?: string; output
  * else (help, a typo, a repeat) is undefined and goes through commander.
  */
 export function lightDownArgs(args: readonly string[]): { file: string; dataDir?: string; output: DownOutput } | undefined {
-  const got: { file?: string; dataDir?: string; output?: string } = {};
-  const names: Record<string, keyof typeof got> = { '-f': 'file', '--file': 'file', '--data-dir': 'dataDir', '--output': 'output' };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const key = names[eq < 0 ? arg : arg.slice(0, eq)];
-    const value = eq < 0 ? args[++i] : arg.slice(eq + 1);
-    if (!key || value === undefined || value === '' || value.startsWith('-') || got[key] !== undefined) return undefined;
-    got[key] = value;
-  }
-  const output = got.output ?? 'auto';
-  if (output !== 'auto' && output !== 'plain' && output !== 'json') return undefined;
-  return { file: got.file ?? './stigmer.tasks.yaml', ...(got.dataDir !== undefined ? { dataDir: got.dataDir } : {}), output };
+  const got = lightOptions(args, { '-f': 'file', '--file': 'file', '--data-dir': 'dataDir', '--output': 'output' });
+  const output = got?.output ?? 'auto';
+  if (!got || (output !== 'auto' && output !== 'plain' && output !== 'json')) return undefined;
+  return { file: typeof got.file === 'string' ? got.file : './stigmer.tasks.yaml', ...(typeof got.dataDir === 'string' ? { dataDir: got.dataDir } : {}), output };
 }

@@ -12,6 +12,7 @@
 import { registerActionSecrets } from './action-secrets.js';
 import { kinds } from './kinds.js';
 import { reportError } from '../util/report-error.js';
+import { lightOptions } from '../util/light-args.js';
 
 export interface EngineFileOpts {
   file: string;
@@ -58,25 +59,18 @@ export async function graphAction(o: EngineFileOpts & { format: GraphFormat }): 
 }
 
 /**
- * The options of `validate` or `graph` in the spellings the light path takes: `-f/--file <path>`,
- * `--data-dir <dir>` and (graph) `--format <text|mermaid|json>`, each at most once, with a value
- * that does not start with `-`. Anything else (--help, `--file=x`, a typo, an extra argument) is
- * undefined: commander parses it, and says what is wrong.
+ * The options of `validate` or `graph` in the spellings the light path takes (util/light-args.ts):
+ * `-f/--file <path>`, `--data-dir <dir>` and (graph) `--format <text|mermaid|json>`. Anything else
+ * (--help, a typo, an extra argument) is undefined: commander parses it, and says what is wrong.
  */
 export function parseLight(args: string[]): { command: 'validate' | 'graph'; opts: EngineFileOpts & { format: GraphFormat } } | undefined {
   const [command, ...rest] = args;
   if (command !== 'validate' && command !== 'graph') return undefined;
-  const seen = new Map<string, string>();
-  for (let i = 0; i < rest.length; i += 2) {
-    const flag = rest[i]!;
-    const value = rest[i + 1];
-    const name = flag === '-f' || flag === '--file' ? 'file' : flag === '--data-dir' ? 'dataDir' : flag === '--format' && command === 'graph' ? 'format' : undefined;
-    if (!name || seen.has(name) || value === undefined || value.startsWith('-')) return undefined;
-    if (name === 'format' && !FORMATS.includes(value)) return undefined;
-    seen.set(name, value);
-  }
-  const dataDir = seen.get('dataDir');
-  return { command, opts: { file: seen.get('file') ?? DEFAULT_FILE, ...(dataDir !== undefined ? { dataDir } : {}), format: (seen.get('format') ?? 'text') as GraphFormat } };
+  const got = lightOptions(rest, { '-f': 'file', '--file': 'file', '--data-dir': 'dataDir', ...(command === 'graph' ? { '--format': 'format' } : {}) });
+  const format = got?.format ?? 'text';
+  if (!got || typeof format !== 'string' || !FORMATS.includes(format)) return undefined;
+  const { file, dataDir } = got;
+  return { command, opts: { file: typeof file === 'string' ? file : DEFAULT_FILE, ...(typeof dataDir === 'string' ? { dataDir } : {}), format: format as GraphFormat } };
 }
 
 /**
